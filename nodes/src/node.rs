@@ -1,0 +1,140 @@
+use thiserror::Error;
+use troupe_wire::Value;
+
+use crate::params::ParamError;
+
+/// Why a node could not build or could not process an item.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The node's parameters are wrong (unknown node type, missing, wrong type, out of range).
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// The input is not what the node takes (e.g. text given to an audio node).
+    #[error("{node} expects {expected}, got {got}")]
+    WrongInput {
+        /// The node type.
+        node: &'static str,
+        /// What it takes.
+        expected: &'static str,
+        /// The type name of what it got ([`Value::type_name`]).
+        got: &'static str,
+    },
+    /// The input has the right type but a value the node cannot process (divide by zero,
+    /// unknown operator, sample rate it cannot handle...).
+    #[error("{node}: {reason}")]
+    InvalidInput {
+        /// The node type.
+        node: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{node}: {path}: {source}")]
+    Io {
+        /// The node type.
+        node: &'static str,
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's contents could not be decoded or encoded (bad WAV header, corrupt frame...).
+    #[error("{node}: {reason}")]
+    Format {
+        /// The node type.
+        node: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where a node puts its outputs: 0..N per input.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    items: Vec<Value>,
+}
+
+impl Emitter {
+    /// An empty emitter.
+    pub fn new() -> Emitter {
+        Emitter::default()
+    }
+
+    /// Emits one output.
+    pub fn emit(&mut self, value: impl Into<Value>) {
+        self.items.push(value.into());
+    }
+
+    /// Takes the outputs emitted so far, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Value> {
+        self.items.drain(..)
+    }
+
+    /// The outputs emitted so far.
+    pub fn items(&self) -> &[Value] {
+        &self.items
+    }
+
+    /// Number of outputs emitted so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing has been emitted.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// A processing node: takes items, emits 0..N items for each.
+///
+/// The runtime calls `initialize` once, then `process` for every input in order, then
+/// `flush` once at end of stream (its outputs are delivered before end of stream passes on),
+/// then `shutdown`. `interrupt` comes on the control lane (barge-in): drop buffered state.
+pub trait Node: Send + 'static {
+    /// The node's type name, as in the catalog (`"audio.resample"`).
+    fn type_name(&self) -> &'static str;
+
+    /// Called once before the first input.
+    fn initialize(&mut self) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    /// Processes one input.
+    fn process(&mut self, input: Value, out: &mut Emitter) -> Result<(), NodeError>;
+
+    /// End of stream: emit whatever is still buffered.
+    fn flush(&mut self, _out: &mut Emitter) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    /// Interrupt (barge-in): drop buffered state without emitting it.
+    fn interrupt(&mut self) {}
+
+    /// Called once after the last `flush`, also after an error.
+    fn shutdown(&mut self) {}
+}
+
+/// Whether a source has more to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Call `pull` again.
+    More,
+    /// The stream is over.
+    Done,
+}
+
+/// A node that produces a stream from nothing (a file, a generator).
+pub trait Source: Send + 'static {
+    /// The node's type name, as in the catalog (`"audio.file_source"`).
+    fn type_name(&self) -> &'static str;
+
+    /// Emits the next item or items; returns [`SourceState::Done`] at the end.
+    fn pull(&mut self, out: &mut Emitter) -> Result<SourceState, NodeError>;
+
+    /// Total length of the stream in seconds of media, when known (for progress bars).
+    fn media_seconds(&self) -> Option<f64> {
+        None
+    }
+}

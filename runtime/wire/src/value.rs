@@ -1,0 +1,187 @@
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::array::Array;
+use crate::buffer::Buffer;
+use crate::codec::DepthGuard;
+use crate::media::{Audio, VideoFrame};
+
+/// A map with string keys that keeps insertion order (as Python dicts do).
+pub type Map = IndexMap<String, Value>;
+
+/// The data every actor message and bridged call carries.
+///
+/// Encoded with postcard ([`Value::to_bytes`], [`Value::from_bytes`]); decoding checks arrays
+/// and media for consistency and refuses nesting deeper than [`MAX_DEPTH`](crate::MAX_DEPTH).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// Nothing (Python `None`).
+    #[default]
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// UTF-8 text.
+    Str(String),
+    /// Raw bytes.
+    Bytes(Buffer),
+    /// An ordered list (Python list or tuple).
+    List(#[serde(deserialize_with = "nested")] Vec<Value>),
+    /// String-keyed map in insertion order (Python dict with str keys).
+    Map(#[serde(deserialize_with = "nested")] Map),
+    /// An n-dimensional array.
+    Array(Array),
+    /// A chunk of audio.
+    Audio(Audio),
+    /// A video frame.
+    Video(VideoFrame),
+}
+
+fn nested<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    let _guard = DepthGuard::enter::<D::Error>()?;
+    T::deserialize(d)
+}
+
+impl Value {
+    /// A map from `(key, value)` pairs.
+    pub fn map<K: Into<String>, V: Into<Value>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
+        Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// The name of the variant, as error messages show it (`"int"`, `"array"`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Array(_) => "array",
+            Value::Audio(_) => "audio",
+            Value::Video(_) => "video",
+        }
+    }
+
+    /// The integer, if this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, if this is an int or a float.
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The text, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The items, if this is a list.
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The map, if this is one.
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The entry `key` of a map; `None` for a missing key or a value that is not a map.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_map().and_then(|m| m.get(key))
+    }
+
+    /// The array, if this is one.
+    pub fn as_array(&self) -> Option<&Array> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The audio chunk, if this is one.
+    pub fn as_audio(&self) -> Option<&Audio> {
+        match self {
+            Value::Audio(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The video frame, if this is one.
+    pub fn as_video(&self) -> Option<&VideoFrame> {
+        match self {
+            Value::Video(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! from_impls {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from($v: $t) -> Value {
+                $e
+            }
+        }
+    )*};
+}
+
+from_impls! {
+    () => |_v| Value::Null,
+    bool => |v| Value::Bool(v),
+    i32 => |v| Value::Int(v.into()),
+    i64 => |v| Value::Int(v),
+    u32 => |v| Value::Int(v.into()),
+    f32 => |v| Value::Float(v.into()),
+    f64 => |v| Value::Float(v),
+    &str => |v| Value::Str(v.to_owned()),
+    String => |v| Value::Str(v),
+    Buffer => |v| Value::Bytes(v),
+    Vec<Value> => |v| Value::List(v),
+    Map => |v| Value::Map(v),
+    Array => |v| Value::Array(v),
+    Audio => |v| Value::Audio(v),
+    VideoFrame => |v| Value::Video(v),
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
