@@ -1,1 +1,40 @@
-//! troupe
+//! troupe: an actor-system runtime where Rust actors and Python extensions (bridged actors
+//! in their own processes and virtualenvs) sit behind the same kind of address, supervised,
+//! with bounded mailboxes and zero-copy data.
+//!
+//! This facade re-exports the public API of the workspace crates:
+//! - [`wire`]: the data model ([`Value`], [`Array`], [`Audio`], [`VideoFrame`], [`Buffer`]).
+//! - [`runtime`]: actors on actix: [`ActorBuilder`], [`Address`], [`Call`], [`Caller`],
+//!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
+//!
+//! ```
+//! use actix::prelude::*;
+//! use troupe::{ActorBuilder, Call, CallResult, Value};
+//! use troupe::supervision::RestartSpec;
+//!
+//! struct Greeter;
+//! impl Actor for Greeter { type Context = Context<Self>; }
+//! impl Handler<Call> for Greeter {
+//!     type Result = CallResult;
+//!     fn handle(&mut self, call: Call, _: &mut Context<Self>) -> CallResult {
+//!         let name: String = call.arg(0)?;
+//!         Ok(Value::from(format!("hello, {name}")))
+//!     }
+//! }
+//!
+//! actix::System::new().block_on(async {
+//!     let greeter = ActorBuilder::new("greeter").supervise(RestartSpec::default(), || Greeter);
+//!     let reply = greeter.address().call(Call::new("greet", vec!["troupe".into()])).await;
+//!     assert_eq!(reply, Ok(Value::from("hello, troupe")));
+//! });
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub use troupe_runtime as runtime;
+pub use troupe_runtime::{
+    ActorBuilder, Address, Call, CallError, CallResult, Caller, Lane, MailboxConfig, MailboxError,
+    Registry, RegistryError, TrySendError, resource, supervision, telemetry,
+};
+pub use troupe_wire as wire;
+pub use troupe_wire::{Array, Audio, Buffer, DType, Map, PixelFormat, Value, VideoFrame};

@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn video_checks_its_size() {
-        let px = Array::from_vec(vec![0u8; 4 * 2 + 2 * 2 * 1]);
+        let px = Array::from_vec(vec![0u8; 4 * 2 + 2 * 2]);
         assert!(VideoFrame::new(px.clone(), 4, 2, PixelFormat::Yuv420p, 0).is_ok());
         assert!(VideoFrame::new(px, 4, 2, PixelFormat::Rgb24, 0).is_err());
     }

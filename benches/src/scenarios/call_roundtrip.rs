@@ -1,0 +1,174 @@
+//! `call-roundtrip`: one call, one reply, nothing else in flight.
+//!
+//! `troupe-local` sends a dynamic [`Call`] carrying the payload as [`Value::Bytes`] through
+//! a troupe [`Caller`] (bounded mailbox, priority lane, tracing span) to an actor that
+//! returns it; `actix-raw` sends the same bytes with actix's own `Addr::send` to an actor that
+//! returns them. Both run with the actor on the caller's arbiter and on another arbiter.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes_payload::Payload;
+use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Value};
+
+use crate::{Effort, Measurement};
+
+const SCENARIO: &str = "call-roundtrip";
+
+mod bytes_payload {
+    use troupe_wire::Buffer;
+
+    /// The payload a raw actix message carries: the same buffer type troupe's values use.
+    pub(super) struct Payload(pub(super) Buffer);
+
+    impl actix::Message for Payload {
+        type Result = Buffer;
+    }
+}
+
+struct RawEcho;
+
+impl Actor for RawEcho {
+    type Context = Context<Self>;
+}
+
+impl Handler<Payload> for RawEcho {
+    type Result = MessageResult<Payload>;
+    fn handle(&mut self, Payload(bytes): Payload, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(bytes)
+    }
+}
+
+struct TroupeEcho;
+
+impl Actor for TroupeEcho {
+    type Context = Context<Self>;
+}
+
+impl Handler<Call> for TroupeEcho {
+    type Result = CallResult;
+    fn handle(&mut self, mut call: Call, _: &mut Context<Self>) -> CallResult {
+        match call.method() {
+            "echo" if !call.args.is_empty() => Ok(call.args.swap_remove(0)),
+            _ => Err(call.unknown_method()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Placement {
+    Same,
+    Cross,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Same => "same-arbiter",
+            Placement::Cross => "cross-arbiter",
+        }
+    }
+}
+
+async fn time_raw(
+    addr: &Addr<RawEcho>,
+    payload: &troupe_wire::Buffer,
+    warmup: usize,
+    n: usize,
+) -> Vec<u64> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let start = Instant::now();
+        let reply = addr
+            .send(Payload(payload.clone()))
+            .await
+            .expect("raw echo answers");
+        let elapsed = start.elapsed().as_nanos() as u64;
+        debug_assert_eq!(reply.len(), payload.len());
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    samples
+}
+
+async fn time_troupe(
+    caller: &Caller,
+    payload: &troupe_wire::Buffer,
+    warmup: usize,
+    n: usize,
+) -> Vec<u64> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let start = Instant::now();
+        let reply = caller
+            .call(Call::new("echo", vec![Value::Bytes(payload.clone())]))
+            .await;
+        let elapsed = start.elapsed().as_nanos() as u64;
+        debug_assert!(matches!(reply, Ok(Value::Bytes(_))));
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    samples
+}
+
+/// Runs the scenario; rows carry `placement`, and troupe's rows `ratio_to_actix_raw`.
+pub(super) fn run(effort: Effort) -> Vec<Measurement> {
+    let n = effort.pick(20_000, 200_000);
+    let warmup = n / 10;
+    let mut rows = Vec::new();
+    for payload_bytes in [64usize, 4096] {
+        let payload = troupe_wire::Buffer::from(vec![0xA5; payload_bytes]);
+        for placement in [Placement::Same, Placement::Cross] {
+            let system = System::new();
+            let (mut raw, mut troupe) = system.block_on(async {
+                let arbiter = Arbiter::new();
+                let (raw_addr, caller) = match placement {
+                    Placement::Same => (
+                        RawEcho.start(),
+                        ActorBuilder::new("echo").spawn(TroupeEcho).caller(),
+                    ),
+                    Placement::Cross => (
+                        RawEcho::start_in_arbiter(&arbiter.handle(), |_| RawEcho),
+                        ActorBuilder::new("echo")
+                            .spawn_on(&arbiter.handle(), TroupeEcho)
+                            .caller(),
+                    ),
+                };
+                // Interleave the two systems in rounds so that machine noise hits both alike.
+                let (mut raw, mut troupe) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                let rounds = 10;
+                for _ in 0..rounds {
+                    raw.extend(time_raw(&raw_addr, &payload, warmup / rounds, n / rounds).await);
+                    troupe
+                        .extend(time_troupe(&caller, &payload, warmup / rounds, n / rounds).await);
+                }
+                arbiter.stop();
+                (raw, troupe)
+            });
+            let raw_row =
+                Measurement::from_samples(SCENARIO, "actix-raw", payload_bytes as u64, 1, &mut raw)
+                    .with("placement", placement.name());
+            let ratio = troupe_ratio(&mut troupe, raw_row.median_ns);
+            let troupe_row = Measurement::from_samples(
+                SCENARIO,
+                "troupe-local",
+                payload_bytes as u64,
+                1,
+                &mut troupe,
+            )
+            .with("placement", placement.name())
+            .with("ratio_to_actix_raw", ratio);
+            rows.push(raw_row);
+            rows.push(troupe_row);
+        }
+    }
+    rows
+}
+
+fn troupe_ratio(troupe: &mut [u64], raw_median: u64) -> f64 {
+    troupe.sort_unstable();
+    let median = crate::percentile(troupe, 0.5);
+    ((median as f64 / raw_median.max(1) as f64) * 100.0).round() / 100.0
+}

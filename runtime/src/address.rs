@@ -1,0 +1,348 @@
+//! Addresses: the only way to reach an actor's mailbox.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::dev::Envelope;
+use actix::{Actor, AsyncContext, Context, Handler, Message};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+use troupe_wire::CallError;
+
+use crate::call::{Call, CallResult};
+use crate::mailbox::Senders;
+
+/// Why a message could not be delivered or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum MailboxError {
+    /// The actor is gone: nothing drains its mailbox any more.
+    #[error("actor stopped")]
+    Closed,
+    /// The message was taken in, but the actor stopped before it replied.
+    #[error("actor stopped before replying")]
+    NoReply,
+}
+
+/// Why [`Address::try_send`] refused a message; the message comes back.
+#[derive(Error)]
+pub enum TrySendError<M> {
+    /// The lane is at capacity.
+    #[error("mailbox full")]
+    Full(M),
+    /// The actor is gone.
+    #[error("actor stopped")]
+    Closed(M),
+}
+
+impl<M> TrySendError<M> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            TrySendError::Full(m) | TrySendError::Closed(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+/// Which of an actor's two lanes a message goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Ordinary messages, in order per sender, bounded by the mailbox capacity.
+    Data,
+    /// Control messages (stop, cancel, interrupt): handled before any queued data message.
+    Control,
+}
+
+/// A handle to an actor's bounded mailbox. Cheap to clone; the actor lives while any clone
+/// does (or until it stops itself).
+pub struct Address<A: Actor> {
+    senders: Senders<A>,
+    name: Arc<str>,
+}
+
+impl<A: Actor> Clone for Address<A> {
+    fn clone(&self) -> Self {
+        Address {
+            senders: self.senders.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Address<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Address").field("name", &self.name).finish()
+    }
+}
+
+/// The reply to a message handed over by [`Address::try_send`].
+pub struct Reply<R>(oneshot::Receiver<R>);
+
+impl<R> Future for Reply<R> {
+    type Output = Result<R, MailboxError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map_err(|_| MailboxError::NoReply)
+    }
+}
+
+impl<A> Address<A>
+where
+    A: Actor<Context = Context<A>>,
+{
+    pub(crate) fn new(senders: Senders<A>, name: Arc<str>) -> Address<A> {
+        Address { senders, name }
+    }
+
+    /// The actor's name (shown in traces and events).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the actor is gone for good.
+    pub fn is_closed(&self) -> bool {
+        self.senders.data.is_closed()
+    }
+
+    fn lane(&self, lane: Lane) -> &mpsc::Sender<Envelope<A>> {
+        match lane {
+            Lane::Data => &self.senders.data,
+            Lane::Control => &self.senders.control,
+        }
+    }
+
+    /// Sends `msg` on the data lane and waits for the reply. When the lane is full this waits
+    /// for room (backpressure): it never queues past the capacity.
+    pub async fn send<M>(&self, msg: M) -> Result<M::Result, MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        self.send_on(Lane::Data, msg).await
+    }
+
+    /// Sends `msg` on `lane` and waits for the reply (waiting for room when the lane is full).
+    pub async fn send_on<M>(&self, lane: Lane, msg: M) -> Result<M::Result, MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let permit = self
+            .lane(lane)
+            .reserve()
+            .await
+            .map_err(|_| MailboxError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        permit.send(Envelope::new(msg, Some(tx)));
+        rx.await.map_err(|_| MailboxError::NoReply)
+    }
+
+    /// Sends `msg` on `lane` if there is room now; gives the message back if not.
+    ///
+    /// Dropping the returned [`Reply`] before the actor takes the message cancels it: the
+    /// actor skips it. Use [`Address::try_tell`] for fire-and-forget.
+    pub fn try_send<M>(&self, lane: Lane, msg: M) -> Result<Reply<M::Result>, TrySendError<M>>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self.lane(lane).try_reserve() {
+            Ok(permit) => {
+                let (tx, rx) = oneshot::channel();
+                permit.send(Envelope::new(msg, Some(tx)));
+                Ok(Reply(rx))
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed(msg)),
+        }
+    }
+
+    /// Sends `msg` on `lane` without asking for a reply, if there is room now; gives the
+    /// message back if not.
+    pub fn try_tell<M>(&self, lane: Lane, msg: M) -> Result<(), TrySendError<M>>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self.lane(lane).try_reserve() {
+            Ok(permit) => {
+                permit.send(Envelope::new(msg, None));
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed(msg)),
+        }
+    }
+
+    /// Sends `msg` on `lane` without asking for a reply, waiting for room if the lane is full.
+    pub async fn tell<M>(&self, lane: Lane, msg: M) -> Result<(), MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let permit = self
+            .lane(lane)
+            .reserve()
+            .await
+            .map_err(|_| MailboxError::Closed)?;
+        permit.send(Envelope::new(msg, None));
+        Ok(())
+    }
+
+    /// Forwards `msg` from inside another actor's handler, keeping backpressure: if the data
+    /// lane is full, `ctx` waits (handles nothing else) until there is room, so the
+    /// forwarding actor's own mailbox fills up in turn and order is kept.
+    pub fn forward<M, B>(&self, msg: M, ctx: &mut Context<B>) -> Result<(), MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+        B: Actor<Context = Context<B>>,
+    {
+        match self.try_tell(Lane::Data, msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(MailboxError::Closed),
+            Err(TrySendError::Full(msg)) => {
+                let next = self.clone();
+                ctx.wait(actix::fut::wrap_future(async move {
+                    if next.tell(Lane::Data, msg).await.is_err() {
+                        tracing::debug!(actor = %next.name, "forward target stopped while full");
+                    }
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Calls the actor: a dynamic [`Call`] in a `call` tracing span (actor, method, call id).
+    pub async fn call(&self, call: Call) -> CallResult
+    where
+        A: Handler<Call>,
+    {
+        let span = tracing::debug_span!("call", actor = %self.name, method = %call.method, call_id = call.id);
+        self.send(call)
+            .instrument(span)
+            .await
+            .unwrap_or_else(|_| Err(CallError::ActorStopped))
+    }
+
+    /// [`Address::call`] with a deadline; past it the call fails with
+    /// [`CallError::Timeout`] and is skipped if it has not started yet.
+    pub async fn call_timeout(&self, call: Call, timeout: Duration) -> CallResult
+    where
+        A: Handler<Call>,
+    {
+        tokio::time::timeout(timeout, self.call(call))
+            .await
+            .unwrap_or(Err(CallError::Timeout(timeout)))
+    }
+
+    /// A type-erased handle for dynamic calls to this actor.
+    pub fn caller(&self) -> Caller
+    where
+        A: Handler<Call>,
+    {
+        Caller(Arc::new(self.clone()))
+    }
+}
+
+type BoxCall = Pin<Box<dyn Future<Output = CallResult> + Send>>;
+
+trait CallTarget: Send + Sync {
+    /// Enqueues without waiting if there is room (the fast path: no allocation here). The
+    /// call comes back unboxed when refused: boxing it would cost the fast path.
+    #[allow(clippy::result_large_err)]
+    fn try_enqueue(&self, call: Call) -> Result<Reply<CallResult>, TrySendError<Call>>;
+    /// Waits for room, then calls.
+    fn call_waiting(self: Arc<Self>, call: Call) -> BoxCall;
+    fn name(&self) -> &str;
+    fn is_closed(&self) -> bool;
+}
+
+impl<A> CallTarget for Address<A>
+where
+    A: Actor<Context = Context<A>> + Handler<Call>,
+{
+    #[allow(clippy::result_large_err)]
+    fn try_enqueue(&self, call: Call) -> Result<Reply<CallResult>, TrySendError<Call>> {
+        self.try_send(Lane::Data, call)
+    }
+
+    fn call_waiting(self: Arc<Self>, call: Call) -> BoxCall {
+        Box::pin(async move { Address::call(&self, call).await })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_closed(&self) -> bool {
+        Address::is_closed(self)
+    }
+}
+
+/// A handle that answers dynamic [`Call`]s, whatever actor is behind it: a local Rust actor
+/// or a bridged extension. Cheap to clone.
+#[derive(Clone)]
+pub struct Caller(Arc<dyn CallTarget>);
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Caller").field(&self.0.name()).finish()
+    }
+}
+
+impl Caller {
+    /// Sends `call` and waits for the answer (waiting for room if the mailbox is full).
+    pub async fn call(&self, call: Call) -> CallResult {
+        let span = tracing::debug_span!("call", actor = %self.0.name(), method = %call.method, call_id = call.id);
+        match self.0.try_enqueue(call) {
+            Ok(reply) if span.is_disabled() => reply.await.unwrap_or(Err(CallError::ActorStopped)),
+            Ok(reply) => reply
+                .instrument(span)
+                .await
+                .unwrap_or(Err(CallError::ActorStopped)),
+            Err(TrySendError::Full(call)) => self.0.clone().call_waiting(call).await,
+            Err(TrySendError::Closed(_)) => Err(CallError::ActorStopped),
+        }
+    }
+
+    /// [`Caller::call`] with a deadline.
+    pub async fn call_timeout(&self, call: Call, timeout: Duration) -> CallResult {
+        tokio::time::timeout(timeout, self.call(call))
+            .await
+            .unwrap_or(Err(CallError::Timeout(timeout)))
+    }
+
+    /// The name of the actor behind it.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// Whether the actor behind it is gone for good.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
