@@ -166,15 +166,8 @@ where
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        match self.lane(lane).try_reserve() {
-            Ok(permit) => {
-                let (tx, rx) = oneshot::channel();
-                permit.send(Envelope::new(msg, Some(tx)));
-                Ok(Reply(rx))
-            }
-            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed(msg)),
-        }
+        let (tx, rx) = oneshot::channel();
+        self.try_enqueue(lane, msg, Some(tx)).map(|()| Reply(rx))
     }
 
     /// Sends `msg` on `lane` without asking for a reply, if there is room now; gives the
@@ -185,9 +178,23 @@ where
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        self.try_enqueue(lane, msg, None)
+    }
+
+    fn try_enqueue<M>(
+        &self,
+        lane: Lane,
+        msg: M,
+        reply: Option<oneshot::Sender<M::Result>>,
+    ) -> Result<(), TrySendError<M>>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
         match self.lane(lane).try_reserve() {
             Ok(permit) => {
-                permit.send(Envelope::new(msg, None));
+                permit.send(Envelope::new(msg, reply));
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),

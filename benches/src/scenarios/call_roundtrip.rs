@@ -70,26 +70,38 @@ impl Placement {
     }
 }
 
+/// Times `n` sequential round trips after `warmup` untimed ones.
+async fn time_loop<F, Fut>(warmup: usize, n: usize, mut round_trip: F) -> Vec<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..warmup {
+        round_trip().await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        round_trip().await;
+        samples.push(start.elapsed().as_nanos() as u64);
+    }
+    samples
+}
+
 async fn time_raw(
     addr: &Addr<RawEcho>,
     payload: &troupe_wire::Buffer,
     warmup: usize,
     n: usize,
 ) -> Vec<u64> {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..warmup + n {
-        let start = Instant::now();
+    time_loop(warmup, n, || async {
         let reply = addr
             .send(Payload(payload.clone()))
             .await
             .expect("raw echo answers");
-        let elapsed = start.elapsed().as_nanos() as u64;
         debug_assert_eq!(reply.len(), payload.len());
-        if i >= warmup {
-            samples.push(elapsed);
-        }
-    }
-    samples
+    })
+    .await
 }
 
 async fn time_troupe(
@@ -98,19 +110,13 @@ async fn time_troupe(
     warmup: usize,
     n: usize,
 ) -> Vec<u64> {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..warmup + n {
-        let start = Instant::now();
+    time_loop(warmup, n, || async {
         let reply = caller
             .call(Call::new("echo", vec![Value::Bytes(payload.clone())]))
             .await;
-        let elapsed = start.elapsed().as_nanos() as u64;
         debug_assert!(matches!(reply, Ok(Value::Bytes(_))));
-        if i >= warmup {
-            samples.push(elapsed);
-        }
-    }
-    samples
+    })
+    .await
 }
 
 /// Runs the scenario; rows carry `placement`, and troupe's rows `ratio_to_actix_raw`.
