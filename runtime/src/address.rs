@@ -220,7 +220,11 @@ where
 
     /// Forwards `msg` from inside another actor's handler, keeping backpressure: if the data
     /// lane is full, `ctx` waits (handles nothing else) until there is room, so the
-    /// forwarding actor's own mailbox fills up in turn and order is kept.
+    /// forwarding actor's own mailbox fills up in turn.
+    ///
+    /// Call it at most once per handler invocation: to pass several messages, use
+    /// [`Address::forward_all`], which keeps their order (actix runs pending `ctx.wait`
+    /// futures newest first, so two waiting forwards would arrive reversed).
     pub fn forward<M, B>(&self, msg: M, ctx: &mut Context<B>) -> Result<(), MailboxError>
     where
         A: Handler<M>,
@@ -228,19 +232,44 @@ where
         M::Result: Send,
         B: Actor<Context = Context<B>>,
     {
-        match self.try_tell(Lane::Data, msg) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(_)) => Err(MailboxError::Closed),
-            Err(TrySendError::Full(msg)) => {
-                let next = self.clone();
-                ctx.wait(actix::fut::wrap_future(async move {
-                    if next.tell(Lane::Data, msg).await.is_err() {
-                        tracing::debug!(actor = %next.name, "forward target stopped while full");
-                    }
-                }));
-                Ok(())
+        self.forward_all(std::iter::once(msg), ctx)
+    }
+
+    /// Forwards `msgs` in order from inside another actor's handler, keeping backpressure:
+    /// they go straight into the data lane while it has room; the rest wait in one future
+    /// that `ctx` waits on, sent one by one as room appears.
+    pub fn forward_all<M, B>(
+        &self,
+        msgs: impl IntoIterator<Item = M>,
+        ctx: &mut Context<B>,
+    ) -> Result<(), MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+        B: Actor<Context = Context<B>>,
+    {
+        let mut msgs = msgs.into_iter();
+        for msg in msgs.by_ref() {
+            match self.try_tell(Lane::Data, msg) {
+                Ok(()) => continue,
+                Err(TrySendError::Closed(_)) => return Err(MailboxError::Closed),
+                Err(TrySendError::Full(first)) => {
+                    let rest: Vec<M> = std::iter::once(first).chain(msgs).collect();
+                    let next = self.clone();
+                    ctx.wait(actix::fut::wrap_future(async move {
+                        for msg in rest {
+                            if next.tell(Lane::Data, msg).await.is_err() {
+                                tracing::debug!(actor = %next.name, "forward target stopped while full");
+                                return;
+                            }
+                        }
+                    }));
+                    return Ok(());
+                }
             }
         }
+        Ok(())
     }
 
     /// Calls the actor: a dynamic [`Call`] in a `call` tracing span (actor, method, call id).

@@ -1,0 +1,235 @@
+//! Building a pipeline: nodes, edges, policies, and the checks at build time.
+
+use std::collections::HashMap;
+
+use actix::ArbiterHandle;
+
+use troupe_nodes::catalog::Built;
+use troupe_nodes::{Node, Source};
+
+use super::error::PipelineError;
+use super::graph;
+use super::run::Pipeline;
+
+/// Data-lane capacity of a node's mailbox when none is set.
+pub const DEFAULT_NODE_CAPACITY: usize = 64;
+
+/// What an edge does when the downstream node's mailbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EdgePolicy {
+    /// The sender waits for room (it handles nothing else meanwhile), so backpressure travels
+    /// upstream to the sources. Nothing is lost.
+    #[default]
+    Backpressure,
+    /// The new item is dropped and counted. End of stream is never dropped (it waits).
+    DropNewest,
+    /// The edge keeps its own buffer of the downstream node's capacity; when it is full, the
+    /// oldest item in it is dropped and counted to make room. End of stream is never dropped.
+    DropOldest,
+}
+
+/// What a node's failure to process an item does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// The run ends with [`PipelineError::Process`] (or `Flush`, `Pull`, `Init`).
+    #[default]
+    FailPipeline,
+    /// The error is counted in the summary, the item (and anything emitted for it) is
+    /// dropped, and the node goes on. Errors in `initialize` always fail the run.
+    SkipItem,
+}
+
+/// A source or a processing node.
+pub(crate) enum Body {
+    Source(Box<dyn Source>),
+    Node(Box<dyn Node>),
+}
+
+/// A node as added to the builder.
+pub(crate) struct NodeSpec {
+    pub(crate) id: String,
+    pub(crate) body: Body,
+    pub(crate) capacity: usize,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) arbiter: Option<ArbiterHandle>,
+}
+
+/// An edge as added to the builder (endpoints resolved at build).
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeSpec {
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) policy: EdgePolicy,
+}
+
+/// Builds a [`Pipeline`]. Methods chain; mistakes are reported by [`PipelineBuilder::build`].
+///
+/// Nodes get [`DEFAULT_NODE_CAPACITY`] and [`ErrorPolicy::FailPipeline`] unless set.
+#[derive(Default)]
+pub struct PipelineBuilder {
+    nodes: Vec<NodeSpec>,
+    edges: Vec<EdgeSpec>,
+    capacities: Vec<(String, usize)>,
+    policies: Vec<(String, ErrorPolicy)>,
+    arbiters: Vec<(String, ArbiterHandle)>,
+}
+
+impl std::fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.id).collect::<Vec<_>>(),
+            )
+            .field("edges", &self.edges)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineBuilder {
+    /// An empty pipeline.
+    pub fn new() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    fn add(mut self, id: impl Into<String>, body: Body) -> PipelineBuilder {
+        self.nodes.push(NodeSpec {
+            id: id.into(),
+            body,
+            capacity: DEFAULT_NODE_CAPACITY,
+            policy: ErrorPolicy::default(),
+            arbiter: None,
+        });
+        self
+    }
+
+    /// Adds a source under `id`. The runtime pulls it in a loop until it is done.
+    pub fn source(self, id: impl Into<String>, source: Box<dyn Source>) -> PipelineBuilder {
+        self.add(id, Body::Source(source))
+    }
+
+    /// Adds a processing node under `id`.
+    pub fn node(self, id: impl Into<String>, node: Box<dyn Node>) -> PipelineBuilder {
+        self.add(id, Body::Node(node))
+    }
+
+    /// Adds what [`troupe_nodes::catalog::build`] made: a source or a node.
+    pub fn built(self, id: impl Into<String>, built: Built) -> PipelineBuilder {
+        match built {
+            Built::Source(source) => self.source(id, source),
+            Built::Node(node) => self.node(id, node),
+        }
+    }
+
+    /// Connects `from` to `to` with [`EdgePolicy::Backpressure`].
+    pub fn edge(self, from: impl Into<String>, to: impl Into<String>) -> PipelineBuilder {
+        self.edge_with(from, to, EdgePolicy::Backpressure)
+    }
+
+    /// Connects `from` to `to` with `policy`. Every output of `from` goes to every edge out
+    /// of it.
+    pub fn edge_with(
+        mut self,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        policy: EdgePolicy,
+    ) -> PipelineBuilder {
+        self.edges.push(EdgeSpec {
+            from: from.into(),
+            to: to.into(),
+            policy,
+        });
+        self
+    }
+
+    /// Data-lane capacity of `id`'s mailbox (at least 1). Also the size of the buffer of each
+    /// [`EdgePolicy::DropOldest`] edge into it.
+    pub fn capacity(mut self, id: impl Into<String>, capacity: usize) -> PipelineBuilder {
+        self.capacities.push((id.into(), capacity.max(1)));
+        self
+    }
+
+    /// What an error in `id` does to the run.
+    pub fn error_policy(mut self, id: impl Into<String>, policy: ErrorPolicy) -> PipelineBuilder {
+        self.policies.push((id.into(), policy));
+        self
+    }
+
+    /// Runs `id`'s actor on `arbiter` (another thread) instead of the arbiter that starts the
+    /// run. Give a node that blocks (heavy compute, sleeps) its own arbiter so it does not
+    /// stall the nodes around it.
+    pub fn arbiter(mut self, id: impl Into<String>, arbiter: ArbiterHandle) -> PipelineBuilder {
+        self.arbiters.push((id.into(), arbiter));
+        self
+    }
+
+    /// Checks the graph and makes the pipeline.
+    ///
+    /// Fails on a duplicate id, an edge or setting naming no node, an edge into a source, a
+    /// cycle, or a processing node with no input.
+    pub fn build(mut self) -> Result<Pipeline, PipelineError> {
+        let mut index = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if index.insert(node.id.clone(), i).is_some() {
+                return Err(PipelineError::DuplicateId {
+                    id: node.id.clone(),
+                });
+            }
+        }
+        for (id, capacity) in self.capacities {
+            let i = *index.get(&id).ok_or(PipelineError::UnknownId {
+                id: id.clone(),
+                setting: "capacity",
+            })?;
+            self.nodes[i].capacity = capacity;
+        }
+        for (id, policy) in self.policies {
+            let i = *index.get(&id).ok_or(PipelineError::UnknownId {
+                id: id.clone(),
+                setting: "error policy",
+            })?;
+            self.nodes[i].policy = policy;
+        }
+        for (id, arbiter) in self.arbiters {
+            let i = *index.get(&id).ok_or(PipelineError::UnknownId {
+                id: id.clone(),
+                setting: "arbiter",
+            })?;
+            self.nodes[i].arbiter = Some(arbiter);
+        }
+        let mut resolved = Vec::with_capacity(self.edges.len());
+        for edge in &self.edges {
+            let lookup = |id: &String| {
+                index
+                    .get(id)
+                    .copied()
+                    .ok_or_else(|| PipelineError::UnknownEndpoint {
+                        from: edge.from.clone(),
+                        to: edge.to.clone(),
+                        missing: id.clone(),
+                    })
+            };
+            let (from, to) = (lookup(&edge.from)?, lookup(&edge.to)?);
+            if matches!(self.nodes[to].body, Body::Source(_)) {
+                return Err(PipelineError::EdgeIntoSource {
+                    from: edge.from.clone(),
+                    source_id: edge.to.clone(),
+                });
+            }
+            resolved.push((from, to));
+        }
+        let order = graph::topological_order(self.nodes.len(), &resolved).map_err(|cycle| {
+            PipelineError::Cycle {
+                path: cycle.iter().map(|&i| self.nodes[i].id.clone()).collect(),
+            }
+        })?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if matches!(node.body, Body::Node(_)) && !resolved.iter().any(|&(_, to)| to == i) {
+                return Err(PipelineError::NoInputs {
+                    node: node.id.clone(),
+                });
+            }
+        }
+        Ok(Pipeline::new(self.nodes, self.edges, resolved, order))
+    }
+}

@@ -1,0 +1,174 @@
+//! Edges: how a node's outputs reach the next node, per [`EdgePolicy`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix::{Actor, AsyncContext, Context};
+use troupe_runtime::{Address, Lane, TrySendError};
+
+use super::builder::EdgePolicy;
+use super::messages::{Data, Drain, Packet};
+use super::node_actor::NodeActor;
+
+/// The buffer a [`EdgePolicy::DropOldest`] edge owns. The upstream node pushes into it
+/// (dropping the oldest item when full) and wakes the downstream node with a [`Drain`]
+/// message; the downstream node empties it on that wake-up and after every data message it
+/// handles (so a wake-up refused by a full mailbox is never needed).
+#[derive(Debug)]
+pub(crate) struct Ring {
+    state: Mutex<RingState>,
+}
+
+#[derive(Debug)]
+struct RingState {
+    queue: VecDeque<Packet>,
+    capacity: usize,
+    wake_pending: bool,
+}
+
+impl Ring {
+    pub(crate) fn new(capacity: usize) -> Ring {
+        Ring {
+            state: Mutex::new(RingState {
+                queue: VecDeque::with_capacity(capacity),
+                capacity: capacity.max(1),
+                wake_pending: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RingState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes everything queued; the next push sends a new wake-up.
+    pub(crate) fn take(&self) -> VecDeque<Packet> {
+        let mut state = self.lock();
+        state.wake_pending = false;
+        std::mem::take(&mut state.queue)
+    }
+}
+
+/// One edge out of a node, held by the upstream actor.
+pub(crate) struct OutEdge {
+    to: Address<NodeActor>,
+    port: usize,
+    policy: EdgePolicy,
+    drops: Arc<AtomicU64>,
+    ring: Option<Arc<Ring>>,
+}
+
+impl OutEdge {
+    pub(crate) fn new(
+        to: Address<NodeActor>,
+        port: usize,
+        policy: EdgePolicy,
+        drops: Arc<AtomicU64>,
+        ring: Option<Arc<Ring>>,
+    ) -> OutEdge {
+        OutEdge {
+            to,
+            port,
+            policy,
+            drops,
+            ring,
+        }
+    }
+
+    /// Sends `packet` down the edge from inside the upstream actor's handler; what must
+    /// wait for room goes to `outbox`.
+    pub(crate) fn send(&self, packet: Packet, outbox: &mut Outbox) {
+        match (&self.ring, self.policy) {
+            (Some(ring), _) => self.push_ring(ring, packet),
+            (None, EdgePolicy::DropNewest) if matches!(packet, Packet::Item(_)) => {
+                let data = Data {
+                    port: self.port,
+                    packet,
+                };
+                match self.to.try_tell(Lane::Data, data) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        self.drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Closed(_)) => {
+                        tracing::debug!(to = self.to.name(), "downstream node stopped");
+                    }
+                }
+            }
+            _ => outbox.forward(
+                &self.to,
+                Data {
+                    port: self.port,
+                    packet,
+                },
+            ),
+        }
+    }
+
+    fn push_ring(&self, ring: &Ring, packet: Packet) {
+        let mut state = ring.lock();
+        if matches!(packet, Packet::Item(_))
+            && state.queue.len() >= state.capacity
+            && matches!(state.queue.front(), Some(Packet::Item(_)))
+        {
+            state.queue.pop_front();
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+        state.queue.push_back(packet);
+        if !state.wake_pending && self.to.try_tell(Lane::Data, Drain).is_ok() {
+            state.wake_pending = true;
+        }
+    }
+}
+
+/// Messages of one handler that wait for room, kept in order.
+///
+/// [`Address::forward`] starts one `ctx.wait` per message, and actix polls waiting futures
+/// last-in first-out, so several forwards from one handler could overtake each other. The
+/// outbox instead sends everything that must wait from a single waiting future, in order:
+/// once one message waits, every later one queues behind it. The actor handles nothing else
+/// until the outbox is delivered, so backpressure travels upstream.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    waiting: Vec<(Address<NodeActor>, Data)>,
+}
+
+impl Outbox {
+    fn forward(&mut self, to: &Address<NodeActor>, msg: Data) {
+        let msg = if self.waiting.is_empty() {
+            match to.try_tell(Lane::Data, msg) {
+                Ok(()) => return,
+                Err(TrySendError::Closed(_)) => {
+                    tracing::debug!(to = to.name(), "downstream node stopped");
+                    return;
+                }
+                Err(TrySendError::Full(msg)) => msg,
+            }
+        } else {
+            msg
+        };
+        self.waiting.push((to.clone(), msg));
+    }
+
+    /// Called at the end of every handler: makes the actor wait until everything queued has
+    /// been taken by its downstream mailboxes.
+    pub(crate) fn flush<B>(&mut self, ctx: &mut Context<B>)
+    where
+        B: Actor<Context = Context<B>>,
+    {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        ctx.wait(actix::fut::wrap_future(async move {
+            for (to, msg) in waiting {
+                if to.tell(Lane::Data, msg).await.is_err() {
+                    tracing::debug!(to = to.name(), "downstream node stopped while full");
+                }
+            }
+        }));
+    }
+}
