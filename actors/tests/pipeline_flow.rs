@@ -7,12 +7,13 @@
 #[path = "pipeline_support.rs"]
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Arbiter;
 
-use support::{Collect, Hold, Range, ints};
-use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder};
+use support::{Collect, Hold, Range, Seen, ints};
+use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder, RunSummary};
 use troupe_nodes::catalog::{self, Built};
 use troupe_wire::{Map, Value};
 
@@ -156,10 +157,10 @@ async fn backpressure_with_a_slow_sink_loses_nothing() {
     assert_eq!(summary.node("sink").unwrap().items_in, 60);
 }
 
-#[actix::test]
-async fn drop_newest_counts_drops_with_a_slow_sink() {
+/// 200 items through a passthrough into a 2 ms sink of capacity 2 (on its own thread, so
+/// the rest of the graph keeps going), over an edge with `policy`.
+async fn run_into_slow_sink(policy: EdgePolicy) -> (RunSummary, Arc<Mutex<Seen>>) {
     let (sink, seen) = Collect::sink(Duration::from_millis(2));
-    // The sink sleeps: give it its own thread so the rest of the graph keeps going.
     let sink_thread = Arbiter::new();
     let summary = PipelineBuilder::new()
         .source("src", Range::boxed(0, 200))
@@ -167,7 +168,7 @@ async fn drop_newest_counts_drops_with_a_slow_sink() {
         .node("sink", sink)
         .arbiter("sink", sink_thread.handle())
         .edge("src", "copy")
-        .edge_with("copy", "sink", EdgePolicy::DropNewest)
+        .edge_with("copy", "sink", policy)
         .capacity("sink", 2)
         .build()
         .unwrap()
@@ -175,6 +176,12 @@ async fn drop_newest_counts_drops_with_a_slow_sink() {
         .await
         .unwrap();
     sink_thread.stop();
+    (summary, seen)
+}
+
+#[actix::test]
+async fn drop_newest_counts_drops_with_a_slow_sink() {
+    let (summary, seen) = run_into_slow_sink(EdgePolicy::DropNewest).await;
     println!("{summary}");
     let drops = summary.drops("copy", "sink");
     let copy = summary.node("copy").unwrap();
@@ -192,23 +199,7 @@ async fn drop_newest_counts_drops_with_a_slow_sink() {
 
 #[actix::test]
 async fn drop_oldest_keeps_the_newest_items() {
-    let (sink, seen) = Collect::sink(Duration::from_millis(2));
-    // The sink sleeps: give it its own thread so the rest of the graph keeps going.
-    let sink_thread = Arbiter::new();
-    let summary = PipelineBuilder::new()
-        .source("src", Range::boxed(0, 200))
-        .built("copy", catalog_node("data.passthrough", &[]))
-        .node("sink", sink)
-        .arbiter("sink", sink_thread.handle())
-        .edge("src", "copy")
-        .edge_with("copy", "sink", EdgePolicy::DropOldest)
-        .capacity("sink", 2)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
-    sink_thread.stop();
+    let (summary, seen) = run_into_slow_sink(EdgePolicy::DropOldest).await;
     let drops = summary.drops("copy", "sink");
     let sink = summary.node("sink").unwrap();
     assert!(drops > 0, "{summary}");

@@ -146,13 +146,8 @@ where
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let permit = self
-            .lane(lane)
-            .reserve()
-            .await
-            .map_err(|_| MailboxError::Closed)?;
         let (tx, rx) = oneshot::channel();
-        permit.send(Envelope::new(msg, Some(tx)));
+        self.enqueue(lane, msg, Some(tx)).await?;
         rx.await.map_err(|_| MailboxError::NoReply)
     }
 
@@ -209,12 +204,27 @@ where
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        self.enqueue(lane, msg, None).await
+    }
+
+    /// Waits for room on `lane`, then queues `msg` with its reply channel.
+    async fn enqueue<M>(
+        &self,
+        lane: Lane,
+        msg: M,
+        reply: Option<oneshot::Sender<M::Result>>,
+    ) -> Result<(), MailboxError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
         let permit = self
             .lane(lane)
             .reserve()
             .await
             .map_err(|_| MailboxError::Closed)?;
-        permit.send(Envelope::new(msg, None));
+        permit.send(Envelope::new(msg, reply));
         Ok(())
     }
 

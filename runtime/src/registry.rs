@@ -82,22 +82,31 @@ impl Registry {
         }
     }
 
+    fn insert_address<A: Actor<Context = Context<A>>>(
+        &self,
+        name: String,
+        address: Address<A>,
+        caller: Option<Caller>,
+    ) -> Result<(), RegistryError> {
+        let probe = address.clone();
+        self.insert(
+            name,
+            Entry {
+                address: Some(Box::new(address)),
+                caller,
+                type_name: std::any::type_name::<A>(),
+                is_closed: Box::new(move || probe.is_closed()),
+            },
+        )
+    }
+
     /// Registers a typed address under `name`.
     pub fn register<A: Actor<Context = Context<A>>>(
         &self,
         name: impl Into<String>,
         address: Address<A>,
     ) -> Result<(), RegistryError> {
-        let probe = address.clone();
-        self.insert(
-            name.into(),
-            Entry {
-                address: Some(Box::new(address)),
-                caller: None,
-                type_name: std::any::type_name::<A>(),
-                is_closed: Box::new(move || probe.is_closed()),
-            },
-        )
+        self.insert_address(name.into(), address, None)
     }
 
     /// Registers a typed address that also answers [`Call`](crate::Call)s under `name`.
@@ -110,16 +119,7 @@ impl Registry {
         A: Actor<Context = Context<A>> + actix::Handler<crate::Call>,
     {
         let caller = address.caller();
-        let probe = address.clone();
-        self.insert(
-            name.into(),
-            Entry {
-                address: Some(Box::new(address)),
-                caller: Some(caller),
-                type_name: std::any::type_name::<A>(),
-                is_closed: Box::new(move || probe.is_closed()),
-            },
-        )
+        self.insert_address(name.into(), address, Some(caller))
     }
 
     /// Registers a dynamic caller (e.g. a bridged extension) under `name`.

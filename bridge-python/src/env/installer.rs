@@ -96,16 +96,7 @@ impl Installer {
             command.arg("--system-site-packages");
         }
         command.arg(dir);
-        let finished = run_streaming(command, progress)?;
-        if finished.status.success() {
-            return Ok(());
-        }
-        Err(EnvError::Create {
-            spec: spec.to_owned(),
-            installer: self.kind(),
-            status: finished.status,
-            message: finished.tail,
-        })
+        self.run_step(command, spec, progress, Step::Create)
     }
 
     /// Installs `requirements` into the venv whose interpreter is `python`.
@@ -125,15 +116,37 @@ impl Installer {
             Self::Pip => pip(python, "install"),
         };
         command.args(requirements);
+        self.run_step(command, spec, progress, Step::Install)
+    }
+
+    /// Runs one installer step, streaming its output; a failure names the step, the
+    /// installer, its status and the last lines it printed.
+    fn run_step(
+        &self,
+        command: Command,
+        spec: &str,
+        progress: &dyn Fn(EnvProgress),
+        step: Step,
+    ) -> Result<(), EnvError> {
         let finished = run_streaming(command, progress)?;
         if finished.status.success() {
             return Ok(());
         }
-        Err(EnvError::Install {
-            spec: spec.to_owned(),
-            installer: self.kind(),
-            status: finished.status,
-            message: finished.tail,
+        let (spec, installer, status, message) =
+            (spec.to_owned(), self.kind(), finished.status, finished.tail);
+        Err(match step {
+            Step::Create => EnvError::Create {
+                spec,
+                installer,
+                status,
+                message,
+            },
+            Step::Install => EnvError::Install {
+                spec,
+                installer,
+                status,
+                message,
+            },
         })
     }
 
@@ -165,6 +178,13 @@ impl Installer {
             }
         }
     }
+}
+
+/// Which installer step failed, for the error it reports.
+#[derive(Clone, Copy)]
+enum Step {
+    Create,
+    Install,
 }
 
 fn pip(python: &Path, subcommand: &str) -> Command {
