@@ -14,6 +14,7 @@ struct Cli {
 }
 
 fn main() {
+    troupe_bench::child_main_if_requested();
     let cli = Cli::parse();
     if let Err(err) = troupe_bench::run(&cli.args) {
         eprintln!("error: {err}");

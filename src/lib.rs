@@ -6,6 +6,9 @@
 //! - [`wire`]: the data model ([`Value`], [`Array`], [`Audio`], [`VideoFrame`], [`Buffer`]).
 //! - [`runtime`]: actors on actix: [`ActorBuilder`], [`Address`], [`Call`], [`Caller`],
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
+//! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
+//!   ([`bridge::env`]) and child processes.
+//! - [`actors`]: the actor kinds: the [`extension_host`] and pipelines.
 //!
 //! ```
 //! use actix::prelude::*;
@@ -31,6 +34,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub use troupe_actors as actors;
+pub use troupe_actors::extension_host;
+pub use troupe_bridge_python as bridge;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     ActorBuilder, Address, Call, CallError, CallResult, Caller, Lane, MailboxConfig, MailboxError,

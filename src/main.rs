@@ -1,5 +1,7 @@
 //! The `troupe` command line.
 
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +10,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "troupe",
     version,
-    about = "troupe: supervised actors, local and bridged"
+    about = "troupe: supervised actors, local and bridged",
+    long_about = "troupe: supervised actors, local and bridged.\n\n\
+                  Runs media pipelines declared in a TOML manifest, checks manifests, lists \
+                  the built-in node types, manages the venv cache of Python extensions, and \
+                  runs the benchmark harness."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -17,19 +23,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a pipeline of a manifest and print its summary.
+    Run(cli::run::RunArgs),
+    /// Check a manifest (keys, node types and parameters, edges, cycles, extensions) without
+    /// running anything.
+    Check(cli::check::CheckArgs),
+    /// List the built-in node types and their parameters.
+    Nodes(cli::nodes::NodesArgs),
+    /// Manage the venv cache of Python extensions.
+    #[command(subcommand)]
+    Env(cli::env::EnvCommand),
     /// Run the benchmark harness (local vs raw actix today; bridged and peers as they land).
     Bench(troupe_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Bench(args) => match troupe_bench::run(&args) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Run(args) => cli::run::run(&args),
+        Command::Check(args) => cli::check::check(&args),
+        Command::Nodes(args) => cli::nodes::nodes(&args),
+        Command::Env(command) => cli::env::env(&command),
+        Command::Bench(args) => troupe_bench::run(&args)
+            .map(drop)
+            .map_err(cli::CliError::Bench),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
     }
 }

@@ -6,4 +6,6 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod extension_host;
+pub mod manifest;
 pub mod pipeline;

@@ -8,7 +8,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod measure;
+mod notes;
 pub mod scenarios;
+mod systems;
 mod table;
 
 use std::path::PathBuf;
@@ -78,8 +80,18 @@ impl Effort {
     }
 }
 
-/// Runs the selected scenarios, prints the table, writes the JSON; returns the rows.
+/// If this process is a child the harness spawned (a floor's echo process: the harness
+/// re-executes its own binary with `TROUPE_BENCH_CHILD` set), runs the child and exits;
+/// otherwise returns at once. Every entry point that can run the harness calls this first
+/// thing, before parsing arguments. [`run`] calls it too, as a fallback.
+pub fn child_main_if_requested() {
+    systems::child_main_if_requested();
+}
+
+/// Runs the selected scenarios, prints the table and the notes (systems skipped and why),
+/// writes the JSON; returns the rows.
 pub fn run(args: &BenchArgs) -> Result<Vec<Measurement>, BenchError> {
+    child_main_if_requested();
     if args.list {
         for name in scenarios::NAMES {
             println!("{name}");
@@ -105,6 +117,13 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Measurement>, BenchError> {
         }
     }
     print!("{}", table::render(&rows));
+    let notes = notes::take();
+    if !notes.is_empty() {
+        println!("notes:");
+        for line in notes {
+            println!("  {line}");
+        }
+    }
     println!(
         "({} rows in {:.1} s)",
         rows.len(),

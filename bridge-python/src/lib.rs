@@ -14,5 +14,8 @@
 //! ```
 
 pub mod env;
+pub mod extension;
+pub mod process;
+pub mod provision;
 
 pub use env::{EnvCache, EnvError, EnvSpec, Venv};

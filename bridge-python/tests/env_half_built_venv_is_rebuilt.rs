@@ -10,7 +10,11 @@ fn steps(cache: &EnvCache, spec: &EnvSpec) -> Vec<EnvProgress> {
     let events = RefCell::new(Vec::new());
     cache
         .ensure(spec, &|e| {
-            if !matches!(e, EnvProgress::Line(_)) {
+            // Fetching uv happens once per cache and only where uv is missing.
+            if !matches!(
+                e,
+                EnvProgress::Line(_) | EnvProgress::BootstrappingUv { .. }
+            ) {
                 events.borrow_mut().push(e);
             }
         })

@@ -28,9 +28,15 @@ fn ensure(
         .iter()
         .filter(|e| matches!(e, EnvProgress::Line(_)))
         .count();
+    // Fetching uv happens once per cache and only where uv is missing.
     let steps = events
         .into_iter()
-        .filter(|e| !matches!(e, EnvProgress::Line(_)))
+        .filter(|e| {
+            !matches!(
+                e,
+                EnvProgress::Line(_) | EnvProgress::BootstrappingUv { .. }
+            )
+        })
         .collect();
     (venv, steps, lines)
 }

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use actix::ArbiterHandle;
 
 use troupe_nodes::catalog::Built;
-use troupe_nodes::{Node, Source};
+use troupe_nodes::{Node, NodeError, Source};
+use troupe_runtime::supervision::RestartSpec;
 
 use super::error::PipelineError;
 use super::graph;
+use super::restart::{MakeError, NodeFactory, Restarter};
 use super::run::Pipeline;
 
 /// Data-lane capacity of a node's mailbox when none is set.
@@ -52,6 +54,8 @@ pub(crate) struct NodeSpec {
     pub(crate) capacity: usize,
     pub(crate) policy: ErrorPolicy,
     pub(crate) arbiter: Option<ArbiterHandle>,
+    /// How a crashed node comes back; `None`: a crash ends the run.
+    pub(crate) restart: Option<Restarter>,
 }
 
 /// An edge as added to the builder (endpoints resolved at build).
@@ -72,6 +76,8 @@ pub struct PipelineBuilder {
     capacities: Vec<(String, usize)>,
     policies: Vec<(String, ErrorPolicy)>,
     arbiters: Vec<(String, ArbiterHandle)>,
+    /// Nodes whose factory made no first instance.
+    failures: Vec<PipelineError>,
 }
 
 impl std::fmt::Debug for PipelineBuilder {
@@ -99,6 +105,7 @@ impl PipelineBuilder {
             capacity: DEFAULT_NODE_CAPACITY,
             policy: ErrorPolicy::default(),
             arbiter: None,
+            restart: None,
         });
         self
     }
@@ -111,6 +118,43 @@ impl PipelineBuilder {
     /// Adds a processing node under `id`.
     pub fn node(self, id: impl Into<String>, node: Box<dyn Node>) -> PipelineBuilder {
         self.add(id, Body::Node(node))
+    }
+
+    /// Adds a processing node under `id` that `factory` makes, at build and again after
+    /// each crash (a panic in the node) that `spec` allows. The input in hand when it
+    /// crashed is lost and counted ([`NodeSummary::lost`](super::NodeSummary::lost)); the
+    /// inputs queued behind it go to the next instance.
+    pub fn supervised_node<F>(
+        mut self,
+        id: impl Into<String>,
+        spec: RestartSpec,
+        factory: F,
+    ) -> Self
+    where
+        F: FnMut() -> Result<Box<dyn Node>, NodeError> + Send + 'static,
+    {
+        let id = id.into();
+        let mut restarter = Restarter::new(spec, Box::new(factory) as NodeFactory);
+        match restarter.make() {
+            Ok(node) => {
+                let mut builder = self.node(id, node);
+                if let Some(spec) = builder.nodes.last_mut() {
+                    spec.restart = Some(restarter);
+                }
+                builder
+            }
+            Err(error) => {
+                let error = match error {
+                    MakeError::Failed(source) => PipelineError::Make { node: id, source },
+                    MakeError::Panicked(message) => {
+                        tracing::error!(node = %id, %message, "node factory panicked");
+                        PipelineError::Panicked { node: id }
+                    }
+                };
+                self.failures.push(error);
+                self
+            }
+        }
     }
 
     /// Adds what [`troupe_nodes::catalog::build`] made: a source or a node.
@@ -166,8 +210,11 @@ impl PipelineBuilder {
     /// Checks the graph and makes the pipeline.
     ///
     /// Fails on a duplicate id, an edge or setting naming no node, an edge into a source, a
-    /// cycle, or a processing node with no input.
+    /// cycle, a processing node with no input, or a factory that made no node.
     pub fn build(mut self) -> Result<Pipeline, PipelineError> {
+        if let Some(failure) = self.failures.into_iter().next() {
+            return Err(failure);
+        }
         let mut index = HashMap::new();
         for (i, node) in self.nodes.iter().enumerate() {
             if index.insert(node.id.clone(), i).is_some() {

@@ -153,22 +153,33 @@ impl Outbox {
         self.waiting.push((to.clone(), msg));
     }
 
+    /// Whether messages wait for room.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
     /// Called at the end of every handler: makes the actor wait until everything queued has
     /// been taken by its downstream mailboxes.
     pub(crate) fn flush<B>(&mut self, ctx: &mut Context<B>)
     where
         B: Actor<Context = Context<B>>,
     {
-        if self.waiting.is_empty() {
-            return;
+        if !self.waiting.is_empty() {
+            ctx.wait(actix::fut::wrap_future(self.delivery()));
         }
+    }
+
+    /// Takes everything queued, as a future that delivers it in order. A handler that must
+    /// wait for something else too chains it after this in one `ctx.wait`, so that nothing
+    /// sent later overtakes what is queued here.
+    pub(crate) fn delivery(&mut self) -> impl Future<Output = ()> + 'static {
         let waiting = std::mem::take(&mut self.waiting);
-        ctx.wait(actix::fut::wrap_future(async move {
+        async move {
             for (to, msg) in waiting {
                 if to.tell(Lane::Data, msg).await.is_err() {
                     tracing::debug!(to = to.name(), "downstream node stopped while full");
                 }
             }
-        }));
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 use troupe_nodes::NodeError;
+use troupe_runtime::supervision::GiveUp;
 
 /// Why a pipeline could not be built, or why a run ended badly.
 #[derive(Debug, Error)]
@@ -90,11 +91,29 @@ pub enum PipelineError {
         #[source]
         source: NodeError,
     },
-    /// A node's actor stopped before end of stream passed through it (a panic in the node;
-    /// its mailbox closed). Nodes are not restarted.
+    /// A node panicked and is not restarted (it has no restart policy, its policy says the
+    /// crash is final, or it is a source), or its actor stopped before end of stream passed
+    /// through it.
     #[error("node `{node}` stopped before end of stream (panicked)")]
     Panicked {
         /// The node.
         node: String,
+    },
+    /// A supervised node crashed once more than its restart limit allows.
+    #[error("node `{node}` crashed too often: {give_up}")]
+    GaveUp {
+        /// The node.
+        node: String,
+        /// The restarts made within the window, and the last panic.
+        give_up: GiveUp,
+    },
+    /// A supervised node's factory failed to make an instance (at build or at a restart).
+    #[error("node `{node}` could not be made: {source}")]
+    Make {
+        /// The node.
+        node: String,
+        /// What the factory said.
+        #[source]
+        source: NodeError,
     },
 }

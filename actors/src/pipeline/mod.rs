@@ -17,7 +17,11 @@
 //! - The run ends with a [`RunSummary`] or a [`PipelineError`] (a node failed under
 //!   [`ErrorPolicy::FailPipeline`], or an actor stopped, e.g. a panic in a node).
 //!
-//! Crashed nodes are not restarted: a panic ends the run with [`PipelineError::Panicked`].
+//! A panic in a node added with [`PipelineBuilder::supervised_node`] is caught and the node
+//! is made anew per its [`RestartSpec`](troupe_runtime::supervision::RestartSpec): the input
+//! it was processing is lost and counted ([`NodeSummary::lost`]), the inputs queued behind
+//! it wait out the backoff and go to the new instance. Other nodes and sources are not
+//! restarted: a panic ends the run with [`PipelineError::Panicked`].
 //!
 //! ```
 //! use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder};
@@ -52,14 +56,18 @@
 mod builder;
 mod edge;
 mod error;
-mod graph;
+pub(crate) mod graph;
 mod messages;
 mod node_actor;
+mod progress;
+mod restart;
 mod run;
 mod source_actor;
 mod summary;
 
 pub use builder::{DEFAULT_NODE_CAPACITY, EdgePolicy, ErrorPolicy, PipelineBuilder};
 pub use error::PipelineError;
+pub use progress::{Progress, ProgressMeter};
+pub use restart::NodeFactory;
 pub use run::{Interrupter, Pipeline, RunningPipeline};
 pub use summary::{EdgeSummary, NodeKind, NodeSummary, RunSummary};

@@ -1,21 +1,27 @@
 //! The actor that runs one processing node.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Context, Handler};
+use actix::fut::{ActorFutureExt, wrap_future};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
 use troupe_nodes::{Emitter, Node};
+use troupe_runtime::supervision::Decision;
 use troupe_wire::Value;
 
 use super::builder::ErrorPolicy;
 use super::edge::{OutEdge, Outbox, Ring};
 use super::error::PipelineError;
 use super::messages::{Data, Drain, Event, Interrupt, Packet, Stop};
+use super::restart::{MakeError, Restarter, catch_panic};
 use super::run::Shared;
 use super::summary::NodeStats;
 
 /// Runs a [`Node`]: processes items in arrival order, fans outputs out to every edge, and
-/// passes end of stream on once it came from every input.
+/// passes end of stream on once it came from every input. A panic in the node is caught:
+/// with a [`Restarter`] the node is made anew (after a backoff, during which its inputs
+/// wait), without one the run fails.
 pub(crate) struct NodeActor {
     index: usize,
     id: String,
@@ -29,6 +35,11 @@ pub(crate) struct NodeActor {
     outbox: Outbox,
     stats: NodeStats,
     shared: Arc<Shared>,
+    restart: Option<Restarter>,
+    /// Packets taken in and not processed yet: what a restart's backoff held up.
+    backlog: VecDeque<Packet>,
+    /// Set by a restart: wait this long before the new instance takes its next input.
+    backoff: Option<Duration>,
     /// Finished or failed: nothing more to do, and no `Stopped` event when dropped.
     done: bool,
 }
@@ -42,6 +53,7 @@ pub(crate) struct NodeActorParts {
     pub(crate) outs: Vec<OutEdge>,
     pub(crate) rings: Vec<Arc<Ring>>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) restart: Option<Restarter>,
 }
 
 impl NodeActor {
@@ -59,6 +71,9 @@ impl NodeActor {
             outbox: Outbox::default(),
             stats: NodeStats::default(),
             shared: parts.shared,
+            restart: parts.restart,
+            backlog: VecDeque::new(),
+            backoff: None,
             done: false,
         }
     }
@@ -67,10 +82,39 @@ impl NodeActor {
         !self.done && !self.shared.is_cancelled()
     }
 
-    fn accept(&mut self, packet: Packet) {
-        match packet {
-            Packet::Item(value) => self.process(value),
-            Packet::Eos => self.end_of_stream(),
+    /// Processes the backlog and everything the drop-oldest buffers hold, then makes the
+    /// actor wait for its outputs to be taken downstream (and for a restart's backoff, after
+    /// which it goes on with what is left).
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.process_backlog();
+        if self.backoff.is_none() && !self.rings.is_empty() {
+            for ring in &self.rings {
+                self.backlog.extend(ring.take());
+            }
+            self.process_backlog();
+        }
+        match self.backoff.take() {
+            None => self.outbox.flush(ctx),
+            Some(delay) => {
+                let delivery = self.outbox.delivery();
+                let wait = async move {
+                    delivery.await;
+                    tokio::time::sleep(delay).await;
+                };
+                ctx.wait(wrap_future::<_, Self>(wait).map(|(), actor, ctx| actor.pump(ctx)));
+            }
+        }
+    }
+
+    fn process_backlog(&mut self) {
+        while self.backoff.is_none() {
+            let Some(packet) = self.backlog.pop_front() else {
+                break;
+            };
+            match packet {
+                Packet::Item(value) => self.process(value),
+                Packet::Eos => self.end_of_stream(),
+            }
         }
     }
 
@@ -81,11 +125,12 @@ impl NodeActor {
         let input_index = self.stats.items_in;
         self.stats.items_in += 1;
         let start = Instant::now();
-        let result = self.node.process(value, &mut self.emitter);
+        let (node, emitter) = (&mut self.node, &mut self.emitter);
+        let result = catch_panic(|| node.process(value, emitter));
         self.stats.latencies.push(start.elapsed());
         match result {
-            Ok(()) => self.emit(),
-            Err(source) => {
+            Ok(Ok(())) => self.emit(),
+            Ok(Err(source)) => {
                 self.stats.errors += 1;
                 self.emitter.drain();
                 match self.policy {
@@ -99,14 +144,17 @@ impl NodeActor {
                     }),
                 }
             }
+            Err(message) => {
+                self.stats.lost += 1;
+                self.crashed(message);
+            }
         }
     }
 
     /// Sends everything in the emitter down every edge.
     fn emit(&mut self) {
-        let items: Vec<Value> = self.emitter.drain().collect();
-        self.stats.items_out += items.len() as u64;
-        for item in items {
+        self.stats.items_out += self.emitter.len() as u64;
+        for item in self.emitter.drain() {
             fan_out(&self.outs, Packet::Item(item), &mut self.outbox);
         }
     }
@@ -116,9 +164,10 @@ impl NodeActor {
         if self.eos_seen < self.inputs || !self.active() {
             return;
         }
-        match self.node.flush(&mut self.emitter) {
-            Ok(()) => self.emit(),
-            Err(source) => {
+        let (node, emitter) = (&mut self.node, &mut self.emitter);
+        match catch_panic(|| node.flush(emitter)) {
+            Ok(Ok(())) => self.emit(),
+            Ok(Err(source)) => {
                 self.stats.errors += 1;
                 self.emitter.drain();
                 if self.policy == ErrorPolicy::FailPipeline {
@@ -129,28 +178,93 @@ impl NodeActor {
                     return;
                 }
             }
+            // What the crashed instance held is lost; a restarted one has nothing to flush.
+            Err(message) => {
+                self.crashed(message);
+                if self.done {
+                    return;
+                }
+            }
         }
         fan_out(&self.outs, Packet::Eos, &mut self.outbox);
-        self.node.shutdown();
+        self.shutdown();
         self.done = true;
         let stats = std::mem::take(&mut self.stats);
         self.shared.report(Event::Finished(self.index, stats));
     }
 
-    fn fail(&mut self, error: PipelineError) {
-        self.done = true;
-        self.node.shutdown();
-        self.shared.report(Event::Failed(error));
-    }
-
-    /// Empties every drop-oldest buffer into this node.
-    fn drain_rings(&mut self) {
-        for i in 0..self.rings.len() {
-            let packets = self.rings[i].take();
-            for packet in packets {
-                self.accept(packet);
+    fn initialize(&mut self) {
+        let node = &mut self.node;
+        match catch_panic(|| node.initialize()) {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => self.fail(PipelineError::Init {
+                node: self.id.clone(),
+                source,
+            }),
+            Err(message) => {
+                tracing::error!(node = %self.id, %message, "node panicked in initialize");
+                self.end(self.panicked());
             }
         }
+    }
+
+    /// The node panicked with `message`: drop its outputs for the input in hand, and restart
+    /// it if its policy allows, or end the run.
+    fn crashed(&mut self, message: String) {
+        self.emitter.drain();
+        tracing::error!(node = %self.id, %message, "node panicked");
+        let Some(restarter) = self.restart.as_mut() else {
+            return self.end(self.panicked());
+        };
+        match restarter.on_crash(message) {
+            Decision::Restart { attempt, delay } => match restarter.make() {
+                Ok(node) => {
+                    tracing::warn!(node = %self.id, attempt, ?delay, "restarting node");
+                    self.node = node;
+                    self.stats.restarts += 1;
+                    self.backoff = Some(delay);
+                    self.initialize();
+                }
+                Err(MakeError::Failed(source)) => self.end(PipelineError::Make {
+                    node: self.id.clone(),
+                    source,
+                }),
+                Err(MakeError::Panicked(message)) => {
+                    tracing::error!(node = %self.id, %message, "node factory panicked");
+                    self.end(self.panicked());
+                }
+            },
+            Decision::Stop => self.end(self.panicked()),
+            Decision::GiveUp(give_up) => self.end(PipelineError::GaveUp {
+                node: self.id.clone(),
+                give_up,
+            }),
+        }
+    }
+
+    fn panicked(&self) -> PipelineError {
+        PipelineError::Panicked {
+            node: self.id.clone(),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let node = &mut self.node;
+        if let Err(message) = catch_panic(|| node.shutdown()) {
+            tracing::error!(node = %self.id, %message, "node panicked in shutdown");
+        }
+    }
+
+    /// Ends the run with `error` after shutting the node down.
+    fn fail(&mut self, error: PipelineError) {
+        self.shutdown();
+        self.end(error);
+    }
+
+    /// Ends the run with `error` (a crashed instance is not shut down).
+    fn end(&mut self, error: PipelineError) {
+        self.done = true;
+        self.shared.report(Event::Failed(error));
     }
 }
 
@@ -168,12 +282,7 @@ impl Actor for NodeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        if let Err(source) = self.node.initialize() {
-            self.fail(PipelineError::Init {
-                node: self.id.clone(),
-                source,
-            });
-        }
+        self.initialize();
     }
 }
 
@@ -190,11 +299,8 @@ impl Handler<Data> for NodeActor {
 
     fn handle(&mut self, data: Data, ctx: &mut Context<Self>) {
         tracing::trace!(node = %self.id, port = data.port, "data");
-        self.accept(data.packet);
-        if !self.rings.is_empty() {
-            self.drain_rings();
-        }
-        self.outbox.flush(ctx);
+        self.backlog.push_back(data.packet);
+        self.pump(ctx);
     }
 }
 
@@ -202,18 +308,21 @@ impl Handler<Drain> for NodeActor {
     type Result = ();
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        self.drain_rings();
-        self.outbox.flush(ctx);
+        self.pump(ctx);
     }
 }
 
 impl Handler<Interrupt> for NodeActor {
     type Result = ();
 
-    fn handle(&mut self, _: Interrupt, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) {
         if self.active() {
             self.stats.interrupts += 1;
-            self.node.interrupt();
+            let node = &mut self.node;
+            if let Err(message) = catch_panic(|| node.interrupt()) {
+                self.crashed(message);
+                self.pump(ctx);
+            }
         }
     }
 }

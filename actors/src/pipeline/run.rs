@@ -12,6 +12,7 @@ use super::edge::{OutEdge, Ring};
 use super::error::PipelineError;
 use super::messages::{Event, Interrupt, Stop};
 use super::node_actor::{NodeActor, NodeActorParts};
+use super::progress::{ProgressMeter, SourceClock};
 use super::source_actor::{self, SourceActor};
 use super::summary::{EdgeSummary, NodeKind, NodeStats, RunSummary};
 
@@ -148,6 +149,7 @@ impl Pipeline {
             bodies.push(Some(spec));
         }
 
+        let mut clocks = Vec::new();
         let mut handles: Vec<Option<Handle>> = vec![None; n];
         let mut node_addresses: Vec<Option<Address<NodeActor>>> = vec![None; n];
         for &i in self.order.iter().rev() {
@@ -189,6 +191,7 @@ impl Pipeline {
                         outs,
                         rings: rings_in,
                         shared: shared.clone(),
+                        restart: spec.restart,
                     });
                     let address = match &spec.arbiter {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
@@ -198,8 +201,17 @@ impl Pipeline {
                     Handle::Node(address)
                 }
                 Body::Source(source) => {
-                    let actor =
-                        SourceActor::new(i, spec.id, source, spec.policy, outs, shared.clone());
+                    let clock = Arc::new(SourceClock::new(source.media_seconds()));
+                    clocks.push(clock.clone());
+                    let actor = SourceActor::new(
+                        i,
+                        spec.id,
+                        source,
+                        spec.policy,
+                        outs,
+                        shared.clone(),
+                        clock,
+                    );
                     Handle::Source(match &spec.arbiter {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
                         None => builder.spawn(actor),
@@ -213,6 +225,7 @@ impl Pipeline {
                 actix::spawn(source_actor::drive(address.clone()));
             }
         }
+        let started = Instant::now();
         RunningPipeline {
             handles: Arc::from(handles),
             meta,
@@ -220,7 +233,8 @@ impl Pipeline {
             drops,
             shared,
             events,
-            started: Instant::now(),
+            progress: ProgressMeter::new(clocks, started),
+            started,
         }
     }
 }
@@ -234,6 +248,7 @@ pub struct RunningPipeline {
     drops: Vec<Arc<AtomicU64>>,
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
+    progress: ProgressMeter,
     started: Instant,
 }
 
@@ -273,6 +288,12 @@ impl RunningPipeline {
         Interrupter {
             handles: self.handles.clone(),
         }
+    }
+
+    /// A handle that reads this run's progress through its media, usable while
+    /// [`RunningPipeline::finish`] waits.
+    pub fn progress(&self) -> ProgressMeter {
+        self.progress.clone()
     }
 
     /// [`Interrupter::interrupt`] on this run.
@@ -341,6 +362,7 @@ impl RunningPipeline {
             nodes,
             edges,
             wall_time,
+            media_seconds: self.progress.read().media_seconds,
         })
     }
 }

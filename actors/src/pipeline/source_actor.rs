@@ -12,11 +12,14 @@ use super::edge::{OutEdge, Outbox};
 use super::error::PipelineError;
 use super::messages::{Event, Interrupt, Packet, Pull, Pulled, Stop};
 use super::node_actor::fan_out;
+use super::progress::SourceClock;
+use super::restart::catch_panic;
 use super::run::Shared;
 use super::summary::NodeStats;
 
 /// Runs a [`Source`]: each [`Pull`] pulls once and sends the items down every edge. When an
-/// edge waits for room the actor handles nothing else, so the next pull waits too.
+/// edge waits for room the actor handles nothing else, so the next pull waits too. Sources
+/// are not restarted (a new instance would start the stream over): a panic ends the run.
 pub(crate) struct SourceActor {
     index: usize,
     id: String,
@@ -28,6 +31,7 @@ pub(crate) struct SourceActor {
     stats: NodeStats,
     pulls: u64,
     shared: Arc<Shared>,
+    clock: Arc<SourceClock>,
     done: bool,
 }
 
@@ -39,6 +43,7 @@ impl SourceActor {
         policy: ErrorPolicy,
         outs: Vec<OutEdge>,
         shared: Arc<Shared>,
+        clock: Arc<SourceClock>,
     ) -> SourceActor {
         SourceActor {
             index,
@@ -51,21 +56,26 @@ impl SourceActor {
             stats: NodeStats::default(),
             pulls: 0,
             shared,
+            clock,
             done: false,
         }
     }
 
     fn emit(&mut self) {
-        let items: Vec<_> = self.emitter.drain().collect();
-        self.stats.items_out += items.len() as u64;
-        for item in items {
+        self.stats.items_out += self.emitter.len() as u64;
+        for item in self.emitter.drain() {
+            self.clock.saw(&item);
             fan_out(&self.outs, Packet::Item(item), &mut self.outbox);
         }
     }
 }
 
-/// Pulls `source` until it is done, the run is over, or the actor is gone. Each pull waits
-/// for the previous pull's items to be taken by the first hop.
+/// Pulls one [`Pull`] message makes at most. Several pulls per message save a round trip
+/// per item; a pull whose items do not all fit downstream ends the turn at once.
+const PULLS_PER_TURN: usize = 16;
+
+/// Pulls `source` until it is done, the run is over, or the actor is gone. Each turn of
+/// pulls waits for its items to be taken by the first hop before the next turn.
 pub(crate) async fn drive(source: Address<SourceActor>) {
     while let Ok(Pulled::More) = source.send(Pull).await {
         tokio::task::yield_now().await;
@@ -88,15 +98,42 @@ impl Handler<Pull> for SourceActor {
     type Result = actix::MessageResult<Pull>;
 
     fn handle(&mut self, _: Pull, ctx: &mut Context<Self>) -> Self::Result {
+        let mut pulled = Pulled::More;
+        for _ in 0..PULLS_PER_TURN {
+            pulled = self.pull_once();
+            if pulled == Pulled::Over || self.outbox.is_waiting() {
+                break;
+            }
+        }
+        self.outbox.flush(ctx);
+        actix::MessageResult(pulled)
+    }
+}
+
+impl SourceActor {
+    fn pull_once(&mut self) -> Pulled {
         if self.done || self.shared.is_cancelled() {
-            return actix::MessageResult(Pulled::Over);
+            return Pulled::Over;
         }
         let pull_index = self.pulls;
         self.pulls += 1;
         let start = Instant::now();
-        let result = self.source.pull(&mut self.emitter);
+        let (source, emitter) = (&mut self.source, &mut self.emitter);
+        let result = catch_panic(|| source.pull(emitter));
         self.stats.latencies.push(start.elapsed());
-        let pulled = match result {
+        let result = match result {
+            Ok(result) => result,
+            Err(message) => {
+                tracing::error!(node = %self.id, %message, "source panicked");
+                self.emitter.drain();
+                self.done = true;
+                self.shared.report(Event::Failed(PipelineError::Panicked {
+                    node: self.id.clone(),
+                }));
+                return Pulled::Over;
+            }
+        };
+        match result {
             Ok(SourceState::More) => {
                 self.emit();
                 Pulled::More
@@ -104,6 +141,7 @@ impl Handler<Pull> for SourceActor {
             Ok(SourceState::Done) => {
                 self.emit();
                 fan_out(&self.outs, Packet::Eos, &mut self.outbox);
+                self.clock.finish();
                 self.done = true;
                 let stats = std::mem::take(&mut self.stats);
                 self.shared.report(Event::Finished(self.index, stats));
@@ -125,9 +163,7 @@ impl Handler<Pull> for SourceActor {
                     }
                 }
             }
-        };
-        self.outbox.flush(ctx);
-        actix::MessageResult(pulled)
+        }
     }
 }
 

@@ -12,6 +12,8 @@ pub(crate) struct NodeStats {
     pub(crate) items_out: u64,
     pub(crate) errors: u64,
     pub(crate) interrupts: u64,
+    pub(crate) restarts: u64,
+    pub(crate) lost: u64,
     /// Duration of every `process` (or `pull`) call.
     pub(crate) latencies: Vec<Duration>,
 }
@@ -40,6 +42,8 @@ impl NodeStats {
             items_out: self.items_out,
             errors: self.errors,
             interrupts: self.interrupts,
+            restarts: self.restarts,
+            lost: self.lost,
             calls: self.latencies.len() as u64,
             p50: Self::percentile(&self.latencies, 50),
             p99: Self::percentile(&self.latencies, 99),
@@ -74,6 +78,11 @@ pub struct NodeSummary {
     pub errors: u64,
     /// Interrupts it handled.
     pub interrupts: u64,
+    /// Times it crashed (panicked) and was made anew.
+    pub restarts: u64,
+    /// Inputs it was processing when it crashed: taken in, never finished, nothing emitted
+    /// for them. (What a crashed instance held in its own buffers is lost too, uncounted.)
+    pub lost: u64,
     /// `process` (or `pull`) calls timed.
     pub calls: u64,
     /// Median duration of a `process` (or `pull`) call; `None` without calls.
@@ -96,7 +105,7 @@ pub struct EdgeSummary {
 }
 
 /// The result of a finished run. `Display` prints it as a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     /// Every node, in the order they were added.
     pub nodes: Vec<NodeSummary>,
@@ -104,6 +113,8 @@ pub struct RunSummary {
     pub edges: Vec<EdgeSummary>,
     /// From the start of the run until end of stream passed through every node.
     pub wall_time: Duration,
+    /// Seconds of media (audio, video) the sources emitted; 0 for other data.
+    pub media_seconds: f64,
 }
 
 impl RunSummary {
@@ -119,6 +130,17 @@ impl RunSummary {
             .filter(|e| e.from == from && e.to == to)
             .map(|e| e.drops)
             .sum()
+    }
+
+    /// Inputs lost to crashes, over every node.
+    pub fn lost(&self) -> u64 {
+        self.nodes.iter().map(|n| n.lost).sum()
+    }
+
+    /// Seconds of media per second of wall time; `None` without media.
+    pub fn realtime_factor(&self) -> Option<f64> {
+        let wall = self.wall_time.as_secs_f64();
+        (self.media_seconds > 0.0 && wall > 0.0).then(|| self.media_seconds / wall)
     }
 
     /// Items dropped on every edge into `to`.
@@ -157,18 +179,20 @@ impl fmt::Display for RunSummary {
             .max(4);
         writeln!(
             f,
-            "{:<width$}  {:<20}  {:>8}  {:>8}  {:>6}  {:>10}  {:>10}",
-            "node", "type", "in", "out", "errors", "p50", "p99"
+            "{:<width$}  {:<20}  {:>8}  {:>8}  {:>6}  {:>8}  {:>6}  {:>10}  {:>10}",
+            "node", "type", "in", "out", "errors", "restarts", "lost", "p50", "p99"
         )?;
         for n in &self.nodes {
             writeln!(
                 f,
-                "{:<width$}  {:<20}  {:>8}  {:>8}  {:>6}  {:>10}  {:>10}",
+                "{:<width$}  {:<20}  {:>8}  {:>8}  {:>6}  {:>8}  {:>6}  {:>10}  {:>10}",
                 n.id,
                 n.type_name,
                 n.items_in,
                 n.items_out,
                 n.errors,
+                n.restarts,
+                n.lost,
                 Latency(n.p50),
                 Latency(n.p99)
             )?;
@@ -182,6 +206,14 @@ impl fmt::Display for RunSummary {
                 writeln!(f, "{name:<30}  {policy:<12}  {:>8}", e.drops)?;
             }
         }
-        write!(f, "wall time: {:.3}s", self.wall_time.as_secs_f64())
+        write!(f, "wall time: {:.3}s", self.wall_time.as_secs_f64())?;
+        if let Some(factor) = self.realtime_factor() {
+            write!(
+                f,
+                ", media: {:.1}s ({factor:.0}x real time)",
+                self.media_seconds
+            )?;
+        }
+        Ok(())
     }
 }

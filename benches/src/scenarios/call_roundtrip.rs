@@ -4,16 +4,25 @@
 //! a troupe [`Caller`] (bounded mailbox, priority lane, tracing span) to an actor that
 //! returns it; `actix-raw` sends the same bytes with actix's own `Addr::send` to an actor that
 //! returns them. Both run with the actor on the caller's arbiter and on another arbiter.
+//!
+//! Then the cross-process systems, each in its own child process: `uds-floor` and
+//! `ipc-floor` echo 64- and 4096-byte frames (the floor any bridge pays), and pyisolate
+//! answers a no-op call (payload 0) and echoes `bytes` of both sizes through its
+//! documented API. Their rows carry `ratio_to_ipc_floor`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes_payload::Payload;
+use serde_json::json;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Value};
 
+use crate::systems::floor::{self, Link};
+use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate};
 use crate::{Effort, Measurement};
 
 const SCENARIO: &str = "call-roundtrip";
+const PAYLOADS: [usize; 2] = [64, 4096];
 
 mod bytes_payload {
     use troupe_wire::Buffer;
@@ -124,7 +133,7 @@ pub(super) fn run(effort: Effort) -> Vec<Measurement> {
     let n = effort.pick(20_000, 200_000);
     let warmup = n / 10;
     let mut rows = Vec::new();
-    for payload_bytes in [64usize, 4096] {
+    for payload_bytes in PAYLOADS {
         let payload = troupe_wire::Buffer::from(vec![0xA5; payload_bytes]);
         for placement in [Placement::Same, Placement::Cross] {
             let system = System::new();
@@ -170,7 +179,39 @@ pub(super) fn run(effort: Effort) -> Vec<Measurement> {
             rows.push(troupe_row);
         }
     }
+    rows.extend(CrossProcessRoundTrip::run(effort));
     rows
+}
+
+/// The cross-process systems of the scenario.
+struct CrossProcessRoundTrip;
+
+impl CrossProcess for CrossProcessRoundTrip {
+    const SCENARIO: &'static str = SCENARIO;
+
+    fn floor<L: Link>(effort: Effort) -> Outcome {
+        let n = effort.pick(5_000, 50_000);
+        PAYLOADS
+            .iter()
+            .map(|&bytes| {
+                let sampler = floor::sequential::<L>(bytes, 1, n / 10)?;
+                Ok(Series::new(L::SYSTEM, bytes, 1, n, sampler))
+            })
+            .collect()
+    }
+
+    /// The slot for troupe's bridged extension host: a no-op Python method (payload 0)
+    /// and an echo of `bytes` at each of [`PAYLOADS`], one series each (a sample per
+    /// call), with the extra `call` set to `noop` or `echo` as pyisolate's rows have it.
+    fn troupe_bridged(_: Effort) -> Outcome {
+        systems::bridged_pending()
+    }
+
+    fn pyisolate(effort: Effort) -> Outcome {
+        let n = effort.pick(300, 3_000);
+        let params = json!({ "n": n, "warmup": n / 10, "payloads": PAYLOADS });
+        pyisolate::measure(SCENARIO, params, Duration::from_secs(300))
+    }
 }
 
 fn troupe_ratio(troupe: &mut [u64], raw_median: u64) -> f64 {

@@ -1,18 +1,39 @@
 //! The scenarios, one file each.
 
+mod audio_resample_vad;
 mod call_roundtrip;
+mod calls_per_second;
 mod chain_throughput;
+mod cold_start;
+mod nested_chain;
+mod pipeline_chain;
+mod restart;
 
 use crate::{BenchError, Effort, Measurement};
 
 /// Every scenario, in the order a full run goes through them.
-pub const NAMES: &[&str] = &["call-roundtrip", "chain-throughput"];
+pub const NAMES: &[&str] = &[
+    "call-roundtrip",
+    "chain-throughput",
+    "calls-per-second",
+    "nested-chain",
+    "cold-start",
+    "restart",
+    "audio-resample-vad",
+    "pipeline-chain",
+];
 
 /// Runs scenario `name`.
 pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     match name {
         "call-roundtrip" => Ok(call_roundtrip::run(effort)),
         "chain-throughput" => Ok(chain_throughput::run(effort)),
+        "calls-per-second" => Ok(calls_per_second::run(effort)),
+        "nested-chain" => Ok(nested_chain::run(effort)),
+        "cold-start" => Ok(cold_start::run(effort)),
+        "restart" => Ok(restart::run(effort)),
+        "audio-resample-vad" => audio_resample_vad::run(effort),
+        "pipeline-chain" => pipeline_chain::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),
     }
 }

@@ -116,6 +116,11 @@ impl Array {
         &self.data
     }
 
+    /// The buffer, to swap for one holding the same bytes elsewhere (e.g. in shared memory).
+    pub(crate) fn data_mut(&mut self) -> &mut Buffer {
+        &mut self.data
+    }
+
     /// The elements, if `T` is the array's dtype and the bytes are aligned for `T`.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         let bytes = self.data.as_slice();

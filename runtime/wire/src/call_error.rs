@@ -63,7 +63,7 @@ pub struct RemoteException {
 }
 
 /// How a child process ended.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[error("process crashed ({})", self.describe())]
 pub struct CrashInfo {
     /// Exit code, when it exited.

@@ -30,7 +30,6 @@ from_value! {
     i64, "int", Value::Int(i) => i;
     String, "str", Value::Str(s) => s;
     Buffer, "bytes", Value::Bytes(b) => b;
-    Vec<Value>, "list", Value::List(l) => l;
     Map, "map", Value::Map(m) => m;
     Array, "array", Value::Array(a) => a;
     Audio, "audio", Value::Audio(a) => a;
@@ -46,6 +45,19 @@ impl FromValue for f64 {
 impl FromValue for Value {
     fn from_value(value: Value) -> Result<Self, String> {
         Ok(value)
+    }
+}
+
+impl<T: FromValue> FromValue for Vec<T> {
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::List(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| T::from_value(item).map_err(|e| format!("[{i}]: {e}")))
+                .collect(),
+            other => Err(mismatch("list", &other)),
+        }
     }
 }
 

@@ -124,6 +124,10 @@ impl Audio {
         &self.samples
     }
 
+    pub(crate) fn samples_mut(&mut self) -> &mut Array {
+        &mut self.samples
+    }
+
     /// Samples per second per channel.
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
@@ -240,6 +244,10 @@ impl VideoFrame {
     /// The pixels.
     pub fn pixels(&self) -> &Array {
         &self.pixels
+    }
+
+    pub(crate) fn pixels_mut(&mut self) -> &mut Array {
+        &mut self.pixels
     }
 
     /// Width in pixels.

@@ -202,6 +202,24 @@ pub fn open(name: &str) -> Result<Arc<ShmRegion>, ShmError> {
     Ok(region)
 }
 
+impl ShmRegion {
+    /// Maps `name` again as a non-owner, bypassing the per-process cache: how a region another
+    /// process created looks here.
+    #[cfg(test)]
+    pub(crate) fn open_foreign_for_test(name: &str) -> Arc<ShmRegion> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path_of(name))
+            .expect("region exists");
+        Arc::new(ShmRegion {
+            name: name.to_owned(),
+            map: MmapRaw::map_raw(&file).expect("maps"),
+            owner: false,
+        })
+    }
+}
+
 fn validate_name(name: &str) -> Result<(), ShmError> {
     let ok = name.starts_with(NAME_PREFIX)
         && name.len() <= MAX_NAME_LEN

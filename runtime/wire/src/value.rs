@@ -56,6 +56,20 @@ impl Value {
         )
     }
 
+    /// Calls `f` on every buffer the value holds (bytes, arrays, audio, video), at any depth.
+    /// `f` may swap a buffer for one holding the same bytes elsewhere, never other bytes.
+    pub(crate) fn for_each_buffer_mut(&mut self, f: &mut dyn FnMut(&mut Buffer)) {
+        match self {
+            Value::Bytes(buffer) => f(buffer),
+            Value::List(items) => items.iter_mut().for_each(|v| v.for_each_buffer_mut(f)),
+            Value::Map(map) => map.values_mut().for_each(|v| v.for_each_buffer_mut(f)),
+            Value::Array(array) => f(array.data_mut()),
+            Value::Audio(audio) => f(audio.samples_mut().data_mut()),
+            Value::Video(frame) => f(frame.pixels_mut().data_mut()),
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) => {}
+        }
+    }
+
     /// The name of the variant, as error messages show it (`"int"`, `"array"`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -173,11 +187,16 @@ from_impls! {
     &str => |v| Value::Str(v.to_owned()),
     String => |v| Value::Str(v),
     Buffer => |v| Value::Bytes(v),
-    Vec<Value> => |v| Value::List(v),
     Map => |v| Value::Map(v),
     Array => |v| Value::Array(v),
     Audio => |v| Value::Audio(v),
     VideoFrame => |v| Value::Video(v),
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Value {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {

@@ -1,0 +1,52 @@
+//! The host's [`Router`]: grants first, then the registry of singletons and extensions.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use troupe_bridge_python::extension::Router;
+use troupe_runtime::{Caller, Registry};
+use troupe_wire::CallError;
+use troupe_wire::protocol::Target;
+
+use super::grants::Grants;
+
+#[derive(Debug, Default)]
+pub(crate) struct HostRouter {
+    pub(crate) singletons: Registry,
+    pub(crate) host: Option<Caller>,
+    pub(crate) grants: HashMap<String, Grants>,
+    pub(crate) extensions: RwLock<HashMap<String, Caller>>,
+}
+
+impl HostRouter {
+    pub(crate) fn add_extension(&self, name: &str, caller: Caller) {
+        self.extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), caller);
+    }
+}
+
+impl Router for HostRouter {
+    fn route(&self, from: &str, target: &Target) -> Result<Caller, CallError> {
+        let denied = || CallError::PermissionDenied {
+            caller: from.to_owned(),
+            target: target.to_string(),
+        };
+        if !self.grants.get(from).is_some_and(|g| g.allows(target)) {
+            return Err(denied());
+        }
+        let found = match target {
+            Target::Host => self.host.clone(),
+            Target::Singleton(name) => self.singletons.caller(name).ok(),
+            Target::Extension(name) => self
+                .extensions
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+                .cloned(),
+        };
+        // Granted but not there (not registered, or failed to start): the target is down.
+        found.ok_or(CallError::ActorStopped)
+    }
+}

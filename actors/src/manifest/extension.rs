@@ -1,0 +1,180 @@
+//! `[extensions.NAME]`: a Python extension the host is to start.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use troupe_runtime::supervision::RestartSpec;
+
+use super::document::{Document, KeyPath};
+use super::error::{ManifestError, ManifestErrorKind};
+use super::raw::RawExtension;
+use super::restart::restart_spec;
+
+/// A Python extension as the manifest declares it: what to import, in which environment,
+/// under which limits and with which rights. The extension host turns it into a running
+/// bridged actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionManifest {
+    /// Its name (the table's key); python nodes and grants refer to it by this name.
+    pub name: String,
+    /// The Python module to import, e.g. `features.segments`.
+    pub module: String,
+    /// A directory added to the child's `sys.path`, resolved against the manifest's
+    /// directory.
+    pub path: Option<PathBuf>,
+    /// The `Extension` subclass to instantiate; `None`: the module's only one.
+    pub class: Option<String>,
+    /// Requirements for its venv, as PEP 508 strings (`numpy>=2,<3`).
+    pub dependencies: Vec<String>,
+    /// The interpreter its venv is based on (a name on `PATH` or a path); `None`: the
+    /// host's default.
+    pub python: Option<PathBuf>,
+    /// When and how often its child process is restarted after a crash.
+    pub restart: RestartSpec,
+    /// Resident memory above which the child is killed (and restarted per `restart`).
+    pub memory_limit_mb: Option<u64>,
+    /// How long one call may take before it fails with a timeout.
+    pub call_timeout: Option<Duration>,
+    /// What the extension may call.
+    pub grants: Grants,
+    /// Extra environment variables of its child process.
+    pub env: IndexMap<String, String>,
+}
+
+/// What an extension may call besides itself. Everything not granted is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Singletons (by manifest name) it may call.
+    pub singletons: Vec<String>,
+    /// Other extensions (by manifest name) it may call.
+    pub extensions: Vec<String>,
+}
+
+impl ExtensionManifest {
+    /// Checks `raw` (found at `path`); `base` is the manifest's directory. Grants are
+    /// checked once every name is known ([`check_grants`]).
+    pub(crate) fn from_raw(
+        name: &str,
+        raw: RawExtension,
+        path: &KeyPath,
+        base: &Path,
+        document: &Document,
+    ) -> Result<ExtensionManifest, ManifestError> {
+        let invalid = |key: KeyPath, reason: &str| {
+            document.error(
+                &key,
+                ManifestErrorKind::Invalid {
+                    reason: reason.to_owned(),
+                },
+            )
+        };
+        if !is_module_name(&raw.module) {
+            return Err(invalid(
+                path.key("module"),
+                "must be a dotted Python module name, e.g. `features.segments`",
+            ));
+        }
+        for (i, requirement) in raw.dependencies.iter().enumerate() {
+            if !looks_like_requirement(requirement) {
+                return Err(invalid(
+                    path.key("dependencies").index(i),
+                    "must be a PEP 508 requirement, e.g. `numpy>=2,<3`",
+                ));
+            }
+        }
+        if raw.memory_limit_mb == Some(0) {
+            return Err(invalid(path.key("memory_limit_mb"), "must be positive"));
+        }
+        if raw.call_timeout_ms == Some(0) {
+            return Err(invalid(path.key("call_timeout_ms"), "must be positive"));
+        }
+        let restart = match &raw.restart {
+            Some(restart) => restart_spec(restart, &path.key("restart"), document)?,
+            None => RestartSpec::default(),
+        };
+        Ok(ExtensionManifest {
+            name: name.to_owned(),
+            module: raw.module,
+            path: raw.path.map(|p| base.join(p)),
+            class: raw.class,
+            dependencies: raw.dependencies,
+            python: raw.python.map(PathBuf::from),
+            restart,
+            memory_limit_mb: raw.memory_limit_mb,
+            call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
+            grants: Grants {
+                singletons: raw.grants.singletons,
+                extensions: raw.grants.extensions,
+            },
+            env: raw.env,
+        })
+    }
+
+    /// Checks that every grant names a declared singleton or extension.
+    pub(crate) fn check_grants(
+        &self,
+        path: &KeyPath,
+        has_singleton: impl Fn(&str) -> bool,
+        has_extension: impl Fn(&str) -> bool,
+        document: &Document,
+    ) -> Result<(), ManifestError> {
+        let grants = path.key("grants");
+        for (i, name) in self.grants.singletons.iter().enumerate() {
+            if !has_singleton(name) {
+                return Err(document.error(
+                    &grants.key("singletons").index(i),
+                    ManifestErrorKind::UnknownSingleton { name: name.clone() },
+                ));
+            }
+        }
+        for (i, name) in self.grants.extensions.iter().enumerate() {
+            if !has_extension(name) {
+                return Err(document.error(
+                    &grants.key("extensions").index(i),
+                    ManifestErrorKind::UnknownExtension { name: name.clone() },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_module_name(module: &str) -> bool {
+    module.split('.').all(|part| {
+        let mut chars = part.chars();
+        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && chars.all(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// A light check (the installer does the full parse): a distribution name first, no line
+/// breaks.
+fn looks_like_requirement(requirement: &str) -> bool {
+    let requirement = requirement.trim();
+    requirement
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && !requirement.contains(['\n', '\r'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_requirements() {
+        assert!(is_module_name("features.segments"));
+        assert!(is_module_name("_private"));
+        assert!(!is_module_name("features..x"));
+        assert!(!is_module_name("2fast"));
+        assert!(!is_module_name(""));
+        assert!(looks_like_requirement("numpy>=2,<3"));
+        assert!(looks_like_requirement(
+            "torch[cuda] ; python_version >= '3.11'"
+        ));
+        assert!(!looks_like_requirement(">=2"));
+        assert!(!looks_like_requirement("numpy\nscipy"));
+    }
+}

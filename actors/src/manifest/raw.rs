@@ -1,0 +1,119 @@
+//! The manifest's shape as serde reads it, before it is checked. Unknown keys are refused
+//! here, with their line.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    #[serde(default)]
+    pub(crate) extensions: IndexMap<String, RawExtension>,
+    /// Each singleton's table: `kind` plus free-form parameters.
+    #[serde(default)]
+    pub(crate) singletons: IndexMap<String, IndexMap<String, toml::Value>>,
+    #[serde(default)]
+    pub(crate) pipelines: IndexMap<String, RawPipeline>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExtension {
+    pub(crate) module: String,
+    pub(crate) path: Option<String>,
+    pub(crate) class: Option<String>,
+    #[serde(default)]
+    pub(crate) dependencies: Vec<String>,
+    pub(crate) python: Option<String>,
+    pub(crate) restart: Option<RawRestart>,
+    pub(crate) memory_limit_mb: Option<u64>,
+    pub(crate) call_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(crate) grants: RawGrants,
+    #[serde(default)]
+    pub(crate) env: IndexMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGrants {
+    #[serde(default)]
+    pub(crate) singletons: Vec<String>,
+    #[serde(default)]
+    pub(crate) extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRestart {
+    pub(crate) policy: Option<RawRestartPolicy>,
+    pub(crate) max_restarts: Option<u32>,
+    pub(crate) within_s: Option<f64>,
+    pub(crate) backoff_initial_ms: Option<u64>,
+    pub(crate) backoff_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRestartPolicy {
+    Permanent,
+    Transient,
+    Temporary,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPipeline {
+    #[serde(default)]
+    pub(crate) nodes: Vec<RawNode>,
+    #[serde(default)]
+    pub(crate) edges: Vec<RawEdge>,
+    pub(crate) error_policy: Option<RawErrorPolicy>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) restart: Option<RawRestart>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNode {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) type_name: String,
+    #[serde(default)]
+    pub(crate) params: IndexMap<String, toml::Value>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) error_policy: Option<RawErrorPolicy>,
+    pub(crate) restart: Option<RawRestart>,
+    /// Python nodes only.
+    pub(crate) extension: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) generator: Option<bool>,
+    pub(crate) flush: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawErrorPolicy {
+    #[serde(alias = "fail")]
+    FailPipeline,
+    #[serde(alias = "skip")]
+    SkipItem,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEdge {
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) policy: Option<RawEdgePolicy>,
+    pub(crate) capacity: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawEdgePolicy {
+    Backpressure,
+    DropOldest,
+    DropNewest,
+}

@@ -1,0 +1,32 @@
+//! Running the example manifests of `examples/` from tests (included with `#[path]`).
+
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use troupe_actors::manifest::Manifest;
+use troupe_actors::pipeline::RunSummary;
+
+/// The path of `examples/NAME`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// Runs pipeline `pipeline` of `examples/MANIFEST` with the variables `vars` set (and no
+/// others), and prints its summary.
+pub fn run_example(manifest: &str, pipeline: &str, vars: &[(&str, &Path)]) -> RunSummary {
+    let path = example(manifest);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let manifest = Manifest::parse_with_env(&text, &path, |name| {
+        vars.iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| value.display().to_string())
+    })
+    .unwrap();
+    let pipeline = manifest.loader().build(pipeline).unwrap();
+    let summary = actix::System::new().block_on(pipeline.run()).unwrap();
+    println!("{summary}");
+    summary
+}

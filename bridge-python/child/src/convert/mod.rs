@@ -1,0 +1,23 @@
+//! Values between Python objects and troupe's wire model.
+//!
+//! | Python | wire |
+//! |---|---|
+//! | `None`, `bool`, `int` (64-bit), `float`, `str` | the same |
+//! | `bytes`, `bytearray`, `memoryview` | bytes (received as `bytes`) |
+//! | `list`, `tuple` | list (received as `list`) |
+//! | `dict` with `str` keys | map |
+//! | numpy array of a supported dtype | array (received as a read-only view) |
+//! | numpy scalar | its `.item()` |
+//! | `troupe.Audio`, `troupe.VideoFrame` | audio, video |
+//!
+//! Anything else is refused with an error naming the type and where it sits.
+
+mod from_python;
+mod media;
+mod numpy;
+mod path;
+mod to_python;
+
+pub(crate) use from_python::{dict_from_python, from_python};
+pub(crate) use path::Path;
+pub(crate) use to_python::to_python;

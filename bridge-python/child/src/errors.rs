@@ -1,0 +1,140 @@
+//! What can go wrong in the native module, and how each failure reaches Python.
+
+use std::io;
+
+use pyo3::PyErr;
+use pyo3::exceptions::{
+    PyConnectionError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
+use thiserror::Error;
+use troupe_wire::protocol::{FrameError, SERVER_ENV};
+use troupe_wire::{MediaError, shm::ShmError};
+
+/// Why the connection to the host could not be made or used.
+#[derive(Debug, Error)]
+pub(crate) enum ConnectionError {
+    /// `connect()` was not called yet (or failed).
+    #[error("troupe._native is not connected to a host")]
+    NotConnected,
+    /// `connect()` was called a second time.
+    #[error("troupe._native is already connected to a host")]
+    AlreadyConnected,
+    /// The process was not started by a troupe host.
+    #[error("{SERVER_ENV} is not set: this process was not started by a troupe host")]
+    NoServerName,
+    /// The bootstrap (channels, connect, first send) failed.
+    #[error("cannot connect to the troupe host: {0}")]
+    Bootstrap(String),
+    /// Sending a frame failed: the host is gone.
+    #[error("the troupe host is gone: {0}")]
+    Send(#[source] io::Error),
+    /// A frame could not be sealed (encoding or shared memory).
+    #[error("cannot send a frame to the host: {0}")]
+    Frame(#[from] FrameError),
+}
+
+impl From<ConnectionError> for PyErr {
+    fn from(e: ConnectionError) -> PyErr {
+        match e {
+            ConnectionError::NotConnected | ConnectionError::AlreadyConnected => {
+                PyRuntimeError::new_err(e.to_string())
+            }
+            ConnectionError::NoServerName
+            | ConnectionError::Bootstrap(_)
+            | ConnectionError::Send(_) => PyConnectionError::new_err(e.to_string()),
+            ConnectionError::Frame(_) => PyValueError::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Why a value could not cross between Python and the wire model; `path` says where it sits
+/// (`args[1]['x'][0]`).
+#[derive(Debug, Error)]
+#[error("{path}: {kind}")]
+pub(crate) struct ConvertError {
+    /// Where the value sits.
+    pub(crate) path: String,
+    /// What is wrong with it.
+    pub(crate) kind: ConvertErrorKind,
+}
+
+/// What is wrong with a value that cannot be converted.
+#[derive(Debug, Error)]
+pub(crate) enum ConvertErrorKind {
+    /// A Python type troupe has no wire form for.
+    #[error("unsupported type {0}")]
+    Unsupported(String),
+    /// A Python int outside the 64-bit signed range.
+    #[error("int {0} does not fit in 64 bits")]
+    IntTooLarge(String),
+    /// Nesting deeper than the wire model allows.
+    #[error("nested deeper than {0} levels")]
+    TooDeep(usize),
+    /// A dict key that is not a str.
+    #[error("dict keys must be str, got {0}")]
+    DictKey(String),
+    /// A numpy array of a dtype troupe has no wire form for.
+    #[error("unsupported numpy dtype {0}")]
+    Dtype(String),
+    /// An array arrived but numpy cannot be imported in this venv.
+    #[error(
+        "numpy is needed for a {dtype} array of shape {shape:?} but cannot be imported: {reason}"
+    )]
+    NumpyMissing {
+        /// The array's dtype.
+        dtype: &'static str,
+        /// The array's shape.
+        shape: Vec<usize>,
+        /// Why the import failed.
+        reason: String,
+    },
+    /// An audio or video value that does not hold together.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// A large buffer could not be put into shared memory.
+    #[error(transparent)]
+    SharedMemory(#[from] ShmError),
+    /// Python raised while the value was read or built.
+    #[error("{0}")]
+    Python(PyErr),
+}
+
+impl ConvertError {
+    pub(crate) fn new(path: impl std::fmt::Display, kind: ConvertErrorKind) -> ConvertError {
+        ConvertError {
+            path: path.to_string(),
+            kind,
+        }
+    }
+}
+
+impl From<ConvertError> for PyErr {
+    fn from(e: ConvertError) -> PyErr {
+        let message = e.to_string();
+        match e.kind {
+            ConvertErrorKind::IntTooLarge(_) => PyOverflowError::new_err(message),
+            ConvertErrorKind::TooDeep(_)
+            | ConvertErrorKind::Media(_)
+            | ConvertErrorKind::SharedMemory(_) => PyValueError::new_err(message),
+            ConvertErrorKind::Python(err) => with_path(err, &e.path),
+            _ => PyTypeError::new_err(message),
+        }
+    }
+}
+
+/// The same exception type with the path in front of the message, the original as its cause;
+/// the original itself when its type cannot be built from a message.
+fn with_path(err: PyErr, path: &str) -> PyErr {
+    use pyo3::types::PyAnyMethods;
+    pyo3::Python::attach(|py| {
+        let message = format!("{path}: {}", err.value(py));
+        match err.get_type(py).as_any().call1((message,)) {
+            Ok(new) => {
+                let new = PyErr::from_value(new);
+                new.set_cause(py, Some(err));
+                new
+            }
+            Err(_) => err,
+        }
+    })
+}

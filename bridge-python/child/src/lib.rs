@@ -1,0 +1,246 @@
+//! `troupe._native`: the child side of troupe's Python bridge, a PyO3 extension module built
+//! for the stable ABI of Python 3.11+ (one `.abi3.so` serves every venv).
+//!
+//! It owns the ipc-channel link to the host and the conversion of values between Python and
+//! troupe's wire model; the `troupe` Python package drives it (dispatch, threads, asyncio).
+//! Every blocking step (receiving, sending, large copies) runs without the GIL, and any
+//! thread may send. The functions, as Python sees them:
+//!
+//! ```text
+//! connect()                                   bootstrap, then Hello
+//! recv(timeout=None) -> tuple | None          next frame (see `frames`); None on timeout
+//! started(methods) / start_failed(type_name, message, traceback)
+//! reply(id, value) / reply_error(id, type_name, message, traceback) / reply_cancelled(id)
+//! call(target_kind, target_name, method, args, kwargs) -> id ; cancel(id)
+//! shutdown_done()
+//! ```
+//!
+//! Bad input from the host never panics the child: a frame that does not decode is skipped
+//! with a line on stderr, a call whose arguments cannot become Python objects is answered
+//! with `CallError::BadArguments`.
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod connection;
+mod convert;
+mod errors;
+mod frames;
+mod view;
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use troupe_wire::protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
+use troupe_wire::{CallError, Map, RemoteException};
+
+use connection::{Connection, Incoming, connection};
+use convert::{Path, from_python};
+use errors::ConnectionError;
+use frames::Surfaced;
+
+/// Connects to the host named by `TROUPE_IPC_SERVER` and says hello.
+#[pyfunction]
+fn connect(py: Python<'_>) -> PyResult<()> {
+    let version: String = py.import("sys")?.getattr("version")?.extract()?;
+    py.detach(|| Connection::connect(version))?;
+    Ok(())
+}
+
+/// The next frame from the host as a tuple; `None` when `timeout` seconds passed first.
+#[pyfunction]
+#[pyo3(signature = (timeout=None))]
+fn recv(py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Bound<'_, PyTuple>>> {
+    let connection = connection()?;
+    let timeout = timeout
+        .map(|t| Duration::try_from_secs_f64(t.max(0.0)))
+        .transpose()
+        .map_err(|e| PyValueError::new_err(format!("timeout: {e}")))?;
+    loop {
+        match py.detach(|| connection.next_frame(timeout)) {
+            Incoming::Frame(frame) => match frames::surface(py, connection, frame)? {
+                Surfaced::Tuple(tuple) => return Ok(Some(tuple)),
+                Surfaced::Answered => {}
+            },
+            Incoming::Closed => return frames::closed(py).map(Some),
+            Incoming::TimedOut => return Ok(None),
+        }
+    }
+}
+
+fn send(py: Python<'_>, frame: ToHost) -> PyResult<()> {
+    let connection = connection()?;
+    py.detach(|| connection.send(frame))?;
+    Ok(())
+}
+
+/// The extension is ready; `methods` are the names the host may call.
+#[pyfunction]
+fn started(py: Python<'_>, methods: Vec<String>) -> PyResult<()> {
+    connection()?.set_methods(methods.iter().cloned());
+    send(py, ToHost::Started { methods })
+}
+
+/// Loading or a start-up hook failed; the child exits after this.
+#[pyfunction]
+fn start_failed(
+    py: Python<'_>,
+    type_name: String,
+    message: String,
+    traceback: String,
+) -> PyResult<()> {
+    send(
+        py,
+        ToHost::StartFailed(RemoteException {
+            type_name,
+            message,
+            traceback,
+        }),
+    )
+}
+
+/// Answers the host's call `id` with `value`; raises (and sends nothing) when `value` cannot
+/// be converted.
+#[pyfunction]
+fn reply(py: Python<'_>, id: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let value = from_python(value, &Path::Root("result"), 0)?;
+    send(
+        py,
+        ToHost::Reply {
+            id,
+            result: Ok(value),
+        },
+    )
+}
+
+/// Answers the host's call `id` with the exception a method raised.
+#[pyfunction]
+fn reply_error(
+    py: Python<'_>,
+    id: u64,
+    type_name: String,
+    message: String,
+    traceback: String,
+) -> PyResult<()> {
+    let error = CallError::Remote(RemoteException {
+        type_name,
+        message,
+        traceback,
+    });
+    send(
+        py,
+        ToHost::Reply {
+            id,
+            result: Err(error),
+        },
+    )
+}
+
+/// Answers the host's call `id`: it was cancelled.
+#[pyfunction]
+fn reply_cancelled(py: Python<'_>, id: u64) -> PyResult<()> {
+    send(
+        py,
+        ToHost::Reply {
+            id,
+            result: Err(CallError::Cancelled),
+        },
+    )
+}
+
+/// Calls `method` of a target (`"host"`, `"singleton"`, `"extension"`) and returns the call
+/// id its reply will carry. Raises, sending nothing, when an argument cannot be converted.
+#[pyfunction]
+#[pyo3(signature = (target_kind, target_name, method, args, kwargs=None))]
+fn call(
+    py: Python<'_>,
+    target_kind: &str,
+    target_name: Option<String>,
+    method: String,
+    args: &Bound<'_, PyAny>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<u64> {
+    let connection = connection()?;
+    let target = match (target_kind, target_name) {
+        ("host", _) => Target::Host,
+        ("singleton", Some(name)) => Target::Singleton(name),
+        ("extension", Some(name)) => Target::Extension(name),
+        (kind, name) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown call target {kind:?} (name {name:?}): host, singleton or extension"
+            )));
+        }
+    };
+    let root = Path::Root("args");
+    let items = if let Ok(tuple) = args.cast::<PyTuple>() {
+        tuple.iter().collect::<Vec<_>>()
+    } else if let Ok(list) = args.cast::<PyList>() {
+        list.iter().collect()
+    } else {
+        return Err(PyTypeError::new_err("args must be a tuple or a list"));
+    };
+    let args = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| from_python(item, &root.index(i), 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kwargs = match kwargs {
+        Some(dict) => convert::dict_from_python(dict, &Path::Root("kwargs"), 0)?,
+        None => Map::new(),
+    };
+    let id = connection.next_call_id();
+    let call = CallFrame {
+        id,
+        method,
+        args,
+        kwargs,
+    };
+    send(py, ToHost::Call { target, call })?;
+    Ok(id)
+}
+
+/// Gives up waiting for this child's call `id`.
+#[pyfunction]
+fn cancel(py: Python<'_>, id: u64) -> PyResult<()> {
+    send(py, ToHost::Cancel { id })
+}
+
+/// `prepare_shutdown` ran; the child exits next.
+#[pyfunction]
+fn shutdown_done(py: Python<'_>) -> PyResult<()> {
+    send(py, ToHost::ShutdownDone)
+}
+
+/// How many of this child's frames still hold shared memory until the host releases them.
+#[pyfunction]
+fn held_frames() -> PyResult<usize> {
+    Ok(connection()?.held())
+}
+
+/// The `troupe._native` module.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(recv, m)?)?;
+    m.add_function(wrap_pyfunction!(started, m)?)?;
+    m.add_function(wrap_pyfunction!(start_failed, m)?)?;
+    m.add_function(wrap_pyfunction!(reply, m)?)?;
+    m.add_function(wrap_pyfunction!(reply_error, m)?)?;
+    m.add_function(wrap_pyfunction!(reply_cancelled, m)?)?;
+    m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown_done, m)?)?;
+    m.add_function(wrap_pyfunction!(held_frames, m)?)?;
+    m.add_class::<view::BufferView>()?;
+    m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
+    m.add("SHM_THRESHOLD", SHM_THRESHOLD)?;
+    Ok(())
+}
+
+impl From<ConnectionError> for CallError {
+    fn from(_: ConnectionError) -> CallError {
+        CallError::ActorStopped
+    }
+}

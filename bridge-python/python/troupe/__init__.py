@@ -1,0 +1,88 @@
+"""troupe: write Python extensions that a troupe host runs as supervised actors.
+
+Each extension runs in its own process, inside its own virtualenv, connected to the host
+(a Rust program) over ipc-channel. Subclass :class:`Extension`; its public methods (no
+leading underscore, not a lifecycle hook) are what the host may call, ``def`` or
+``async def``::
+
+    import troupe
+
+    class Greeter(troupe.Extension):
+        def initialize(self):
+            self.greeting = troupe.singleton("config").get("greeting")
+
+        def greet(self, name):
+            return f"{self.greeting}, {name}"
+
+        async def shout(self, name):
+            return (await troupe.host.aio.upper(name)) + "!"
+
+Start-up order (the host starts the child as ``python -m troupe``):
+
+1. the directories of ``StartInfo.sys_path`` go in front of ``sys.path``;
+2. the extension's module is imported;
+3. its :class:`Extension` subclass is found (the one ``StartInfo.class`` names, else the
+   only subclass defined in the module);
+4. an instance is created (no arguments);
+5. ``before_module_loaded()``;
+6. ``on_module_loaded(module)``;
+7. ``initialize()``;
+8. the host is told ``Started`` with the public methods; calls may come from then on.
+
+A failure in any step reaches the host as ``StartFailed`` (type, message, traceback) and the
+child exits. On ``Shutdown``, ``prepare_shutdown()`` runs, the host is told
+``ShutdownDone`` and the child exits. Every hook may be ``def`` or ``async def``.
+
+Threads: the main thread receives from the host and runs ``def`` methods inline, one at a
+time; ``async def`` methods and hooks run on one asyncio loop in a second thread.
+
+Calling out: ``troupe.host.method(...)`` blocks, ``await troupe.host.aio.method(...)``
+awaits; the same for ``troupe.singleton("name")`` and ``troupe.extension("name")``. While a
+``def`` method waits on the main thread, calls that arrive are served inline, so
+host -> extension -> host -> extension chains do not deadlock. A blocking call on the
+asyncio thread is refused (use the ``aio`` form there).
+
+Values: None, bool, int (64-bit), float, str, bytes/bytearray/memoryview, list/tuple,
+dict with str keys, numpy arrays and scalars, :class:`Audio`, :class:`VideoFrame`. Arrays
+from the host arrive as read-only numpy views of shared memory (no copy). Anything else
+raises ``TypeError`` naming the type and where it sits (``args[1]['x'][0]``).
+
+Errors: an exception a method raises reaches the host with its type, message and
+traceback; errors of calls made from here are raised as :class:`RemoteError` subclasses.
+"""
+
+from .base import Extension
+from .calls import Target, extension, host, singleton
+from .errors import (
+    ActorStoppedError,
+    BadArgumentsError,
+    CallCancelledError,
+    CallTimeoutError,
+    CrashedError,
+    MailboxFullError,
+    PermissionDeniedError,
+    RemoteError,
+    RemoteExceptionError,
+    UnknownMethodError,
+)
+from .media import Audio, VideoFrame
+
+__all__ = [
+    "ActorStoppedError",
+    "Audio",
+    "BadArgumentsError",
+    "CallCancelledError",
+    "CallTimeoutError",
+    "CrashedError",
+    "Extension",
+    "MailboxFullError",
+    "PermissionDeniedError",
+    "RemoteError",
+    "RemoteExceptionError",
+    "Target",
+    "UnknownMethodError",
+    "VideoFrame",
+    "extension",
+    "host",
+    "singleton",
+]

@@ -1,0 +1,440 @@
+"""The child process's runtime: start-up, dispatch of the host's calls, calls out.
+
+Receiving is a turn that one thread holds at a time: the main thread while it waits for
+work, or any thread blocked in a call out while nobody else receives. The thread holding
+the turn handles what it receives: replies go to whoever waits for them; a ``def`` method
+the host calls runs inline on that thread (so ``def`` methods run one at a time, like an
+actor's handlers), and ``async def`` methods and hooks run on one asyncio loop in a second
+thread (started on first need). A thread blocked in a call out takes the turn whenever it
+is free, so a ``def`` method that waits for a thread of its own calling the host does not
+deadlock, and host -> extension -> host nesting works on any thread. An awaitable call out
+waits on a future of its loop.
+"""
+
+import asyncio
+import functools
+import importlib
+import inspect
+import os
+import sys
+import threading
+import traceback
+
+from . import _native
+from .base import HOOKS, Extension
+from .errors import from_wire
+
+# How long the main thread waits for a frame before looking again at an async hook it runs.
+_HOOK_POLL_SECONDS = 0.005
+
+# What `_native.reply` raises for a value it cannot convert.
+_CONVERSION_ERRORS = (TypeError, ValueError, OverflowError)
+
+_CURRENT = None
+
+
+def current():
+    """The runtime of this extension process."""
+    if _CURRENT is None:
+        raise RuntimeError(
+            "troupe.host, troupe.singleton() and troupe.extension() work only inside an "
+            "extension process started by a troupe host"
+        )
+    return _CURRENT
+
+
+def qualified_name(cls):
+    """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
+    module = getattr(cls, "__module__", None)
+    if module in (None, "builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def describe(exc):
+    """``(type name, message, formatted traceback)`` of an exception, as the host gets it."""
+    return (
+        qualified_name(type(exc)),
+        str(exc),
+        "".join(traceback.format_exception(exc)),
+    )
+
+
+def _outcome(outcome):
+    ok, payload = outcome
+    if ok:
+        return payload
+    if ok is None:
+        # The host's value has no Python form here (e.g. an array without numpy).
+        raise TypeError(payload)
+    raise from_wire(*payload)
+
+
+def _settle(future, outcome):
+    if not future.done():
+        future.set_result(outcome)
+
+
+async def _invoke(make):
+    return await make()
+
+
+def _target_text(kind, name):
+    return "troupe.host" if kind == "host" else f"troupe.{kind}({name!r})"
+
+
+class Runtime:
+    """Dispatch state of the one extension this process runs."""
+
+    def __init__(self):
+        self.main_thread = threading.current_thread()
+        self.lock = threading.Lock()
+        # Guards the receive turn (`receiving`) and the boxes of blocked calls out.
+        self.turn = threading.Condition()
+        self.receiving = False
+        self.waiters = {}  # call id -> deliver(outcome), for calls this child made
+        self.methods = {}  # name -> (bound method, is_async)
+        self.tasks = {}  # host call id -> asyncio.Task (touched on the loop thread only)
+        self.loop = None
+        self.loop_thread = None
+        self.instance = None
+        self.shutdown_requested = False
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def start(self, info):
+        """Loads the extension and runs its start-up hooks, in the documented order."""
+        sys.path[0:0] = [p for p in info["sys_path"]]
+        module = importlib.import_module(info["module"])
+        cls = find_extension_class(module, info["class"])
+        instance = cls()
+        self.instance = instance
+        self.run_hook(instance.before_module_loaded)
+        self.run_hook(instance.on_module_loaded, module)
+        self.run_hook(instance.initialize)
+        self.methods = public_methods(instance)
+        _native.started(sorted(self.methods))
+
+    def run_hook(self, hook, *args):
+        """Runs a hook; an ``async def`` one on the loop thread, receiving meanwhile."""
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            return self.wait_on_loop(result)
+        return result
+
+    def wait_on_loop(self, awaitable):
+        future = asyncio.run_coroutine_threadsafe(_invoke(lambda: awaitable), self.ensure_loop())
+        while not future.done():
+            frame = self.next_frame(future.done, _HOOK_POLL_SECONDS)
+            if frame is not None:
+                self.handle(frame)
+        return future.result()
+
+    # -- receiving --------------------------------------------------------------------
+
+    def next_frame(self, done, timeout=None):
+        """Takes the receive turn and returns the next frame; ``None`` once ``done()`` is
+        true (checked while waiting for the turn) or ``timeout`` seconds passed."""
+        turn = self.turn
+        with turn:
+            while self.receiving and not done():
+                turn.wait()
+            if done():
+                return None
+            self.receiving = True
+        try:
+            return _native.recv(timeout)
+        finally:
+            with turn:
+                self.receiving = False
+                turn.notify_all()
+
+    def serve_forever(self):
+        """Serves the host until it asks to shut down."""
+        handle = self.handle
+        stop = self.stop_requested
+        while not self.shutdown_requested:
+            frame = self.next_frame(stop)
+            if frame is not None:
+                handle(frame)
+
+    def stop_requested(self):
+        return self.shutdown_requested
+
+    def handle(self, frame):
+        kind = frame[0]
+        if kind == "call":
+            self.serve(frame[1], frame[2], frame[3], frame[4])
+        elif kind == "reply":
+            with self.lock:
+                deliver = self.waiters.pop(frame[1], None)
+            if deliver is not None:
+                deliver((frame[2], frame[3]))
+        elif kind == "cancel":
+            self.cancel(frame[1])
+        elif kind == "shutdown":
+            self.shutdown_requested = True
+        elif kind == "closed":
+            exit_now(0)
+
+    def serve(self, id, method, args, kwargs):
+        fn, is_async = self.methods[method]
+        if is_async:
+            self.spawn(id, lambda: fn(*args, **kwargs))
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as e:
+            self.reply_exception(id, e)
+            return
+        try:
+            _native.reply(id, result)
+        except _CONVERSION_ERRORS as e:
+            if inspect.isawaitable(result):
+                # A `def` that returned an awaitable (e.g. a decorated coroutine).
+                self.spawn(id, lambda: result)
+            else:
+                self.reply_exception(id, e)
+
+    def reply_exception(self, id, exc):
+        _native.reply_error(id, *describe(exc))
+
+    # -- the asyncio thread -----------------------------------------------------------
+
+    def ensure_loop(self):
+        if self.loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=self._run_loop, args=(loop,), name="troupe-asyncio", daemon=True
+            )
+            self.loop, self.loop_thread = loop, thread
+            thread.start()
+        return self.loop
+
+    @staticmethod
+    def _run_loop(loop):
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    def spawn(self, id, make):
+        """Runs ``await make()`` as a task on the loop; its outcome answers call ``id``."""
+        self.ensure_loop().call_soon_threadsafe(self._start_task, id, make)
+
+    def _start_task(self, id, make):
+        task = self.loop.create_task(_invoke(make))
+        self.tasks[id] = task
+        task.add_done_callback(functools.partial(self._finish_task, id))
+
+    def _finish_task(self, id, task):
+        if self.tasks.get(id) is task:
+            del self.tasks[id]
+        try:
+            if task.cancelled():
+                _native.reply_cancelled(id)
+                return
+            exc = task.exception()
+            if exc is not None:
+                self.reply_exception(id, exc)
+                return
+            try:
+                _native.reply(id, task.result())
+            except _CONVERSION_ERRORS as e:
+                self.reply_exception(id, e)
+        except ConnectionError:
+            pass  # the host is gone; the main thread exits
+
+    def cancel(self, id):
+        """The host cancels its call ``id``: its task is cancelled (a ``def`` method runs to
+        its end)."""
+        if self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._cancel_task, id)
+            except RuntimeError:
+                pass  # the loop is closed: nothing runs any more
+
+    def _cancel_task(self, id):
+        task = self.tasks.get(id)
+        if task is not None:
+            task.cancel()
+
+    # -- calls out --------------------------------------------------------------------
+
+    def call_blocking(self, kind, name, method, args, kwargs):
+        """Calls out and blocks until the answer comes."""
+        thread = threading.current_thread()
+        if thread is self.loop_thread:
+            target = _target_text(kind, name)
+            raise RuntimeError(
+                f"{target}.{method}() blocks, and this is the asyncio thread that runs async "
+                f"methods: use `await {target}.aio.{method}(...)` here"
+            )
+        box = []
+        turn = self.turn
+
+        def deliver(outcome):
+            with turn:
+                box.append(outcome)
+                turn.notify_all()
+
+        with self.lock:
+            id = _native.call(kind, name, method, args, kwargs)
+            self.waiters[id] = deliver
+        # Receive while nobody else does: nested calls from the host run inline here, and
+        # replies for other waiters go into their boxes.
+        handle = self.handle
+        filled = box.__len__
+        while not box:
+            frame = self.next_frame(filled)
+            if frame is not None:
+                handle(frame)
+        return _outcome(box[0])
+
+    async def call_async(self, kind, name, method, args, kwargs):
+        """Calls out and awaits the answer; cancelling the await cancels the call."""
+        if threading.current_thread() is self.main_thread:
+            target = _target_text(kind, name)
+            raise RuntimeError(
+                f"`await {target}.aio.{method}()` cannot run on the main thread, which must "
+                f"receive its reply: call {target}.{method}() there, or await it from an "
+                "async def method"
+            )
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def deliver(outcome):
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:
+                pass  # that loop is closed; nobody waits
+
+        with self.lock:
+            id = _native.call(kind, name, method, args, kwargs)
+            self.waiters[id] = deliver
+        try:
+            outcome = await future
+        except asyncio.CancelledError:
+            with self.lock:
+                waiting = self.waiters.pop(id, None) is not None
+            if waiting:
+                try:
+                    _native.cancel(id)
+                except ConnectionError:
+                    pass
+            raise
+        return _outcome(outcome)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def shutdown(self):
+        """``prepare_shutdown``, then ``ShutdownDone``."""
+        if self.instance is not None:
+            try:
+                self.run_hook(self.instance.prepare_shutdown)
+            except Exception:
+                traceback.print_exc()
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        _native.shutdown_done()
+
+
+def find_extension_class(module, name):
+    """The ``Extension`` subclass ``name`` of ``module``, or its only one."""
+    if name:
+        cls = getattr(module, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Extension)):
+            raise LookupError(
+                f"{module.__name__}.{name} is not a troupe.Extension subclass"
+                if cls is not None
+                else f"module {module.__name__} has no class {name}"
+            )
+        return cls
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type)
+        and issubclass(v, Extension)
+        and v is not Extension
+        and v.__module__ == module.__name__
+    ]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookupError(f"module {module.__name__} defines no troupe.Extension subclass")
+    names = ", ".join(sorted(c.__qualname__ for c in found))
+    raise LookupError(
+        f"module {module.__name__} defines several troupe.Extension subclasses ({names}): "
+        "name the one to load in the extension's configuration (class)"
+    )
+
+
+def public_methods(instance):
+    """``{name: (bound method, is_async)}`` of what the host may call."""
+    cls = type(instance)
+    methods = {}
+    for name in dir(cls):
+        if name.startswith("_") or name in HOOKS:
+            continue
+        static = inspect.getattr_static(cls, name)
+        if isinstance(static, (staticmethod, classmethod)) or inspect.isfunction(static):
+            pass
+        elif isinstance(static, type) or not callable(static):
+            continue  # properties, constants, nested classes
+        fn = getattr(instance, name)
+        methods[name] = (fn, inspect.iscoroutinefunction(fn))
+    return methods
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def exit_now(code):
+    """Leaves at once (the host is gone, or start-up failed): no hooks, no waiting for
+    threads."""
+    _flush()
+    os._exit(code)
+
+
+def _unbuffer():
+    # The host forwards stdout and stderr line by line.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=True)
+        except Exception:
+            pass
+
+
+def main():
+    """``python -m troupe``: connect, start, serve, shut down."""
+    global _CURRENT
+    _unbuffer()
+    try:
+        _native.connect()
+    except (ConnectionError, RuntimeError) as e:
+        print(f"troupe: {e}", file=sys.stderr)
+        exit_now(2)
+    # Processes this extension starts must not try to connect to the host.
+    os.environ.pop("TROUPE_IPC_SERVER", None)
+    runtime = Runtime()
+    _CURRENT = runtime
+    frame = _native.recv()
+    if frame[0] == "shutdown":
+        _native.shutdown_done()
+        exit_now(0)
+    if frame[0] != "start":
+        exit_now(0)
+    try:
+        runtime.start(frame[1])
+    except BaseException as e:
+        try:
+            _native.start_failed(*describe(e))
+        finally:
+            exit_now(1)
+    runtime.serve_forever()
+    runtime.shutdown()
+    _flush()
+    sys.exit(0)

@@ -1,0 +1,166 @@
+"""Errors of calls made from an extension, one class per ``CallError`` variant of the host.
+
+=======================  =========================  ===============================
+host ``CallError``       Python class               attributes
+=======================  =========================  ===============================
+``UnknownMethod``        UnknownMethodError         ``method``
+``BadArguments``         BadArgumentsError          ``path``, ``reason``
+``Remote``               RemoteExceptionError       ``type_name``, ``remote_message``,
+                                                    ``remote_traceback``
+``Timeout``              CallTimeoutError           ``seconds``
+``Cancelled``            CallCancelledError
+``ActorStopped``         ActorStoppedError
+``MailboxFull``          MailboxFullError
+``Crashed``              CrashedError               ``exit_code``, ``signal``,
+                                                    ``reason``, ``stderr_tail``
+``PermissionDenied``     PermissionDeniedError      ``caller``, ``target``
+=======================  =========================  ===============================
+
+All derive from :class:`RemoteError`.
+"""
+
+
+class RemoteError(Exception):
+    """A call made from this extension (to the host, a singleton or another extension)
+    did not return a value."""
+
+    __module__ = "troupe"
+    #: The host's ``CallError`` variant this class stands for.
+    variant = None
+
+
+class UnknownMethodError(RemoteError):
+    """The target has no method of that name."""
+
+    __module__ = "troupe"
+    variant = "UnknownMethod"
+
+    def __init__(self, method):
+        super().__init__(f"unknown method {method!r}")
+        self.method = method
+
+
+class BadArgumentsError(RemoteError):
+    """An argument was missing, of the wrong type or out of range."""
+
+    __module__ = "troupe"
+    variant = "BadArguments"
+
+    def __init__(self, path, reason):
+        super().__init__(f"bad argument at {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class RemoteExceptionError(RemoteError):
+    """The callee raised; its type name, message and traceback are kept."""
+
+    __module__ = "troupe"
+    variant = "Remote"
+
+    def __init__(self, type_name, message, traceback=""):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.remote_message = message
+        self.remote_traceback = traceback
+        if traceback:
+            self.add_note(f"Remote traceback:\n{traceback.rstrip()}")
+
+
+class CallTimeoutError(RemoteError, TimeoutError):
+    """No reply came within the call's deadline."""
+
+    __module__ = "troupe"
+    variant = "Timeout"
+
+    def __init__(self, seconds):
+        super().__init__(f"no reply within {seconds:g} s")
+        self.seconds = seconds
+
+
+class CallCancelledError(RemoteError):
+    """The call was cancelled."""
+
+    __module__ = "troupe"
+    variant = "Cancelled"
+
+    def __init__(self):
+        super().__init__("call cancelled")
+
+
+class ActorStoppedError(RemoteError):
+    """The target stopped (or was never running) before it replied."""
+
+    __module__ = "troupe"
+    variant = "ActorStopped"
+
+    def __init__(self):
+        super().__init__("actor stopped before replying")
+
+
+class MailboxFullError(RemoteError):
+    """The target's mailbox was full."""
+
+    __module__ = "troupe"
+    variant = "MailboxFull"
+
+    def __init__(self):
+        super().__init__("mailbox full")
+
+
+class CrashedError(RemoteError):
+    """The process behind the target died with the call pending."""
+
+    __module__ = "troupe"
+    variant = "Crashed"
+
+    def __init__(self, exit_code=None, signal=None, reason=None, stderr_tail=""):
+        parts = []
+        if exit_code is not None:
+            parts.append(f"exit code {exit_code}")
+        if signal is not None:
+            parts.append(f"signal {signal}")
+        if reason:
+            parts.append(reason)
+        super().__init__(f"process crashed ({', '.join(parts) or 'unknown cause'})")
+        self.exit_code = exit_code
+        self.signal = signal
+        self.reason = reason
+        self.stderr_tail = stderr_tail
+
+
+class PermissionDeniedError(RemoteError):
+    """This extension may not call that target (see the manifest's grants)."""
+
+    __module__ = "troupe"
+    variant = "PermissionDenied"
+
+    def __init__(self, caller, target):
+        super().__init__(f"{caller} may not call {target}")
+        self.caller = caller
+        self.target = target
+
+
+_BY_VARIANT = {
+    cls.variant: cls
+    for cls in (
+        UnknownMethodError,
+        BadArgumentsError,
+        RemoteExceptionError,
+        CallTimeoutError,
+        CallCancelledError,
+        ActorStoppedError,
+        MailboxFullError,
+        CrashedError,
+        PermissionDeniedError,
+    )
+}
+
+
+def from_wire(variant, fields):
+    """The exception for a ``CallError`` the native module handed over as
+    ``(variant, fields)``."""
+    cls = _BY_VARIANT.get(variant)
+    if cls is None:
+        return RemoteError(f"{variant}: {fields}")
+    return cls(**fields)

@@ -1,0 +1,165 @@
+//! What one extension is: its code, its environment, its limits and its restart policy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use troupe_runtime::supervision::RestartSpec;
+
+use crate::env::EnvSpec;
+
+/// Default deadline of a call from the host to an extension.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deadline for a child to connect and say hello.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default deadline for importing the module and running the start-up hooks.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time `prepare_shutdown` gets before the child is terminated, then killed.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of calls that may be in flight or waiting for a (re)start at once.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// How to run one Python extension.
+///
+/// ```
+/// use std::time::Duration;
+/// use troupe_bridge_python::extension::ExtensionConfig;
+///
+/// let config = ExtensionConfig::new("stats", "stats_plugin")
+///     .path("plugins/stats")
+///     .dependencies(["numpy>=2,<3"])
+///     .memory_limit_mb(512)
+///     .call_timeout(Duration::from_secs(5));
+/// assert_eq!(config.env.dependencies, ["numpy>=2,<3"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExtensionConfig {
+    /// Unique name: how the host, the registry and other extensions refer to it.
+    pub name: String,
+    /// The Python module to import.
+    pub module: String,
+    /// The `troupe.Extension` subclass in the module; `None`: the only one there.
+    pub class: Option<String>,
+    /// Directories put in front of the child's `sys.path` (where the module lives).
+    pub sys_path: Vec<PathBuf>,
+    /// Interpreter and dependencies: selects (or builds) the venv.
+    pub env: EnvSpec,
+    /// Extra environment variables of the child.
+    pub vars: Vec<(String, String)>,
+    /// Working directory of the child; the host's when `None`.
+    pub cwd: Option<PathBuf>,
+    /// When and how often a crashed child is restarted.
+    pub restart: RestartSpec,
+    /// Deadline of each call unless the caller gives one; `None`: no deadline.
+    pub call_timeout: Option<Duration>,
+    /// Deadline for the child to connect.
+    pub connect_timeout: Duration,
+    /// Deadline for importing the module and running the start-up hooks.
+    pub start_timeout: Duration,
+    /// Time `prepare_shutdown` gets on a graceful stop.
+    pub stop_timeout: Duration,
+    /// Resident memory above which the child is killed and restarted.
+    pub memory_limit: Option<u64>,
+    /// Calls in flight or waiting at once; more are refused with `MailboxFull`.
+    pub capacity: usize,
+    /// Whether the extension may call the host (`troupe.host`).
+    pub host_calls: bool,
+}
+
+impl ExtensionConfig {
+    /// An extension `name` that imports `module`, with no dependencies and default limits.
+    pub fn new(name: impl Into<String>, module: impl Into<String>) -> ExtensionConfig {
+        ExtensionConfig {
+            name: name.into(),
+            module: module.into(),
+            class: None,
+            sys_path: Vec::new(),
+            env: EnvSpec::new(Vec::<String>::new()),
+            vars: Vec::new(),
+            cwd: None,
+            restart: RestartSpec::default(),
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            start_timeout: DEFAULT_START_TIMEOUT,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            memory_limit: None,
+            capacity: DEFAULT_CAPACITY,
+            host_calls: true,
+        }
+    }
+
+    /// Adds a directory to the child's `sys.path`.
+    pub fn path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sys_path.push(dir.into());
+        self
+    }
+
+    /// Names the Extension subclass to load.
+    pub fn class(mut self, class: impl Into<String>) -> Self {
+        self.class = Some(class.into());
+        self
+    }
+
+    /// Sets the PEP 508 dependencies.
+    pub fn dependencies<I, S>(mut self, deps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.env.dependencies = deps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the interpreter the venv is made from.
+    pub fn python(mut self, python: impl Into<PathBuf>) -> Self {
+        self.env = self.env.with_python(python);
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the restart policy.
+    pub fn restart(mut self, spec: RestartSpec) -> Self {
+        self.restart = spec;
+        self
+    }
+
+    /// Sets the default call deadline.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the connect deadline.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the start-up deadline.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Sets the graceful-stop deadline.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Kills and restarts the child above `mb` MiB of resident memory.
+    pub fn memory_limit_mb(mut self, mb: u64) -> Self {
+        self.memory_limit = Some(mb * 1024 * 1024);
+        self
+    }
+
+    /// Sets how many calls may be in flight or waiting.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+}

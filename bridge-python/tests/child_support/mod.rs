@@ -1,0 +1,260 @@
+//! A raw host for child-side tests: spawns `<venv>/bin/python -m troupe`, accepts its
+//! ipc-channel bootstrap on a thread, and exchanges frames directly, without the
+//! extension actor. Each test binary shares its venvs through one cache directory under
+//! cargo's target tmpdir, so they are built once.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer};
+use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
+use troupe_bridge_python::{Venv, provision};
+use troupe_wire::protocol::{
+    CallFrame, Envelope, Outbox, SERVER_ENV, SHM_THRESHOLD, StartInfo, Target, ToChild, ToHost,
+};
+use troupe_wire::{CallError, Map, Value};
+
+/// How long any single wait of the driver may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A venv for `dependencies` with the child side provisioned, shared by the tests of this
+/// binary (and later runs).
+pub fn venv(dependencies: &[&str]) -> Venv {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("troupe-child-venvs");
+    let cache = EnvCache::new(root);
+    let venv = cache
+        .ensure(&EnvSpec::new(dependencies.iter().copied()), &env::quiet)
+        .expect("test venv");
+    provision::provision(&venv).expect("provision");
+    venv
+}
+
+/// Writes `source` as module `name` in a fresh directory and returns the directory.
+pub fn module_dir(name: &str, source: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(format!("{name}.py")), source).expect("module");
+    dir
+}
+
+type Bootstrap = (IpcBytesReceiver, IpcBytesSender);
+
+/// One child process and the host's end of its link.
+pub struct Driver {
+    pub process: Child,
+    pub pid: u32,
+    pub hello: ToHost,
+    sender: Option<IpcBytesSender>,
+    outbox: Outbox,
+    frames: Receiver<Envelope<ToHost>>,
+    /// Holds of the child's envelopes this driver has released.
+    pub released: RefCell<Vec<u64>>,
+    next_id: RefCell<u64>,
+    stashed: RefCell<HashMap<u64, Result<Value, CallError>>>,
+}
+
+/// What serves the child's calls: `(driver, target, call) -> result`.
+pub type Handler<'a> = &'a dyn Fn(&Driver, &Target, &CallFrame) -> Result<Value, CallError>;
+
+/// A handler for children that make no calls.
+pub fn no_calls(_: &Driver, target: &Target, call: &CallFrame) -> Result<Value, CallError> {
+    panic!("unexpected call {target}.{}", call.method)
+}
+
+impl Driver {
+    /// Spawns the child in `venv` and waits for its hello.
+    pub fn spawn(venv: &Venv) -> Driver {
+        let (server, name) = IpcOneShotServer::<Bootstrap>::new().expect("server");
+        let process = Command::new(&venv.python)
+            .args(["-u", "-m", "troupe"])
+            .env(SERVER_ENV, &name)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn python");
+        let pid = process.id();
+        let (accepted_tx, accepted) = mpsc::channel();
+        std::thread::spawn(move || {
+            let result = server.accept().map(|(_, bootstrap)| bootstrap);
+            let _ = accepted_tx.send(result.map_err(|e| e.to_string()));
+        });
+        let (receiver, sender) = match accepted.recv_timeout(PATIENCE) {
+            Ok(Ok(bootstrap)) => bootstrap,
+            other => panic!("child did not connect: {other:?}"),
+        };
+        let (frames_tx, frames) = mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(bytes) = receiver.recv() {
+                let envelope = Envelope::open(&bytes).expect("child frame decodes");
+                if frames_tx.send(envelope).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut driver = Driver {
+            process,
+            pid,
+            hello: ToHost::ShutdownDone,
+            sender: Some(sender),
+            outbox: Outbox::new(SHM_THRESHOLD),
+            frames,
+            released: Vec::new().into(),
+            next_id: RefCell::new(1),
+            stashed: RefCell::default(),
+        };
+        driver.hello = driver.next();
+        driver
+    }
+
+    /// Drops the host's end of the channel, as a dying host would.
+    pub fn hang_up(&mut self) {
+        self.sender = None;
+    }
+
+    /// Sends one frame.
+    pub fn send(&self, frame: ToChild) {
+        let bytes = self.outbox.seal(frame).expect("seal");
+        let sender = self.sender.as_ref().expect("not hung up");
+        sender.send(&bytes).expect("send to child");
+    }
+
+    /// The next frame from the child. Like a host, it answers `Release` for every envelope
+    /// that holds buffers, and applies (and skips) the child's releases.
+    pub fn next(&self) -> ToHost {
+        loop {
+            let envelope = self.frames.recv_timeout(PATIENCE);
+            if let Ok(Envelope {
+                hold: Some(hold), ..
+            }) = &envelope
+            {
+                self.send(ToChild::Release { hold: *hold });
+                self.released.borrow_mut().push(*hold);
+            }
+            match envelope.map(|e| e.body) {
+                Ok(ToHost::Release { hold }) => {
+                    self.outbox.release(hold);
+                }
+                Ok(frame) => return frame,
+                Err(RecvTimeoutError::Timeout) => panic!("no frame from the child in {PATIENCE:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the child's channel closed"),
+            }
+        }
+    }
+
+    /// Sends `Start` for `module` (found in `dir`) and returns what the child answered.
+    pub fn start(&self, dir: &Path, module: &str, class: Option<&str>) -> ToHost {
+        self.send(ToChild::Start(StartInfo {
+            name: module.to_owned(),
+            module: module.to_owned(),
+            class: class.map(str::to_owned),
+            sys_path: vec![dir.display().to_string()],
+            host_calls: true,
+        }));
+        self.next()
+    }
+
+    /// Spawns, starts and expects `Started`; returns the driver and the methods.
+    pub fn started(venv: &Venv, dir: &Path, module: &str) -> (Driver, Vec<String>) {
+        let driver = Driver::spawn(venv);
+        match driver.start(dir, module, None) {
+            ToHost::Started { methods } => (driver, methods),
+            other => panic!("start failed: {other:?}"),
+        }
+    }
+
+    /// Sends a call and returns its id, without waiting.
+    pub fn send_call(&self, method: &str, args: Vec<Value>, kwargs: Map) -> u64 {
+        let id = {
+            let mut next = self.next_id.borrow_mut();
+            *next += 1;
+            *next
+        };
+        self.send(ToChild::Call(CallFrame {
+            id,
+            method: method.to_owned(),
+            args,
+            kwargs,
+        }));
+        id
+    }
+
+    /// Calls `method` and waits for the answer, serving the child's calls with `handler`
+    /// meanwhile (re-entrantly: the handler may call the child again).
+    pub fn call_with(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        handler: Handler<'_>,
+    ) -> Result<Value, CallError> {
+        let id = self.send_call(method, args, Map::new());
+        self.wait_reply(id, handler)
+    }
+
+    /// [`Driver::call_with`] for children that make no calls.
+    pub fn call(&self, method: &str, args: Vec<Value>) -> Result<Value, CallError> {
+        self.call_with(method, args, &no_calls)
+    }
+
+    /// Waits for the reply to call `id`, serving calls from the child meanwhile.
+    pub fn wait_reply(&self, id: u64, handler: Handler<'_>) -> Result<Value, CallError> {
+        loop {
+            if let Some(result) = self.stashed.borrow_mut().remove(&id) {
+                return result;
+            }
+            match self.next() {
+                ToHost::Reply { id: got, result } if got == id => return result,
+                ToHost::Reply { id: other, result } => {
+                    self.stashed.borrow_mut().insert(other, result);
+                }
+                ToHost::Call { target, call } => {
+                    let result = handler(self, &target, &call);
+                    self.send(ToChild::Reply {
+                        id: call.id,
+                        result,
+                    });
+                }
+                ToHost::Cancel { .. } => {}
+                other => panic!("unexpected frame while waiting for reply {id}: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the process to end.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.process.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "child still running after {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(None) = self.process.try_wait() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+/// `Value::Str`.
+pub fn s(text: &str) -> Value {
+    Value::Str(text.to_owned())
+}
+
+/// `Value::Int`.
+pub fn i(n: i64) -> Value {
+    Value::Int(n)
+}
