@@ -49,25 +49,8 @@ impl Handler<Call> for Kv {
 }
 
 fn progress(extension: &str, step: EnvProgress) {
-    match step {
-        EnvProgress::Reused { .. } => println!("  [{extension}] venv reused from the cache"),
-        EnvProgress::Creating { installer, .. } => {
-            println!("  [{extension}] creating a venv with {installer:?}")
-        }
-        EnvProgress::Installing { count } => {
-            println!("  [{extension}] installing {count} requirement(s)")
-        }
-        EnvProgress::Done { elapsed, .. } => {
-            println!(
-                "  [{extension}] venv ready in {:.1} s",
-                elapsed.as_secs_f64()
-            )
-        }
-        EnvProgress::Waiting { .. } => println!("  [{extension}] waiting for another build"),
-        EnvProgress::BootstrappingUv { .. } => {
-            println!("  [{extension}] no uv found: installing one with pip (once)")
-        }
-        _ => {}
+    if let Some(line) = step.summary() {
+        println!("  [{extension}] {line}");
     }
 }
 

@@ -29,12 +29,28 @@ fn run_example(input: &Path, output: &Path) -> Vec<(f64, f64)> {
     let vars = [("TROUPE_AUDIO_IN", input), ("TROUPE_AUDIO_OUT", output)];
     let summary = examples::run_example("audio_vad.toml", "audio_vad", &vars);
     assert_eq!(summary.lost(), 0);
-    std::fs::read_to_string(output)
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(output)
         .unwrap()
         .lines()
-        .map(|line| {
-            let segment: serde_json::Value = serde_json::from_str(line).unwrap();
-            assert_eq!(segment["audio"]["sample_rate"], 16_000);
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // The Python extension's flush writes one summary line after the segments.
+    let (summary, segments) = lines.split_last().expect("a summary line");
+    assert_eq!(summary["segments"].as_u64(), Some(segments.len() as u64));
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, segment)| {
+            assert_eq!(segment["index"].as_u64(), Some(i as u64));
+            assert_eq!(segment["sample_rate"], 16_000);
+            // Speech-like bursts are loud and voiced: numpy saw the samples themselves.
+            let rms_db = segment["rms_db"].as_f64().unwrap();
+            assert!(rms_db > -40.0, "segment {i}: {segment}");
+            let centroid = segment["spectral_centroid_hz"].as_f64().unwrap();
+            assert!(
+                centroid > 50.0 && centroid < 8_000.0,
+                "segment {i}: {segment}"
+            );
             (
                 segment["start_s"].as_f64().unwrap(),
                 segment["end_s"].as_f64().unwrap(),

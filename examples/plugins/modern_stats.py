@@ -20,5 +20,5 @@ class ModernStats(troupe.Extension):
     async def summary(self, values):
         """Asks the pure-Python extension, through the host, to describe the values."""
         text = await troupe.extension("pure").aio.describe_values(values.tolist())
-        troupe.singleton("kv").put("modern.summary", text)
+        await troupe.singleton("kv").aio.put("modern.summary", text)
         return text

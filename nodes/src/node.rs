@@ -1,3 +1,6 @@
+use std::future::Future;
+use std::pin::Pin;
+
 use thiserror::Error;
 use troupe_wire::Value;
 
@@ -39,6 +42,16 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The method of a bridged extension that implements the node failed for this input (a
+    /// Python exception, a crash of its process, a deadline).
+    #[error("python node calling {method}: {source}")]
+    Call {
+        /// The extension method called.
+        method: String,
+        /// Why it gave no answer (boxed: it is large, and rare).
+        #[source]
+        source: Box<troupe_wire::CallError>,
+    },
     /// A file's contents could not be decoded or encoded (bad WAV header, corrupt frame...).
     #[error("{node}: {reason}")]
     Format {
@@ -49,10 +62,25 @@ pub enum NodeError {
     },
 }
 
-/// Where a node puts its outputs: 0..N per input.
-#[derive(Debug, Default)]
+/// Outputs that arrive later: what an asynchronous node (a method of a bridged Python
+/// extension, say) hands to [`Emitter::defer`].
+pub type Deferred = Pin<Box<dyn Future<Output = Result<Vec<Value>, NodeError>> + Send>>;
+
+/// Where a node puts its outputs: 0..N per input, at once ([`Emitter::emit`]) or later
+/// ([`Emitter::defer`]).
+#[derive(Default)]
 pub struct Emitter {
     items: Vec<Value>,
+    deferred: Option<Deferred>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("items", &self.items)
+            .field("deferred", &self.deferred.is_some())
+            .finish()
+    }
 }
 
 impl Emitter {
@@ -64,6 +92,21 @@ impl Emitter {
     /// Emits one output.
     pub fn emit(&mut self, value: impl Into<Value>) {
         self.items.push(value.into());
+    }
+
+    /// Makes this input's outputs (after those emitted already) the ones `outputs` resolves
+    /// to. The runtime awaits it before the node's next input, so order is kept; an error
+    /// counts as the node's error for this input. A second call replaces the first.
+    pub fn defer<F>(&mut self, outputs: F)
+    where
+        F: Future<Output = Result<Vec<Value>, NodeError>> + Send + 'static,
+    {
+        self.deferred = Some(Box::pin(outputs));
+    }
+
+    /// Takes the deferred outputs, if the node deferred any.
+    pub fn take_deferred(&mut self) -> Option<Deferred> {
+        self.deferred.take()
     }
 
     /// Takes the outputs emitted so far, in order.
@@ -88,6 +131,9 @@ impl Emitter {
 }
 
 /// A processing node: takes items, emits 0..N items for each.
+///
+/// A node answers at once through the [`Emitter`], or later by handing it a future
+/// ([`Emitter::defer`]): the runtime awaits it before the next input.
 ///
 /// The runtime calls `initialize` once, then `process` for every input in order, then
 /// `flush` once at end of stream (its outputs are delivered before end of stream passes on),

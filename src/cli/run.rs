@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
 use troupe_actors::pipeline::RunSummary;
 
@@ -28,9 +29,47 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
 }
 
 async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, CliError> {
-    let running = manifest.loader().build(name)?.start();
-    let display = ProgressDisplay::start(running.progress());
-    let result = running.finish().await;
-    display.finish();
-    Ok(result?)
+    let host = start_extensions(manifest).await;
+    let mut loader = manifest.loader();
+    if let Some(host) = &host {
+        loader = loader.python_nodes(host.python_nodes());
+    }
+    let result = async {
+        let running = loader.build(name)?.start();
+        let display = ProgressDisplay::start(running.progress());
+        let result = running.finish().await;
+        display.finish();
+        Ok(result?)
+    }
+    .await;
+    if let Some(host) = host {
+        host.shutdown().await;
+    }
+    result
+}
+
+/// Starts the manifest's extensions, if it has any, and waits for their start-up hooks.
+/// One that cannot start is reported; python nodes that use it fail to build.
+async fn start_extensions(manifest: &Manifest) -> Option<ExtensionHost> {
+    if manifest.extensions.is_empty() {
+        return None;
+    }
+    let host = ExtensionHost::builder()
+        .manifest(manifest)
+        .on_progress(|extension, step| {
+            if let Some(line) = step.summary() {
+                eprintln!("[{extension}] {line}");
+            }
+        })
+        .start()
+        .await;
+    for (extension, error) in host.failed() {
+        eprintln!("[{extension}] not started: {error}");
+    }
+    for (extension, status) in host.ready().await {
+        if !status.is_running() {
+            eprintln!("[{extension}] not running: {status:?}");
+        }
+    }
+    Some(host)
 }

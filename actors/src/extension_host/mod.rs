@@ -21,6 +21,7 @@
 //! ```
 
 mod grants;
+mod python_node;
 mod router;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use troupe_bridge_python::provision::{self, ProvisionError};
 use troupe_runtime::{Caller, Registry};
 
 pub use grants::Grants;
+pub use python_node::PythonNode;
 
 use router::HostRouter;
 
@@ -121,6 +123,14 @@ impl ExtensionHostBuilder {
         progress: impl Fn(&str, EnvProgress) + Send + Sync + 'static,
     ) -> Self {
         self.progress = Arc::new(progress);
+        self
+    }
+
+    /// Adds every extension `manifest` declares, with its grants.
+    pub fn manifest(mut self, manifest: &crate::manifest::Manifest) -> Self {
+        for extension in manifest.extensions.values() {
+            self = self.extension(extension.config(), extension.host_grants());
+        }
         self
     }
 
@@ -247,6 +257,28 @@ impl std::fmt::Debug for ExtensionHost {
 }
 
 impl ExtensionHost {
+    /// Makes the python nodes of a manifest's pipelines from these extensions (pass it to
+    /// [`PipelineLoader::python_nodes`](crate::manifest::PipelineLoader::python_nodes)). A
+    /// node whose extension did not start fails to build with
+    /// [`CallError::ActorStopped`](troupe_wire::CallError::ActorStopped).
+    pub fn python_nodes(
+        &self,
+    ) -> impl Fn(
+        &crate::manifest::PythonNodeSpec,
+    ) -> Result<Box<dyn troupe_nodes::Node>, troupe_nodes::NodeError>
+    + Send
+    + Sync
+    + 'static {
+        let extensions = self.extensions.clone();
+        move |spec| match extensions.get(&spec.extension) {
+            Some(extension) => Ok(Box::new(PythonNode::new(extension.clone(), spec))),
+            None => Err(troupe_nodes::NodeError::Call {
+                method: spec.method.clone(),
+                source: Box::new(troupe_wire::CallError::ActorStopped),
+            }),
+        }
+    }
+
     /// A builder with no extensions.
     pub fn builder() -> ExtensionHostBuilder {
         ExtensionHostBuilder {

@@ -52,6 +52,41 @@ pub struct Grants {
 }
 
 impl ExtensionManifest {
+    /// The bridge configuration that starts this extension.
+    pub fn config(&self) -> troupe_bridge_python::extension::ExtensionConfig {
+        let mut config =
+            troupe_bridge_python::extension::ExtensionConfig::new(&self.name, &self.module)
+                .dependencies(self.dependencies.iter().cloned())
+                .restart(self.restart);
+        if let Some(path) = &self.path {
+            config = config.path(path);
+        }
+        if let Some(class) = &self.class {
+            config = config.class(class);
+        }
+        if let Some(python) = &self.python {
+            config = config.python(python);
+        }
+        if let Some(mb) = self.memory_limit_mb {
+            config = config.memory_limit_mb(mb);
+        }
+        if let Some(timeout) = self.call_timeout {
+            config = config.call_timeout(timeout);
+        }
+        for (key, value) in &self.env {
+            config = config.var(key, value);
+        }
+        config
+    }
+
+    /// What the extension host lets it call: the host, plus its granted singletons and
+    /// extensions.
+    pub fn host_grants(&self) -> crate::extension_host::Grants {
+        crate::extension_host::Grants::host_only()
+            .singletons(self.grants.singletons.iter().cloned())
+            .extensions(self.grants.extensions.iter().cloned())
+    }
+
     /// Checks `raw` (found at `path`); `base` is the manifest's directory. Grants are
     /// checked once every name is known ([`check_grants`]).
     pub(crate) fn from_raw(

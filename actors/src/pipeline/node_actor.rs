@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::fut::{ActorFutureExt, wrap_future};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
-use troupe_nodes::{Emitter, Node};
+use troupe_nodes::{Deferred, Emitter, Node, NodeError};
 use troupe_runtime::supervision::Decision;
 use troupe_wire::Value;
 
@@ -40,6 +40,8 @@ pub(crate) struct NodeActor {
     backlog: VecDeque<Packet>,
     /// Set by a restart: wait this long before the new instance takes its next input.
     backoff: Option<Duration>,
+    /// Outputs the node deferred (an asynchronous node): awaited before its next input.
+    awaiting: Option<Awaiting>,
     /// Finished or failed: nothing more to do, and no `Stopped` event when dropped.
     done: bool,
 }
@@ -54,6 +56,21 @@ pub(crate) struct NodeActorParts {
     pub(crate) rings: Vec<Arc<Ring>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) restart: Option<Restarter>,
+}
+
+/// Deferred outputs in flight, with what finishing them needs.
+struct Awaiting {
+    outputs: Deferred,
+    step: Step,
+}
+
+/// What deferred its outputs.
+#[derive(Clone, Copy)]
+enum Step {
+    /// `process` of input `index`, begun at `start`.
+    Item { index: u64, start: Instant },
+    /// `flush` at end of stream.
+    Flush,
 }
 
 impl NodeActor {
@@ -74,6 +91,7 @@ impl NodeActor {
             restart: parts.restart,
             backlog: VecDeque::new(),
             backoff: None,
+            awaiting: None,
             done: false,
         }
     }
@@ -83,15 +101,27 @@ impl NodeActor {
     }
 
     /// Processes the backlog and everything the drop-oldest buffers hold, then makes the
-    /// actor wait for its outputs to be taken downstream (and for a restart's backoff, after
-    /// which it goes on with what is left).
+    /// actor wait for its outputs to be taken downstream (and for deferred outputs, or a
+    /// restart's backoff, after which it goes on with what is left).
     fn pump(&mut self, ctx: &mut Context<Self>) {
         self.process_backlog();
-        if self.backoff.is_none() && !self.rings.is_empty() {
+        if self.ready() && !self.rings.is_empty() {
             for ring in &self.rings {
                 self.backlog.extend(ring.take());
             }
             self.process_backlog();
+        }
+        if let Some(Awaiting { outputs, step }) = self.awaiting.take() {
+            let delivery = self.outbox.delivery();
+            let wait = async move {
+                delivery.await;
+                outputs.await
+            };
+            ctx.wait(wrap_future::<_, Self>(wait).map(move |result, actor, ctx| {
+                actor.settle(step, result);
+                actor.pump(ctx);
+            }));
+            return;
         }
         match self.backoff.take() {
             None => self.outbox.flush(ctx),
@@ -106,8 +136,13 @@ impl NodeActor {
         }
     }
 
+    /// Whether the next packet may be processed now.
+    fn ready(&self) -> bool {
+        self.backoff.is_none() && self.awaiting.is_none()
+    }
+
     fn process_backlog(&mut self) {
-        while self.backoff.is_none() {
+        while self.ready() {
             let Some(packet) = self.backlog.pop_front() else {
                 break;
             };
@@ -122,32 +157,91 @@ impl NodeActor {
         if !self.active() {
             return;
         }
-        let input_index = self.stats.items_in;
+        let index = self.stats.items_in;
         self.stats.items_in += 1;
         let start = Instant::now();
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         let result = catch_panic(|| node.process(value, emitter));
-        self.stats.latencies.push(start.elapsed());
         match result {
-            Ok(Ok(())) => self.emit(),
-            Ok(Err(source)) => {
-                self.stats.errors += 1;
-                self.emitter.drain();
-                match self.policy {
-                    ErrorPolicy::SkipItem => {
-                        tracing::debug!(node = %self.id, input_index, error = %source, "skipped");
-                    }
-                    ErrorPolicy::FailPipeline => self.fail(PipelineError::Process {
-                        node: self.id.clone(),
-                        input_index,
-                        source,
-                    }),
+            Ok(Ok(())) => match self.emitter.take_deferred() {
+                Some(outputs) => {
+                    self.awaiting = Some(Awaiting {
+                        outputs,
+                        step: Step::Item { index, start },
+                    });
                 }
+                None => {
+                    self.stats.latencies.push(start.elapsed());
+                    self.emit();
+                }
+            },
+            Ok(Err(source)) => {
+                self.stats.latencies.push(start.elapsed());
+                self.item_failed(index, source);
             }
             Err(message) => {
+                self.stats.latencies.push(start.elapsed());
                 self.stats.lost += 1;
                 self.crashed(message);
             }
+        }
+    }
+
+    /// Deferred outputs arrived (or their error).
+    fn settle(&mut self, step: Step, result: Result<Vec<Value>, NodeError>) {
+        if !self.active() {
+            self.emitter.drain();
+            return;
+        }
+        match step {
+            Step::Item { index, start } => {
+                self.stats.latencies.push(start.elapsed());
+                match result {
+                    Ok(outputs) => {
+                        outputs.into_iter().for_each(|v| self.emitter.emit(v));
+                        self.emit();
+                    }
+                    Err(source) => self.item_failed(index, source),
+                }
+            }
+            Step::Flush => match result {
+                Ok(outputs) => {
+                    outputs.into_iter().for_each(|v| self.emitter.emit(v));
+                    self.emit();
+                    self.finish_stream();
+                }
+                Err(source) => self.flush_failed(source),
+            },
+        }
+    }
+
+    /// The node returned an error for input `index`: skip it or fail, per policy.
+    fn item_failed(&mut self, index: u64, source: NodeError) {
+        self.stats.errors += 1;
+        self.emitter.drain();
+        match self.policy {
+            ErrorPolicy::SkipItem => {
+                tracing::debug!(node = %self.id, input_index = index, error = %source, "skipped");
+            }
+            ErrorPolicy::FailPipeline => self.fail(PipelineError::Process {
+                node: self.id.clone(),
+                input_index: index,
+                source,
+            }),
+        }
+    }
+
+    /// `flush` returned an error: fail, or (skipping) pass end of stream on regardless.
+    fn flush_failed(&mut self, source: NodeError) {
+        self.stats.errors += 1;
+        self.emitter.drain();
+        if self.policy == ErrorPolicy::FailPipeline {
+            self.fail(PipelineError::Flush {
+                node: self.id.clone(),
+                source,
+            });
+        } else {
+            self.finish_stream();
         }
     }
 
@@ -166,26 +260,31 @@ impl NodeActor {
         }
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         match catch_panic(|| node.flush(emitter)) {
-            Ok(Ok(())) => self.emit(),
-            Ok(Err(source)) => {
-                self.stats.errors += 1;
-                self.emitter.drain();
-                if self.policy == ErrorPolicy::FailPipeline {
-                    self.fail(PipelineError::Flush {
-                        node: self.id.clone(),
-                        source,
+            Ok(Ok(())) => match self.emitter.take_deferred() {
+                Some(outputs) => {
+                    self.awaiting = Some(Awaiting {
+                        outputs,
+                        step: Step::Flush,
                     });
-                    return;
                 }
-            }
+                None => {
+                    self.emit();
+                    self.finish_stream();
+                }
+            },
+            Ok(Err(source)) => self.flush_failed(source),
             // What the crashed instance held is lost; a restarted one has nothing to flush.
             Err(message) => {
                 self.crashed(message);
-                if self.done {
-                    return;
+                if !self.done {
+                    self.finish_stream();
                 }
             }
         }
+    }
+
+    /// Passes end of stream on, shuts the node down and reports its statistics.
+    fn finish_stream(&mut self) {
         fan_out(&self.outs, Packet::Eos, &mut self.outbox);
         self.shutdown();
         self.done = true;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
 use troupe_actors::pipeline::RunSummary;
 
@@ -25,8 +26,25 @@ pub fn run_example(manifest: &str, pipeline: &str, vars: &[(&str, &Path)]) -> Ru
             .map(|(_, value)| value.display().to_string())
     })
     .unwrap();
-    let pipeline = manifest.loader().build(pipeline).unwrap();
-    let summary = actix::System::new().block_on(pipeline.run()).unwrap();
+    let summary = actix::System::new().block_on(async {
+        // Python nodes run in the manifest's extensions (real venvs, real processes).
+        let host = if manifest.extensions.is_empty() {
+            None
+        } else {
+            let host = ExtensionHost::builder().manifest(&manifest).start().await;
+            assert!(host.failed().is_empty(), "{:?}", host.failed());
+            Some(host)
+        };
+        let mut loader = manifest.loader();
+        if let Some(host) = &host {
+            loader = loader.python_nodes(host.python_nodes());
+        }
+        let summary = loader.build(pipeline).unwrap().run().await.unwrap();
+        if let Some(host) = host {
+            host.shutdown().await;
+        }
+        summary
+    });
     println!("{summary}");
     summary
 }

@@ -17,8 +17,9 @@ use bytes_payload::Payload;
 use serde_json::json;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Value};
 
+use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
 use crate::{Effort, Measurement};
 
 const SCENARIO: &str = "call-roundtrip";
@@ -203,8 +204,23 @@ impl CrossProcess for CrossProcessRoundTrip {
     /// The slot for troupe's bridged extension host: a no-op Python method (payload 0)
     /// and an echo of `bytes` at each of [`PAYLOADS`], one series each (a sample per
     /// call), with the extra `call` set to `noop` or `echo` as pyisolate's rows have it.
-    fn troupe_bridged(_: Effort) -> Outcome {
-        systems::bridged_pending()
+    fn troupe_bridged(effort: Effort) -> Outcome {
+        let n = effort.pick(3_000, 30_000);
+        let lab = Lab::start()?;
+        lab.sample(Job::Call { payload: 0 }, n / 10)?;
+        let noop = Series::new(
+            TROUPE_BRIDGED,
+            0,
+            1,
+            n,
+            lab.sampler(Job::Call { payload: 0 }),
+        );
+        let mut rows = vec![noop.with("call", "noop")];
+        for bytes in PAYLOADS {
+            let echo = lab.sampler(Job::Call { payload: bytes });
+            rows.push(Series::new(TROUPE_BRIDGED, bytes, 1, n, echo).with("call", "echo"));
+        }
+        Ok(rows)
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate, with_rate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate, with_rate};
 use crate::{Effort, Measurement};
 
 const IN_FLIGHT: [usize; 2] = [1, 100];
@@ -37,8 +38,18 @@ impl CrossProcess for CallsPerSecond {
     /// The slot for troupe's bridged extension host: a no-op Python method called with 1
     /// and 100 calls in flight; one series per `in_flight` as the floors' (payload 0 for
     /// a no-op), each sample the nanoseconds per call of one run.
-    fn troupe_bridged(_: Effort) -> Outcome {
-        systems::bridged_pending()
+    fn troupe_bridged(effort: Effort) -> Outcome {
+        let (calls, runs) = effort.pick((5_000, 5), (50_000, 11));
+        let lab = Lab::start()?;
+        IN_FLIGHT
+            .iter()
+            .map(|&in_flight| {
+                let job = Job::Flight { in_flight, calls };
+                lab.sample(job, 1)?;
+                let series = Series::new(TROUPE_BRIDGED, 0, in_flight, runs, lab.sampler(job));
+                Ok(series.with("calls_per_run", calls))
+            })
+            .collect()
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

@@ -6,8 +6,9 @@
 //! `ExtensionManager`, loads the extension (its venv exists: one untimed start comes
 //! first) and awaits one no-op call, then stops it.
 
+use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
 use crate::{Effort, Measurement};
 
 const FRAME: usize = 64;
@@ -31,8 +32,17 @@ impl CrossProcess for ColdStart {
     /// The slot for troupe's bridged extension host: spawn an extension whose venv is
     /// cached and time it to its first answered no-op call; one series (payload 0), a
     /// sample per start.
-    fn troupe_bridged(_: Effort) -> Outcome {
-        systems::bridged_pending()
+    fn troupe_bridged(effort: Effort) -> Outcome {
+        let lab = Lab::start()?;
+        lab.sample(Job::ColdStart, 1)?;
+        let series = Series::new(
+            TROUPE_BRIDGED,
+            0,
+            1,
+            effort.pick(10, 50),
+            lab.sampler(Job::ColdStart),
+        );
+        Ok(vec![series.with("venv", "cached")])
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

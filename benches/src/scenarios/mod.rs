@@ -7,7 +7,10 @@ mod chain_throughput;
 mod cold_start;
 mod nested_chain;
 mod pipeline_chain;
+mod pipeline_python_node;
 mod restart;
+
+pub(crate) use pipeline_chain::Count;
 
 use crate::{BenchError, Effort, Measurement};
 
@@ -21,6 +24,7 @@ pub const NAMES: &[&str] = &[
     "restart",
     "audio-resample-vad",
     "pipeline-chain",
+    "pipeline-python-node",
 ];
 
 /// Runs scenario `name`.
@@ -34,6 +38,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "restart" => Ok(restart::run(effort)),
         "audio-resample-vad" => audio_resample_vad::run(effort),
         "pipeline-chain" => pipeline_chain::run(effort),
+        "pipeline-python-node" => pipeline_python_node::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),
     }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
 use crate::{Effort, Measurement};
 
 const DEPTH: usize = 5;
@@ -33,8 +34,15 @@ impl CrossProcess for NestedChain {
     /// The slot for troupe's bridged extension host: a Python method that calls a host
     /// method that calls the extension again, to depth 5; one series (payload 0, extras
     /// `depth` and `hops`), a sample per whole chain.
-    fn troupe_bridged(_: Effort) -> Outcome {
-        systems::bridged_pending()
+    fn troupe_bridged(effort: Effort) -> Outcome {
+        let n = effort.pick(1_000, 10_000);
+        let lab = Lab::start()?;
+        let job = Job::Nested {
+            depth: DEPTH as i64,
+        };
+        lab.sample(job, n / 10)?;
+        let series = Series::new(TROUPE_BRIDGED, 0, 1, n, lab.sampler(job));
+        Ok(vec![series.with("depth", DEPTH).with("hops", 2 * DEPTH)])
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

@@ -22,9 +22,9 @@ const SCENARIO: &str = "pipeline-chain";
 const HOPS: usize = 10;
 
 /// Emits `0..end`, one int per pull.
-struct Count {
-    next: i64,
-    end: i64,
+pub(crate) struct Count {
+    pub(crate) next: i64,
+    pub(crate) end: i64,
 }
 
 impl Source for Count {

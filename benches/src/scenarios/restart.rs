@@ -6,8 +6,9 @@
 //! pyisolate does not restart a crashed extension: its driver catches the failed call,
 //! calls `stop()` and lets the next call start a new process (the `restart` extra says so).
 
+use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{self, CrossProcess, Outcome, Series, pyisolate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
 use crate::{Effort, Measurement};
 
 const FRAME: usize = 64;
@@ -28,8 +29,19 @@ impl CrossProcess for Restart {
     /// The slot for troupe's bridged extension host: a method that kills its process,
     /// then the supervisor's restart, timed to the first answered no-op call; one series
     /// (payload 0), a sample per crash.
-    fn troupe_bridged(_: Effort) -> Outcome {
-        systems::bridged_pending()
+    fn troupe_bridged(effort: Effort) -> Outcome {
+        let lab = Lab::start()?;
+        lab.sample(Job::Restart, 1)?;
+        let series = Series::new(
+            TROUPE_BRIDGED,
+            0,
+            1,
+            effort.pick(10, 50),
+            lab.sampler(Job::Restart),
+        );
+        Ok(vec![
+            series.with("restart", "by the supervisor, no backoff"),
+        ])
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

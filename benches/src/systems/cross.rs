@@ -178,14 +178,6 @@ fn sample_in_rounds(scenario: &str, mut open: Vec<Series>) -> Vec<Series> {
     open
 }
 
-/// What the `troupe-bridged` slot of a scenario returns until the bridged extension host
-/// is measured there.
-pub(crate) fn bridged_pending() -> Outcome {
-    Err(SystemError::Pending(
-        "troupe's bridged extension host is not wired in yet",
-    ))
-}
-
 /// Adds `ratio_to_ipc_floor` (median over the `ipc-floor` median, two decimals) to each
 /// row other than the floor's own. A row is compared with the floor row of the same
 /// `in_flight` and payload; a no-op call (payload 0) with the smallest floor frame.

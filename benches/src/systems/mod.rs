@@ -1,11 +1,13 @@
-//! The systems the cross-process scenarios measure beside troupe: the physical floors
-//! (`uds-floor`, `ipc-floor`: a Rust child echoing frames) and the peer (`pyisolate`).
+//! The systems the cross-process scenarios measure: troupe's bridged extension host
+//! (`troupe-bridged`), the physical floors (`uds-floor`, `ipc-floor`: a Rust child echoing
+//! frames) and the peer (`pyisolate`).
 //!
 //! A cross-process scenario implements [`CrossProcess`]: one function per system, each
 //! opening its rows ([`Series`]) or returning a [`SystemError`] that becomes a row-less
 //! `skip` note. A system that cannot run (no network for the pyisolate venv, a child
 //! that never connects) never fails the bench.
 
+pub(crate) mod bridged;
 mod cross;
 mod error;
 pub(crate) mod floor;
@@ -14,7 +16,7 @@ pub(crate) mod pyisolate;
 mod spawn;
 pub(crate) mod uds_floor;
 
-pub(crate) use cross::{CrossProcess, Outcome, Sampler, Series, bridged_pending, with_rate};
+pub(crate) use cross::{CrossProcess, Outcome, Sampler, Series, with_rate};
 pub(crate) use error::SystemError;
 pub(crate) use spawn::child_main_if_requested;
 

@@ -79,6 +79,10 @@ async def _invoke(make):
     return await make()
 
 
+async def _collect(agen):
+    return [item async for item in agen]
+
+
 def _target_text(kind, name):
     return "troupe.host" if kind == "host" else f"troupe.{kind}({name!r})"
 
@@ -184,8 +188,14 @@ class Runtime:
             return
         try:
             result = fn(*args, **kwargs)
+            if inspect.isgenerator(result):
+                # Each value a generator yields is one output (pipeline nodes).
+                result = list(result)
         except Exception as e:
             self.reply_exception(id, e)
+            return
+        if inspect.isasyncgen(result):
+            self.spawn(id, lambda: _collect(result))
             return
         try:
             _native.reply(id, result)

@@ -54,5 +54,29 @@ pub enum EnvProgress {
     },
 }
 
+impl EnvProgress {
+    /// A one-line account of the step for people, or `None` for installer output lines.
+    pub fn summary(&self) -> Option<String> {
+        Some(match self {
+            EnvProgress::Waiting { key } => format!("waiting for another build of venv {key}"),
+            EnvProgress::Reused { key } => format!("venv {key} reused from the cache"),
+            EnvProgress::RemovingIncomplete { path } => {
+                format!("removing a half-built venv at {}", path.display())
+            }
+            EnvProgress::BootstrappingUv { .. } => {
+                "no uv found: installing troupe's own copy with pip (once)".to_owned()
+            }
+            EnvProgress::Creating { key, installer } => {
+                format!("creating venv {key} with {installer:?}")
+            }
+            EnvProgress::Installing { count } => format!("installing {count} requirement(s)"),
+            EnvProgress::Line(_) => return None,
+            EnvProgress::Done { key, elapsed } => {
+                format!("venv {key} ready in {:.1} s", elapsed.as_secs_f64())
+            }
+        })
+    }
+}
+
 /// A progress callback that ignores everything: `cache.ensure(&spec, &env::quiet)`.
 pub fn quiet(_: EnvProgress) {}
