@@ -162,7 +162,16 @@ fn receive(
     deadline: Option<Instant>,
 ) -> Result<Option<Vec<u8>>, IpcError> {
     let Some(deadline) = deadline else {
-        return receiver.recv().map(Some);
+        // Poll a little before sleeping: see `troupe_wire::protocol::spin`.
+        let spin_until = Instant::now() + troupe_wire::protocol::spin();
+        loop {
+            match receiver.try_recv() {
+                Ok(bytes) => return Ok(Some(bytes)),
+                Err(TryRecvError::IpcError(e)) => return Err(e),
+                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
+                Err(TryRecvError::Empty) => return receiver.recv().map(Some),
+            }
+        }
     };
     let mut pause = Duration::from_micros(20);
     loop {

@@ -162,7 +162,7 @@ struct Reader {
 
 impl Reader {
     fn run(self) {
-        while let Ok(bytes) = self.receiver.recv() {
+        while let Ok(bytes) = crate::process::recv_spinning(&self.receiver) {
             match Envelope::open::<ToHost>(&bytes) {
                 Ok(envelope) => {
                     if let Some(hold) = envelope.hold {

@@ -1,6 +1,9 @@
 //! The host's sending end of a child connection.
 
-use ipc_channel::ipc::IpcBytesSender;
+use std::time::Instant;
+
+use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
+use ipc_channel::{IpcError, TryRecvError};
 use thiserror::Error;
 use troupe_wire::protocol::{FrameError, Outbox, SHM_THRESHOLD, ToChild};
 
@@ -44,5 +47,19 @@ impl Link {
     /// Drops every held buffer (the child is gone).
     pub fn clear(&self) {
         self.outbox.clear();
+    }
+}
+
+/// The next message: polled for up to [`spin`](troupe_wire::protocol::spin) (see there
+/// why), then waited for in the kernel.
+pub fn recv_spinning(receiver: &IpcBytesReceiver) -> Result<Vec<u8>, IpcError> {
+    let until = Instant::now() + troupe_wire::protocol::spin();
+    loop {
+        match receiver.try_recv() {
+            Ok(bytes) => return Ok(bytes),
+            Err(TryRecvError::IpcError(e)) => return Err(e),
+            Err(TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(TryRecvError::Empty) => return receiver.recv(),
+        }
     }
 }

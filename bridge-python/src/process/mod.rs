@@ -25,7 +25,7 @@ use thiserror::Error;
 use troupe_wire::protocol::{Envelope, PROTOCOL_VERSION, SERVER_ENV, ToHost};
 use troupe_wire::{CrashInfo, DecodeError};
 
-pub use link::{Link, LinkError};
+pub use link::{Link, LinkError, recv_spinning};
 pub use output::StderrTail;
 
 /// What the child sends through the one-shot server: the host's ends of two channels.
@@ -45,6 +45,7 @@ const PASSED_THROUGH: &[&str] = &[
     "LD_LIBRARY_PATH",
     "CUDA_VISIBLE_DEVICES",
     "TROUPE_LOG",
+    "TROUPE_SPIN_US",
 ];
 
 /// How to start one child.
