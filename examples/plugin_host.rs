@@ -10,43 +10,15 @@
 //! - `modern` calls `pure` through the host (granted in its `Grants`).
 //! - `pure` is not granted `legacy`: that call is refused with a permission error.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use troupe::actors::singleton::KeyValue;
 use troupe::bridge::env::EnvProgress;
 use troupe::bridge::extension::{ExtensionConfig, ExtensionStatus};
 use troupe::extension_host::{ExtensionHost, Grants};
 use troupe::{ActorBuilder, Array, Call, CallResult, Registry, Value};
-
-/// The key-value singleton: `put(key, value)`, `get(key)`, `dump()`.
-#[derive(Default)]
-struct Kv(BTreeMap<String, Value>);
-
-impl Actor for Kv {
-    type Context = Context<Self>;
-}
-
-impl Handler<Call> for Kv {
-    type Result = CallResult;
-
-    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> CallResult {
-        match call.method() {
-            "put" => {
-                self.0.insert(call.arg(0)?, call.arg(1)?);
-                Ok(Value::Null)
-            }
-            "get" => Ok(self
-                .0
-                .get(&call.arg::<String>(0)?)
-                .cloned()
-                .unwrap_or_default()),
-            "dump" => Ok(Value::map(self.0.clone())),
-            _ => Err(call.unknown_method()),
-        }
-    }
-}
 
 fn progress(extension: &str, step: EnvProgress) {
     if let Some(line) = step.summary() {
@@ -61,7 +33,8 @@ fn main() {
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins");
     actix::System::new().block_on(async move {
         let registry = Registry::new();
-        let kv = ActorBuilder::new("kv").spawn(Kv::default());
+        // troupe's key-value singleton (`put`, `get`, `incr`, `items`, ...).
+        let kv = ActorBuilder::new("kv").spawn(KeyValue::default());
         registry
             .register_callable("kv", kv.clone())
             .expect("kv registered");
@@ -155,7 +128,7 @@ fn main() {
         }
 
         println!("\nthe Rust kv singleton now holds:");
-        if let Ok(Value::Map(entries)) = kv.call(Call::new("dump", vec![])).await {
+        if let Ok(Value::Map(entries)) = kv.call(Call::new("items", vec![])).await {
             for (key, value) in entries {
                 println!("  {key} = {}", show(&Ok(value)));
             }

@@ -37,6 +37,8 @@ fn run_example(input: &Path, output: &Path) -> Vec<(f64, f64)> {
     // The Python extension's flush writes one summary line after the segments.
     let (summary, segments) = lines.split_last().expect("a summary line");
     assert_eq!(summary["segments"].as_u64(), Some(segments.len() as u64));
+    // ... and counted them in the manifest's `kv` singleton, through the host.
+    assert_eq!(summary["segments_in_store"], summary["segments"]);
     segments
         .iter()
         .enumerate()

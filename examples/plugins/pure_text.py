@@ -21,8 +21,7 @@ class PureText(troupe.Extension):
 
     def describe_values(self, values):
         self.calls += 1
-        visits = troupe.singleton("kv").get("pure.visits") or 0
-        troupe.singleton("kv").put("pure.visits", visits + 1)
+        troupe.singleton("kv").incr("pure.visits")
         return (
             f"{len(values)} values, mean {statistics.fmean(values):.3f}, "
             f"median {statistics.median(values):.3f}"

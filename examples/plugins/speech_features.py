@@ -27,6 +27,7 @@ class SpeechFeatures(troupe.Extension):
         zcr = float(np.count_nonzero(signs[1:] != signs[:-1]) / max(x.size - 1, 1))
         self.segments += 1
         self.speech_seconds += audio.duration
+        troupe.singleton("stats").incr("segments")
         return {
             "index": self.segments - 1,
             "start_s": segment["start_s"],
@@ -40,5 +41,9 @@ class SpeechFeatures(troupe.Extension):
         }
 
     def segment_features_flush(self, floor_db=-90.0):
-        """End of stream: one summary line."""
-        yield {"segments": self.segments, "speech_s": round(self.speech_seconds, 3)}
+        """End of stream: one summary line (the shared store's count included)."""
+        yield {
+            "segments": self.segments,
+            "speech_s": round(self.speech_seconds, 3),
+            "segments_in_store": troupe.singleton("stats").get("segments", 0),
+        }

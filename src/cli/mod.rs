@@ -17,6 +17,9 @@ pub(crate) enum CliError {
     /// The manifest cannot be read, is wrong, or names what is not in it.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A singleton of the manifest could not start.
+    #[error(transparent)]
+    Singleton(#[from] troupe_actors::singleton::SingletonError),
     /// The pipeline ran and failed.
     #[error("the run failed: {0}")]
     Run(#[from] PipelineError),

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
 use troupe_actors::pipeline::RunSummary;
+use troupe_actors::singleton::SingletonKinds;
+use troupe_runtime::Registry;
 
 use super::CliError;
 use super::progress::ProgressDisplay;
@@ -29,7 +31,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
 }
 
 async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, CliError> {
-    let host = start_extensions(manifest).await;
+    let host = start_extensions(manifest).await?;
     let mut loader = manifest.loader();
     if let Some(host) = &host {
         loader = loader.python_nodes(host.python_nodes());
@@ -48,13 +50,17 @@ async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, Cli
     result
 }
 
-/// Starts the manifest's extensions, if it has any, and waits for their start-up hooks.
-/// One that cannot start is reported; python nodes that use it fail to build.
-async fn start_extensions(manifest: &Manifest) -> Option<ExtensionHost> {
+/// Starts the manifest's singletons and extensions, if it has extensions, and waits for
+/// their start-up hooks. An extension that cannot start is reported; python nodes that use
+/// it fail to build.
+async fn start_extensions(manifest: &Manifest) -> Result<Option<ExtensionHost>, CliError> {
     if manifest.extensions.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let singletons = Registry::new();
+    SingletonKinds::builtin().start_all(manifest, &singletons)?;
     let host = ExtensionHost::builder()
+        .singletons(singletons)
         .manifest(manifest)
         .on_progress(|extension, step| {
             if let Some(line) = step.summary() {
@@ -71,5 +77,5 @@ async fn start_extensions(manifest: &Manifest) -> Option<ExtensionHost> {
             eprintln!("[{extension}] not running: {status:?}");
         }
     }
-    Some(host)
+    Ok(Some(host))
 }

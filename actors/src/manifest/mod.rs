@@ -15,7 +15,7 @@
 //! env = { OMP_NUM_THREADS = "1", HF_HOME = "${HOME}/.cache/hf" }
 //!
 //! [singletons.store]
-//! kind = "kv"                       # a kind the host program registers; other keys are its params
+//! kind = "kv"                       # built in (see `singleton`), or a kind the host registers
 //! capacity = 1000
 //!
 //! [pipelines.speech]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
 use troupe_actors::pipeline::RunSummary;
+use troupe_actors::singleton::SingletonKinds;
+use troupe_runtime::Registry;
 
 /// The path of `examples/NAME`.
 pub fn example(name: &str) -> PathBuf {
@@ -31,7 +33,15 @@ pub fn run_example(manifest: &str, pipeline: &str, vars: &[(&str, &Path)]) -> Ru
         let host = if manifest.extensions.is_empty() {
             None
         } else {
-            let host = ExtensionHost::builder().manifest(&manifest).start().await;
+            let singletons = Registry::new();
+            SingletonKinds::builtin()
+                .start_all(&manifest, &singletons)
+                .unwrap();
+            let host = ExtensionHost::builder()
+                .singletons(singletons)
+                .manifest(&manifest)
+                .start()
+                .await;
             assert!(host.failed().is_empty(), "{:?}", host.failed());
             Some(host)
         };
