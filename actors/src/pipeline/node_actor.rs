@@ -67,8 +67,8 @@ struct Awaiting {
 /// What deferred its outputs.
 #[derive(Clone, Copy)]
 enum Step {
-    /// `process` of input `index`, begun at `start`.
-    Item { index: u64, start: Instant },
+    /// `process` of input `index`, begun at `start` (when timed).
+    Item { index: u64, start: Option<Instant> },
     /// `flush` at end of stream.
     Flush,
 }
@@ -159,7 +159,7 @@ impl NodeActor {
         }
         let index = self.stats.items_in;
         self.stats.items_in += 1;
-        let start = Instant::now();
+        let start = NodeStats::clock(index);
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         let result = catch_panic(|| node.process(value, emitter));
         match result {
@@ -171,16 +171,16 @@ impl NodeActor {
                     });
                 }
                 None => {
-                    self.stats.latencies.push(start.elapsed());
+                    self.stats.record(start);
                     self.emit();
                 }
             },
             Ok(Err(source)) => {
-                self.stats.latencies.push(start.elapsed());
+                self.stats.record(start);
                 self.item_failed(index, source);
             }
             Err(message) => {
-                self.stats.latencies.push(start.elapsed());
+                self.stats.record(start);
                 self.stats.lost += 1;
                 self.crashed(message);
             }
@@ -195,7 +195,7 @@ impl NodeActor {
         }
         match step {
             Step::Item { index, start } => {
-                self.stats.latencies.push(start.elapsed());
+                self.stats.record(start);
                 match result {
                     Ok(outputs) => {
                         outputs.into_iter().for_each(|v| self.emitter.emit(v));

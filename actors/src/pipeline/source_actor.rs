@@ -1,7 +1,6 @@
 //! The actor that runs one source, pulled by a driver task.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Actor, ActorContext, Context, Handler};
 use troupe_nodes::{Emitter, Source, SourceState};
@@ -117,10 +116,10 @@ impl SourceActor {
         }
         let pull_index = self.pulls;
         self.pulls += 1;
-        let start = Instant::now();
+        let start = NodeStats::clock(pull_index);
         let (source, emitter) = (&mut self.source, &mut self.emitter);
         let result = catch_panic(|| source.pull(emitter));
-        self.stats.latencies.push(start.elapsed());
+        self.stats.record(start);
         let result = match result {
             Ok(result) => result,
             Err(message) => {

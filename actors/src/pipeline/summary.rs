@@ -1,7 +1,7 @@
 //! What a run reports: counts, drops and latencies per node and edge.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::builder::EdgePolicy;
 
@@ -14,11 +14,30 @@ pub(crate) struct NodeStats {
     pub(crate) interrupts: u64,
     pub(crate) restarts: u64,
     pub(crate) lost: u64,
-    /// Duration of every `process` (or `pull`) call.
+    /// Duration of the `process` (or `pull`) calls timed (see [`NodeStats::clock`]).
     pub(crate) latencies: Vec<Duration>,
 }
 
+/// Calls timed before sampling starts.
+const TIME_ALL: u64 = 1024;
+/// Past [`TIME_ALL`], one call in this many is timed.
+const TIME_EVERY: u64 = 16;
+
 impl NodeStats {
+    /// The start time of call `index` if it is to be timed: every call of the first
+    /// [`TIME_ALL`], then one in [`TIME_EVERY`]. Enough for p50 and p99, without two
+    /// clock reads per item on long runs (they were an eighth of a passthrough hop).
+    pub(crate) fn clock(index: u64) -> Option<Instant> {
+        (index < TIME_ALL || index.is_multiple_of(TIME_EVERY)).then(Instant::now)
+    }
+
+    /// Records the duration of a call [`NodeStats::clock`] chose to time.
+    pub(crate) fn record(&mut self, start: Option<Instant>) {
+        if let Some(start) = start {
+            self.latencies.push(start.elapsed());
+        }
+    }
+
     fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
         if sorted.is_empty() {
             return None;
