@@ -210,6 +210,22 @@ impl Pool {
         }
     }
 
+    /// Whether `key` names a live slot of this pool (one a buffer or a peer still holds).
+    pub fn contains(&self, key: &SlotKey) -> bool {
+        let id = match lock(&LOCAL).get(&key.region) {
+            Some((pool, id)) if Weak::ptr_eq(pool, &Arc::downgrade(&self.0)) => *id,
+            _ => return false,
+        };
+        let state = lock(&self.0.state);
+        usize::try_from(key.offset).is_ok_and(|offset| {
+            state
+                .regions
+                .get(&id)
+                .and_then(|r| r.live.get(&offset))
+                .is_some_and(|slot| slot.strong_count() > 0)
+        })
+    }
+
     /// Unmaps every fully free region now (and removes its name); returns how many went.
     pub fn trim(&self) -> usize {
         let gone: Vec<RegionState> = {

@@ -44,7 +44,11 @@ fn a_freed_slot_is_reused_when_its_last_clone_drops() {
     let clone = a.clone();
     drop(a);
     assert_eq!(pool.stats().live_slots, 1, "a clone still holds it");
+    let key = clone.pool_key().unwrap();
+    assert!(pool.contains(&key));
+    assert!(!Pool::global().contains(&key), "another pool's slot");
     drop(clone);
+    assert!(!pool.contains(&key));
     assert_eq!(pool.stats().live_slots, 0);
     let b = pool.alloc(4000).unwrap();
     assert_eq!(place(&b), first, "same region and offset");
