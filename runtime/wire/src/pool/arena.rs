@@ -40,7 +40,7 @@ impl Arena {
 
     /// Takes `size` bytes (a multiple of [`ALIGN`]) from the first free range that holds them.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
-        debug_assert!(size > 0 && size % ALIGN == 0);
+        debug_assert!(size > 0 && size.is_multiple_of(ALIGN));
         let (&offset, &free) = self.free.iter().find(|&(_, &free)| free >= size)?;
         self.free.remove(&offset);
         if free > size {

@@ -137,8 +137,11 @@ struct RegionState {
     live: HashMap<usize, Weak<Slot>>,
 }
 
-/// Regions of this process's pools by name, so a descriptor naming one resolves to its slot.
-static LOCAL: LazyLock<Mutex<HashMap<String, (Weak<Shared>, u64)>>> = LazyLock::new(Mutex::default);
+/// Regions of this process's pools by name (their pool and id there), so a descriptor naming
+/// one resolves to its slot.
+type LocalRegions = HashMap<String, (Weak<Shared>, u64)>;
+
+static LOCAL: LazyLock<Mutex<LocalRegions>> = LazyLock::new(Mutex::default);
 
 static GLOBAL: LazyLock<Pool> = LazyLock::new(|| {
     // Statics are never dropped: remove the region names when the process exits normally.
