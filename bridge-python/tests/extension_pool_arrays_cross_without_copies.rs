@@ -111,11 +111,15 @@ fn host_arrays_come_back_as_the_same_slot_and_python_arrays_arrive_in_place() {
             );
         }
 
-        // A figure: a 64 MiB host -> Python -> host round trip against a 64 MiB memcpy.
+        // Figures, same run: a 64 MiB host -> Python -> host round trip of a pool array, of
+        // an owned array (copied once into the pool on the way out), a small call, and a
+        // 64 MiB memcpy into a warm buffer.
         let sent = pooled(64 * MIB, 1);
+        let owned = Array::from_vec(vec![1u8; 64 * MIB]);
         let mut target = vec![0u8; 64 * MIB];
-        let (mut trips, mut copies) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
+        let (mut trips, mut owned_trips, mut small, mut copies) = (vec![], vec![], vec![], vec![]);
+        // One kind per loop: a memcpy between two calls would evict what the calls use.
+        for _ in 0..7 {
             let started = Instant::now();
             let back = ext
                 .call("echo", vec![Value::Array(sent.clone())])
@@ -123,13 +127,32 @@ fn host_arrays_come_back_as_the_same_slot_and_python_arrays_arrive_in_place() {
                 .unwrap();
             trips.push(started.elapsed());
             drop(back);
+        }
+        for _ in 0..7 {
+            let started = Instant::now();
+            ext.call("echo", vec![Value::Int(1)]).await.unwrap();
+            small.push(started.elapsed());
+        }
+        for _ in 0..7 {
+            let started = Instant::now();
+            let back = ext
+                .call("echo", vec![Value::Array(owned.clone())])
+                .await
+                .unwrap();
+            owned_trips.push(started.elapsed());
+            drop(back);
+        }
+        for _ in 0..7 {
             let started = Instant::now();
             target.copy_from_slice(sent.data().as_slice());
             copies.push(started.elapsed());
         }
         eprintln!(
-            "64 MiB round trip through the pool: median {:?}; memcpy of 64 MiB: median {:?}",
+            "medians of 7: 64 MiB pool array round trip {:?}; 64 MiB owned array round trip \
+             (one copy into the pool) {:?}; small call {:?}; 64 MiB memcpy {:?}",
             median(trips),
+            median(owned_trips),
+            median(small),
             median(copies)
         );
         ext.stop().await;
