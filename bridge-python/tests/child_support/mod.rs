@@ -268,6 +268,8 @@ impl Drop for Driver {
             let _ = self.process.kill();
             let _ = self.process.wait();
         }
+        // As the host does: a killed child cannot remove its pool's region names.
+        troupe_wire::shm::remove_regions_of(self.pid);
     }
 }
 

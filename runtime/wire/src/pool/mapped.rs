@@ -71,6 +71,11 @@ pub(crate) fn resolve(region: &str, offset: u64, len: u64) -> Result<Arc<Slot>, 
 }
 
 fn keep_mapped(region: &Arc<ShmRegion>) {
+    // A plain region this process created stays mapped while its owner holds it; keeping
+    // it here would keep its name in /dev/shm past the owner's drop.
+    if region.is_owner() {
+        return;
+    }
     let evicted = {
         let mut recent = lock(&RECENT);
         if let Some(at) = recent.iter().position(|r| Arc::ptr_eq(r, region)) {
