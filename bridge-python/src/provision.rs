@@ -48,6 +48,7 @@ const PACKAGE_FILES: &[(&str, &str)] = &[
     ("calls.py", include_str!("../python/troupe/calls.py")),
     ("errors.py", include_str!("../python/troupe/errors.py")),
     ("media.py", include_str!("../python/troupe/media.py")),
+    ("pool.py", include_str!("../python/troupe/pool.py")),
 ];
 
 /// Why the child side could not be put into a venv.

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
-use troupe_wire::protocol::{
-    Envelope, Outbox, PROTOCOL_VERSION, SERVER_ENV, SHM_THRESHOLD, ToChild, ToHost,
-};
+use troupe_wire::protocol::{Outbox, PROTOCOL_VERSION, SERVER_ENV, SHM_THRESHOLD, ToChild, ToHost};
 
 use crate::errors::ConnectionError;
 
@@ -72,6 +70,17 @@ impl Connection {
             .set(made)
             .map_err(|_| ConnectionError::AlreadyConnected)?;
         let connection = connection()?;
+        let releases = connection.outbox.releases().clone();
+        std::thread::Builder::new()
+            .name("troupe-release".into())
+            .spawn(move || {
+                while let Some(slots) = releases.wait() {
+                    if connection.send(ToHost::ReleaseSlots { slots }).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| bootstrap_err(&e))?;
         connection.send(ToHost::Hello {
             protocol: PROTOCOL_VERSION,
             pid: std::process::id(),
@@ -110,6 +119,16 @@ impl Connection {
         self.outbox.held()
     }
 
+    /// How many slots of this child's pool the host holds.
+    pub(crate) fn lent(&self) -> usize {
+        self.outbox.lent()
+    }
+
+    /// How many releases of the host's slots wait to be sent.
+    pub(crate) fn owed(&self) -> usize {
+        self.outbox.releases().pending()
+    }
+
     /// Waits for the next frame for the Python side (at most `timeout` when given). Answers
     /// `Release` for every envelope that holds buffers, handles the host's `Release` frames,
     /// and skips (with a line on stderr) frames that do not decode.
@@ -126,7 +145,7 @@ impl Connection {
                     return Incoming::Closed;
                 }
             };
-            let envelope = match Envelope::open::<ToChild>(&bytes) {
+            let envelope = match self.outbox.open::<ToChild>(&bytes) {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     eprintln!("troupe: ignoring a frame from the host that does not decode: {e}");
@@ -147,6 +166,9 @@ impl Connection {
             match envelope.body {
                 ToChild::Release { hold } => {
                     self.outbox.release(hold);
+                }
+                ToChild::ReleaseSlots { slots } => {
+                    self.outbox.release_slots(&slots);
                 }
                 frame => return Incoming::Frame(frame),
             }

@@ -8,7 +8,7 @@ use pyo3::exceptions::{
 };
 use thiserror::Error;
 use troupe_wire::protocol::{FrameError, SERVER_ENV};
-use troupe_wire::{MediaError, shm::ShmError};
+use troupe_wire::{MediaError, pool::PoolError};
 
 /// Why the connection to the host could not be made or used.
 #[derive(Debug, Error)]
@@ -93,7 +93,7 @@ pub(crate) enum ConvertErrorKind {
     Media(#[from] MediaError),
     /// A large buffer could not be put into shared memory.
     #[error(transparent)]
-    SharedMemory(#[from] ShmError),
+    SharedMemory(#[from] PoolError),
     /// Python raised while the value was read or built.
     #[error("{0}")]
     Python(PyErr),

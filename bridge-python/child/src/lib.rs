@@ -13,6 +13,9 @@
 //! reply(id, value) / reply_error(id, type_name, message, traceback) / reply_cancelled(id)
 //! call(target_kind, target_name, method, args, kwargs) -> id ; cancel(id)
 //! shutdown_done()
+//! pool_alloc(nbytes, zero=False) -> BufferView  a writable slot of the child's pool
+//! pool_stats() -> dict                          live slots, regions, lent to / owed the host
+//! slot_of(obj) -> (region, offset, local) | None  the pool slot an array views
 //! ```
 //!
 //! Bad input from the host never panics the child: a frame that does not decode is skipped
@@ -218,6 +221,42 @@ fn held_frames() -> PyResult<usize> {
     Ok(connection()?.held())
 }
 
+/// A writable buffer of `nbytes` in the child's shared-memory pool (what `troupe.empty` and
+/// `troupe.zeros` wrap in a numpy array); zero-filled when `zero`.
+#[pyfunction]
+#[pyo3(signature = (nbytes, zero=false))]
+fn pool_alloc(py: Python<'_>, nbytes: usize, zero: bool) -> PyResult<view::BufferView> {
+    convert::pool_view(py, nbytes, zero).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The child's pool: `live_slots`, `live_bytes`, `regions`, `region_bytes`, and on the
+/// connection `lent` (slots of this pool the host holds) and `owed` (releases of the host's
+/// slots not yet sent).
+#[pyfunction]
+fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let stats = troupe_wire::pool::Pool::global().stats();
+    let dict = PyDict::new(py);
+    dict.set_item("live_slots", stats.live_slots)?;
+    dict.set_item("live_bytes", stats.live_bytes)?;
+    dict.set_item("regions", stats.regions)?;
+    dict.set_item("region_bytes", stats.region_bytes)?;
+    if let Ok(connection) = connection() {
+        dict.set_item("lent", connection.lent())?;
+        dict.set_item("owed", connection.owed())?;
+    }
+    Ok(dict)
+}
+
+/// `(region, offset, local)` of the pool slot whose start `obj` (a numpy array) views, or
+/// `None`; `local` says whether the slot is this child's.
+#[pyfunction]
+fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(String, u64, bool)> {
+    let view = view::find_view(obj)?;
+    let buffer = view.get().buffer();
+    let key = buffer.pool_key()?;
+    Some((key.region, key.offset, buffer.in_own_pool()))
+}
+
 /// The `troupe._native` module.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -233,6 +272,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_done, m)?)?;
     m.add_function(wrap_pyfunction!(held_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_alloc, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(slot_of, m)?)?;
     m.add_class::<view::BufferView>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("SHM_THRESHOLD", SHM_THRESHOLD)?;

@@ -44,7 +44,9 @@ asyncio thread is refused (use the ``aio`` form there).
 
 Values: None, bool, int (64-bit), float, str, bytes/bytearray/memoryview, list/tuple,
 dict with str keys, numpy arrays and scalars, :class:`Audio`, :class:`VideoFrame`. Arrays
-from the host arrive as read-only numpy views of shared memory (no copy). Anything else
+from the host arrive as read-only numpy views of shared memory (no copy);
+``troupe.empty(shape, dtype)`` / ``troupe.zeros(shape, dtype)`` make arrays in shared memory
+that go back to the host without a copy (see :mod:`troupe.pool`). Anything else
 raises ``TypeError`` naming the type and where it sits (``args[1]['x'][0]``).
 
 Errors: an exception a method raises reaches the host with its type, message and
@@ -67,6 +69,16 @@ from .errors import (
 )
 from .media import Audio, VideoFrame
 
+
+def __getattr__(name):
+    # The pool helpers need numpy: import them only when asked for.
+    if name in ("empty", "zeros", "pool_stats", "slot_of"):
+        from . import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'troupe' has no attribute {name!r}")
+
+
 __all__ = [
     "ActorStoppedError",
     "Audio",
@@ -82,7 +94,9 @@ __all__ = [
     "Target",
     "UnknownMethodError",
     "VideoFrame",
+    "empty",
     "extension",
     "host",
     "singleton",
+    "zeros",
 ]

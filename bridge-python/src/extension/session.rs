@@ -10,7 +10,7 @@ use ipc_channel::ipc::IpcBytesReceiver;
 use tokio::sync::oneshot;
 use troupe_runtime::resource::ProcessWatch;
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::protocol::{CallFrame, Envelope, Target, ToChild, ToHost};
+use troupe_wire::protocol::{CallFrame, Target, ToChild, ToHost};
 use troupe_wire::{CallError, CrashInfo, RemoteException};
 
 use super::pending::Pending;
@@ -163,7 +163,7 @@ struct Reader {
 impl Reader {
     fn run(self) {
         while let Ok(bytes) = crate::process::recv_spinning(&self.receiver) {
-            match Envelope::open::<ToHost>(&bytes) {
+            match self.link.open::<ToHost>(&bytes) {
                 Ok(envelope) => {
                     if let Some(hold) = envelope.hold {
                         let _ = self.link.send(ToChild::Release { hold });
@@ -197,6 +197,7 @@ impl Reader {
                 }
             }
             ToHost::Release { hold } => self.link.release(hold),
+            ToHost::ReleaseSlots { slots } => self.link.release_slots(&slots),
             ToHost::Started { methods } => (self.notify)(SessionEvent::Started {
                 generation: self.generation,
                 methods,
@@ -273,7 +274,10 @@ impl Reader {
             CallError::Crashed(info.clone())
         };
         let failed = self.pending.close(err);
+        // Everything the child held of the host's pool comes back; the names of its own
+        // regions go (a killed child could not remove them; the host's mappings stay valid).
         self.link.clear();
+        troupe_wire::shm::remove_regions_of(self.process.pid());
         self.lock_inbound().clear();
         if !self.stopping.load(Ordering::Acquire) {
             tracing::warn!(extension = %self.name, pid = self.process.pid(), failed_calls = failed, crash = %info, "extension process ended");

@@ -4,8 +4,11 @@ use std::time::Instant;
 
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
 use ipc_channel::{IpcError, TryRecvError};
+use serde::Deserialize;
 use thiserror::Error;
-use troupe_wire::protocol::{FrameError, Outbox, SHM_THRESHOLD, ToChild};
+use troupe_wire::pool::{Releases, SlotKey};
+use troupe_wire::protocol::{Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
+use troupe_wire::{DecodeError, encode};
 
 /// Why a frame could not be sent.
 #[derive(Debug, Error)]
@@ -19,6 +22,10 @@ pub enum LinkError {
 }
 
 /// Sends frames to a child; any thread may send (each frame is one message on the channel).
+///
+/// It also owns the connection's buffer bookkeeping (see [`Outbox`]): frames from the child
+/// are decoded with [`Link::open`], and a thread sends the child a `ReleaseSlots` frame
+/// whenever the host has dropped buffers of the child's pool.
 #[derive(Debug)]
 pub struct Link {
     sender: IpcBytesSender,
@@ -26,11 +33,14 @@ pub struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(sender: IpcBytesSender) -> Link {
-        Link {
-            sender,
-            outbox: Outbox::new(SHM_THRESHOLD),
-        }
+    pub(crate) fn new(sender: IpcBytesSender) -> std::io::Result<Link> {
+        let outbox = Outbox::new(SHM_THRESHOLD);
+        let releases = outbox.releases().clone();
+        let releaser = sender.clone();
+        std::thread::Builder::new()
+            .name("troupe-release".into())
+            .spawn(move || send_releases(&releases, &releaser))?;
+        Ok(Link { sender, outbox })
     }
 
     /// Seals and sends `frame`.
@@ -39,14 +49,56 @@ impl Link {
         self.sender.send(&bytes).map_err(LinkError::Closed)
     }
 
+    /// Decodes a frame from the child; buffers of the child's pool in it release their slot
+    /// to the child when their last clone drops.
+    pub fn open<'de, T: Deserialize<'de>>(
+        &self,
+        bytes: &'de [u8],
+    ) -> Result<Envelope<T>, DecodeError> {
+        self.outbox.open(bytes)
+    }
+
     /// The child has mapped the buffers of envelope `hold`.
     pub fn release(&self, hold: u64) {
         self.outbox.release(hold);
     }
 
-    /// Drops every held buffer (the child is gone).
+    /// The child dropped its buffers of these slots of the host's pool.
+    pub fn release_slots(&self, slots: &[SlotKey]) {
+        self.outbox.release_slots(slots);
+    }
+
+    /// How many slots of the host's pool the child holds.
+    pub fn lent(&self) -> usize {
+        self.outbox.lent()
+    }
+
+    /// Drops every held buffer and every slot lent to the child (the child is gone).
     pub fn clear(&self) {
         self.outbox.clear();
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Ends the release thread, which holds a sender: the child must see the hang-up.
+        self.outbox.clear();
+    }
+}
+
+/// Sends the releases the host owes the child until the connection ends.
+fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
+    while let Some(slots) = releases.wait() {
+        let frame = Envelope {
+            hold: None,
+            body: ToChild::ReleaseSlots { slots },
+        };
+        let Ok(bytes) = encode(&frame) else {
+            continue;
+        };
+        if sender.send(&bytes).is_err() {
+            break;
+        }
     }
 }
 

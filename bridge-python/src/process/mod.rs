@@ -368,7 +368,7 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
     };
     Ok(Launched {
         process,
-        link: Arc::new(Link::new(sender)),
+        link: Arc::new(Link::new(sender).map_err(LaunchError::Ipc)?),
         receiver,
         python_version,
         connect_time: started.elapsed(),

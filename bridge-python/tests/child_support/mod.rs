@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,7 @@ pub struct Driver {
     pub pid: u32,
     pub hello: ToHost,
     sender: Option<IpcBytesSender>,
-    outbox: Outbox,
+    outbox: Arc<Outbox>,
     frames: Receiver<Envelope<ToHost>>,
     /// Holds of the child's envelopes this driver has released.
     pub released: RefCell<Vec<u64>>,
@@ -88,9 +89,11 @@ impl Driver {
             other => panic!("child did not connect: {other:?}"),
         };
         let (frames_tx, frames) = mpsc::channel();
+        let outbox = Arc::new(Outbox::new(SHM_THRESHOLD));
+        let decoder = outbox.clone();
         std::thread::spawn(move || {
             while let Ok(bytes) = receiver.recv() {
-                let envelope = Envelope::open(&bytes).expect("child frame decodes");
+                let envelope = decoder.open(&bytes).expect("child frame decodes");
                 if frames_tx.send(envelope).is_err() {
                     break;
                 }
@@ -101,7 +104,7 @@ impl Driver {
             pid,
             hello: ToHost::ShutdownDone,
             sender: Some(sender),
-            outbox: Outbox::new(SHM_THRESHOLD),
+            outbox,
             frames,
             released: Vec::new().into(),
             next_id: RefCell::new(1),
@@ -116,11 +119,27 @@ impl Driver {
         self.sender = None;
     }
 
-    /// Sends one frame.
+    /// Sends one frame, after the releases of the child's slots this driver owes.
     pub fn send(&self, frame: ToChild) {
-        let bytes = self.outbox.seal(frame).expect("seal");
         let sender = self.sender.as_ref().expect("not hung up");
+        loop {
+            let slots = self.outbox.releases().take();
+            if slots.is_empty() {
+                break;
+            }
+            let bytes = self
+                .outbox
+                .seal(ToChild::ReleaseSlots { slots })
+                .expect("seal");
+            sender.send(&bytes).expect("send to child");
+        }
+        let bytes = self.outbox.seal(frame).expect("seal");
         sender.send(&bytes).expect("send to child");
+    }
+
+    /// How many slots of the host's pool the child holds.
+    pub fn lent(&self) -> usize {
+        self.outbox.lent()
     }
 
     /// The next frame from the child. Like a host, it answers `Release` for every envelope
@@ -138,6 +157,9 @@ impl Driver {
             match envelope.map(|e| e.body) {
                 Ok(ToHost::Release { hold }) => {
                     self.outbox.release(hold);
+                }
+                Ok(ToHost::ReleaseSlots { slots }) => {
+                    self.outbox.release_slots(&slots);
                 }
                 Ok(frame) => return frame,
                 Err(RecvTimeoutError::Timeout) => panic!("no frame from the child in {PATIENCE:?}"),
@@ -246,6 +268,8 @@ impl Drop for Driver {
             let _ = self.process.kill();
             let _ = self.process.wait();
         }
+        // As the host does: a killed child cannot remove its pool's region names.
+        troupe_wire::shm::remove_regions_of(self.pid);
     }
 }
 

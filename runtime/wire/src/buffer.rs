@@ -8,14 +8,17 @@ use serde::ser::{SerializeStructVariant, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::stash;
+use crate::pool::{self, Slot, SlotKey};
 use crate::shm::{self, ShmError, ShmRegion};
 
-/// Immutable bytes: owned, or a slice of a shared-memory region.
+/// Immutable bytes: owned, a slice of a shared-memory region, or a slot of a shared-memory
+/// [`pool`](crate::pool) (this process's or a peer's).
 ///
-/// Cloning is cheap (a reference count) in both cases. A buffer never changes after it is
+/// Cloning is cheap (a reference count) in every case. A buffer never changes after it is
 /// made: whoever holds a clone may read it from any thread for as long as it lives. An owned
 /// buffer frees its bytes when the last clone drops; a shared one keeps its region mapped
-/// until the last clone drops (see `docs/semantics.md`, *Buffers*).
+/// until the last clone drops; a pool slot returns to its pool (or, a peer's, is released to
+/// the peer) when the last clone drops (see `docs/semantics.md`, *Buffers*).
 #[derive(Clone)]
 pub struct Buffer(Repr);
 
@@ -27,9 +30,18 @@ enum Repr {
         offset: usize,
         len: usize,
     },
+    Pooled {
+        slot: Arc<Slot>,
+        len: usize,
+    },
 }
 
 impl Buffer {
+    pub(crate) fn pooled(slot: Arc<Slot>, len: usize) -> Buffer {
+        debug_assert!(len <= slot.len);
+        Buffer(Repr::Pooled { slot, len })
+    }
+
     /// An empty buffer.
     pub const fn new() -> Buffer {
         Buffer(Repr::Owned(Bytes::new()))
@@ -66,6 +78,21 @@ impl Buffer {
                 offset,
                 len,
             } => &region.as_slice()[*offset..*offset + *len],
+            Repr::Pooled { slot, len } => &slot.bytes()[..*len],
+        }
+    }
+
+    /// The first `len` bytes (all of them when `len` is larger), without copying.
+    pub fn truncated(&self, len: usize) -> Buffer {
+        let len = len.min(self.len());
+        match &self.0 {
+            Repr::Owned(bytes) => Buffer(Repr::Owned(bytes.slice(..len))),
+            Repr::Shared { region, offset, .. } => Buffer(Repr::Shared {
+                region: region.clone(),
+                offset: *offset,
+                len,
+            }),
+            Repr::Pooled { slot, .. } => Buffer::pooled(slot.clone(), len),
         }
     }
 
@@ -84,6 +111,42 @@ impl Buffer {
         match &self.0 {
             Repr::Owned(_) => None,
             Repr::Shared { region, offset, .. } => Some((region, *offset)),
+            Repr::Pooled { slot, .. } => Some((&slot.region, slot.offset)),
+        }
+    }
+
+    /// The pool slot this buffer views, if it is one (this process's or a peer's).
+    pub fn pool_key(&self) -> Option<SlotKey> {
+        match &self.0 {
+            Repr::Pooled { slot, .. } => Some(slot.key()),
+            Repr::Owned(_) | Repr::Shared { .. } => None,
+        }
+    }
+
+    /// Whether this buffer is a slot of one of this process's pools.
+    pub fn in_own_pool(&self) -> bool {
+        matches!(&self.0, Repr::Pooled { slot, .. } if slot.is_local())
+    }
+
+    pub(crate) fn slot(&self) -> Option<&Arc<Slot>> {
+        match &self.0 {
+            Repr::Pooled { slot, .. } => Some(slot),
+            Repr::Owned(_) | Repr::Shared { .. } => None,
+        }
+    }
+
+    /// A writable pointer to the bytes of a slot of this process's pool; `None` for any other
+    /// buffer. For filling a freshly allocated slot in place (numpy arrays made with
+    /// `troupe.empty`): the writer must stop writing before the buffer is sent or shared,
+    /// since a buffer is otherwise immutable.
+    pub fn writable_ptr(&self) -> Option<*mut u8> {
+        match &self.0 {
+            Repr::Pooled { slot, .. } if slot.is_local() => {
+                // SAFETY: only a pointer is made; the caller's use is bound by the rule above.
+                let bytes = unsafe { slot.region.as_mut_slice() };
+                Some(bytes[slot.offset..].as_mut_ptr())
+            }
+            _ => None,
         }
     }
 
@@ -91,7 +154,7 @@ impl Buffer {
     pub fn to_bytes(&self) -> Bytes {
         match &self.0 {
             Repr::Owned(bytes) => bytes.clone(),
-            Repr::Shared { .. } => Bytes::from_owner(self.clone()),
+            Repr::Shared { .. } | Repr::Pooled { .. } => Bytes::from_owner(self.clone()),
         }
     }
 }
@@ -141,12 +204,16 @@ impl fmt::Debug for Buffer {
                 offset,
                 len,
             } => write!(f, "Buffer({len} bytes at {}+{offset})", region.name()),
+            Repr::Pooled { slot, len } => write!(f, "Buffer({len} bytes in {slot:?})"),
         }
     }
 }
 
-/// On the wire a buffer is either its bytes inline or a shared-memory descriptor
-/// `(region name, offset, length)`. Decoding a descriptor maps the region (once per process).
+/// On the wire a buffer is either its bytes inline, a shared-memory descriptor
+/// `(region name, offset, length)`, or a pool descriptor of the same shape. Decoding a
+/// descriptor maps the region (once per process); decoding a pool descriptor inside
+/// [`crate::protocol::Outbox::open`] makes a buffer that releases the slot to that
+/// connection's peer when its last clone drops.
 impl Serialize for Buffer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
@@ -164,13 +231,20 @@ impl Serialize for Buffer {
                 s.serialize_field("len", &(*len as u64))?;
                 s.end()
             }
+            Repr::Pooled { slot, len } => {
+                let mut s = serializer.serialize_struct_variant("Buffer", 2, "Pooled", 3)?;
+                s.serialize_field("region", slot.region.name())?;
+                s.serialize_field("offset", &(slot.offset as u64))?;
+                s.serialize_field("len", &(*len as u64))?;
+                s.end()
+            }
         }
     }
 }
 
 impl<'de> Deserialize<'de> for Buffer {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_enum("Buffer", &["Inline", "Shared"], BufferVisitor)
+        deserializer.deserialize_enum("Buffer", &["Inline", "Shared", "Pooled"], BufferVisitor)
     }
 }
 
@@ -181,6 +255,7 @@ struct BufferVisitor;
 enum Kind {
     Inline,
     Shared,
+    Pooled,
 }
 
 struct Descriptor<'a> {
@@ -208,6 +283,15 @@ impl<'de> Visitor<'de> for BufferVisitor {
                 shm::open(&d.region)
                     .and_then(|region| Buffer::shared(region, as_usize(d.offset), as_usize(d.len)))
                     .map_err(|e| stash(crate::DecodeError::SharedMemory(e)))
+            }
+            (Kind::Pooled, v) => {
+                let d: Descriptor<'de> =
+                    v.struct_variant(&["region", "offset", "len"], DescriptorVisitor)?;
+                let slot = pool::resolve(&d.region, d.offset, d.len)
+                    .map_err(|e| stash(crate::DecodeError::PoolSlot(e)))?;
+                // `resolve` checked `len` against the slot.
+                let len = usize::try_from(d.len).unwrap_or(usize::MAX).min(slot.len);
+                Ok(Buffer::pooled(slot, len))
             }
         }
     }

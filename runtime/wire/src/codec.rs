@@ -46,6 +46,10 @@ pub enum DecodeError {
     /// A shared-memory buffer names a region that cannot be mapped, or a slice outside it.
     #[error("shared-memory buffer: {0}")]
     SharedMemory(#[source] ShmError),
+    /// A pool descriptor names a slot that is not live in this process's pool, or a slice
+    /// outside a peer's region.
+    #[error("pool slot: {0}")]
+    PoolSlot(#[source] crate::pool::PoolError),
 }
 
 thread_local! {

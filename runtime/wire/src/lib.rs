@@ -24,6 +24,7 @@ mod codec;
 mod convert;
 mod dtype;
 mod media;
+pub mod pool;
 pub mod protocol;
 pub mod shm;
 mod value;

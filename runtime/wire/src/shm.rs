@@ -220,6 +220,49 @@ impl ShmRegion {
     }
 }
 
+/// Removes the name of a region (mappings stay valid); errors are ignored: it may be gone.
+pub(crate) fn unlink(name: &str) {
+    if validate_name(name).is_ok() {
+        let _ = std::fs::remove_file(path_of(name));
+    }
+}
+
+/// Removes the names of every region process `pid` created (they carry its pid), and
+/// returns how many went. For a host after a child ended: a killed process cannot remove
+/// its own. Mappings that other processes hold stay valid.
+pub fn remove_regions_of(pid: u32) -> usize {
+    let prefix = format!("{NAME_PREFIX}{pid}-");
+    let Ok(entries) = std::fs::read_dir(SHM_DIR) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// How many region names process `pid` has in `/dev/shm` now.
+pub fn count_regions_of(pid: u32) -> usize {
+    let prefix = format!("{NAME_PREFIX}{pid}-");
+    std::fs::read_dir(SHM_DIR)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn validate_name(name: &str) -> Result<(), ShmError> {
     let ok = name.starts_with(NAME_PREFIX)
         && name.len() <= MAX_NAME_LEN

@@ -19,5 +19,6 @@ mod path;
 mod to_python;
 
 pub(crate) use from_python::{dict_from_python, from_python};
+pub(crate) use numpy::pool_view;
 pub(crate) use path::Path;
 pub(crate) use to_python::to_python;

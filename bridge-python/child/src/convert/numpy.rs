@@ -7,13 +7,13 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
+use troupe_wire::pool::{Pool, PoolError};
 use troupe_wire::protocol::SHM_THRESHOLD;
-use troupe_wire::shm::{ShmError, ShmRegion};
 use troupe_wire::{Array, Buffer, DType};
 
 use super::Path;
 use crate::errors::{ConvertError, ConvertErrorKind};
-use crate::view::BufferView;
+use crate::view::{BufferView, find_view};
 
 static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
@@ -118,7 +118,10 @@ pub(super) fn array_to_python<'py>(
     build().map_err(|e| ConvertError::new(path, ConvertErrorKind::Python(e)))
 }
 
-/// The array's bytes, copied once: into a new shared-memory region when large.
+/// The array's bytes: the very slot when the array is a whole-slot view of troupe memory (an
+/// array made with `troupe.empty`/`troupe.zeros`, or one received), else copied once (into
+/// the pool when large). A writable pool array sent this way is made read-only: the slot now
+/// belongs to the value, which must not change.
 pub(super) fn array_from_python(
     obj: &Bound<'_, PyAny>,
     path: &Path<'_>,
@@ -155,7 +158,22 @@ pub(super) fn array_from_python(
             .map_err(python)?;
         buffer = PyUntypedBuffer::get(&obj).map_err(python)?;
     }
-    let data = if buffer.len_bytes() == 0 {
+    let in_place = (native && buffer.len_bytes() > 0)
+        .then(|| find_view(&obj))
+        .flatten()
+        .filter(|view| {
+            let viewed = view.get().buffer();
+            viewed.as_slice().as_ptr() == buffer.buf_ptr() as *const u8
+                && buffer.len_bytes() <= viewed.len()
+        });
+    let data = if let Some(view) = in_place {
+        if view.get().is_writable() {
+            obj.getattr(intern!(py, "flags"))
+                .and_then(|flags| flags.setattr(intern!(py, "writeable"), false))
+                .map_err(python)?;
+        }
+        view.get().buffer().truncated(buffer.len_bytes())
+    } else if buffer.len_bytes() == 0 {
         Buffer::new()
     } else {
         // SAFETY: the exporter keeps `len_bytes` bytes at `buf_ptr` valid while `buffer` is
@@ -169,17 +187,26 @@ pub(super) fn array_from_python(
     Array::new(dtype, shape, data).map_err(|e| python(PyValueError::new_err(e.to_string())))
 }
 
-/// `bytes` as a buffer of its own: one copy, straight into a new shared-memory region when it
-/// is large enough to travel that way (the outbox then sends it without copying again).
-pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, ShmError> {
+/// `bytes` as a buffer of its own: one copy, straight into a slot of the child's pool when it
+/// is large enough to travel through shared memory (the outbox then sends it without copying
+/// again).
+pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, PoolError> {
     if bytes.len() < SHM_THRESHOLD {
         return Ok(Buffer::copy_from_slice(bytes));
     }
-    let region = ShmRegion::create(bytes.len())?;
-    // SAFETY: the region is new; nobody else has it yet.
-    let target = unsafe { region.as_mut_slice() };
     // Large copies run without the GIL so other Python threads go on meanwhile.
-    py.detach(|| target.copy_from_slice(bytes));
-    let len = region.len();
-    Buffer::shared(region, 0, len)
+    Pool::global().alloc_with(bytes.len(), |target| {
+        py.detach(|| target.copy_from_slice(bytes))
+    })
+}
+
+/// A writable view of a fresh slot of `len` bytes of the child's pool, zero-filled when
+/// `zero` (else its bytes are whatever the slot held before).
+pub(crate) fn pool_view(py: Python<'_>, len: usize, zero: bool) -> Result<BufferView, PoolError> {
+    let buffer = if zero {
+        Pool::global().alloc_with(len, |target| py.detach(|| target.fill(0)))?
+    } else {
+        Pool::global().alloc(len)?
+    };
+    Ok(BufferView::writable(buffer))
 }

@@ -8,19 +8,23 @@
 //! host -> child -> host -> child nesting needs no extra bookkeeping.
 //!
 //! Buffers of [`SHM_THRESHOLD`] bytes or more never travel as bytes: [`Outbox::seal`] moves
-//! them into shared memory and holds them until the peer answers [`ToChild::Release`] /
-//! [`ToHost::Release`] for the envelope's `hold` number (see `docs/semantics.md`, *Buffers*).
+//! them into the process's shared-memory [`pool`](crate::pool) and keeps each slot until the
+//! peer has dropped every buffer it decoded from it ([`ToChild::ReleaseSlots`] /
+//! [`ToHost::ReleaseSlots`]); a slice of a plain region is held until the peer answers
+//! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
+//! `docs/semantics.md`, *Buffers*).
 
 mod outbox;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pool::SlotKey;
 use crate::{CallError, Map, RemoteException, Value};
 
 pub use outbox::{FrameError, Outbox};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
@@ -137,6 +141,12 @@ pub enum ToChild {
     },
     /// Run `prepare_shutdown` and exit.
     Shutdown,
+    /// The host dropped its last buffer of each of these slots of the child's pool (one
+    /// key per descriptor the host decoded; a key may repeat).
+    ReleaseSlots {
+        /// The slots.
+        slots: Vec<SlotKey>,
+    },
 }
 
 /// Frames from the child to the host.
@@ -184,6 +194,12 @@ pub enum ToHost {
     },
     /// `prepare_shutdown` ran; the child exits now.
     ShutdownDone,
+    /// The child dropped its last buffer of each of these slots of the host's pool (one
+    /// key per descriptor the child decoded; a key may repeat).
+    ReleaseSlots {
+        /// The slots.
+        slots: Vec<SlotKey>,
+    },
 }
 
 /// Frames whose values [`Outbox::seal`] inspects for large buffers.
@@ -209,7 +225,7 @@ impl Frame for ToChild {
             ToChild::Call(call) => call_values(call, f),
             ToChild::Reply { result, .. } => result_values(result, f),
             ToChild::Start(_) | ToChild::Cancel { .. } | ToChild::Release { .. } => {}
-            ToChild::Shutdown => {}
+            ToChild::Shutdown | ToChild::ReleaseSlots { .. } => {}
         }
     }
 }
@@ -224,6 +240,7 @@ impl Frame for ToHost {
             | ToHost::StartFailed(_)
             | ToHost::Cancel { .. }
             | ToHost::Release { .. }
+            | ToHost::ReleaseSlots { .. }
             | ToHost::ShutdownDone => {}
         }
     }

@@ -1,12 +1,12 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use super::{Envelope, Frame};
-use crate::shm::{ShmError, ShmRegion};
+use crate::pool::{Pool, PoolError, Releases, SlotKey, with_releases};
 use crate::{Buffer, DecodeError, EncodeError, decode, encode};
 
 /// Why a frame could not be sealed.
@@ -15,27 +15,47 @@ pub enum FrameError {
     /// postcard refused the frame.
     #[error(transparent)]
     Encode(#[from] EncodeError),
-    /// A large buffer could not be moved into shared memory.
+    /// A large buffer could not be moved into the shared-memory pool.
     #[error("cannot move a buffer into shared memory: {0}")]
-    SharedMemory(#[from] ShmError),
+    SharedMemory(#[from] PoolError),
 }
 
-/// The sending side of a connection: encodes frames and holds their shared-memory buffers
-/// until the peer has mapped them.
+/// One end of a connection's buffer bookkeeping: encodes frames, decodes the peer's, and
+/// keeps every shared buffer alive for as long as the peer may read it.
 ///
-/// - An owned buffer of `threshold` bytes or more is copied into a new region.
-/// - A buffer in a region this process created travels as a descriptor, without copying.
-/// - A buffer in a region another process created is copied (into a new region when large,
-///   inline when small): its creator may unlink the name at any time, so the descriptor
-///   would not be safe to hand on.
+/// Sending (`threshold` bytes or more; smaller buffers always travel inline, copied):
+/// - an owned buffer is copied once into a slot of the process's [`Pool`];
+/// - a slot of this process's pool travels as a descriptor, without copying;
+/// - a slot of a peer's pool that came through *this* connection travels back as a
+///   descriptor (its creator resolves it to its own slot); one that came through another
+///   connection is copied into the pool, so no peer ever holds a slot of a third process;
+/// - a slice of a shared region this process created travels as a descriptor, held until
+///   the peer answers `Release { hold }`; one of a region another process created is copied
+///   into the pool.
 ///
-/// Every region a frame names is held until [`Outbox::release`] is called with the frame's
-/// hold number (the peer's `Release`), or until the outbox is dropped or cleared.
+/// Each pool descriptor sent is one reference the peer holds: the outbox keeps the slot
+/// until the peer releases it ([`Outbox::release_slots`], a `ReleaseSlots` frame), or until
+/// the connection ends ([`Outbox::clear`]). Decoding with [`Outbox::open`] makes the peer's
+/// pool descriptors into buffers that, when their last clone drops, queue a release in
+/// [`Outbox::releases`] for the connection to send.
 #[derive(Debug)]
 pub struct Outbox {
     threshold: usize,
     next_hold: AtomicU64,
     held: Mutex<HashMap<u64, Vec<Buffer>>>,
+    /// Pool slots the peer holds references to: the slot and how many descriptors of it
+    /// the peer has not released.
+    lent: Mutex<HashMap<SlotKey, (Buffer, usize)>>,
+    releases: Arc<Releases>,
+}
+
+enum Staged {
+    /// Travels inline.
+    Inline,
+    /// A region of ours, held until `Release { hold }`.
+    Hold(Buffer),
+    /// A pool slot lent to the peer.
+    Lent(SlotKey, Buffer),
 }
 
 impl Outbox {
@@ -45,19 +65,23 @@ impl Outbox {
             threshold: threshold.max(1),
             next_hold: AtomicU64::new(1),
             held: Mutex::default(),
+            lent: Mutex::default(),
+            releases: Arc::default(),
         }
     }
 
     /// Encodes `frame` in an [`Envelope`], moving its large buffers into shared memory.
     pub fn seal<T: Frame>(&self, mut frame: T) -> Result<Vec<u8>, FrameError> {
         let mut held = Vec::new();
+        let mut lent = Vec::new();
         let mut failed = None;
         frame.for_each_value_mut(&mut |value| {
             value.for_each_buffer_mut(&mut |buffer| {
                 if failed.is_none() {
                     match self.stage(buffer) {
-                        Ok(Some(hold)) => held.push(hold),
-                        Ok(None) => {}
+                        Ok(Staged::Inline) => {}
+                        Ok(Staged::Hold(buffer)) => held.push(buffer),
+                        Ok(Staged::Lent(key, buffer)) => lent.push((key, buffer)),
                         Err(e) => failed = Some(e),
                     }
                 }
@@ -66,62 +90,137 @@ impl Outbox {
         if let Some(e) = failed {
             return Err(e.into());
         }
+        let keys: Vec<SlotKey> = lent.iter().map(|(key, _)| key.clone()).collect();
+        self.lend(lent);
         let hold = (!held.is_empty()).then(|| {
             let hold = self.next_hold.fetch_add(1, Ordering::Relaxed);
-            self.lock().insert(hold, held);
+            self.lock_held().insert(hold, held);
             hold
         });
         encode(&Envelope { hold, body: &frame }).map_err(|e| {
             if let Some(hold) = hold {
                 self.release(hold);
             }
+            self.release_slots(&keys);
             e.into()
         })
     }
 
-    fn stage(&self, buffer: &mut Buffer) -> Result<Option<Buffer>, ShmError> {
-        let foreign = match buffer.shared_region() {
-            Some((region, _)) if region.is_owner() => return Ok(Some(buffer.clone())),
-            Some(_) => true,
-            None => false,
-        };
-        if buffer.len() >= self.threshold {
-            let region = ShmRegion::create_from(buffer.as_slice())?;
-            let len = region.len();
-            *buffer = Buffer::shared(region, 0, len)?;
-            Ok(Some(buffer.clone()))
-        } else {
-            if foreign {
+    fn stage(&self, buffer: &mut Buffer) -> Result<Staged, PoolError> {
+        let slot = buffer.slot();
+        let shared = buffer.shared_region();
+        if buffer.len() < self.threshold {
+            if shared.is_some_and(|(region, _)| slot.is_some() || !region.is_owner()) {
                 *buffer = Buffer::copy_from_slice(buffer.as_slice());
             }
-            Ok(None)
+            return Ok(Staged::Inline);
         }
+        let forward = match (slot, shared) {
+            (Some(slot), _) => {
+                slot.is_local()
+                    || slot
+                        .came_through()
+                        .is_some_and(|via| Arc::ptr_eq(via, &self.releases))
+            }
+            (None, Some((region, _))) if region.is_owner() => {
+                return Ok(Staged::Hold(buffer.clone()));
+            }
+            (None, _) => false,
+        };
+        if !forward {
+            *buffer = Pool::global().copy_from_slice(buffer.as_slice())?;
+        }
+        let key = buffer.pool_key().ok_or(PoolError::Empty)?;
+        Ok(Staged::Lent(key, buffer.clone()))
+    }
+
+    fn lend(&self, slots: Vec<(SlotKey, Buffer)>) {
+        if slots.is_empty() {
+            return;
+        }
+        let mut lent = self.lock_lent();
+        for (key, buffer) in slots {
+            lent.entry(key).or_insert((buffer, 0)).1 += 1;
+        }
+    }
+
+    /// Decodes an envelope the peer sealed; its pool descriptors become buffers that
+    /// release their slot to the peer through [`Outbox::releases`] when they drop. The caller
+    /// answers `Release` for `hold` once it has the frame.
+    pub fn open<'de, T: Deserialize<'de>>(
+        &self,
+        bytes: &'de [u8],
+    ) -> Result<Envelope<T>, DecodeError> {
+        with_releases(&self.releases, || decode(bytes))
+    }
+
+    /// The releases this side owes the peer, for the connection to send as `ReleaseSlots`.
+    pub fn releases(&self) -> &Arc<Releases> {
+        &self.releases
     }
 
     /// The peer has mapped the regions of envelope `hold`: stop holding them. Returns whether
     /// anything was held under that number.
     pub fn release(&self, hold: u64) -> bool {
-        self.lock().remove(&hold).is_some()
+        let released = self.lock_held().remove(&hold);
+        released.is_some()
+    }
+
+    /// The peer dropped one reference to each slot in `keys`; a slot whose last reference
+    /// went is no longer kept for it. Returns how many keys matched a lent slot (the others
+    /// are ignored: a peer can send anything).
+    pub fn release_slots(&self, keys: &[SlotKey]) -> usize {
+        let mut freed = Vec::new();
+        let mut matched = 0;
+        {
+            let mut lent = self.lock_lent();
+            for key in keys {
+                if let Some(entry) = lent.get_mut(key) {
+                    matched += 1;
+                    entry.1 -= 1;
+                    if entry.1 == 0 {
+                        freed.extend(lent.remove(key));
+                    }
+                }
+            }
+        }
+        // Slots return to the pool (or are released to their creator) outside the lock.
+        drop(freed);
+        matched
     }
 
     /// How many envelopes' buffers are held.
     pub fn held(&self) -> usize {
-        self.lock().len()
+        self.lock_held().len()
     }
 
-    /// Drops every held buffer (the peer is gone).
+    /// How many pool slots the peer holds references to.
+    pub fn lent(&self) -> usize {
+        self.lock_lent().len()
+    }
+
+    /// The peer is gone: drops every held buffer and lent slot, and stops queueing releases
+    /// for it.
     pub fn clear(&self) {
-        self.lock().clear();
+        self.releases.close();
+        let held = std::mem::take(&mut *self.lock_held());
+        let lent = std::mem::take(&mut *self.lock_lent());
+        drop((held, lent));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Buffer>>> {
+    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, Vec<Buffer>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_lent(&self) -> MutexGuard<'_, HashMap<SlotKey, (Buffer, usize)>> {
+        self.lent.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Envelope<()> {
-    /// Decodes an envelope sealed by [`Outbox::seal`]. The caller answers `Release` for
-    /// `hold` once it has the frame.
+    /// Decodes an envelope sealed by [`Outbox::seal`], outside any connection: pool
+    /// descriptors of a peer release nothing when they drop. Connections use
+    /// [`Outbox::open`]. The caller answers `Release` for `hold` once it has the frame.
     pub fn open<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<Envelope<T>, DecodeError> {
         decode(bytes)
     }
@@ -131,6 +230,7 @@ impl Envelope<()> {
 mod tests {
     use super::*;
     use crate::protocol::{CallFrame, ToChild, ToHost};
+    use crate::shm::ShmRegion;
     use crate::{Array, Map, Value};
 
     fn call(args: Vec<Value>) -> ToChild {
@@ -152,27 +252,124 @@ mod tests {
         assert_eq!(outbox.held(), 0);
     }
 
+    fn args(frame: ToChild) -> Vec<Value> {
+        match frame {
+            ToChild::Call(call) => call.args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn data(value: &Value) -> &Buffer {
+        match value {
+            Value::Array(array) => array.data(),
+            Value::Bytes(bytes) => bytes,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn large_buffers_go_through_shared_memory_until_released() {
-        let outbox = Outbox::new(1024);
+    fn large_buffers_are_copied_once_into_the_pool_and_lent_until_released() {
+        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
         let big = Array::from_vec(vec![1.5f32; 4096]);
         let sent = call(vec![
             Value::Array(big.clone()),
             Value::Bytes(vec![9u8; 2048].into()),
         ]);
-        let bytes = outbox.seal(sent.clone()).unwrap();
+        let bytes = host.seal(sent.clone()).unwrap();
         assert!(bytes.len() < 512, "descriptors, not bytes: {}", bytes.len());
-        let envelope: Envelope<ToChild> = Envelope::open(&bytes).unwrap();
+        let envelope: Envelope<ToChild> = child.open(&bytes).unwrap();
+        assert_eq!(envelope.hold, None, "pool slots need no hold");
         assert_eq!(envelope.body, sent, "same values on the other side");
-        let hold = envelope.hold.unwrap();
-        assert_eq!(outbox.held(), 1);
-        assert!(outbox.release(hold));
-        assert!(!outbox.release(hold));
-        // The receiver's mapping outlives the sender's hold.
-        let ToChild::Call(received) = envelope.body else {
+        assert_eq!(host.lent(), 2);
+        let received = args(envelope.body);
+        let keys: Vec<SlotKey> = received
+            .iter()
+            .map(|v| data(v).pool_key().unwrap())
+            .collect();
+        // Dropping the received values queues one release per descriptor.
+        drop(received);
+        let owed = child.releases().take();
+        assert_eq!(owed.len(), 2);
+        assert!(keys.iter().all(|k| owed.contains(k)));
+        assert_eq!(host.release_slots(&owed), 2);
+        assert_eq!(host.lent(), 0);
+        assert_eq!(host.release_slots(&owed), 0, "garbage is ignored");
+    }
+
+    #[test]
+    fn own_slots_travel_without_copying_and_come_back_as_the_same_slot() {
+        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
+        let slot = Pool::global().copy_from_slice(&[4u8; 8192]).unwrap();
+        let ptr = slot.as_slice().as_ptr();
+        let bytes = host.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        let received = args(child.open::<ToChild>(&bytes).unwrap().body);
+        assert_eq!(data(&received[0]).pool_key(), slot.pool_key());
+        // The child echoes it through the same connection: a descriptor again, no copy.
+        let echo = child
+            .seal(ToHost::Reply {
+                id: 7,
+                result: Ok(received[0].clone()),
+            })
+            .unwrap();
+        assert_eq!(child.lent(), 1);
+        let ToHost::Reply {
+            result: Ok(back), ..
+        } = host.open::<ToHost>(&echo).unwrap().body
+        else {
             unreachable!()
         };
-        assert_eq!(received.args[0], Value::Array(big));
+        assert_eq!(data(&back).as_slice().as_ptr(), ptr, "the very same bytes");
+        assert!(data(&back).in_own_pool());
+        // Resolving its own slot, the host owes the child the release at once.
+        let owed = host.releases().take();
+        assert_eq!(child.release_slots(&owed), 1);
+        assert_eq!(child.lent(), 0);
+        drop(received);
+        assert_eq!(host.release_slots(&child.releases().take()), 1);
+        assert_eq!(host.lent(), 0);
+    }
+
+    #[test]
+    fn a_peers_slot_goes_back_to_it_as_a_descriptor_and_to_others_as_a_copy() {
+        let (from_a, to_b) = (Outbox::new(1024), Outbox::new(1024));
+        // A region of "peer A" (not one of this process's pools) and a slot of it.
+        let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
+        let bytes = crate::pool::tests::descriptor(region.name(), 0, 4096);
+        let slot: Buffer = with_releases(from_a.releases(), || decode(&bytes)).unwrap();
+        assert!(!slot.in_own_pool());
+        let to_b_frame = to_b.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        let forwarded = args(Envelope::open::<ToChild>(&to_b_frame).unwrap().body);
+        assert!(data(&forwarded[0]).in_own_pool(), "copied into our pool");
+        assert_eq!(data(&forwarded[0]).as_slice(), slot.as_slice());
+        let back_frame = from_a.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        assert_eq!(from_a.lent(), 1);
+        let ToChild::Call(back) = Envelope::open::<ToChild>(&back_frame).unwrap().body else {
+            unreachable!()
+        };
+        assert_eq!(data(&back.args[0]).pool_key(), slot.pool_key(), "forwarded");
+    }
+
+    #[test]
+    fn clearing_reclaims_what_a_gone_peer_held() {
+        let host = Outbox::new(1024);
+        let sealed = host
+            .seal(call(vec![Value::Bytes(vec![1u8; 4096].into())]))
+            .unwrap();
+        let sent = args(Envelope::open::<ToChild>(&sealed).unwrap().body);
+        let key = data(&sent[0]).pool_key().unwrap();
+        drop(sent);
+        assert_eq!(host.lent(), 1);
+        host.clear();
+        assert_eq!(host.lent(), 0);
+        // The slot went back to the pool: its descriptor no longer resolves.
+        let stale = crate::pool::tests::descriptor(&key.region, key.offset, 4096);
+        assert!(matches!(
+            decode::<Buffer>(&stale),
+            Err(DecodeError::PoolSlot(_))
+        ));
+        // Releases owed to a gone peer are not queued.
+        host.releases().push(key);
+        assert_eq!(host.releases().pending(), 0);
     }
 
     #[test]
