@@ -84,3 +84,20 @@ pub use export::{ExportError, ExportId, Exports, PeerId, Release};
 pub use handle::{IPC_HANDLE_LEN, IpcHandle};
 pub use import::{ImportedBuffer, Importer};
 pub use troupe_wire::DType;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn buffers_and_tables_can_move_between_threads() {
+        send_and_sync::<CudaDevice>();
+        send_and_sync::<CudaBuffer>();
+        send_and_sync::<Exports>();
+        send_and_sync::<Importer>();
+        send_and_sync::<ImportedBuffer>();
+        send_and_sync::<CudaError>();
+    }
+}
