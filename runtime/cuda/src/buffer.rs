@@ -1,13 +1,14 @@
 //! Device allocations owned by this process.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::sys;
 use troupe_wire::DType;
 
-use crate::descriptor::byte_len;
+use crate::descriptor::{byte_len, check_range};
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
+use crate::handle::IpcHandle;
 
 /// A typed array in device memory of this process. Clones are cheap and share the
 /// allocation: that is how a buffer passes between actors of one process (the pointer, never
@@ -26,6 +27,16 @@ struct BufferInner {
     allocation: Allocation,
     dtype: DType,
     shape: Vec<u64>,
+    /// The IPC handle of the allocation and our offset in it, taken on first export: every
+    /// export of the buffer names it by the same bytes, which importers cache by.
+    ipc: OnceLock<IpcRange>,
+}
+
+/// Where a buffer lies for CUDA IPC: the handle of the allocation's base, and the offset.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpcRange {
+    pub(crate) handle: IpcHandle,
+    pub(crate) offset: u64,
 }
 
 /// One `cuMemAlloc` allocation. Not cudarc's `CudaSlice`: that one comes from the stream
@@ -71,6 +82,7 @@ impl CudaBuffer {
                 },
                 dtype,
                 shape: shape.to_vec(),
+                ipc: OnceLock::new(),
             }),
         })
     }
@@ -170,6 +182,35 @@ impl CudaBuffer {
     /// The device that holds the buffer.
     pub fn device(&self) -> &CudaDevice {
         &self.inner.allocation.device
+    }
+
+    /// The IPC handle of the allocation holding the buffer (its base, from
+    /// `cuMemGetAddressRange`) and the buffer's offset in it; asked of the driver once.
+    pub(crate) fn ipc_range(&self) -> Result<IpcRange, CudaError> {
+        if let Some(range) = self.inner.ipc.get() {
+            return Ok(*range);
+        }
+        let device = self.device();
+        device.bind()?;
+        let ptr = self.device_ptr();
+        let (mut base, mut allocation) = (0, 0);
+        // SAFETY: the context is current; `ptr` is a live allocation (we hold the buffer).
+        check("cuMemGetAddressRange", unsafe {
+            sys::cuMemGetAddressRange_v2(&mut base, &mut allocation, ptr)
+        })?;
+        let offset = ptr.wrapping_sub(base);
+        check_range(offset, self.len_bytes(), allocation as u64)?;
+        let mut handle = sys::CUipcMemHandle { reserved: [0; 64] };
+        // SAFETY: the context is current and `base` is the start of a live allocation.
+        check("cuIpcGetMemHandle", unsafe {
+            sys::cuIpcGetMemHandle(&mut handle, base)
+        })?;
+        let range = IpcRange {
+            handle: handle.into(),
+            offset,
+        };
+        // Two threads may race here; both computed the same thing, the first one stays.
+        Ok(*self.inner.ipc.get_or_init(|| range))
     }
 
     /// How many clones of this buffer exist, exports included.

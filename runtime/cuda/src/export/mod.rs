@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::buffer::CudaBuffer;
-use crate::descriptor::{CudaIpcDescriptor, check_range};
+use crate::descriptor::CudaIpcDescriptor;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
 use table::ExportTable;
@@ -100,22 +100,9 @@ impl Exports {
         buffer: &CudaBuffer,
         peer: PeerId,
     ) -> Result<CudaIpcDescriptor, CudaError> {
+        let range = buffer.ipc_range()?;
         let device = buffer.device();
         device.bind()?;
-        let ptr = buffer.device_ptr();
-        let (mut base, mut allocation) = (0, 0);
-        // SAFETY: the context is current; `ptr` is a live allocation (we hold the buffer).
-        check("cuMemGetAddressRange", unsafe {
-            sys::cuMemGetAddressRange_v2(&mut base, &mut allocation, ptr)
-        })?;
-        let offset = ptr.wrapping_sub(base);
-        check_range(offset, buffer.len_bytes(), allocation as u64)?;
-
-        let mut mem_handle = sys::CUipcMemHandle { reserved: [0; 64] };
-        // SAFETY: the context is current and `base` is the start of a live allocation.
-        check("cuIpcGetMemHandle", unsafe {
-            sys::cuIpcGetMemHandle(&mut mem_handle, base)
-        })?;
         let event = ExportEvent::record(device)?;
         let mut event_handle = sys::CUipcEventHandle { reserved: [0; 64] };
         // SAFETY: the event was created with CU_EVENT_INTERPROCESS in the current context.
@@ -132,9 +119,9 @@ impl Exports {
         );
         tracing::debug!(%export_id, %peer, bytes = buffer.len_bytes(), "exported a CUDA buffer");
         Ok(CudaIpcDescriptor {
-            mem_handle: mem_handle.into(),
+            mem_handle: range.handle,
             event_handle: event_handle.into(),
-            offset,
+            offset: range.offset,
             size: buffer.len_bytes(),
             dtype: buffer.dtype(),
             shape: buffer.shape().to_vec(),

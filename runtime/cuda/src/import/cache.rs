@@ -33,9 +33,10 @@ impl<M> MappingCache<M> {
         }
     }
 
-    /// One more import of `key`: the cached mapping, or a new one from `open` (opening a
-    /// handle that is already mapped fails in CUDA, hence the cache). A failed `open` leaves
-    /// nothing behind.
+    /// One more import of `key`: the cached mapping, or a new one from `open` (CUDA lets a
+    /// handle be opened by one context per device per process, and a second open of a handle
+    /// still mapped is not to be relied on: hence the cache). A failed `open` leaves nothing
+    /// behind.
     pub(crate) fn acquire<E>(
         &mut self,
         key: MappingKey,
