@@ -1,0 +1,83 @@
+//! A CUDA device as this crate uses it: its primary context and one stream.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaStream, sys};
+
+use crate::driver::{device_count, ensure};
+use crate::error::{CudaError, check};
+
+/// A device to allocate on and import into, with the stream on which this crate orders its
+/// copies, exports and imports. Cheap to clone: clones share the context and the stream.
+#[derive(Debug, Clone)]
+pub struct CudaDevice {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+}
+
+impl CudaDevice {
+    /// Opens device `ordinal` (its primary context, shared with every other user of the
+    /// device in this process) with a new non-blocking stream.
+    ///
+    /// # Errors
+    /// [`CudaError::NoDriver`] without a driver (never a panic), [`CudaError::InvalidDevice`]
+    /// for an ordinal this process does not see, [`CudaError::Driver`] otherwise.
+    pub fn open(ordinal: usize) -> Result<CudaDevice, CudaError> {
+        ensure()?;
+        let count = device_count()?;
+        if ordinal >= count {
+            return Err(CudaError::InvalidDevice { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| CudaError::Driver {
+            call: "cuDevicePrimaryCtxRetain",
+            code: e.0,
+        })?;
+        let stream = ctx.new_stream().map_err(|e| CudaError::Driver {
+            call: "cuStreamCreate",
+            code: e.0,
+        })?;
+        Ok(CudaDevice { ctx, stream })
+    }
+
+    /// The device's ordinal in this process.
+    pub fn ordinal(&self) -> usize {
+        self.ctx.ordinal()
+    }
+
+    /// The cudarc context, for work this crate does not do (kernels, libraries).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream on which this crate orders its work on the device. Work of your own on
+    /// buffers of this crate must be on it, or ordered with it, for exports and drops to wait
+    /// for it.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Waits until all work queued on [`CudaDevice::stream`] is done.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when the stream or an earlier operation on it failed.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.bind()?;
+        // SAFETY: the context is current and the stream belongs to it.
+        check("cuStreamSynchronize", unsafe {
+            sys::cuStreamSynchronize(self.cu_stream())
+        })
+    }
+
+    /// Makes the context current on this thread, as every raw driver call needs.
+    pub(crate) fn bind(&self) -> Result<(), CudaError> {
+        self.ctx.bind_to_thread().map_err(|e| CudaError::Driver {
+            call: "cuCtxSetCurrent",
+            code: e.0,
+        })
+    }
+
+    /// The raw stream handle.
+    pub(crate) fn cu_stream(&self) -> sys::CUstream {
+        self.stream.cu_stream()
+    }
+}
