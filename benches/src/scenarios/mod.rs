@@ -1,5 +1,6 @@
 //! The scenarios, one file each.
 
+mod array_handoff;
 mod audio_resample_vad;
 mod call_roundtrip;
 mod calls_per_second;
@@ -25,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "audio-resample-vad",
     "pipeline-chain",
     "pipeline-python-node",
+    "array-handoff",
 ];
 
 /// Runs scenario `name`.
@@ -39,6 +41,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "audio-resample-vad" => audio_resample_vad::run(effort),
         "pipeline-chain" => pipeline_chain::run(effort),
         "pipeline-python-node" => pipeline_python_node::run(effort),
+        "array-handoff" => array_handoff::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),
     }
 }

@@ -90,6 +90,14 @@ impl Series {
         self
     }
 
+    /// Takes all its samples at once (no rounds) and makes its row: for rows measured
+    /// outside the harness's rounds (pyisolate's driver).
+    pub(crate) fn collect(mut self, scenario: &str) -> Result<Measurement, SystemError> {
+        let samples = (self.sampler)(self.n)?;
+        self.samples.extend(samples);
+        Ok(self.into_row(scenario))
+    }
+
     fn into_row(mut self, scenario: &str) -> Measurement {
         let mut row = Measurement::from_samples(
             scenario,

@@ -137,8 +137,13 @@ class Runtime:
     # -- receiving --------------------------------------------------------------------
 
     def next_frame(self, done, timeout=None):
-        """Takes the receive turn and returns the next frame; ``None`` once ``done()`` is
-        true (checked while waiting for the turn) or ``timeout`` seconds passed."""
+        """Takes the receive turn and returns the next frame to handle; ``None`` once
+        ``done()`` is true (checked while waiting for the turn), when ``timeout`` seconds
+        passed, or when the frame was a reply or a shutdown request.
+
+        Replies are delivered (and a shutdown request recorded) *before* the turn is given
+        up: a thread that waits for the turn and then finds its box still empty would
+        otherwise take the turn and block in ``recv`` for a reply that already came."""
         turn = self.turn
         with turn:
             while self.receiving and not done():
@@ -146,12 +151,28 @@ class Runtime:
             if done():
                 return None
             self.receiving = True
+        frame = None
         try:
-            return _native.recv(timeout)
+            frame = _native.recv(timeout)
         finally:
             with turn:
+                if frame is not None:
+                    kind = frame[0]
+                    if kind == "reply":
+                        self.deliver_reply(frame)
+                        frame = None
+                    elif kind == "shutdown":
+                        self.shutdown_requested = True
+                        frame = None
                 self.receiving = False
                 turn.notify_all()
+        return frame
+
+    def deliver_reply(self, frame):
+        with self.lock:
+            deliver = self.waiters.pop(frame[1], None)
+        if deliver is not None:
+            deliver((frame[2], frame[3]))
 
     def serve_forever(self):
         """Serves the host until it asks to shut down."""
@@ -170,10 +191,7 @@ class Runtime:
         if kind == "call":
             self.serve(frame[1], frame[2], frame[3], frame[4])
         elif kind == "reply":
-            with self.lock:
-                deliver = self.waiters.pop(frame[1], None)
-            if deliver is not None:
-                deliver((frame[2], frame[3]))
+            self.deliver_reply(frame)
         elif kind == "cancel":
             self.cancel(frame[1])
         elif kind == "shutdown":

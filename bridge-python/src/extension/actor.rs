@@ -18,7 +18,7 @@ use troupe_wire::{CallError, CrashInfo};
 
 use super::config::ExtensionConfig;
 use super::router::Router;
-use super::session::{Session, SessionEvent, Waiting};
+use super::session::{Session, SessionEvent, Waiting, start_failed_reason};
 use super::status::ExtensionStatus;
 use crate::env::Venv;
 use crate::process::{LaunchError, LaunchSpec, Launched, launch};
@@ -452,12 +452,7 @@ impl Handler<SessionEvent> for Extension {
             }
             SessionEvent::StartFailed { generation, error } if generation == self.generation => {
                 if let Some(session) = &self.session {
-                    let traceback = if error.traceback.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n{}", error.traceback)
-                    };
-                    session.kill(format!("start-up failed: {error}{traceback}"));
+                    session.kill(start_failed_reason(&error));
                 }
             }
             SessionEvent::Ended { generation, info } if generation == self.generation => {

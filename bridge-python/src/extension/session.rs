@@ -202,10 +202,18 @@ impl Reader {
                 generation: self.generation,
                 methods,
             }),
-            ToHost::StartFailed(error) => (self.notify)(SessionEvent::StartFailed {
-                generation: self.generation,
-                error,
-            }),
+            ToHost::StartFailed(error) => {
+                // The child exits right after this frame: record why now, so the crash that
+                // `finish` reports carries it even if the actor has not seen this event yet.
+                self.kill_reason
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(|| start_failed_reason(&error));
+                (self.notify)(SessionEvent::StartFailed {
+                    generation: self.generation,
+                    error,
+                });
+            }
             ToHost::ShutdownDone => {
                 tracing::debug!(extension = %self.name, "prepare_shutdown done");
             }
@@ -286,5 +294,15 @@ impl Reader {
             generation: self.generation,
             info,
         });
+    }
+}
+
+/// Why an instance whose start-up failed is counted as crashed: the exception, with its
+/// traceback.
+pub(crate) fn start_failed_reason(error: &RemoteException) -> String {
+    if error.traceback.is_empty() {
+        format!("start-up failed: {error}")
+    } else {
+        format!("start-up failed: {error}\n{}", error.traceback)
     }
 }

@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 use troupe_actors::extension_host::{ExtensionHost, Grants, PythonNode};
 use troupe_actors::manifest::PythonNodeSpec;
 use troupe_actors::pipeline::PipelineBuilder;
-use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
+use troupe_bridge_python::env::{self, EnvCache};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_bridge_python::{Venv, provision};
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
-use troupe_wire::{CallError, Map, Value};
+use troupe_wire::pool::Pool;
+use troupe_wire::protocol::SHM_THRESHOLD;
+use troupe_wire::{Array, Buffer, CallError, DType, Map, Value};
 
 use super::{Answer, MODULE, SystemError};
 use crate::scenarios::Count;
@@ -44,6 +46,12 @@ pub(crate) enum Job {
     ColdStart,
     /// The `crasher` extension's crash to the first call its replacement answers.
     Restart,
+    /// One echo of an f32 array of `bytes` bytes in the host's shared-memory pool (made
+    /// once per job), host -> Python -> host.
+    Array {
+        /// The array's size.
+        bytes: usize,
+    },
     /// Nanoseconds per item of a run of `items` through a source and a python node.
     PythonNode {
         /// Items per run.
@@ -57,11 +65,12 @@ type Inbox = mpsc::UnboundedReceiver<(Job, usize, std_mpsc::Sender<Answer>)>;
 /// channel closes.
 pub(super) fn serve(
     plugins: PathBuf,
+    dependencies: Vec<String>,
     mut inbox: Inbox,
     ready: std_mpsc::Sender<Result<(), SystemError>>,
 ) {
     actix::System::new().block_on(async move {
-        let lab = match Extensions::start(&plugins).await {
+        let lab = match Extensions::start(&plugins, &dependencies).await {
             Ok(lab) => {
                 let _ = ready.send(Ok(()));
                 lab
@@ -91,9 +100,10 @@ fn failed(context: &str, error: impl std::fmt::Display) -> SystemError {
 }
 
 impl Extensions {
-    async fn start(plugins: &Path) -> Result<Extensions, SystemError> {
+    async fn start(plugins: &Path, dependencies: &[String]) -> Result<Extensions, SystemError> {
         let config = ExtensionConfig::new("bench", MODULE)
             .path(plugins)
+            .dependencies(dependencies.iter().cloned())
             .call_timeout(Duration::from_secs(60));
         // The crasher comes back at once, however often it dies.
         let crasher = ExtensionConfig::new("crasher", MODULE)
@@ -134,8 +144,9 @@ impl Extensions {
         };
         let (bench, crasher) = (pick("bench")?, pick("crasher")?);
         let _ = slot.set(bench.caller());
-        let venv = actix_rt::task::spawn_blocking(|| -> Result<Venv, SystemError> {
-            let venv = EnvCache::from_env()?.ensure(&EnvSpec::default(), &env::quiet)?;
+        let spec = config.env.clone();
+        let venv = actix_rt::task::spawn_blocking(move || -> Result<Venv, SystemError> {
+            let venv = EnvCache::from_env()?.ensure(&spec, &env::quiet)?;
             provision::provision(&venv).map_err(|e| failed("provisioning", e))?;
             Ok(venv)
         })
@@ -151,9 +162,46 @@ impl Extensions {
     }
 
     async fn run(&self, job: Job, n: usize) -> Answer {
+        if let Job::Array { bytes } = job {
+            return self.array_echoes(bytes, n).await;
+        }
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
             samples.push(self.sample(job).await?);
+        }
+        Ok(samples)
+    }
+
+    /// `n` echoes of one pool array of `bytes` bytes. Each answer must be the same slot
+    /// (no copy either way) when the array is large enough for shared memory.
+    async fn array_echoes(&self, bytes: usize, n: usize) -> Answer {
+        // Small arrays travel inline, copied into the frame; large ones lie in the pool.
+        let data = if bytes >= SHM_THRESHOLD {
+            Pool::global()
+                .alloc_with(bytes, |b| b.fill(0x3f))
+                .map_err(|e| failed("pool", e))?
+        } else {
+            Buffer::copy_from_slice(&vec![0x3f; bytes])
+        };
+        let array =
+            Array::new(DType::F32, vec![bytes / 4], data).map_err(|e| failed("array", e))?;
+        let key = array.data().pool_key();
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            let echoed = self
+                .bench
+                .call("echo", vec![Value::Array(array.clone())])
+                .await;
+            samples.push(elapsed_ns(started));
+            match echoed {
+                Ok(Value::Array(back)) if back.data().len() == bytes => {
+                    if key.is_some() && back.data().pool_key() != key {
+                        return Err(failed("echo", "the array came back as a copy"));
+                    }
+                }
+                other => return Err(failed("echo", format!("{other:?}"))),
+            }
         }
         Ok(samples)
     }
@@ -212,6 +260,13 @@ impl Extensions {
                     other => return Err(failed("crash", format!("{other:?}"))),
                 }
                 expect(self.crasher.call("noop", Vec::new()).await, Value::Null)?;
+            }
+            Job::Array { bytes } => {
+                return self
+                    .array_echoes(bytes, 1)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| failed("echo", "no sample"));
             }
             Job::PythonNode { items } => {
                 let spec = PythonNodeSpec {

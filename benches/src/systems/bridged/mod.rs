@@ -37,8 +37,14 @@ pub(crate) struct Lab {
 }
 
 impl Lab {
-    /// Starts the lab and waits until its extensions answer.
+    /// Starts the lab (a venv without dependencies) and waits until its extensions answer.
     pub(crate) fn start() -> Result<Rc<Lab>, SystemError> {
+        Lab::start_with(&[])
+    }
+
+    /// Starts the lab in a venv with `dependencies` (PEP 508) and waits until its
+    /// extensions answer.
+    pub(crate) fn start_with(dependencies: &[&str]) -> Result<Rc<Lab>, SystemError> {
         let dir = std::env::temp_dir().join(format!("troupe-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(SystemError::io("creating the extension dir"))?;
         std::fs::write(dir.join(format!("{MODULE}.py")), EXTENSION)
@@ -46,9 +52,10 @@ impl Lab {
         let (jobs, inbox) = mpsc::unbounded_channel();
         let (ready_tx, ready) = std_mpsc::channel();
         let plugins = dir.clone();
+        let dependencies: Vec<String> = dependencies.iter().map(|d| (*d).to_owned()).collect();
         let thread = std::thread::Builder::new()
             .name("troupe-bench-lab".into())
-            .spawn(move || jobs::serve(plugins, inbox, ready_tx))
+            .spawn(move || jobs::serve(plugins, dependencies, inbox, ready_tx))
             .map_err(SystemError::io("starting the lab thread"))?;
         let lab = Lab {
             jobs: Some(jobs),

@@ -90,7 +90,9 @@ fn show_progress(step: EnvProgress) {
 
 fn prepare() -> Result<Setup, SystemError> {
     let cache = EnvCache::from_env()?;
-    let spec = EnvSpec::new([format!("pyisolate=={VERSION}")]).with_label("pyisolate (bench)");
+    // numpy for `array-handoff`; the child sees the host venv's site-packages.
+    let spec = EnvSpec::new([format!("pyisolate=={VERSION}"), "numpy>=1.26,<3".to_owned()])
+        .with_label("pyisolate (bench)");
     let venv = cache.ensure(&spec, &show_progress)?;
     let dir = cache.root().join("bench").join(SYSTEM);
     let package = dir.join("noop_ext");

@@ -3,7 +3,7 @@
 The harness writes this module next to an extension package ``noop_ext`` and runs
 ``python -c "import troupe_bench_pyisolate as d; d.main()" REQUEST`` in a venv that holds
 pyisolate. REQUEST is a JSON object: ``scenario`` (call-roundtrip, calls-per-second,
-nested-chain, cold-start, restart), ``results`` (the file to write), ``venvs`` (pyisolate's
+nested-chain, cold-start, restart, array-handoff), ``results`` (the file to write), ``venvs`` (pyisolate's
 venv root) and the scenario's counts. The results file is a JSON object
 ``{"rows": [{"payload_bytes", "in_flight", "samples_ns", "extra"}], "notes": [...]}``;
 the harness computes medians and percentiles itself. A file rather than stdout, because
@@ -189,7 +189,41 @@ async def restart(extension, req):
     return [row(samples, call="noop", restart="by the caller: stop(), then the next call respawns")]
 
 
+async def array_handoff(extension, req):
+    """numpy arrays (and torch CPU tensors when torch is installed) echoed host -> extension
+    -> host, through pyisolate's own serialization."""
+    import numpy as np
+
+    rows = []
+    for size, n in zip(req["sizes"], req["counts"]):
+        array = np.full(size // 4, 1.5, dtype=np.float32)
+
+        async def echo(array=array):
+            # pyisolate sends a numpy array as a list: what comes back is a list of floats.
+            reply = np.asarray(await extension.echo(array))
+            if reply.size != array.size:
+                raise RuntimeError(f"echo returned {reply.size} elements for {array.size}")
+
+        if n > 0:
+            rows.append(row(await timed(n, 1, echo), size, call="echo", kind="numpy"))
+    try:
+        import torch
+    except ImportError:
+        return rows
+    for size, n in zip(req["sizes"], req["counts"]):
+        tensor = torch.full((size // 4,), 1.5, dtype=torch.float32)
+
+        async def echo_tensor(tensor=tensor):
+            reply = await extension.echo(tensor)
+            if torch.as_tensor(reply).numel() != tensor.numel():
+                raise RuntimeError("echo returned a different tensor")
+
+        rows.append(row(await timed(max(n, 3), 1, echo_tensor), size, call="echo", kind="torch"))
+    return rows
+
+
 SCENARIOS = {
+    "array-handoff": array_handoff,
     "call-roundtrip": call_roundtrip,
     "calls-per-second": calls_per_second,
     "nested-chain": nested_chain,
