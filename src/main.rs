@@ -33,7 +33,8 @@ enum Command {
     /// Manage the venv cache of Python extensions.
     #[command(subcommand)]
     Env(cli::env::EnvCommand),
-    /// Run the benchmark harness (local vs raw actix today; bridged and peers as they land).
+    /// Run the benchmark harness: troupe (local, bridged, pipelines) beside the physical
+    /// floors and its peers, in one run.
     Bench(troupe_bench::BenchArgs),
 }
 
