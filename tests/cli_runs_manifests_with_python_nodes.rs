@@ -23,12 +23,19 @@ fn run_writes_one_line_per_speech_segment_and_a_summary() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("features  python"), "the summary lists the python node: {stdout}");
+    assert!(
+        stdout.contains("features  python"),
+        "the summary lists the python node: {stdout}"
+    );
     let text = std::fs::read_to_string(&out).expect("output written");
     let lines: Vec<&str> = text.lines().collect();
     // examples/data/speech.wav has 4 bursts; the extension's flush adds a summary line.
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].contains("\"spectral_centroid_hz\""), "{}", lines[0]);
+    assert!(
+        lines[0].contains("\"spectral_centroid_hz\""),
+        "{}",
+        lines[0]
+    );
     assert!(lines[4].contains("\"segments_in_store\":4"), "{}", lines[4]);
 }
 
@@ -49,7 +56,13 @@ fn check_names_the_file_line_and_key_of_a_mistake() {
     assert_eq!(check.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&check.stderr);
     let name = Path::new("broken.toml");
-    assert!(stderr.contains(&format!("{}:4", name.display())), "{stderr}");
-    assert!(stderr.contains("pipelines.p.nodes[0].extension"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4", name.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pipelines.p.nodes[0].extension"),
+        "{stderr}"
+    );
     assert!(stderr.contains("missing"), "{stderr}");
 }

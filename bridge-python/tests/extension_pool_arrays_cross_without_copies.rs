@@ -160,6 +160,33 @@ fn host_arrays_come_back_as_the_same_slot_and_python_arrays_arrive_in_place() {
 }
 
 #[test]
+fn an_array_made_by_one_extension_reaches_another_without_a_copy() {
+    actix::System::new().block_on(async {
+        let (a, b) = (start("pool-maker").await, start("pool-reader").await);
+        let reply = a.call("fresh", vec![Value::Int(MIB as i64)]).await.unwrap();
+        let Value::List(items) = reply else {
+            panic!("{reply:?}")
+        };
+        let made = array(items[0].clone());
+        let want: u64 = made.data().as_slice().iter().map(|&b| u64::from(b)).sum();
+        let seen = b
+            .call("where", vec![Value::Array(made.clone())])
+            .await
+            .unwrap();
+        let Value::List(seen) = seen else {
+            panic!("{seen:?}")
+        };
+        // B maps A's region and reads A's slot: same region, same offset, not B's own.
+        assert_eq!(seen[0], items[1], "A's region");
+        assert_eq!(seen[1], items[2], "A's offset");
+        assert_eq!(seen[2], Value::Bool(false), "not a slot of B's pool");
+        assert_eq!(seen[3], Value::Int(want as i64), "the bytes A wrote");
+        a.stop().await;
+        b.stop().await;
+    });
+}
+
+#[test]
 fn a_view_kept_in_python_keeps_its_slot_until_it_is_deleted() {
     actix::System::new().block_on(async {
         let ext = start("pool-keep").await;

@@ -24,6 +24,11 @@ class PoolArrays(troupe.Extension):
     def sent_writeable(self):
         return bool(self.sent.flags.writeable)
 
+    def where(self, array):
+        """``[region, offset, local, checksum]`` of a received array: where it lies here."""
+        region, offset, local = troupe.slot_of(array)
+        return [region, offset, local, int(array.sum(dtype=np.uint64))]
+
     def keep(self, array):
         """Keeps a view of a received array past the call."""
         self.kept = array[1:]

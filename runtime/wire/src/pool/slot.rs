@@ -52,14 +52,6 @@ impl Slot {
         matches!(self.owner, Owner::Local { .. })
     }
 
-    /// The connection a foreign slot came through.
-    pub(crate) fn came_through(&self) -> Option<&Arc<Releases>> {
-        match &self.owner {
-            Owner::Foreign { releases } => releases.as_ref(),
-            Owner::Local { .. } => None,
-        }
-    }
-
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.region.as_slice()[self.offset..self.offset + self.len]
     }

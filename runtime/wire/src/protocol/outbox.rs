@@ -26,9 +26,10 @@ pub enum FrameError {
 /// Sending (`threshold` bytes or more; smaller buffers always travel inline, copied):
 /// - an owned buffer is copied once into a slot of the process's [`Pool`];
 /// - a slot of this process's pool travels as a descriptor, without copying;
-/// - a slot of a peer's pool that came through *this* connection travels back as a
-///   descriptor (its creator resolves it to its own slot); one that came through another
-///   connection is copied into the pool, so no peer ever holds a slot of a third process;
+/// - a slot of a peer's pool travels as a descriptor too: back to its creator (which
+///   resolves it to its own slot), or on to a third process (which maps the creator's
+///   region); this side lends a clone of it, so the creator's slot stays alive for as long
+///   as the third process holds it;
 /// - a slice of a shared region this process created travels as a descriptor, held until
 ///   the peer answers `Release { hold }`; one of a region another process created is copied
 ///   into the pool.
@@ -116,12 +117,10 @@ impl Outbox {
             return Ok(Staged::Inline);
         }
         let forward = match (slot, shared) {
-            (Some(slot), _) => {
-                slot.is_local()
-                    || slot
-                        .came_through()
-                        .is_some_and(|via| Arc::ptr_eq(via, &self.releases))
-            }
+            // Ours, the peer's own, or a third process's: a descriptor in every case. The
+            // clone lent below keeps the slot (and so the third process's reference) alive
+            // until this peer releases it.
+            (Some(_), _) => true,
             (None, Some((region, _))) if region.is_owner() => {
                 return Ok(Staged::Hold(buffer.clone()));
             }
@@ -330,23 +329,31 @@ mod tests {
     }
 
     #[test]
-    fn a_peers_slot_goes_back_to_it_as_a_descriptor_and_to_others_as_a_copy() {
+    fn a_peers_slot_travels_on_as_a_descriptor_and_is_held_until_released() {
         let (from_a, to_b) = (Outbox::new(1024), Outbox::new(1024));
         // A region of "peer A" (not one of this process's pools) and a slot of it.
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
         let bytes = crate::pool::tests::descriptor(region.name(), 0, 4096);
         let slot: Buffer = with_releases(from_a.releases(), || decode(&bytes)).unwrap();
         assert!(!slot.in_own_pool());
+        // On to "peer B": the same slot, no copy, lent until B releases it.
         let to_b_frame = to_b.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        assert_eq!(to_b.lent(), 1);
         let forwarded = args(Envelope::open::<ToChild>(&to_b_frame).unwrap().body);
-        assert!(data(&forwarded[0]).in_own_pool(), "copied into our pool");
-        assert_eq!(data(&forwarded[0]).as_slice(), slot.as_slice());
-        let back_frame = from_a.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
-        assert_eq!(from_a.lent(), 1);
-        let ToChild::Call(back) = Envelope::open::<ToChild>(&back_frame).unwrap().body else {
-            unreachable!()
-        };
-        assert_eq!(data(&back.args[0]).pool_key(), slot.pool_key(), "forwarded");
+        assert_eq!(data(&forwarded[0]).pool_key(), slot.pool_key(), "forwarded");
+        assert_eq!(
+            data(&forwarded[0]).as_slice().as_ptr(),
+            slot.as_slice().as_ptr(),
+            "the very same mapping"
+        );
+        let key = slot.pool_key().unwrap();
+        drop(slot);
+        drop(forwarded);
+        // What this side still holds of A's slot goes back to A only once B released it.
+        assert_eq!(from_a.releases().pending(), 0);
+        assert_eq!(to_b.release_slots(&[key]), 1);
+        assert_eq!(to_b.lent(), 0);
+        assert_eq!(from_a.releases().pending(), 1);
     }
 
     #[test]
