@@ -92,6 +92,7 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
         let frame = Envelope {
             hold: None,
             body: ToChild::ReleaseSlots { slots },
+            released: Vec::new(),
         };
         let Ok(bytes) = encode(&frame) else {
             continue;

@@ -45,7 +45,7 @@ use crate::shm::{ShmError, ShmRegion};
 pub use arena::ALIGN;
 pub use mapped::forget_mapped;
 pub(crate) use mapped::{resolve, with_releases};
-pub use releases::{MAX_BATCH, Releases};
+pub use releases::{LINGER, MAX_BATCH, Releases};
 pub(crate) use slot::Slot;
 pub use slot::SlotKey;
 

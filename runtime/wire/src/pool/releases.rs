@@ -8,6 +8,10 @@ use super::SlotKey;
 /// Most keys one release frame carries.
 pub const MAX_BATCH: usize = 4096;
 
+/// How long a queued release waits for a frame going to the peer anyway (which takes it
+/// along) before a release frame of its own is sent.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The queue of slot releases owed to one peer, filled from any thread (often from a
 /// destructor: a numpy array being collected) and drained by whoever sends frames.
 #[derive(Debug, Default)]
@@ -42,18 +46,28 @@ impl Releases {
         state.keys.drain(..n).collect()
     }
 
-    /// Waits for releases and takes up to [`MAX_BATCH`] of them; `None` once closed.
+    /// Waits for releases that no frame took along within [`LINGER`] and takes up to
+    /// [`MAX_BATCH`] of them; `None` once closed.
     pub fn wait(&self) -> Option<Vec<SlotKey>> {
         let mut state = self.lock();
         loop {
             if state.closed {
                 return None;
             }
-            if !state.keys.is_empty() {
+            if state.keys.is_empty() {
+                state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // A frame sealed meanwhile takes them along: no frame of their own needed.
+            let (after, _) = self
+                .ready
+                .wait_timeout(state, LINGER)
+                .unwrap_or_else(|p| p.into_inner());
+            state = after;
+            if !state.closed && !state.keys.is_empty() {
                 let n = state.keys.len().min(MAX_BATCH);
                 return Some(state.keys.drain(..n).collect());
             }
-            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 

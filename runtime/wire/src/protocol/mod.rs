@@ -24,7 +24,7 @@ use crate::{CallError, Map, RemoteException, Value};
 pub use outbox::{FrameError, Outbox};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
@@ -64,6 +64,9 @@ pub struct Envelope<T> {
     pub hold: Option<u64>,
     /// The frame.
     pub body: T,
+    /// Slots of the receiver's pool the sender no longer holds: releases that ride on any
+    /// frame going that way anyway, so steady traffic needs no `ReleaseSlots` frames.
+    pub released: Vec<crate::pool::SlotKey>,
 }
 
 /// A call of `method` with arguments, numbered by the side that makes it.

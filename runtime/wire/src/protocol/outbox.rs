@@ -98,7 +98,14 @@ impl Outbox {
             self.lock_held().insert(hold, held);
             hold
         });
-        encode(&Envelope { hold, body: &frame }).map_err(|e| {
+        // Releases owed to the peer ride along (see `Envelope::released`).
+        let released = self.releases.take();
+        encode(&Envelope {
+            hold,
+            body: &frame,
+            released,
+        })
+        .map_err(|e| {
             if let Some(hold) = hold {
                 self.release(hold);
             }
@@ -150,7 +157,11 @@ impl Outbox {
         &self,
         bytes: &'de [u8],
     ) -> Result<Envelope<T>, DecodeError> {
-        with_releases(&self.releases, || decode(bytes))
+        let envelope: Envelope<T> = with_releases(&self.releases, || decode(bytes))?;
+        if !envelope.released.is_empty() {
+            self.release_slots(&envelope.released);
+        }
+        Ok(envelope)
     }
 
     /// The releases this side owes the peer, for the connection to send as `ReleaseSlots`.
@@ -324,8 +335,32 @@ mod tests {
         assert_eq!(child.release_slots(&owed), 1);
         assert_eq!(child.lent(), 0);
         drop(received);
-        assert_eq!(host.release_slots(&child.releases().take()), 1);
+        // (Host and "child" share one process here, so the child resolved the host's slot
+        // as its own and released it at once; the release rode on the echo's envelope.)
+        host.release_slots(&child.releases().take());
         assert_eq!(host.lent(), 0);
+    }
+
+    #[test]
+    fn releases_ride_on_the_next_frame() {
+        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
+        let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
+        let bytes = crate::pool::tests::descriptor(region.name(), 0, 4096);
+        // The child decoded a slot of the host's and dropped it: it owes a release.
+        let slot: Buffer = with_releases(child.releases(), || decode(&bytes)).unwrap();
+        let key = slot.pool_key().unwrap();
+        drop(slot);
+        assert_eq!(child.releases().pending(), 1);
+        // Its next frame to the host carries it, and opening that frame applies it.
+        let reply = child
+            .seal(ToHost::Reply {
+                id: 1,
+                result: Ok(Value::Null),
+            })
+            .unwrap();
+        assert_eq!(child.releases().pending(), 0);
+        let envelope = host.open::<ToHost>(&reply).unwrap();
+        assert_eq!(envelope.released, vec![key]);
     }
 
     #[test]
