@@ -8,7 +8,7 @@ use actix::{Actor, AsyncContext, Context};
 use troupe_runtime::{Address, Lane, TrySendError};
 
 use super::builder::EdgePolicy;
-use super::messages::{Data, Drain, Packet};
+use super::messages::{Data, Drain, MAX_BATCH, Packet};
 use super::node_actor::NodeActor;
 
 /// The buffer a [`EdgePolicy::DropOldest`] edge owns. The upstream node pushes into it
@@ -54,6 +54,8 @@ impl Ring {
 
 /// One edge out of a node, held by the upstream actor.
 pub(crate) struct OutEdge {
+    /// The edge's index in its pipeline.
+    edge: usize,
     to: Address<NodeActor>,
     port: usize,
     policy: EdgePolicy,
@@ -63,6 +65,7 @@ pub(crate) struct OutEdge {
 
 impl OutEdge {
     pub(crate) fn new(
+        edge: usize,
         to: Address<NodeActor>,
         port: usize,
         policy: EdgePolicy,
@@ -70,6 +73,7 @@ impl OutEdge {
         ring: Option<Arc<Ring>>,
     ) -> OutEdge {
         OutEdge {
+            edge,
             to,
             port,
             policy,
@@ -86,7 +90,7 @@ impl OutEdge {
             (None, EdgePolicy::DropNewest) if matches!(packet, Packet::Item(_)) => {
                 let data = Data {
                     port: self.port,
-                    packet,
+                    packets: vec![packet],
                 };
                 match self.to.try_tell(Lane::Data, data) {
                     Ok(()) => {}
@@ -98,13 +102,7 @@ impl OutEdge {
                     }
                 }
             }
-            _ => outbox.forward(
-                &self.to,
-                Data {
-                    port: self.port,
-                    packet,
-                },
-            ),
+            _ => outbox.push(self.edge, &self.to, self.port, packet),
         }
     }
 
@@ -131,12 +129,64 @@ impl OutEdge {
 /// outbox instead sends everything that must wait from a single waiting future, in order:
 /// once one message waits, every later one queues behind it. The actor handles nothing else
 /// until the outbox is delivered, so backpressure travels upstream.
+///
+/// Packets for one edge are batched: what a handler emits on an edge goes downstream as one
+/// [`Data`] message (of [`MAX_BATCH`] packets at most) when the handler ends, which spares a
+/// mailbox round per item.
 #[derive(Default)]
 pub(crate) struct Outbox {
+    /// Packets emitted in this handler, per edge, in the order the edges were first used.
+    pending: Vec<Batch>,
     waiting: Vec<(Address<NodeActor>, Data)>,
 }
 
+struct Batch {
+    edge: usize,
+    to: Address<NodeActor>,
+    port: usize,
+    packets: Vec<Packet>,
+}
+
 impl Outbox {
+    /// Adds `packet` to the batch of edge `edge`; a full batch goes at once.
+    fn push(&mut self, edge: usize, to: &Address<NodeActor>, port: usize, packet: Packet) {
+        let at = match self.pending.iter().position(|b| b.edge == edge) {
+            Some(at) => at,
+            None => {
+                self.pending.push(Batch {
+                    edge,
+                    to: to.clone(),
+                    port,
+                    packets: Vec::with_capacity(4),
+                });
+                self.pending.len() - 1
+            }
+        };
+        let batch = &mut self.pending[at];
+        batch.packets.push(packet);
+        if batch.packets.len() >= MAX_BATCH {
+            let packets = std::mem::take(&mut batch.packets);
+            let to = batch.to.clone();
+            self.forward(&to, Data { port, packets });
+        }
+    }
+
+    /// Sends every pending batch (or queues it behind what waits), in order.
+    fn send_pending(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for batch in pending.drain(..) {
+            if !batch.packets.is_empty() {
+                let data = Data {
+                    port: batch.port,
+                    packets: batch.packets,
+                };
+                self.forward(&batch.to, data);
+            }
+        }
+        // Keep the allocation for the next handler.
+        self.pending = pending;
+    }
+
     fn forward(&mut self, to: &Address<NodeActor>, msg: Data) {
         let msg = if self.waiting.is_empty() {
             match to.try_tell(Lane::Data, msg) {
@@ -158,12 +208,13 @@ impl Outbox {
         !self.waiting.is_empty()
     }
 
-    /// Called at the end of every handler: makes the actor wait until everything queued has
-    /// been taken by its downstream mailboxes.
+    /// Called at the end of every handler: sends the batches, and makes the actor wait until
+    /// everything queued has been taken by its downstream mailboxes.
     pub(crate) fn flush<B>(&mut self, ctx: &mut Context<B>)
     where
         B: Actor<Context = Context<B>>,
     {
+        self.send_pending();
         if !self.waiting.is_empty() {
             ctx.wait(actix::fut::wrap_future(self.delivery()));
         }
@@ -173,6 +224,7 @@ impl Outbox {
     /// wait for something else too chains it after this in one `ctx.wait`, so that nothing
     /// sent later overtakes what is queued here.
     pub(crate) fn delivery(&mut self) -> impl Future<Output = ()> + 'static {
+        self.send_pending();
         let waiting = std::mem::take(&mut self.waiting);
         async move {
             for (to, msg) in waiting {

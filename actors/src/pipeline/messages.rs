@@ -15,13 +15,18 @@ pub(crate) enum Packet {
     Eos,
 }
 
-/// A packet arriving on input `port` of a node (data lane).
+/// Packets arriving on input `port` of a node (data lane), in order: what one upstream
+/// handler emitted on that edge, [`MAX_BATCH`] at most.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Data {
     pub(crate) port: usize,
-    pub(crate) packet: Packet,
+    pub(crate) packets: Vec<Packet>,
 }
+
+/// Most packets one [`Data`] message carries: a mailbox of capacity `c` holds at most
+/// `c * MAX_BATCH` items.
+pub(crate) const MAX_BATCH: usize = 16;
 
 /// Wake-up: a drop-oldest edge buffer into this node has packets (data lane).
 #[derive(Message)]

@@ -397,8 +397,8 @@ impl Handler<Data> for NodeActor {
     type Result = ();
 
     fn handle(&mut self, data: Data, ctx: &mut Context<Self>) {
-        tracing::trace!(node = %self.id, port = data.port, "data");
-        self.backlog.push_back(data.packet);
+        tracing::trace!(node = %self.id, port = data.port, packets = data.packets.len(), "data");
+        self.backlog.extend(data.packets);
         self.pump(ctx);
     }
 }

@@ -164,6 +164,7 @@ impl Pipeline {
                 .filter_map(|(e, &(_, to))| {
                     let to = node_addresses[to].clone()?;
                     Some(OutEdge::new(
+                        e,
                         to,
                         ports[e],
                         self.edges[e].policy,
