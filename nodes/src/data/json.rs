@@ -9,8 +9,6 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use troupe_wire::{Map, Value};
 
-use crate::video::format_name;
-
 /// One JSON text as a value.
 pub(crate) fn parse(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<FromJson>(text).map(|v| v.0)
@@ -138,7 +136,7 @@ impl Serialize for ToJson<'_> {
             Value::Video(frame) => {
                 let mut map = s.serialize_map(Some(5))?;
                 map.serialize_entry("type", "video")?;
-                map.serialize_entry("format", format_name(frame.format()))?;
+                map.serialize_entry("format", frame.format().name())?;
                 map.serialize_entry("width", &frame.width())?;
                 map.serialize_entry("height", &frame.height())?;
                 map.serialize_entry("timestamp_ns", &frame.timestamp_ns())?;

@@ -6,14 +6,14 @@ use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
 use crate::params::{ParamKind, ParamSpec, Params};
 use crate::video::color::{self, ColorRange};
-use crate::video::frame::{FORMAT_NAMES, expect_video, format_from_name};
+use crate::video::frame::expect_video;
 
 const NAME: &str = "video.convert";
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "format",
-        kind: ParamKind::Choice(FORMAT_NAMES),
+        kind: ParamKind::Choice(PixelFormat::NAMES),
         default: None,
         doc: "Pixel format of the output frames.",
     },
@@ -36,10 +36,10 @@ pub(crate) const TYPE: NodeType = NodeType {
 };
 
 fn build(params: &Params) -> Result<Built, NodeError> {
-    let format = params.choice("format", FORMAT_NAMES, None)?;
+    let format = params.choice("format", PixelFormat::NAMES, None)?;
     let range = params.choice("range", ColorRange::NAMES, Some("limited"))?;
     let format =
-        format_from_name(format).ok_or_else(|| params.out_of_range("format", "unknown"))?;
+        PixelFormat::from_name(format).ok_or_else(|| params.out_of_range("format", "unknown"))?;
     let range =
         ColorRange::from_name(range).ok_or_else(|| params.out_of_range("range", "unknown"))?;
     Ok(Built::Node(Box::new(Convert::new(format, range))))

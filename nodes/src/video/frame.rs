@@ -59,31 +59,6 @@ pub(crate) fn yuv_planes(bytes: &[u8], width: u32, height: u32) -> (&[u8], &[u8]
     (y, u, v)
 }
 
-/// The lower-case name of a pixel format, as parameters and summaries spell it.
-pub(crate) fn format_name(format: PixelFormat) -> &'static str {
-    match format {
-        PixelFormat::Gray8 => "gray8",
-        PixelFormat::Rgb24 => "rgb24",
-        PixelFormat::Rgba32 => "rgba32",
-        PixelFormat::Yuv420p => "yuv420p",
-    }
-}
-
-/// Every pixel format name, in the order [`format_from_name`] accepts them.
-pub(crate) const FORMAT_NAMES: &[&str] = &["gray8", "rgb24", "rgba32", "yuv420p"];
-
-/// The pixel format called `name` (one of [`FORMAT_NAMES`]).
-pub(crate) fn format_from_name(name: &str) -> Option<PixelFormat> {
-    [
-        PixelFormat::Gray8,
-        PixelFormat::Rgb24,
-        PixelFormat::Rgba32,
-        PixelFormat::Yuv420p,
-    ]
-    .into_iter()
-    .find(|f| format_name(*f) == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,11 +75,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in FORMAT_NAMES {
-            let format = format_from_name(name).expect("a known name");
-            assert_eq!(format_name(format), *name);
+        for name in PixelFormat::NAMES {
+            let format = PixelFormat::from_name(name).expect("a known name");
+            assert_eq!(format.name(), *name);
         }
-        assert_eq!(format_from_name("bgr24"), None);
+        assert_eq!(PixelFormat::from_name("bgr24"), None);
     }
 
     #[test]

@@ -17,8 +17,6 @@ pub use resize::{Resize, ResizeFilter};
 pub use y4m_sink::Y4mSink;
 pub use y4m_source::Y4mSource;
 
-pub(crate) use frame::format_name;
-
 use crate::catalog::NodeType;
 
 /// The video node types.

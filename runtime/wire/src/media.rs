@@ -168,6 +168,33 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, in the order of [`PixelFormat::NAMES`].
+    pub const ALL: [PixelFormat; 4] = [
+        PixelFormat::Gray8,
+        PixelFormat::Rgb24,
+        PixelFormat::Rgba32,
+        PixelFormat::Yuv420p,
+    ];
+
+    /// The lower-case names parameters, summaries and Python use, in the order of
+    /// [`PixelFormat::ALL`].
+    pub const NAMES: &'static [&'static str] = &["gray8", "rgb24", "rgba32", "yuv420p"];
+
+    /// The lower-case name of this format (`"rgb24"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelFormat::Gray8 => "gray8",
+            PixelFormat::Rgb24 => "rgb24",
+            PixelFormat::Rgba32 => "rgba32",
+            PixelFormat::Yuv420p => "yuv420p",
+        }
+    }
+
+    /// The format called `name` (one of [`PixelFormat::NAMES`]).
+    pub fn from_name(name: &str) -> Option<PixelFormat> {
+        PixelFormat::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// Bytes one frame of this format needs at `width` x `height`.
     pub fn frame_len(self, width: u32, height: u32) -> usize {
         let (w, h) = (width as usize, height as usize);

@@ -16,27 +16,6 @@ static VIDEO: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "troupe.media";
 
-/// The name `troupe.VideoFrame.format` uses for each pixel format.
-fn format_name(format: PixelFormat) -> &'static str {
-    match format {
-        PixelFormat::Gray8 => "gray8",
-        PixelFormat::Rgb24 => "rgb24",
-        PixelFormat::Rgba32 => "rgba32",
-        PixelFormat::Yuv420p => "yuv420p",
-    }
-}
-
-fn parse_format(name: &str) -> Option<PixelFormat> {
-    [
-        PixelFormat::Gray8,
-        PixelFormat::Rgb24,
-        PixelFormat::Rgba32,
-        PixelFormat::Yuv420p,
-    ]
-    .into_iter()
-    .find(|f| format_name(*f) == name)
-}
-
 /// A `troupe.Audio` over a read-only view of the samples.
 pub(super) fn audio_to_python<'py>(
     py: Python<'py>,
@@ -67,7 +46,7 @@ pub(super) fn video_to_python<'py>(
         kwargs.set_item(intern!(py, "pixels"), pixels)?;
         kwargs.set_item(intern!(py, "width"), frame.width())?;
         kwargs.set_item(intern!(py, "height"), frame.height())?;
-        kwargs.set_item(intern!(py, "format"), format_name(frame.format()))?;
+        kwargs.set_item(intern!(py, "format"), frame.format().name())?;
         kwargs.set_item(intern!(py, "timestamp_ns"), frame.timestamp_ns())?;
         VIDEO
             .import(py, MODULE, "VideoFrame")?
@@ -127,7 +106,7 @@ fn video_from_python(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Value, C
         .map_err(|e| ConvertError::new(path.attr("pixels"), ConvertErrorKind::Python(e)))?;
     let pixels = array_from_python(&pixels, &path.attr("pixels"))?;
     let format: String = field(obj, path, "format")?;
-    let format = parse_format(&format).ok_or_else(|| {
+    let format = PixelFormat::from_name(&format).ok_or_else(|| {
         let reason = format!("unknown pixel format {format:?} (gray8, rgb24, rgba32, yuv420p)");
         ConvertError::new(
             path.attr("format"),
