@@ -24,6 +24,9 @@ pub struct Releases {
 struct State {
     keys: Vec<SlotKey>,
     closed: bool,
+    /// The sending thread waits for a first release (not lingering): only then does a push
+    /// wake it. A lingering thread wakes by itself, so steady traffic costs no wake-ups.
+    idle: bool,
 }
 
 impl Releases {
@@ -34,7 +37,8 @@ impl Releases {
             return;
         }
         state.keys.push(key);
-        if state.keys.len() == 1 {
+        if state.idle {
+            state.idle = false;
             self.ready.notify_all();
         }
     }
@@ -55,10 +59,12 @@ impl Releases {
                 return None;
             }
             if state.keys.is_empty() {
+                state.idle = true;
                 state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
             // A frame sealed meanwhile takes them along: no frame of their own needed.
+            state.idle = false;
             let (after, _) = self
                 .ready
                 .wait_timeout(state, LINGER)
