@@ -93,6 +93,9 @@ struct Extensions {
     crasher: ExtensionRef,
     config: ExtensionConfig,
     venv: Venv,
+    /// The array of each size, made once: a fresh one per round would time the child's
+    /// unmapping of the last one (the pool gives idle memory back past its bound).
+    arrays: std::cell::RefCell<std::collections::HashMap<usize, Array>>,
 }
 
 fn failed(context: &str, error: impl std::fmt::Display) -> SystemError {
@@ -158,6 +161,7 @@ impl Extensions {
             crasher,
             config,
             venv,
+            arrays: Default::default(),
         })
     }
 
@@ -174,8 +178,12 @@ impl Extensions {
 
     /// `n` echoes of one pool array of `bytes` bytes. Each answer must be the same slot
     /// (no copy either way) when the array is large enough for shared memory.
-    async fn array_echoes(&self, bytes: usize, n: usize) -> Answer {
-        // Small arrays travel inline, copied into the frame; large ones lie in the pool.
+    /// The f32 array of `bytes` bytes: in the pool when large enough for shared memory,
+    /// inline otherwise.
+    fn array_of(&self, bytes: usize) -> Result<Array, SystemError> {
+        if let Some(array) = self.arrays.borrow().get(&bytes) {
+            return Ok(array.clone());
+        }
         let data = if bytes >= SHM_THRESHOLD {
             Pool::global()
                 .alloc_with(bytes, |b| b.fill(0x3f))
@@ -185,6 +193,12 @@ impl Extensions {
         };
         let array =
             Array::new(DType::F32, vec![bytes / 4], data).map_err(|e| failed("array", e))?;
+        self.arrays.borrow_mut().insert(bytes, array.clone());
+        Ok(array)
+    }
+
+    async fn array_echoes(&self, bytes: usize, n: usize) -> Answer {
+        let array = self.array_of(bytes)?;
         let key = array.data().pool_key();
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
