@@ -417,3 +417,37 @@ fn a_missing_file_is_a_read_error() {
     assert!(matches!(error.kind(), ManifestErrorKind::Read(_)));
     assert_eq!(error.location.line, None);
 }
+
+#[test]
+fn a_pyproject_adds_its_dependencies_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pyproject.toml");
+    std::fs::write(
+        &file,
+        "[project]\nname = \"features\"\ndependencies = [\"scipy>=1.11\"]\n",
+    )
+    .unwrap();
+    let text = good_with(
+        "dependencies = [\"numpy>=2,<3\"]",
+        &format!(
+            "dependencies = [\"numpy>=2,<3\"]\npyproject = {:?}",
+            file.display().to_string()
+        ),
+    );
+    let manifest = parse(&text).unwrap();
+    assert_eq!(
+        manifest.extensions["features"].dependencies,
+        ["numpy>=2,<3", "scipy>=1.11"]
+    );
+
+    std::fs::write(&file, "[project]\ndependencies = \"scipy\"\n").unwrap();
+    let error = error_at(
+        &text,
+        line_of("dependencies = [\"numpy") + 1,
+        "extensions.features.pyproject",
+    );
+    assert!(
+        error.to_string().contains("must be a list of strings"),
+        "{error}"
+    );
+}

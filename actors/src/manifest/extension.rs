@@ -25,7 +25,8 @@ pub struct ExtensionManifest {
     pub path: Option<PathBuf>,
     /// The `Extension` subclass to instantiate; `None`: the module's only one.
     pub class: Option<String>,
-    /// Requirements for its venv, as PEP 508 strings (`numpy>=2,<3`).
+    /// Requirements for its venv, as PEP 508 strings (`numpy>=2,<3`): the manifest's
+    /// `dependencies`, then those of the `pyproject` file's `[project] dependencies`.
     pub dependencies: Vec<String>,
     /// The interpreter its venv is based on (a name on `PATH` or a path); `None`: the
     /// host's default.
@@ -118,6 +119,13 @@ impl ExtensionManifest {
                 ));
             }
         }
+        let mut dependencies = raw.dependencies;
+        if let Some(pyproject) = &raw.pyproject {
+            let file = base.join(pyproject);
+            let extra = pyproject_dependencies(&file)
+                .map_err(|reason| invalid(path.key("pyproject"), &reason))?;
+            dependencies.extend(extra);
+        }
         if raw.memory_limit_mb == Some(0) {
             return Err(invalid(path.key("memory_limit_mb"), "must be positive"));
         }
@@ -133,7 +141,7 @@ impl ExtensionManifest {
             module: raw.module,
             path: raw.path.map(|p| base.join(p)),
             class: raw.class,
-            dependencies: raw.dependencies,
+            dependencies,
             python: raw.python.map(PathBuf::from),
             restart,
             memory_limit_mb: raw.memory_limit_mb,
@@ -194,6 +202,38 @@ fn looks_like_requirement(requirement: &str) -> bool {
         && !requirement.contains(['\n', '\r'])
 }
 
+/// The `[project] dependencies` of a `pyproject.toml` (PEP 621), checked like the
+/// manifest's own; an error says what is wrong, naming the file.
+fn pyproject_dependencies(file: &Path) -> Result<Vec<String>, String> {
+    let shown = file.display();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let document: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{shown} is not valid TOML: {e}"))?;
+    let Some(project) = document.get("project") else {
+        return Err(format!("{shown} has no [project] table"));
+    };
+    let Some(listed) = project.get("dependencies") else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(listed) = listed else {
+        return Err(format!(
+            "{shown}: project.dependencies must be a list of strings"
+        ));
+    };
+    listed
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            toml::Value::String(requirement) if looks_like_requirement(requirement) => {
+                Ok(requirement.clone())
+            }
+            _ => Err(format!(
+                "{shown}: project.dependencies[{i}] must be a PEP 508 requirement string"
+            )),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +251,27 @@ mod tests {
         ));
         assert!(!looks_like_requirement(">=2"));
         assert!(!looks_like_requirement("numpy\nscipy"));
+    }
+
+    #[test]
+    fn pyproject_dependencies_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pyproject.toml");
+        std::fs::write(
+            &file,
+            "[project]\nname = \"x\"\ndependencies = [\"numpy>=2,<3\", \"six\"]\n",
+        )
+        .expect("write");
+        assert_eq!(
+            pyproject_dependencies(&file),
+            Ok(vec!["numpy>=2,<3".to_owned(), "six".to_owned()])
+        );
+        std::fs::write(&file, "[project]\ndependencies = [\"ok\", 3]\n").expect("write");
+        let err = pyproject_dependencies(&file).expect_err("a number is no requirement");
+        assert!(err.contains("project.dependencies[1]"), "{err}");
+        std::fs::write(&file, "[tool.x]\n").expect("write");
+        assert!(pyproject_dependencies(&file).is_err());
+        let missing = pyproject_dependencies(&dir.path().join("nope.toml")).expect_err("missing");
+        assert!(missing.contains("cannot read"), "{missing}");
     }
 }

@@ -7,6 +7,7 @@
 //! path = "plugins"                  # added to sys.path, relative to this file
 //! class = "Features"                # the Extension subclass (default: the only one)
 //! dependencies = ["numpy>=2,<3"]    # PEP 508 requirements of its venv
+//! pyproject = "plugins/pyproject.toml" # optional: its [project] dependencies are added
 //! python = "python3.12"             # the interpreter its venv is based on
 //! restart = { policy = "transient", max_restarts = 3, within_s = 10, backoff_initial_ms = 50, backoff_max_ms = 2000 }
 //! memory_limit_mb = 512

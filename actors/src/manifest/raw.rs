@@ -25,6 +25,7 @@ pub(crate) struct RawExtension {
     pub(crate) class: Option<String>,
     #[serde(default)]
     pub(crate) dependencies: Vec<String>,
+    pub(crate) pyproject: Option<String>,
     pub(crate) python: Option<String>,
     pub(crate) restart: Option<RawRestart>,
     pub(crate) memory_limit_mb: Option<u64>,
