@@ -156,6 +156,7 @@ fn show(result: &CallResult) -> String {
             },
         },
         Ok(Value::Float(x)) => format!("{x:.3}"),
+        Ok(Value::Int(n)) => n.to_string(),
         Ok(Value::Str(s)) => s.clone(),
         Ok(Value::List(items)) => {
             let items: Vec<String> = items.iter().map(|v| show(&Ok(v.clone()))).collect();
