@@ -96,6 +96,7 @@ class Runtime:
         # Guards the receive turn (`receiving`) and the boxes of blocked calls out.
         self.turn = threading.Condition()
         self.receiving = False
+        self.sleepers = 0  # threads waiting on `turn`: nobody to notify when 0
         self.waiters = {}  # call id -> deliver(outcome), for calls this child made
         self.methods = {}  # name -> (bound method, is_async)
         self.tasks = {}  # host call id -> asyncio.Task (touched on the loop thread only)
@@ -147,7 +148,11 @@ class Runtime:
         turn = self.turn
         with turn:
             while self.receiving and not done():
-                turn.wait()
+                self.sleepers += 1
+                try:
+                    turn.wait()
+                finally:
+                    self.sleepers -= 1
             if done():
                 return None
             self.receiving = True
@@ -165,7 +170,8 @@ class Runtime:
                         self.shutdown_requested = True
                         frame = None
                 self.receiving = False
-                turn.notify_all()
+                if self.sleepers:
+                    turn.notify_all()
         return frame
 
     def deliver_reply(self, frame):
@@ -302,7 +308,8 @@ class Runtime:
         def deliver(outcome):
             with turn:
                 box.append(outcome)
-                turn.notify_all()
+                if self.sleepers:
+                    turn.notify_all()
 
         with self.lock:
             id = _native.call(kind, name, method, args, kwargs)
