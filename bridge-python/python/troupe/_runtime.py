@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import traceback
+import types
 
 from . import _native
 from .base import HOOKS, Extension
@@ -26,6 +27,9 @@ from .errors import from_wire
 
 # How long the main thread waits for a frame before looking again at an async hook it runs.
 _HOOK_POLL_SECONDS = 0.005
+
+_GENERATOR = types.GeneratorType
+_ASYNC_GENERATOR = types.AsyncGeneratorType
 
 # What `_native.reply` raises for a value it cannot convert.
 _CONVERSION_ERRORS = (TypeError, ValueError, OverflowError)
@@ -212,13 +216,14 @@ class Runtime:
             return
         try:
             result = fn(*args, **kwargs)
-            if inspect.isgenerator(result):
+            kind = type(result)  # exact types: this runs for every call
+            if kind is _GENERATOR:
                 # Each value a generator yields is one output (pipeline nodes).
                 result = list(result)
         except Exception as e:
             self.reply_exception(id, e)
             return
-        if inspect.isasyncgen(result):
+        if kind is _ASYNC_GENERATOR:
             self.spawn(id, lambda: _collect(result))
             return
         try:
