@@ -16,7 +16,7 @@ mod table;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use measure::{Measurement, percentile};
+pub use measure::{Measurement, percentile, ratio};
 use thiserror::Error;
 
 /// Command-line options of the harness.

@@ -54,6 +54,12 @@ impl Measurement {
         self
     }
 
+    /// Adds field `key`: this row's median over `base_ns`, rounded to `decimals` places.
+    pub fn with_ratio(self, key: &str, base_ns: u64, decimals: i32) -> Measurement {
+        let value = ratio(self.median_ns, base_ns, decimals);
+        self.with(key, value)
+    }
+
     /// The extra field `key` as text, empty if absent.
     pub fn extra_str(&self, key: &str) -> String {
         match self.extra.get(key) {
@@ -62,6 +68,12 @@ impl Measurement {
             None => String::new(),
         }
     }
+}
+
+/// `value_ns / base_ns`, rounded to `decimals` places (a zero base counts as 1 ns).
+pub fn ratio(value_ns: u64, base_ns: u64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value_ns as f64 / base_ns.max(1) as f64 * scale).round() / scale
 }
 
 /// The `q` quantile of sorted samples (nearest rank).

@@ -190,7 +190,6 @@ impl NodeActor {
     /// Deferred outputs arrived (or their error).
     fn settle(&mut self, step: Step, result: Result<Vec<Value>, NodeError>) {
         if !self.active() {
-            self.emitter.drain();
             return;
         }
         match step {

@@ -41,15 +41,6 @@ fn memcpy_samples(bytes: usize, n: usize) -> Vec<u64> {
         .collect()
 }
 
-fn median(samples: &mut [u64]) -> u64 {
-    samples.sort_unstable();
-    crate::percentile(samples, 0.5)
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    ((a as f64 / b.max(1) as f64) * 1000.0).round() / 1000.0
-}
-
 /// Samples per size: (troupe and memcpy, pyisolate).
 fn counts(effort: Effort, bytes: usize) -> (usize, usize) {
     match (effort, bytes) {
@@ -73,15 +64,10 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     for bytes in SIZES {
         let (n, _) = counts(effort, bytes);
         let mut samples = memcpy_samples(bytes, n);
-        let floor = median(&mut samples);
-        memcpy.push(floor);
-        rows.push(Measurement::from_samples(
-            SCENARIO,
-            "memcpy-floor",
-            bytes as u64,
-            1,
-            &mut samples,
-        ));
+        let row =
+            Measurement::from_samples(SCENARIO, "memcpy-floor", bytes as u64, 1, &mut samples);
+        memcpy.push(row.median_ns);
+        rows.push(row);
     }
 
     eprintln!("  {SCENARIO}: {TROUPE_BRIDGED} ...");
@@ -100,15 +86,15 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
             samples.extend(lab.sample(job, n.div_ceil(rounds)).map_err(fail)?);
             calls.extend(lab.sample(noop, 100).map_err(fail)?);
         }
-        let noop_ns = median(&mut calls);
+        calls.sort_unstable();
+        let noop_ns = crate::percentile(&calls, 0.5);
         noops.extend(calls);
-        let handoff = median(&mut samples.clone());
         let row =
             Measurement::from_samples(SCENARIO, TROUPE_BRIDGED, bytes as u64, 1, &mut samples)
                 .with("call", "echo")
                 .with("kind", "pool array")
-                .with("ratio_to_noop", ratio(handoff, noop_ns))
-                .with("ratio_to_memcpy", ratio(handoff, *floor));
+                .with_ratio("ratio_to_noop", noop_ns, 3)
+                .with_ratio("ratio_to_memcpy", *floor, 3);
         rows.push(row);
     }
     rows.push(
@@ -131,8 +117,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
                     }
                 };
                 if let Some(at) = SIZES.iter().position(|&b| b as u64 == row.payload_bytes) {
-                    let value = ratio(row.median_ns, memcpy[at]);
-                    row = row.with("ratio_to_memcpy", value);
+                    row = row.with_ratio("ratio_to_memcpy", memcpy[at], 3);
                 }
                 rows.push(row);
             }

@@ -166,7 +166,6 @@ pub(super) fn run(effort: Effort) -> Vec<Measurement> {
             let raw_row =
                 Measurement::from_samples(SCENARIO, "actix-raw", payload_bytes as u64, 1, &mut raw)
                     .with("placement", placement.name());
-            let ratio = troupe_ratio(&mut troupe, raw_row.median_ns);
             let troupe_row = Measurement::from_samples(
                 SCENARIO,
                 "troupe-local",
@@ -175,7 +174,7 @@ pub(super) fn run(effort: Effort) -> Vec<Measurement> {
                 &mut troupe,
             )
             .with("placement", placement.name())
-            .with("ratio_to_actix_raw", ratio);
+            .with_ratio("ratio_to_actix_raw", raw_row.median_ns, 2);
             rows.push(raw_row);
             rows.push(troupe_row);
         }
@@ -228,10 +227,4 @@ impl CrossProcess for CrossProcessRoundTrip {
         let params = json!({ "n": n, "warmup": n / 10, "payloads": PAYLOADS });
         pyisolate::measure(SCENARIO, params, Duration::from_secs(300))
     }
-}
-
-fn troupe_ratio(troupe: &mut [u64], raw_median: u64) -> f64 {
-    troupe.sort_unstable();
-    let median = crate::percentile(troupe, 0.5);
-    ((median as f64 / raw_median.max(1) as f64) * 100.0).round() / 100.0
 }

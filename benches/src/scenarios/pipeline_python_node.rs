@@ -34,16 +34,9 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     }
     let call_row = Measurement::from_samples(SCENARIO, TROUPE_BRIDGED, 0, 1, &mut per_call)
         .with("call", "noop");
-    let ratio = per_item_ratio(&mut per_item, call_row.median_ns);
     let node_row = Measurement::from_samples(SCENARIO, TROUPE_BRIDGED, 0, 1, &mut per_item)
         .with("call", "node")
         .with("items_per_run", items as u64)
-        .with("ratio_to_bridged_call", ratio);
+        .with_ratio("ratio_to_bridged_call", call_row.median_ns, 2);
     Ok(vec![call_row, node_row])
-}
-
-fn per_item_ratio(samples: &mut [u64], call_median: u64) -> f64 {
-    samples.sort_unstable();
-    let median = crate::percentile(samples, 0.5);
-    ((median as f64 / call_median.max(1) as f64) * 100.0).round() / 100.0
 }

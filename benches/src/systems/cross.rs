@@ -202,11 +202,9 @@ fn add_ratios(rows: &mut [Measurement]) {
             bytes => same_flight.filter(|f| f.1 == bytes).min_by_key(|f| f.1),
         };
         if let Some(&(_, _, floor_ns)) = base {
-            let ratio = row.median_ns as f64 / floor_ns.max(1) as f64;
-            row.extra.insert(
-                "ratio_to_ipc_floor".to_owned(),
-                ((ratio * 100.0).round() / 100.0).into(),
-            );
+            let value = crate::ratio(row.median_ns, floor_ns, 2);
+            row.extra
+                .insert("ratio_to_ipc_floor".to_owned(), value.into());
         }
     }
 }

@@ -176,24 +176,23 @@ impl Connection {
     }
 }
 
-/// One message; `None` when `deadline` passed first. Without a deadline it blocks in the
-/// kernel; with one it polls, backing off to [`MAX_POLL_SLEEP`] (the deadline form only serves
+/// One message; `None` when `deadline` passed first. Without a deadline it polls briefly,
+/// then blocks in the kernel; with one it polls, backing off to [`MAX_POLL_SLEEP`] (the deadline form only serves
 /// waits for async lifecycle hooks, where a millisecond does not matter).
 fn receive(
     receiver: &IpcBytesReceiver,
     deadline: Option<Instant>,
 ) -> Result<Option<Vec<u8>>, IpcError> {
     let Some(deadline) = deadline else {
-        // Poll a little before sleeping: see `troupe_wire::protocol::spin`.
-        let spin_until = Instant::now() + troupe_wire::protocol::spin();
-        loop {
-            match receiver.try_recv() {
-                Ok(bytes) => return Ok(Some(bytes)),
-                Err(TryRecvError::IpcError(e)) => return Err(e),
-                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
-                Err(TryRecvError::Empty) => return receiver.recv().map(Some),
-            }
-        }
+        // Poll a little before sleeping, as the host does.
+        return troupe_wire::protocol::poll_then_block(
+            || match receiver.try_recv() {
+                Ok(bytes) => Some(Ok(Some(bytes))),
+                Err(TryRecvError::IpcError(e)) => Some(Err(e)),
+                Err(TryRecvError::Empty) => None,
+            },
+            || receiver.recv().map(Some),
+        );
     };
     let mut pause = Duration::from_micros(20);
     loop {

@@ -197,15 +197,12 @@ class Runtime:
         return self.shutdown_requested
 
     def handle(self, frame):
+        """A frame `next_frame` returned (replies and shutdown it has handled itself)."""
         kind = frame[0]
         if kind == "call":
             self.serve(frame[1], frame[2], frame[3], frame[4])
-        elif kind == "reply":
-            self.deliver_reply(frame)
         elif kind == "cancel":
             self.cancel(frame[1])
-        elif kind == "shutdown":
-            self.shutdown_requested = True
         elif kind == "closed":
             exit_now(0)
 

@@ -1,7 +1,5 @@
 //! The host's sending end of a child connection.
 
-use std::time::Instant;
-
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::Deserialize;
@@ -103,16 +101,15 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
     }
 }
 
-/// The next message: polled for up to [`spin`](troupe_wire::protocol::spin) (see there
-/// why), then waited for in the kernel.
+/// The next message: polled for a moment, then waited for in the kernel (see
+/// [`poll_then_block`](troupe_wire::protocol::poll_then_block)).
 pub fn recv_spinning(receiver: &IpcBytesReceiver) -> Result<Vec<u8>, IpcError> {
-    let until = Instant::now() + troupe_wire::protocol::spin();
-    loop {
-        match receiver.try_recv() {
-            Ok(bytes) => return Ok(bytes),
-            Err(TryRecvError::IpcError(e)) => return Err(e),
-            Err(TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => return receiver.recv(),
-        }
-    }
+    troupe_wire::protocol::poll_then_block(
+        || match receiver.try_recv() {
+            Ok(bytes) => Some(Ok(bytes)),
+            Err(TryRecvError::IpcError(e)) => Some(Err(e)),
+            Err(TryRecvError::Empty) => None,
+        },
+        || receiver.recv(),
+    )
 }

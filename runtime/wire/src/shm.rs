@@ -231,36 +231,30 @@ pub(crate) fn unlink(name: &str) {
 /// returns how many went. For a host after a child ended: a killed process cannot remove
 /// its own. Mappings that other processes hold stay valid.
 pub fn remove_regions_of(pid: u32) -> usize {
-    let prefix = format!("{NAME_PREFIX}{pid}-");
-    let Ok(entries) = std::fs::read_dir(SHM_DIR) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+    region_files_of(pid)
+        .filter(|path| std::fs::remove_file(path).is_ok())
         .count()
 }
 
 /// How many region names process `pid` has in `/dev/shm` now.
 pub fn count_regions_of(pid: u32) -> usize {
+    region_files_of(pid).count()
+}
+
+/// The `/dev/shm` files of the regions process `pid` created (none if the directory
+/// cannot be read).
+fn region_files_of(pid: u32) -> impl Iterator<Item = PathBuf> {
     let prefix = format!("{NAME_PREFIX}{pid}-");
     std::fs::read_dir(SHM_DIR)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.starts_with(&prefix))
-                })
-                .count()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(move |e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
         })
-        .unwrap_or(0)
+        .map(|e| e.path())
 }
 
 fn validate_name(name: &str) -> Result<(), ShmError> {

@@ -47,7 +47,7 @@ pub(crate) enum Job {
     /// The `crasher` extension's crash to the first call its replacement answers.
     Restart,
     /// One echo of an f32 array of `bytes` bytes in the host's shared-memory pool (made
-    /// once per job), host -> Python -> host.
+    /// once per size), host -> Python -> host.
     Array {
         /// The array's size.
         bytes: usize,
@@ -166,9 +166,6 @@ impl Extensions {
     }
 
     async fn run(&self, job: Job, n: usize) -> Answer {
-        if let Job::Array { bytes } = job {
-            return self.array_echoes(bytes, n).await;
-        }
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
             samples.push(self.sample(job).await?);
@@ -176,8 +173,6 @@ impl Extensions {
         Ok(samples)
     }
 
-    /// `n` echoes of one pool array of `bytes` bytes. Each answer must be the same slot
-    /// (no copy either way) when the array is large enough for shared memory.
     /// The f32 array of `bytes` bytes: in the pool when large enough for shared memory,
     /// inline otherwise.
     fn array_of(&self, bytes: usize) -> Result<Array, SystemError> {
@@ -195,29 +190,6 @@ impl Extensions {
             Array::new(DType::F32, vec![bytes / 4], data).map_err(|e| failed("array", e))?;
         self.arrays.borrow_mut().insert(bytes, array.clone());
         Ok(array)
-    }
-
-    async fn array_echoes(&self, bytes: usize, n: usize) -> Answer {
-        let array = self.array_of(bytes)?;
-        let key = array.data().pool_key();
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let started = Instant::now();
-            let echoed = self
-                .bench
-                .call("echo", vec![Value::Array(array.clone())])
-                .await;
-            samples.push(elapsed_ns(started));
-            match echoed {
-                Ok(Value::Array(back)) if back.data().len() == bytes => {
-                    if key.is_some() && back.data().pool_key() != key {
-                        return Err(failed("echo", "the array came back as a copy"));
-                    }
-                }
-                other => return Err(failed("echo", format!("{other:?}"))),
-            }
-        }
-        Ok(samples)
     }
 
     async fn sample(&self, job: Job) -> Result<u64, SystemError> {
@@ -276,11 +248,21 @@ impl Extensions {
                 expect(self.crasher.call("noop", Vec::new()).await, Value::Null)?;
             }
             Job::Array { bytes } => {
-                return self
-                    .array_echoes(bytes, 1)
-                    .await?
-                    .pop()
-                    .ok_or_else(|| failed("echo", "no sample"));
+                // The same slot must come back (no copy either way) for a pool array.
+                let array = self.array_of(bytes)?;
+                let key = array.data().pool_key();
+                let started = Instant::now();
+                let echoed = self.bench.call("echo", vec![Value::Array(array)]).await;
+                let took = elapsed_ns(started);
+                return match echoed {
+                    Ok(Value::Array(back)) if back.data().len() == bytes => {
+                        if key.is_some() && back.data().pool_key() != key {
+                            return Err(failed("echo", "the array came back as a copy"));
+                        }
+                        Ok(took)
+                    }
+                    other => Err(failed("echo", format!("{other:?}"))),
+                };
             }
             Job::PythonNode { items } => {
                 let spec = PythonNodeSpec {

@@ -73,18 +73,8 @@ fn setup() -> Result<&'static Setup, SystemError> {
 }
 
 fn show_progress(step: EnvProgress) {
-    match step {
-        EnvProgress::BootstrappingUv { .. } => eprintln!("    pyisolate: installing uv first"),
-        EnvProgress::Creating { installer, .. } => {
-            eprintln!("    pyisolate: creating its venv with {installer}");
-        }
-        EnvProgress::Installing { .. } => {
-            eprintln!("    pyisolate: installing pyisolate=={VERSION}")
-        }
-        EnvProgress::Done { elapsed, .. } => {
-            eprintln!("    pyisolate: venv ready in {elapsed:.1?}")
-        }
-        _ => {}
+    if let Some(line) = step.summary() {
+        eprintln!("    pyisolate: {line}");
     }
 }
 

@@ -45,6 +45,22 @@ pub const SPIN_ENV: &str = "TROUPE_SPIN_US";
 /// messages stop it sleeps after this long.
 pub const DEFAULT_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// Polls `try_once` (yielding the core between polls) for up to [`spin`], then calls
+/// `block`: how both ends of a connection wait for their next message. `try_once` gives
+/// `None` while there is nothing yet.
+pub fn poll_then_block<T>(mut try_once: impl FnMut() -> Option<T>, block: impl FnOnce() -> T) -> T {
+    let until = std::time::Instant::now() + spin();
+    loop {
+        if let Some(got) = try_once() {
+            return got;
+        }
+        if std::time::Instant::now() >= until {
+            return block();
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// The polling time of this process: [`SPIN_ENV`] if set to a number, else [`DEFAULT_SPIN`].
 pub fn spin() -> std::time::Duration {
     static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
