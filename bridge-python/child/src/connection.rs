@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
-use troupe_wire::protocol::{Outbox, PROTOCOL_VERSION, SERVER_ENV, SHM_THRESHOLD, ToChild, ToHost};
+use troupe_wire::protocol::{
+    DOORBELL_ENV, Doorbell, Outbox, PROTOCOL_VERSION, SERVER_ENV, SHM_THRESHOLD, ToChild, ToHost,
+};
 
 use crate::errors::ConnectionError;
 
@@ -25,6 +27,8 @@ pub(crate) struct Connection {
     sender: Mutex<IpcBytesSender>,
     receiver: Mutex<IpcBytesReceiver>,
     outbox: Outbox,
+    /// The host's doorbell, when it gave one (a host that does not is polled on the channel).
+    doorbell: Option<Doorbell>,
     next_call: AtomicU64,
     /// The extension's public methods, once `started` said them.
     methods: RwLock<Option<HashSet<String>>>,
@@ -59,10 +63,21 @@ impl Connection {
         server
             .send((to_host_rx, to_child_tx))
             .map_err(|e| bootstrap_err(&e))?;
+        let doorbell = match std::env::var(DOORBELL_ENV) {
+            Ok(name) => match Doorbell::open(&name) {
+                Ok(doorbell) => Some(doorbell),
+                Err(e) => {
+                    eprintln!("troupe: polling the channel, the host's doorbell is unusable: {e}");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         let made = Connection {
             sender: Mutex::new(to_host_tx),
             receiver: Mutex::new(to_child_rx),
             outbox: Outbox::new(SHM_THRESHOLD),
+            doorbell,
             next_call: AtomicU64::new(1),
             methods: RwLock::new(None),
         };
@@ -94,7 +109,11 @@ impl Connection {
         let bytes = self.outbox.seal(frame)?;
         lock(&self.sender)
             .send(&bytes)
-            .map_err(ConnectionError::Send)
+            .map_err(ConnectionError::Send)?;
+        if let Some(doorbell) = &self.doorbell {
+            doorbell.ring();
+        }
+        Ok(())
     }
 
     /// A fresh id for a call this child makes.
@@ -136,7 +155,7 @@ impl Connection {
         let deadline = timeout.map(|t| Instant::now() + t);
         let receiver = lock(&self.receiver);
         loop {
-            let bytes = match receive(&receiver, deadline) {
+            let bytes = match receive(&receiver, self.doorbell.as_ref(), deadline) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return Incoming::TimedOut,
                 Err(IpcError::Disconnected) => return Incoming::Closed,
@@ -176,24 +195,42 @@ impl Connection {
     }
 }
 
-/// One message; `None` when `deadline` passed first. Without a deadline it polls briefly,
-/// then blocks in the kernel; with one it polls, backing off to [`MAX_POLL_SLEEP`] (the deadline form only serves
-/// waits for async lifecycle hooks, where a millisecond does not matter).
+/// One message; `None` when `deadline` passed first. Every message taken is counted on the
+/// doorbell.
+///
+/// Without a deadline it polls briefly (the doorbell when there is one, else the channel),
+/// then blocks in the kernel. With one it polls the channel, backing off to
+/// [`MAX_POLL_SLEEP`]: that form only serves waits for async lifecycle hooks, where a
+/// millisecond does not matter.
 fn receive(
     receiver: &IpcBytesReceiver,
+    doorbell: Option<&Doorbell>,
     deadline: Option<Instant>,
 ) -> Result<Option<Vec<u8>>, IpcError> {
-    let Some(deadline) = deadline else {
-        // Poll a little before sleeping, as the host does.
-        return troupe_wire::protocol::poll_then_block(
+    match (deadline, doorbell) {
+        (None, Some(doorbell)) => doorbell.receive(|| receiver.recv().map(Some)),
+        (None, None) => troupe_wire::protocol::poll_then_block(
             || match receiver.try_recv() {
                 Ok(bytes) => Some(Ok(Some(bytes))),
                 Err(TryRecvError::IpcError(e)) => Some(Err(e)),
                 Err(TryRecvError::Empty) => None,
             },
             || receiver.recv().map(Some),
-        );
-    };
+        ),
+        (Some(deadline), doorbell) => {
+            let got = receive_until(receiver, deadline);
+            if let (Ok(Some(_)), Some(doorbell)) = (&got, doorbell) {
+                doorbell.took();
+            }
+            got
+        }
+    }
+}
+
+fn receive_until(
+    receiver: &IpcBytesReceiver,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, IpcError> {
     let mut pause = Duration::from_micros(20);
     loop {
         match receiver.try_recv() {

@@ -19,6 +19,7 @@ use troupe_wire::{CallError, CrashInfo};
 use super::config::ExtensionConfig;
 use super::router::Router;
 use super::session::{Session, SessionEvent, Waiting, start_failed_reason};
+use super::spin_wait::SpinWait;
 use super::status::ExtensionStatus;
 use crate::env::Venv;
 use crate::process::{LaunchError, LaunchSpec, Launched, launch};
@@ -329,6 +330,7 @@ impl Extension {
         let id = call.id;
         let (reply, answer) = oneshot::channel();
         self.submit(call, reply);
+        let answer = SpinWait::new(answer);
         let Some(timeout) = timeout else {
             return Box::pin(async move { answer.await.unwrap_or(Err(CallError::ActorStopped)) });
         };

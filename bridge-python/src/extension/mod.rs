@@ -19,6 +19,7 @@ mod handle;
 mod pending;
 mod router;
 mod session;
+mod spin_wait;
 mod status;
 
 use std::sync::{Arc, OnceLock};

@@ -162,7 +162,7 @@ struct Reader {
 
 impl Reader {
     fn run(self) {
-        while let Ok(bytes) = crate::process::recv_spinning(&self.receiver) {
+        while let Ok(bytes) = self.link.recv(&self.receiver) {
             match self.link.open::<ToHost>(&bytes) {
                 Ok(envelope) => {
                     if let Some(hold) = envelope.hold {

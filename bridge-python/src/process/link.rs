@@ -1,11 +1,12 @@
 //! The host's sending end of a child connection.
 
+use ipc_channel::IpcError;
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
-use ipc_channel::{IpcError, TryRecvError};
 use serde::Deserialize;
+use std::sync::Arc;
 use thiserror::Error;
 use troupe_wire::pool::{Releases, SlotKey};
-use troupe_wire::protocol::{Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
+use troupe_wire::protocol::{Doorbell, Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
 use troupe_wire::{DecodeError, encode};
 
 /// Why a frame could not be sent.
@@ -28,23 +29,38 @@ pub enum LinkError {
 pub struct Link {
     sender: IpcBytesSender,
     outbox: Outbox,
+    doorbell: Arc<Doorbell>,
 }
 
 impl Link {
-    pub(crate) fn new(sender: IpcBytesSender) -> std::io::Result<Link> {
+    pub(crate) fn new(sender: IpcBytesSender, doorbell: Arc<Doorbell>) -> std::io::Result<Link> {
         let outbox = Outbox::new(SHM_THRESHOLD);
         let releases = outbox.releases().clone();
         let releaser = sender.clone();
+        let bell = doorbell.clone();
         std::thread::Builder::new()
             .name("troupe-release".into())
-            .spawn(move || send_releases(&releases, &releaser))?;
-        Ok(Link { sender, outbox })
+            .spawn(move || send_releases(&releases, &releaser, &bell))?;
+        Ok(Link {
+            sender,
+            outbox,
+            doorbell,
+        })
     }
 
     /// Seals and sends `frame`.
     pub fn send(&self, frame: ToChild) -> Result<(), LinkError> {
         let bytes = self.outbox.seal(frame)?;
-        self.sender.send(&bytes).map_err(LinkError::Closed)
+        self.sender.send(&bytes).map_err(LinkError::Closed)?;
+        self.doorbell.ring();
+        Ok(())
+    }
+
+    /// The next frame from the child on `receiver` (the one [`launch`](super::launch) gave
+    /// with this link): the doorbell is polled for a moment, then the channel waited on in
+    /// the kernel (see [`Doorbell::receive`]).
+    pub fn recv(&self, receiver: &IpcBytesReceiver) -> Result<Vec<u8>, IpcError> {
+        self.doorbell.receive(|| receiver.recv())
     }
 
     /// Decodes a frame from the child; buffers of the child's pool in it release their slot
@@ -85,7 +101,7 @@ impl Drop for Link {
 }
 
 /// Sends the releases the host owes the child until the connection ends.
-fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
+fn send_releases(releases: &Releases, sender: &IpcBytesSender, doorbell: &Doorbell) {
     while let Some(slots) = releases.wait() {
         let frame = Envelope {
             hold: None,
@@ -98,18 +114,6 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
         if sender.send(&bytes).is_err() {
             break;
         }
+        doorbell.ring();
     }
-}
-
-/// The next message: polled for a moment, then waited for in the kernel (see
-/// [`poll_then_block`](troupe_wire::protocol::poll_then_block)).
-pub fn recv_spinning(receiver: &IpcBytesReceiver) -> Result<Vec<u8>, IpcError> {
-    troupe_wire::protocol::poll_then_block(
-        || match receiver.try_recv() {
-            Ok(bytes) => Some(Ok(bytes)),
-            Err(TryRecvError::IpcError(e)) => Some(Err(e)),
-            Err(TryRecvError::Empty) => None,
-        },
-        || receiver.recv(),
-    )
 }

@@ -22,10 +22,12 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use thiserror::Error;
-use troupe_wire::protocol::{Envelope, PROTOCOL_VERSION, SERVER_ENV, ToHost};
+use troupe_wire::protocol::{
+    DOORBELL_ENV, Doorbell, Envelope, PROTOCOL_VERSION, SERVER_ENV, ToHost,
+};
 use troupe_wire::{CrashInfo, DecodeError};
 
-pub use link::{Link, LinkError, recv_spinning};
+pub use link::{Link, LinkError};
 pub use output::StderrTail;
 
 /// What the child sends through the one-shot server: the host's ends of two channels.
@@ -229,6 +231,7 @@ pub struct Launched {
 pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
     let started = Instant::now();
     let (server, server_name) = IpcOneShotServer::<Bootstrap>::new().map_err(LaunchError::Ipc)?;
+    let doorbell = Doorbell::create().map_err(|e| LaunchError::Ipc(std::io::Error::other(e)))?;
     let mut command = std::process::Command::new(&spec.python);
     command
         .args(["-u", "-m", "troupe"])
@@ -244,6 +247,7 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
         .env("TROUPE_EXTENSION", &spec.name)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env(SERVER_ENV, &server_name)
+        .env(DOORBELL_ENV, doorbell.name())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -366,9 +370,11 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
             return Err(LaunchError::Handshake(hello_error(e)));
         }
     };
+    // The hello was read before the doorbell was in use.
+    doorbell.took();
     Ok(Launched {
         process,
-        link: Arc::new(Link::new(sender).map_err(LaunchError::Ipc)?),
+        link: Arc::new(Link::new(sender, Arc::new(doorbell)).map_err(LaunchError::Ipc)?),
         receiver,
         python_version,
         connect_time: started.elapsed(),

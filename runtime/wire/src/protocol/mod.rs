@@ -14,6 +14,7 @@
 //! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
 //! `docs/semantics.md`, *Buffers*).
 
+mod doorbell;
 mod outbox;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::pool::SlotKey;
 use crate::{CallError, Map, RemoteException, Value};
 
+pub use doorbell::{DOORBELL_ENV, Doorbell};
 pub use outbox::{FrameError, Outbox};
 
 /// Version of this protocol; host and child refuse to talk across versions.
