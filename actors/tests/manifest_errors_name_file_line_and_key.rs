@@ -24,6 +24,7 @@ module = "features.segments"
 path = "plugins"
 class = "Features"
 dependencies = ["numpy>=2,<3"]
+system_site_packages = true
 restart = { policy = "transient", max_restarts = 5, within_s = 30, backoff_initial_ms = 20, backoff_max_ms = 1000 }
 memory_limit_mb = 512
 call_timeout_ms = 2500
@@ -113,6 +114,8 @@ fn a_good_manifest_becomes_plain_structs() {
     assert_eq!(features.path, Some(PathBuf::from("/manifests/plugins")));
     assert_eq!(features.class.as_deref(), Some("Features"));
     assert_eq!(features.dependencies, ["numpy>=2,<3"]);
+    assert!(features.system_site_packages);
+    assert!(features.config().env.system_site_packages);
     assert_eq!(features.restart.policy, RestartPolicy::Transient);
     assert_eq!(features.restart.limit.max_restarts, 5);
     assert_eq!(features.restart.limit.within, Duration::from_secs(30));

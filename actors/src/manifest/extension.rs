@@ -31,6 +31,9 @@ pub struct ExtensionManifest {
     /// The interpreter its venv is based on (a name on `PATH` or a path); `None`: the
     /// host's default.
     pub python: Option<PathBuf>,
+    /// Whether its venv sees the interpreter's site-packages (`--system-site-packages`), e.g.
+    /// a GPU machine's system torch when no package index can be reached.
+    pub system_site_packages: bool,
     /// When and how often its child process is restarted after a crash.
     pub restart: RestartSpec,
     /// Resident memory above which the child is killed (and restarted per `restart`).
@@ -58,6 +61,7 @@ impl ExtensionManifest {
         let mut config =
             troupe_bridge_python::extension::ExtensionConfig::new(&self.name, &self.module)
                 .dependencies(self.dependencies.iter().cloned())
+                .system_site_packages(self.system_site_packages)
                 .restart(self.restart);
         if let Some(path) = &self.path {
             config = config.path(path);
@@ -143,6 +147,7 @@ impl ExtensionManifest {
             class: raw.class,
             dependencies,
             python: raw.python.map(PathBuf::from),
+            system_site_packages: raw.system_site_packages,
             restart,
             memory_limit_mb: raw.memory_limit_mb,
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),

@@ -9,6 +9,7 @@
 //! dependencies = ["numpy>=2,<3"]    # PEP 508 requirements of its venv
 //! pyproject = "plugins/pyproject.toml" # optional: its [project] dependencies are added
 //! python = "python3.12"             # the interpreter its venv is based on
+//! system_site_packages = false      # true: the venv sees that interpreter's packages
 //! restart = { policy = "transient", max_restarts = 3, within_s = 10, backoff_initial_ms = 50, backoff_max_ms = 2000 }
 //! memory_limit_mb = 512
 //! call_timeout_ms = 5000

@@ -27,6 +27,8 @@ pub(crate) struct RawExtension {
     pub(crate) dependencies: Vec<String>,
     pub(crate) pyproject: Option<String>,
     pub(crate) python: Option<String>,
+    #[serde(default)]
+    pub(crate) system_site_packages: bool,
     pub(crate) restart: Option<RawRestart>,
     pub(crate) memory_limit_mb: Option<u64>,
     pub(crate) call_timeout_ms: Option<u64>,

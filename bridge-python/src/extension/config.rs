@@ -115,6 +115,14 @@ impl ExtensionConfig {
         self
     }
 
+    /// Lets the venv see the interpreter's own site-packages (`--system-site-packages`): on a
+    /// machine with torch or cupy installed system-wide and no package index, an extension
+    /// with no dependencies of its own then uses those, and nothing is installed.
+    pub fn system_site_packages(mut self, yes: bool) -> Self {
+        self.env = self.env.with_system_site_packages(yes);
+        self
+    }
+
     /// Adds an environment variable.
     pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.push((key.into(), value.into()));
