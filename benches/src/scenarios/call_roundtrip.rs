@@ -8,7 +8,9 @@
 //! Then the cross-process systems, each in its own child process: `uds-floor` and
 //! `ipc-floor` echo 64- and 4096-byte frames (the floor any bridge pays), and pyisolate
 //! answers a no-op call (payload 0) and echoes `bytes` of both sizes through its
-//! documented API. Their rows carry `ratio_to_ipc_floor`.
+//! documented API. `python-floor` times the same no-op call as `troupe-bridged` as raw frames
+//! between one host thread and troupe's Python child (no actor, mailbox or reader thread):
+//! what the Python side alone adds to `ipc-floor`. Their rows carry `ratio_to_ipc_floor`.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use bytes_payload::Payload;
 use serde_json::json;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Value};
 
-use crate::systems::bridged::{Job, Lab};
+use crate::systems::bridged::{Job, Lab, raw};
 use crate::systems::floor::{self, Link};
 use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
 use crate::{Effort, Measurement};
@@ -215,6 +217,12 @@ impl CrossProcess for CrossProcessRoundTrip {
             lab.sampler(Job::Call { payload: 0 }),
         );
         let mut rows = vec![noop.with("call", "noop")];
+        match raw::noop_sampler(lab.plugins(), n / 10) {
+            Ok(sampler) => {
+                rows.push(Series::new(raw::SYSTEM, 0, 1, n, sampler).with("call", "noop"))
+            }
+            Err(e) => tracing::warn!(error = %e, "no python-floor row"),
+        }
         for bytes in PAYLOADS {
             let echo = lab.sampler(Job::Call { payload: bytes });
             rows.push(Series::new(TROUPE_BRIDGED, bytes, 1, n, echo).with("call", "echo"));

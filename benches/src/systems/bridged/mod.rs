@@ -7,6 +7,7 @@
 //! dependencies) comes from troupe's cache, built once.
 
 mod jobs;
+pub(crate) mod raw;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -80,6 +81,11 @@ impl Lab {
             .map_err(|_| SystemError::Pending("the lab is gone"))?;
         rx.recv()
             .map_err(|_| SystemError::Pending("the lab stopped mid-job"))?
+    }
+
+    /// The directory holding the extension's module.
+    pub(crate) fn plugins(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// A sampler of `job`.
