@@ -115,6 +115,33 @@ fn arrays_cross_both_ways_small_and_large() {
         };
         assert_eq!(matrix.dtype(), DType::I16);
         assert_eq!(matrix.shape(), &[3, 4]);
+
+        // Every supported dtype comes back as itself; a big-endian one is made native.
+        for dtype in DType::ALL {
+            let got = ext
+                .call("of_dtype", vec![Value::from(dtype.numpy_name())])
+                .await
+                .unwrap();
+            let Value::Array(got) = got else {
+                panic!("{got:?}")
+            };
+            assert_eq!((got.dtype(), got.shape()), (dtype, &[4][..]));
+        }
+        let swapped = ext
+            .call("of_dtype", vec![Value::from(">i4")])
+            .await
+            .unwrap();
+        let Value::Array(swapped) = swapped else {
+            panic!("{swapped:?}")
+        };
+        assert_eq!(swapped.to_vec::<i32>().unwrap(), [0, 1, 2, 3]);
+        // One troupe has no form for is named.
+        let complex = ext.call("of_dtype", vec![Value::from("complex64")]).await;
+        let message = format!("{:?}", complex.unwrap_err());
+        assert!(
+            message.contains("unsupported numpy dtype complex64"),
+            "{message}"
+        );
         ext.stop().await;
     });
 }

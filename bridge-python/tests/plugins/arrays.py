@@ -37,3 +37,7 @@ class Arrays(troupe.Extension):
 
     def mean(self, values):
         return float(np.mean(values))
+
+    def of_dtype(self, name):
+        """Four elements of numpy dtype `name` (e.g. ">i4" for big-endian)."""
+        return np.arange(4).astype(name)

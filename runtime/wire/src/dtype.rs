@@ -74,6 +74,26 @@ impl DType {
         }
     }
 
+    /// The dtype of numpy's `dtype.kind` character and `dtype.itemsize`, if troupe supports
+    /// it (both are plain attributes, cheaper to read than `dtype.name`).
+    pub fn from_numpy_kind(kind: char, itemsize: usize) -> Option<DType> {
+        Some(match (kind, itemsize) {
+            ('b', 1) => DType::Bool,
+            ('u', 1) => DType::U8,
+            ('i', 1) => DType::I8,
+            ('u', 2) => DType::U16,
+            ('i', 2) => DType::I16,
+            ('u', 4) => DType::U32,
+            ('i', 4) => DType::I32,
+            ('u', 8) => DType::U64,
+            ('i', 8) => DType::I64,
+            ('f', 2) => DType::F16,
+            ('f', 4) => DType::F32,
+            ('f', 8) => DType::F64,
+            _ => return None,
+        })
+    }
+
     /// The dtype with this numpy name, if troupe supports it.
     pub fn from_numpy_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.numpy_name() == name)
@@ -112,5 +132,27 @@ mod tests {
             assert_eq!(DType::from_numpy_name(d.numpy_name()), Some(d));
         }
         assert_eq!(DType::from_numpy_name("complex64"), None);
+    }
+
+    #[test]
+    fn numpy_kinds_and_sizes_name_the_same_dtypes() {
+        for d in DType::ALL {
+            let name = d.numpy_name();
+            let kind = match name {
+                "bool" => 'b',
+                _ if name.starts_with("uint") => 'u',
+                _ if name.starts_with("int") => 'i',
+                _ => 'f',
+            };
+            assert_eq!(
+                DType::from_numpy_kind(kind, d.itemsize()),
+                Some(d),
+                "{name}"
+            );
+        }
+        assert_eq!(DType::from_numpy_kind('c', 8), None);
+        assert_eq!(DType::from_numpy_kind('f', 16), None);
+        assert_eq!(DType::from_numpy_kind('b', 2), None);
+        assert_eq!(DType::from_numpy_kind('O', 8), None);
     }
 }

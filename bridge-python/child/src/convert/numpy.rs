@@ -84,6 +84,21 @@ pub(super) fn numpy_kind(obj: &Bound<'_, PyAny>) -> Option<NumpyKind> {
     }
 }
 
+/// numpy's dtype object for `dtype`, made once per process (parsing a name each time costs
+/// more than the rest of a conversion).
+fn numpy_dtype(py: Python<'_>, dtype: DType) -> PyResult<&Bound<'_, PyAny>> {
+    static DTYPES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
+    let all = DTYPES.get_or_try_init(py, || {
+        let make = numpy(py)?.getattr(intern!(py, "dtype"))?;
+        DType::ALL
+            .into_iter()
+            .map(|d| make.call1((d.numpy_name(),)).map(Bound::unbind))
+            .collect::<PyResult<Vec<_>>>()
+    })?;
+    // `DType::ALL` lists the dtypes in declaration order.
+    Ok(all[dtype as usize].bind(py))
+}
+
 /// A read-only numpy array viewing `array`'s bytes (no copy); the view keeps them alive.
 pub(super) fn array_to_python<'py>(
     py: Python<'py>,
@@ -111,9 +126,14 @@ pub(super) fn array_to_python<'py>(
             return Ok(empty);
         }
         let view = Bound::new(py, BufferView::new(array.data().clone()))?;
-        numpy
-            .call_method1(intern!(py, "frombuffer"), (view, dtype))?
-            .call_method1(intern!(py, "reshape"), (shape,))
+        let flat = numpy.call_method1(
+            intern!(py, "frombuffer"),
+            (view, numpy_dtype(py, array.dtype())?),
+        )?;
+        if array.shape().len() == 1 {
+            return Ok(flat);
+        }
+        flat.call_method1(intern!(py, "reshape"), (shape,))
     };
     build().map_err(|e| ConvertError::new(path, ConvertErrorKind::Python(e)))
 }
@@ -130,12 +150,22 @@ pub(super) fn array_from_python(
     let python = |e: PyErr| ConvertError::new(path, ConvertErrorKind::Python(e));
     let numpy = numpy(py).map_err(python)?;
     let dtype_obj = obj.getattr(intern!(py, "dtype")).map_err(python)?;
-    let name: String = dtype_obj
-        .getattr(intern!(py, "name"))
+    // `kind` and `itemsize` are plain attributes; `dtype.name` is computed in Python (~2 us).
+    let kind: char = dtype_obj
+        .getattr(intern!(py, "kind"))
+        .and_then(|k| k.extract())
+        .map_err(python)?;
+    let itemsize: usize = dtype_obj
+        .getattr(intern!(py, "itemsize"))
         .and_then(|n| n.extract())
         .map_err(python)?;
-    let dtype = DType::from_numpy_name(&name)
-        .ok_or_else(|| ConvertError::new(path, ConvertErrorKind::Dtype(name)))?;
+    let Some(dtype) = DType::from_numpy_kind(kind, itemsize) else {
+        let name = dtype_obj
+            .getattr(intern!(py, "name"))
+            .and_then(|n| n.extract())
+            .unwrap_or_else(|_| format!("{kind}{itemsize}"));
+        return Err(ConvertError::new(path, ConvertErrorKind::Dtype(name)));
+    };
     let mut obj = obj.clone();
     let native: bool = dtype_obj
         .getattr(intern!(py, "isnative"))
