@@ -3,7 +3,9 @@
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::Deserialize;
+use std::sync::Arc;
 use thiserror::Error;
+use troupe_wire::device::DevicePlane;
 use troupe_wire::pool::{Releases, SlotKey};
 use troupe_wire::protocol::{Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
 use troupe_wire::{DecodeError, encode};
@@ -31,8 +33,11 @@ pub struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(sender: IpcBytesSender) -> std::io::Result<Link> {
-        let outbox = Outbox::new(SHM_THRESHOLD);
+    pub(crate) fn new(
+        sender: IpcBytesSender,
+        devices: Arc<dyn DevicePlane>,
+    ) -> std::io::Result<Link> {
+        let outbox = Outbox::new(SHM_THRESHOLD).with_devices(devices);
         let releases = outbox.releases().clone();
         let releaser = sender.clone();
         std::thread::Builder::new()
@@ -91,6 +96,7 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender) {
             hold: None,
             body: ToChild::ReleaseSlots { slots },
             released: Vec::new(),
+            exports_released: releases.take_exports(),
         };
         let Ok(bytes) = encode(&frame) else {
             continue;

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{ExportError, ExportId, PeerId};
+use super::{ExportError, PeerId};
+use troupe_wire::device::ExportId;
 
 /// Exports by id, each with what keeps it alive (`T`) and how many holds each peer has on it.
 #[derive(Debug)]
