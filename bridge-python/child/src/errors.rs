@@ -140,10 +140,9 @@ impl From<ConvertError> for PyErr {
             | ConvertErrorKind::Media(_)
             | ConvertErrorKind::SharedMemory(_)
             | ConvertErrorKind::Dlpack { .. }
-            | ConvertErrorKind::CudaInterface { .. } => PyValueError::new_err(message),
-            ConvertErrorKind::Device(_) | ConvertErrorKind::Cuda(_) => {
-                PyRuntimeError::new_err(message)
-            }
+            | ConvertErrorKind::CudaInterface { .. }
+            | ConvertErrorKind::Device(_)
+            | ConvertErrorKind::Cuda(_) => PyValueError::new_err(message),
             ConvertErrorKind::Python(err) => with_path(err, &e.path),
             _ => PyTypeError::new_err(message),
         }
