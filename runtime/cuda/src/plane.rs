@@ -2,11 +2,12 @@
 //! [`DevicePlane`](troupe_wire::device::DevicePlane) of one connection, and
 //! [`DeviceMemory`] the memory behind a [`DeviceArray`] value.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use cudarc::driver::sys;
 use troupe_wire::device::{
-    CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId,
+    CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId, WireArray,
 };
 use troupe_wire::pool::Releases;
 
@@ -26,6 +27,8 @@ use crate::import::{ImportedBuffer, Importer};
 /// be sent on ([`DeviceError::Forwarded`]).
 #[derive(Debug)]
 pub struct CudaPlane {
+    /// Tells this plane's imports from other planes'.
+    id: u64,
     peer: PeerId,
     exports: Mutex<Exports>,
     importer: Importer,
@@ -34,7 +37,9 @@ pub struct CudaPlane {
 impl CudaPlane {
     /// The plane of a connection to `peer` (how the exports table names it).
     pub fn new(peer: PeerId) -> CudaPlane {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         CudaPlane {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             peer,
             exports: Mutex::new(Exports::new()),
             importer: Importer::new(),
@@ -56,17 +61,36 @@ impl CudaPlane {
 }
 
 impl DevicePlane for CudaPlane {
-    fn export(&self, array: &DeviceArray) -> Result<CudaIpcDescriptor, DeviceError> {
+    fn export(&self, array: &DeviceArray) -> Result<WireArray, DeviceError> {
         let owner = array.owner()?;
-        if owner.is::<Import>() {
-            return Err(DeviceError::Forwarded);
+        if let Some(import) = owner.downcast_ref::<Import>() {
+            // Back to the peer it came from: its own memory, no new export. Anywhere else: a
+            // mapping cannot be exported again.
+            return match &import.buffer {
+                Some(buffer) if import.plane == self.id => Ok(WireArray::Returned {
+                    export_id: buffer.export_id(),
+                    dtype: array.dtype(),
+                    shape: array.shape().to_vec(),
+                    device: import.peer_device,
+                }),
+                _ => Err(DeviceError::Forwarded),
+            };
         }
         let buffer = owner
             .downcast_ref::<CudaBuffer>()
             .ok_or(DeviceError::UnknownMemory)?;
         self.exports()
             .export(buffer, self.peer)
+            .map(WireArray::Exported)
             .map_err(DeviceError::export)
+    }
+
+    fn returned(&self, export: ExportId) -> Result<DeviceOwner, DeviceError> {
+        let exports = self.exports();
+        let buffer = exports
+            .buffer(export, self.peer)
+            .ok_or(DeviceError::UnknownExport(export))?;
+        Ok(Arc::new(buffer.clone()))
     }
 
     fn import(
@@ -81,6 +105,8 @@ impl DevicePlane for CudaPlane {
         }
         match self.import_buffer(descriptor) {
             Ok(buffer) => Ok(Arc::new(Import {
+                plane: self.id,
+                peer_device: descriptor.device,
                 buffer: Some(buffer),
                 importer: self.importer.clone(),
                 releases: Arc::downgrade(releases),
@@ -119,6 +145,10 @@ impl DevicePlane for CudaPlane {
 /// device, closes the import and queues its release for the connection to send.
 #[derive(Debug)]
 pub struct Import {
+    /// The plane that imported it: the only one it may be sent back over.
+    plane: u64,
+    /// The exporter's ordinal of the device.
+    peer_device: u32,
     buffer: Option<ImportedBuffer>,
     importer: Importer,
     releases: Weak<Releases>,

@@ -64,7 +64,7 @@ pub struct Exports {
 struct Exported {
     // Destroyed before the buffer may be freed.
     _event: ExportEvent,
-    _buffer: CudaBuffer,
+    buffer: CudaBuffer,
 }
 
 impl Exports {
@@ -103,7 +103,7 @@ impl Exports {
         let export_id = self.table.insert(
             Exported {
                 _event: event,
-                _buffer: buffer.clone(),
+                buffer: buffer.clone(),
             },
             peer,
         );
@@ -150,6 +150,11 @@ impl Exports {
             tracing::debug!(%peer, ended, "reclaimed CUDA exports of a peer that is gone");
         }
         ended
+    }
+
+    /// The buffer of an export `peer` holds (one it sent back, for instance).
+    pub fn buffer(&self, export_id: ExportId, peer: PeerId) -> Option<&CudaBuffer> {
+        self.table.held_by(export_id, peer).map(|e| &e.buffer)
     }
 
     /// Holds of `peer` on an export (0 when it has none or the export ended).

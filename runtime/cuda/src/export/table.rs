@@ -91,6 +91,14 @@ impl<T> ExportTable<T> {
         freed
     }
 
+    /// What export `id` keeps alive, when `peer` holds it.
+    pub(crate) fn held_by(&self, id: ExportId, peer: PeerId) -> Option<&T> {
+        self.entries
+            .get(&id)
+            .filter(|e| e.holds.contains_key(&peer))
+            .map(|e| &e.kept)
+    }
+
     /// Holds of `peer` on export `id` (0 for an unknown export).
     pub(crate) fn holds(&self, id: ExportId, peer: PeerId) -> u32 {
         self.entries

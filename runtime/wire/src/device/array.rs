@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::descriptor::{CudaIpcDescriptor, DescriptorError, byte_len};
+use super::descriptor::{CudaIpcDescriptor, DescriptorError, ExportId, byte_len};
 use super::error::DeviceError;
 use super::plane::{DeviceOwner, resolve};
 use crate::DType;
@@ -27,12 +27,43 @@ pub struct DeviceArray {
     memory: Memory,
 }
 
+/// A device array as it travels between two processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireArray {
+    /// Memory of the sender, exported to the receiver: the receiver imports it and answers
+    /// with a release when its import ends.
+    Exported(CudaIpcDescriptor),
+    /// The receiver's own export, sent back by the peer that imported it (an echo): the
+    /// receiver uses its own memory again. It is no hold: the peer's import keeps the export
+    /// alive until it releases it as usual.
+    Returned {
+        /// The receiver's export.
+        export_id: ExportId,
+        /// Element type.
+        dtype: DType,
+        /// Shape in elements, C order.
+        shape: Vec<u64>,
+        /// The receiver's device ordinal.
+        device: u32,
+    },
+}
+
+impl WireArray {
+    /// The export it names (the sender's or, returned, the receiver's).
+    pub fn export_id(&self) -> ExportId {
+        match self {
+            WireArray::Exported(d) => d.export_id,
+            WireArray::Returned { export_id, .. } => *export_id,
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Memory {
     /// Memory this process can use.
     Local(DeviceOwner),
-    /// A peer's export as it arrived, decoded outside a connection.
-    Remote(Box<CudaIpcDescriptor>),
+    /// A device array as it arrived, decoded outside a connection.
+    Remote(Box<WireArray>),
     /// A peer's export that could not be imported here (its release is already due).
     Unavailable(Box<DeviceError>),
 }
@@ -59,20 +90,30 @@ impl DeviceArray {
         })
     }
 
-    /// The array a descriptor describes, in the state `memory` left it.
-    fn described(descriptor: &CudaIpcDescriptor, memory: Memory) -> DeviceArray {
+    /// The array a wire form describes, in the state `memory` left it (the size was
+    /// checked when it was decoded or made).
+    fn described(wire: &WireArray, memory: Memory) -> DeviceArray {
+        let (dtype, shape, device) = match wire {
+            WireArray::Exported(d) => (d.dtype, &d.shape, d.device),
+            WireArray::Returned {
+                dtype,
+                shape,
+                device,
+                ..
+            } => (*dtype, shape, *device),
+        };
         DeviceArray {
-            dtype: descriptor.dtype,
-            shape: descriptor.shape.clone(),
-            size: descriptor.size,
-            device: descriptor.device,
+            dtype,
+            shape: shape.clone(),
+            size: byte_len(dtype, shape).unwrap_or(u64::MAX),
+            device,
             memory,
         }
     }
 
-    /// The array as it travels: a peer's export, not imported.
-    pub(crate) fn remote(descriptor: CudaIpcDescriptor) -> DeviceArray {
-        DeviceArray::described(&descriptor.clone(), Memory::Remote(Box::new(descriptor)))
+    /// The array as it travels.
+    pub(crate) fn travelling(wire: WireArray) -> DeviceArray {
+        DeviceArray::described(&wire.clone(), Memory::Remote(Box::new(wire)))
     }
 
     /// Element type.
@@ -103,8 +144,8 @@ impl DeviceArray {
     pub fn owner(&self) -> Result<&DeviceOwner, DeviceError> {
         match &self.memory {
             Memory::Local(owner) => Ok(owner),
-            Memory::Remote(descriptor) => Err(DeviceError::NotImported {
-                export: descriptor.export_id,
+            Memory::Remote(wire) => Err(DeviceError::NotImported {
+                export: wire.export_id(),
             }),
             Memory::Unavailable(error) => Err(DeviceError::clone(error)),
         }
@@ -115,10 +156,10 @@ impl DeviceArray {
         self.owner().ok()?.downcast_ref()
     }
 
-    /// The descriptor, when the array is a peer's that was not imported.
-    pub fn descriptor(&self) -> Option<&CudaIpcDescriptor> {
+    /// The wire form, when the array arrived outside a connection (not imported).
+    pub fn wire(&self) -> Option<&WireArray> {
         match &self.memory {
-            Memory::Remote(descriptor) => Some(descriptor),
+            Memory::Remote(wire) => Some(wire),
             Memory::Local(_) | Memory::Unavailable(_) => None,
         }
     }
@@ -143,7 +184,7 @@ impl fmt::Debug for DeviceArray {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let memory = match &self.memory {
             Memory::Local(_) => "local".to_owned(),
-            Memory::Remote(d) => format!("{} of a peer", d.export_id),
+            Memory::Remote(wire) => format!("{} in transit", wire.export_id()),
             Memory::Unavailable(e) => format!("unavailable: {e}"),
         };
         write!(
@@ -154,12 +195,12 @@ impl fmt::Debug for DeviceArray {
     }
 }
 
-/// Only a peer's descriptor has a wire form: [`Outbox::seal`](crate::protocol::Outbox::seal)
+/// Only an array in transit has a wire form: [`Outbox::seal`](crate::protocol::Outbox::seal)
 /// exports local arrays before it encodes a frame, so encoding one anywhere else fails.
 impl Serialize for DeviceArray {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.memory {
-            Memory::Remote(descriptor) => descriptor.serialize(serializer),
+            Memory::Remote(wire) => wire.serialize(serializer),
             Memory::Local(_) | Memory::Unavailable(_) => Err(serde::ser::Error::custom(
                 "a device array is encoded only by a connection, which exports it",
             )),
@@ -171,16 +212,16 @@ impl Serialize for DeviceArray {
 /// connection's plane; elsewhere it stays a descriptor.
 impl<'de> Deserialize<'de> for DeviceArray {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeviceArray, D::Error> {
-        let descriptor = CudaIpcDescriptor::deserialize(deserializer)?;
-        descriptor
-            .validate()
-            .map_err(|e| stash(crate::DecodeError::InvalidDeviceArray(e)))?;
-        Ok(match resolve(&descriptor) {
-            None => DeviceArray::remote(descriptor),
-            Some(Ok(owner)) => DeviceArray::described(&descriptor, Memory::Local(owner)),
-            Some(Err(error)) => {
-                DeviceArray::described(&descriptor, Memory::Unavailable(Box::new(error)))
-            }
+        let wire = WireArray::deserialize(deserializer)?;
+        let valid = match &wire {
+            WireArray::Exported(descriptor) => descriptor.validate(),
+            WireArray::Returned { dtype, shape, .. } => byte_len(*dtype, shape).map(|_| ()),
+        };
+        valid.map_err(|e| stash(crate::DecodeError::InvalidDeviceArray(e)))?;
+        Ok(match resolve(&wire) {
+            None => DeviceArray::travelling(wire),
+            Some(Ok(owner)) => DeviceArray::described(&wire, Memory::Local(owner)),
+            Some(Err(error)) => DeviceArray::described(&wire, Memory::Unavailable(Box::new(error))),
         })
     }
 }
@@ -205,11 +246,11 @@ mod tests {
 
     #[test]
     fn a_descriptor_decoded_outside_a_connection_stays_a_descriptor() {
-        let sent = DeviceArray::remote(descriptor());
+        let sent = DeviceArray::travelling(WireArray::Exported(descriptor()));
         let bytes = crate::encode(&sent).unwrap_or_default();
         let received: DeviceArray = crate::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(received, sent);
-        assert_eq!(received.descriptor(), Some(&descriptor()));
+        assert_eq!(received.wire(), Some(&WireArray::Exported(descriptor())));
         assert!(matches!(
             received.owner(),
             Err(DeviceError::NotImported {
@@ -223,7 +264,7 @@ mod tests {
     fn an_inconsistent_descriptor_does_not_decode() {
         let mut bad = descriptor();
         bad.shape = vec![3, 2];
-        let bytes = crate::encode(&bad).unwrap_or_default();
+        let bytes = crate::encode(&WireArray::Exported(bad)).unwrap_or_default();
         assert!(matches!(
             crate::decode::<DeviceArray>(&bytes),
             Err(crate::DecodeError::InvalidDeviceArray(

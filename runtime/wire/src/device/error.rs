@@ -35,12 +35,16 @@ pub enum DeviceError {
     /// This process's array could not be exported to the peer.
     #[error("cannot export a CUDA array: {0}")]
     Export(Cause),
-    /// The array was imported from another process: CUDA cannot export a mapping again, so
-    /// it cannot be sent on. Copy it into memory of this process first.
+    /// The array was imported from another process than the receiver: CUDA cannot export a
+    /// mapping again, so it cannot be sent on (only back to its exporter). Copy it into
+    /// memory of this process first.
     #[error(
         "a CUDA array imported from another process cannot be sent on: copy it into a buffer of this process first"
     )]
     Forwarded,
+    /// The peer sent back an export of this process that it holds no import of.
+    #[error("the peer sent back {0}, which it does not hold")]
+    UnknownExport(ExportId),
     /// The array's owner is not memory the connection's plane knows how to export.
     #[error("a device array whose memory the connection does not know cannot be sent")]
     UnknownMemory,

@@ -14,7 +14,7 @@ mod error;
 mod handle;
 mod plane;
 
-pub use array::DeviceArray;
+pub use array::{DeviceArray, WireArray};
 pub use descriptor::{CudaIpcDescriptor, DescriptorError, ExportId, byte_len, check_range};
 pub use error::DeviceError;
 pub use handle::{IPC_HANDLE_LEN, IpcHandle};

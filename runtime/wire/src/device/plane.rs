@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use super::array::DeviceArray;
+use super::array::{DeviceArray, WireArray};
 use super::descriptor::{CudaIpcDescriptor, ExportId};
 use super::error::DeviceError;
 use crate::pool::Releases;
@@ -18,14 +18,16 @@ pub type DeviceOwner = Arc<dyn Any + Send + Sync>;
 /// until the peer releases them, and imports the peer's. `troupe_cuda::CudaPlane` implements
 /// it; an [`Outbox`](crate::protocol::Outbox) given one carries device arrays.
 pub trait DevicePlane: Send + Sync + fmt::Debug {
-    /// Exports `array` (of this process) to the peer; the export lives until the peer
-    /// releases it ([`DevicePlane::released`]) or is gone ([`DevicePlane::peer_gone`]).
+    /// The wire form of `array` (of this process) for the peer: an export, which lives until
+    /// the peer releases it ([`DevicePlane::released`]) or is gone
+    /// ([`DevicePlane::peer_gone`]); or, for an import of the peer's own array, that array
+    /// returned.
     ///
     /// # Errors
-    /// [`DeviceError::Forwarded`] for an import of a peer's array,
+    /// [`DeviceError::Forwarded`] for an import of another peer's array,
     /// [`DeviceError::UnknownMemory`] for an owner the plane does not know,
     /// [`DeviceError::Export`] when the driver refuses.
-    fn export(&self, array: &DeviceArray) -> Result<CudaIpcDescriptor, DeviceError>;
+    fn export(&self, array: &DeviceArray) -> Result<WireArray, DeviceError>;
 
     /// Imports a peer's array. Whatever the outcome, the release of `descriptor` is queued
     /// in `releases` when it is due: at once when the import fails, else when the last clone
@@ -38,6 +40,12 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
         descriptor: &CudaIpcDescriptor,
         releases: &Arc<Releases>,
     ) -> Result<DeviceOwner, DeviceError>;
+
+    /// The memory of this process's export `export`, which the peer sent back.
+    ///
+    /// # Errors
+    /// [`DeviceError::UnknownExport`] when the peer holds no such export.
+    fn returned(&self, export: ExportId) -> Result<DeviceOwner, DeviceError>;
 
     /// The peer released these exports (or a frame carrying them was never sent). Returns how
     /// many matched an export the peer held; the others are ignored.
@@ -72,9 +80,13 @@ pub(crate) fn with_plane<R>(
     result
 }
 
-/// Imports `descriptor` with the plane of the decode in progress; `None` outside one.
-pub(super) fn resolve(descriptor: &CudaIpcDescriptor) -> Option<Result<DeviceOwner, DeviceError>> {
+/// Imports `wire` (or takes back this process's own array) with the plane of the decode in
+/// progress; `None` outside one.
+pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceError>> {
     let importing = IMPORTING.with_borrow(Clone::clone)?;
     let (plane, releases) = importing;
-    Some(plane.import(descriptor, &releases))
+    Some(match wire {
+        WireArray::Exported(descriptor) => plane.import(descriptor, &releases),
+        WireArray::Returned { export_id, .. } => plane.returned(*export_id),
+    })
 }

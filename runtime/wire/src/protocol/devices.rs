@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use super::Frame;
-use crate::device::{DeviceArray, DeviceError, DevicePlane, ExportId};
+use crate::device::{DeviceArray, DeviceError, DevicePlane, ExportId, WireArray};
 
-/// Exports every device array of `frame` with `plane`, replacing each by its descriptor.
+/// Exports every device array of `frame` with `plane`, replacing each by its wire form.
 /// Returns the exports made; on failure none is left (the ones made are released again).
 pub(super) fn export_all<T: Frame>(
     plane: Option<&Arc<dyn DevicePlane>>,
@@ -24,9 +24,11 @@ pub(super) fn export_all<T: Frame>(
                 return;
             };
             match plane.export(array) {
-                Ok(descriptor) => {
-                    made.push(descriptor.export_id);
-                    *array = DeviceArray::remote(descriptor);
+                Ok(wire) => {
+                    if let WireArray::Exported(descriptor) = &wire {
+                        made.push(descriptor.export_id);
+                    }
+                    *array = DeviceArray::travelling(wire);
                 }
                 Err(e) => failed = Some(e),
             }
