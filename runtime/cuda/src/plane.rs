@@ -155,7 +155,8 @@ pub struct Import {
 }
 
 impl Import {
-    /// The imported buffer.
+    /// The imported buffer. A clone of it kept after the array's last clone is dropped
+    /// delays the release: it is sent when the next import of the connection ends.
     pub fn buffer(&self) -> Option<&ImportedBuffer> {
         self.buffer.as_ref()
     }
