@@ -52,6 +52,15 @@ struct DLManagedTensor {
     deleter: Option<unsafe extern "C" fn(*mut DLManagedTensor)>,
 }
 
+// The C layout of dlpack.h on 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<DLTensor>() == 48);
+    assert!(std::mem::size_of::<DLManagedTensor>() == 64);
+    assert!(std::mem::offset_of!(DLTensor, shape) == 24);
+    assert!(std::mem::offset_of!(DLTensor, byte_offset) == 40);
+};
+
 const KDL_INT: u8 = 0;
 const KDL_UINT: u8 = 1;
 const KDL_FLOAT: u8 = 2;
