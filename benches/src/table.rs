@@ -13,6 +13,15 @@ fn human_ns(ns: u64) -> String {
     }
 }
 
+/// A statistic of `row`, or `-` for a row with no samples (a system that could not run).
+fn measured(row: &Measurement, ns: u64) -> String {
+    if row.n == 0 {
+        "-".to_owned()
+    } else {
+        human_ns(ns)
+    }
+}
+
 /// Renders rows as an aligned table; extras go in the last column.
 pub(crate) fn render(rows: &[Measurement]) -> String {
     let mut lines = vec![[
@@ -43,8 +52,8 @@ pub(crate) fn render(rows: &[Measurement]) -> String {
             format!("{} B", r.payload_bytes),
             r.in_flight.to_string(),
             r.n.to_string(),
-            human_ns(r.median_ns),
-            human_ns(r.p99_ns),
+            measured(r, r.median_ns),
+            measured(r, r.p99_ns),
             extra,
         ]);
     }

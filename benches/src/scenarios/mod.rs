@@ -6,6 +6,7 @@ mod call_roundtrip;
 mod calls_per_second;
 mod chain_throughput;
 mod cold_start;
+mod cuda_handoff;
 mod nested_chain;
 mod pipeline_chain;
 mod pipeline_python_node;
@@ -27,6 +28,7 @@ pub const NAMES: &[&str] = &[
     "pipeline-chain",
     "pipeline-python-node",
     "array-handoff",
+    "cuda-handoff",
 ];
 
 /// Runs scenario `name`.
@@ -42,6 +44,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "pipeline-chain" => pipeline_chain::run(effort),
         "pipeline-python-node" => pipeline_python_node::run(effort),
         "array-handoff" => array_handoff::run(effort),
+        "cuda-handoff" => cuda_handoff::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),
     }
 }

@@ -76,7 +76,7 @@ impl Connection {
         let made = Connection {
             sender: Mutex::new(to_host_tx),
             receiver: Mutex::new(to_child_rx),
-            outbox: Outbox::new(SHM_THRESHOLD),
+            outbox: Outbox::new(SHM_THRESHOLD).with_devices(crate::cuda::devices()),
             doorbell,
             next_call: AtomicU64::new(1),
             methods: RwLock::new(None),

@@ -94,6 +94,29 @@ pub(crate) enum ConvertErrorKind {
     /// A large buffer could not be put into shared memory.
     #[error(transparent)]
     SharedMemory(#[from] PoolError),
+    /// A foreign array's DLPack export failed or is unusable (a torch tensor that requires
+    /// grad needs `.detach()` first).
+    #[error("cannot take a {type_name} through DLPack: {reason}")]
+    Dlpack {
+        /// The object's type.
+        type_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A `__cuda_array_interface__` troupe cannot use.
+    #[error("cannot take a {type_name} through __cuda_array_interface__: {reason}")]
+    CudaInterface {
+        /// The object's type.
+        type_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A device array cannot be used in this process (no CUDA driver, a failed import).
+    #[error(transparent)]
+    Device(#[from] troupe_wire::device::DeviceError),
+    /// The CUDA driver refused (the pointer of a CUDA tensor, waiting for its device).
+    #[error(transparent)]
+    Cuda(#[from] troupe_cuda::CudaError),
     /// Python raised while the value was read or built.
     #[error("{0}")]
     Python(PyErr),
@@ -115,7 +138,11 @@ impl From<ConvertError> for PyErr {
             ConvertErrorKind::IntTooLarge(_) => PyOverflowError::new_err(message),
             ConvertErrorKind::TooDeep(_)
             | ConvertErrorKind::Media(_)
-            | ConvertErrorKind::SharedMemory(_) => PyValueError::new_err(message),
+            | ConvertErrorKind::SharedMemory(_)
+            | ConvertErrorKind::Dlpack { .. }
+            | ConvertErrorKind::CudaInterface { .. }
+            | ConvertErrorKind::Device(_)
+            | ConvertErrorKind::Cuda(_) => PyValueError::new_err(message),
             ConvertErrorKind::Python(err) => with_path(err, &e.path),
             _ => PyTypeError::new_err(message),
         }

@@ -16,6 +16,8 @@
 //! pool_alloc(nbytes, zero=False) -> BufferView  a writable slot of the child's pool
 //! pool_stats() -> dict                          live slots, regions, lent to / owed the host
 //! slot_of(obj) -> (region, offset, local) | None  the pool slot an array views
+//! cuda_stats() -> dict                          CUDA arrays exported to the host, driver
+//! CudaArray                                     a CUDA array from the host (`troupe.CudaArray`)
 //! ```
 //!
 //! Bad input from the host never panics the child: a frame that does not decode is skipped
@@ -26,6 +28,8 @@
 
 mod connection;
 mod convert;
+mod cuda;
+mod dlpack;
 mod errors;
 mod frames;
 mod view;
@@ -257,6 +261,17 @@ fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(String, u64, bool)> {
     Some((key.region, key.offset, buffer.in_own_pool()))
 }
 
+/// This child's CUDA exports: `exported` (arrays sent to the host and not yet released by
+/// it) and `driver` (whether a CUDA driver is here).
+#[pyfunction]
+fn cuda_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    use troupe_wire::device::DevicePlane;
+    let dict = PyDict::new(py);
+    dict.set_item("exported", cuda::plane().exported())?;
+    dict.set_item("driver", troupe_cuda::driver_available())?;
+    Ok(dict)
+}
+
 /// The `troupe._native` module.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -275,7 +290,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_alloc, m)?)?;
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
     m.add_function(wrap_pyfunction!(slot_of, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_stats, m)?)?;
     m.add_class::<view::BufferView>()?;
+    m.add_class::<cuda::CudaArray>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("SHM_THRESHOLD", SHM_THRESHOLD)?;
     Ok(())

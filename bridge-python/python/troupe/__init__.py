@@ -46,7 +46,13 @@ Values: None, bool, int (64-bit), float, str, bytes/bytearray/memoryview, list/t
 dict with str keys, numpy arrays and scalars, :class:`Audio`, :class:`VideoFrame`. Arrays
 from the host arrive as read-only numpy views of shared memory (no copy);
 ``troupe.empty(shape, dtype)`` / ``troupe.zeros(shape, dtype)`` make arrays in shared memory
-that go back to the host without a copy (see :mod:`troupe.pool`). Anything else
+that go back to the host without a copy (see :mod:`troupe.pool`). A torch CPU tensor (any
+object with ``__dlpack__`` on the CPU) is taken as a numpy view of it. CUDA arrays from the
+host arrive as :class:`CudaArray` (``__cuda_array_interface__`` v3 and DLPack: wrap it with
+``torch.as_tensor``, ``torch.from_dlpack`` or ``cupy.asarray``, no copy); a CUDA tensor
+returned (``__cuda_array_interface__`` or DLPack on a CUDA device) goes to the host as a
+CUDA IPC handle, and this process keeps the tensor alive until the host is done with it
+(``troupe.cuda_stats()``). Anything else
 raises ``TypeError`` naming the type and where it sits (``args[1]['x'][0]``).
 
 Errors: an exception a method raises reaches the host with its type, message and
@@ -76,6 +82,10 @@ def __getattr__(name):
         from . import pool
 
         return getattr(pool, name)
+    if name in ("CudaArray", "cuda_stats"):
+        from . import _native
+
+        return getattr(_native, name)
     raise AttributeError(f"module 'troupe' has no attribute {name!r}")
 
 
@@ -86,6 +96,7 @@ __all__ = [
     "CallCancelledError",
     "CallTimeoutError",
     "CrashedError",
+    "CudaArray",
     "Extension",
     "MailboxFullError",
     "PermissionDeniedError",
@@ -94,6 +105,7 @@ __all__ = [
     "Target",
     "UnknownMethodError",
     "VideoFrame",
+    "cuda_stats",
     "empty",
     "extension",
     "host",

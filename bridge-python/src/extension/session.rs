@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use troupe_runtime::resource::ProcessWatch;
 use troupe_runtime::{Call, CallResult};
 use troupe_wire::protocol::{CallFrame, Target, ToChild, ToHost};
-use troupe_wire::{CallError, CrashInfo, RemoteException};
+use troupe_wire::{CallError, CrashInfo, RemoteException, Value};
 
 use super::pending::Pending;
 use super::router::Router;
@@ -187,7 +187,7 @@ impl Reader {
     fn handle(&self, frame: ToHost) {
         match frame {
             ToHost::Reply { id, result } => {
-                self.pending.complete(id, result);
+                self.pending.complete(id, result.and_then(usable_here));
             }
             ToHost::Call { target, call } => self.serve(target, call),
             ToHost::Cancel { id } => {
@@ -226,7 +226,16 @@ impl Reader {
     /// Serves a call from the child on the extension's arbiter, concurrently with others.
     fn serve(&self, target: Target, frame: CallFrame) {
         let id = frame.id;
-        let caller = match self.router.route(&self.name, &target) {
+        let unusable = frame
+            .args
+            .iter()
+            .chain(frame.kwargs.values())
+            .find_map(Value::device_error);
+        let routed = match unusable {
+            Some(e) => Err(CallError::bad_argument("args", e.to_string())),
+            None => self.router.route(&self.name, &target),
+        };
+        let caller = match routed {
             Ok(caller) => caller,
             Err(err) => {
                 if let CallError::PermissionDenied { .. } = &err {
@@ -294,6 +303,15 @@ impl Reader {
             generation: self.generation,
             info,
         });
+    }
+}
+
+/// A reply value, or why this process cannot use it: a device array of the child that could
+/// not be imported here (no CUDA driver, ...) fails the call with a typed error.
+fn usable_here(value: Value) -> CallResult {
+    match value.device_error() {
+        None => Ok(value),
+        Some(e) => Err(CallError::bad_argument("result", e.to_string())),
     }
 }
 

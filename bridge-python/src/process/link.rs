@@ -5,6 +5,7 @@ use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
 use serde::Deserialize;
 use std::sync::Arc;
 use thiserror::Error;
+use troupe_wire::device::DevicePlane;
 use troupe_wire::pool::{Releases, SlotKey};
 use troupe_wire::protocol::{Doorbell, Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
 use troupe_wire::{DecodeError, encode};
@@ -33,8 +34,12 @@ pub struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(sender: IpcBytesSender, doorbell: Arc<Doorbell>) -> std::io::Result<Link> {
-        let outbox = Outbox::new(SHM_THRESHOLD);
+    pub(crate) fn new(
+        sender: IpcBytesSender,
+        doorbell: Arc<Doorbell>,
+        devices: Arc<dyn DevicePlane>,
+    ) -> std::io::Result<Link> {
+        let outbox = Outbox::new(SHM_THRESHOLD).with_devices(devices);
         let releases = outbox.releases().clone();
         let releaser = sender.clone();
         let bell = doorbell.clone();
@@ -107,6 +112,7 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender, doorbell: &Doorbe
             hold: None,
             body: ToChild::ReleaseSlots { slots },
             released: Vec::new(),
+            exports_released: releases.take_exports(),
         };
         let Ok(bytes) = encode(&frame) else {
             continue;

@@ -374,11 +374,20 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
     doorbell.took();
     Ok(Launched {
         process,
-        link: Arc::new(Link::new(sender, Arc::new(doorbell)).map_err(LaunchError::Ipc)?),
+        link: Arc::new(
+            Link::new(sender, Arc::new(doorbell), devices(pid)).map_err(LaunchError::Ipc)?,
+        ),
         receiver,
         python_version,
         connect_time: started.elapsed(),
     })
+}
+
+/// The CUDA IPC of a connection to child `pid`: its exports, its imports.
+fn devices(pid: u32) -> Arc<dyn troupe_wire::device::DevicePlane> {
+    Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
+        pid,
+    ))))
 }
 
 fn hello_error(e: DecodeError) -> String {

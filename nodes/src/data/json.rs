@@ -142,6 +142,14 @@ impl Serialize for ToJson<'_> {
                 map.serialize_entry("timestamp_ns", &frame.timestamp_ns())?;
                 map.end()
             }
+            Value::DeviceArray(array) => {
+                let mut map = s.serialize_map(Some(4))?;
+                map.serialize_entry("type", "device_array")?;
+                map.serialize_entry("dtype", array.dtype().numpy_name())?;
+                map.serialize_entry("shape", array.shape())?;
+                map.serialize_entry("device", &array.device())?;
+                map.end()
+            }
         }
     }
 }

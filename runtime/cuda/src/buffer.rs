@@ -1,14 +1,17 @@
 //! Device allocations owned by this process.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::sys;
 use troupe_wire::DType;
 
-use crate::descriptor::{byte_len, check_range};
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
-use crate::handle::IpcHandle;
+use troupe_wire::device::{DescriptorError, IpcHandle, byte_len, check_range};
+
+use crate::handle;
 
 /// A typed array in device memory of this process. Clones are cheap and share the
 /// allocation: that is how a buffer passes between actors of one process (the pointer, never
@@ -39,14 +42,28 @@ pub(crate) struct IpcRange {
     pub(crate) offset: u64,
 }
 
-/// One `cuMemAlloc` allocation. Not cudarc's `CudaSlice`: that one comes from the stream
-/// ordered allocator (`cuMemAllocAsync`) where the device supports it, and memory from a
-/// pool cannot be exported with `cuIpcGetMemHandle`.
+/// One `cuMemAlloc` allocation, or device memory of someone else's that a keeper keeps
+/// alive. Not cudarc's `CudaSlice`: that one comes from the stream ordered allocator
+/// (`cuMemAllocAsync`) where the device supports it, and memory from a pool cannot be
+/// exported with `cuIpcGetMemHandle`.
 #[derive(Debug)]
 struct Allocation {
     device: CudaDevice,
     ptr: sys::CUdeviceptr,
     len: u64,
+    /// `None`: ours, freed on drop; else what keeps borrowed memory alive, dropped instead.
+    keeper: Option<Keeper>,
+}
+
+/// What keeps borrowed device memory alive (a Python tensor, another library's buffer).
+struct Keeper {
+    _kept: Box<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keeper(..)")
+    }
 }
 
 impl CudaBuffer {
@@ -54,7 +71,7 @@ impl CudaBuffer {
     /// unspecified until written.
     ///
     /// # Errors
-    /// [`CudaError::ShapeOverflow`] for a shape too large to address, [`CudaError::Driver`]
+    /// [`CudaError::Descriptor`] for a shape too large to address, [`CudaError::Driver`]
     /// (`CUDA_ERROR_OUT_OF_MEMORY`, ...) when the allocation fails.
     pub fn alloc(
         device: &CudaDevice,
@@ -62,7 +79,7 @@ impl CudaBuffer {
         shape: &[u64],
     ) -> Result<CudaBuffer, CudaError> {
         let len = byte_len(dtype, shape)?;
-        let bytes = usize::try_from(len).map_err(|_| CudaError::ShapeOverflow {
+        let bytes = usize::try_from(len).map_err(|_| DescriptorError::ShapeOverflow {
             shape: shape.to_vec(),
             dtype,
         })?;
@@ -73,18 +90,60 @@ impl CudaBuffer {
         check("cuMemAlloc", unsafe {
             sys::cuMemAlloc_v2(&mut ptr, bytes.max(1))
         })?;
-        Ok(CudaBuffer {
+        Ok(CudaBuffer::over(
+            Allocation {
+                device: device.clone(),
+                ptr,
+                len,
+                keeper: None,
+            },
+            dtype,
+            shape,
+        ))
+    }
+
+    fn over(allocation: Allocation, dtype: DType, shape: &[u64]) -> CudaBuffer {
+        CudaBuffer {
             inner: Arc::new(BufferInner {
-                allocation: Allocation {
-                    device: device.clone(),
-                    ptr,
-                    len,
-                },
+                allocation,
                 dtype,
                 shape: shape.to_vec(),
                 ipc: OnceLock::new(),
             }),
-        })
+        }
+    }
+
+    /// A buffer over device memory this crate did not allocate (a tensor of a Python
+    /// library, another allocator's block): `shape` elements of `dtype` from `ptr`, kept
+    /// alive by `keeper`, which is dropped (after the device's stream is waited for) when the
+    /// last clone of the buffer goes. It can be exported like any buffer: the export finds the
+    /// allocation that holds `ptr` (`cuMemGetAddressRange`: the block of a caching allocator).
+    ///
+    /// # Safety
+    /// `ptr` must be device memory of `device`'s context, valid for the buffer's size in bytes
+    /// for as long as `keeper` lives, and allocated with `cuMemAlloc` (or an allocator built
+    /// on it) if the buffer is to be exported.
+    ///
+    /// # Errors
+    /// [`CudaError::Descriptor`] for a shape too large to address.
+    pub unsafe fn borrowed(
+        device: &CudaDevice,
+        ptr: sys::CUdeviceptr,
+        dtype: DType,
+        shape: &[u64],
+        keeper: Box<dyn Any + Send + Sync>,
+    ) -> Result<CudaBuffer, CudaError> {
+        let len = byte_len(dtype, shape)?;
+        Ok(CudaBuffer::over(
+            Allocation {
+                device: device.clone(),
+                ptr,
+                len,
+                keeper: Some(Keeper { _kept: keeper }),
+            },
+            dtype,
+            shape,
+        ))
     }
 
     /// Allocates a buffer on `device` holding `bytes`, which must be exactly the size of
@@ -206,7 +265,7 @@ impl CudaBuffer {
             sys::cuIpcGetMemHandle(&mut handle, base)
         })?;
         let range = IpcRange {
-            handle: handle.into(),
+            handle: handle::from_mem(handle),
             offset,
         };
         // Two threads may race here; both computed the same thing, the first one stays.
@@ -222,7 +281,15 @@ impl CudaBuffer {
 impl Drop for Allocation {
     fn drop(&mut self) {
         // The stream may still read or write the memory: wait for it before freeing.
-        let freed = self.device.synchronize().and_then(|()| {
+        let waited = self.device.synchronize();
+        if let Some(keeper) = self.keeper.take() {
+            if let Err(e) = waited {
+                tracing::warn!(error = %e, "giving back borrowed CUDA memory whose stream failed");
+            }
+            drop(keeper);
+            return;
+        }
+        let freed = waited.and_then(|()| {
             // SAFETY: the context is current (synchronize bound it), nothing is queued on
             // our stream, and no clone of the buffer is left to use `ptr`.
             check("cuMemFree", unsafe { sys::cuMemFree_v2(self.ptr) })

@@ -1,6 +1,7 @@
 //! A CUDA device as this crate uses it: its primary context and one stream.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::{CudaContext, CudaStream, sys};
 
@@ -39,6 +40,23 @@ impl CudaDevice {
         Ok(CudaDevice { ctx, stream })
     }
 
+    /// Device `ordinal` as troupe's connections share it in this process: opened once (one
+    /// stream for every connection's imports and exports), then the same clone each time.
+    ///
+    /// # Errors
+    /// As [`CudaDevice::open`].
+    pub fn shared(ordinal: usize) -> Result<CudaDevice, CudaError> {
+        static SHARED: Mutex<Option<HashMap<usize, CudaDevice>>> = Mutex::new(None);
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        let devices = shared.get_or_insert_with(HashMap::new);
+        if let Some(device) = devices.get(&ordinal) {
+            return Ok(device.clone());
+        }
+        let device = CudaDevice::open(ordinal)?;
+        devices.insert(ordinal, device.clone());
+        Ok(device)
+    }
+
     /// The device's ordinal in this process.
     pub fn ordinal(&self) -> usize {
         self.ctx.ordinal()
@@ -66,6 +84,18 @@ impl CudaDevice {
         check("cuStreamSynchronize", unsafe {
             sys::cuStreamSynchronize(self.cu_stream())
         })
+    }
+
+    /// Waits until all work queued in the device's primary context is done, on every stream
+    /// of every library that uses it (the producer of borrowed memory may have written on any
+    /// of them).
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when some earlier work failed.
+    pub fn synchronize_context(&self) -> Result<(), CudaError> {
+        self.bind()?;
+        // SAFETY: the context is current.
+        check("cuCtxSynchronize", unsafe { sys::cuCtxSynchronize() })
     }
 
     /// Makes the context current on this thread, as every raw driver call needs.

@@ -31,6 +31,7 @@ const SYMBOLS: &[&str] = &[
     "cuMemcpyDtoHAsync_v2",
     "cuMemsetD8Async",
     "cuMemGetAddressRange_v2",
+    "cuPointerGetAttribute",
     "cuIpcGetMemHandle",
     "cuIpcOpenMemHandle_v2",
     "cuIpcCloseMemHandle",
@@ -61,6 +62,30 @@ pub fn device_count() -> Result<usize, CudaError> {
         sys::cuDeviceGetCount(&mut count)
     })?;
     Ok(usize::try_from(count).unwrap_or(0))
+}
+
+/// The ordinal of the device that holds device memory at `ptr` (memory of any library of
+/// this process: a tensor's data pointer).
+///
+/// # Errors
+/// [`CudaError::NoDriver`] without a driver, [`CudaError::Driver`] for a pointer the driver
+/// does not know (`CUDA_ERROR_INVALID_VALUE`: host memory, freed memory).
+pub fn device_of(ptr: sys::CUdeviceptr) -> Result<usize, CudaError> {
+    ensure()?;
+    let mut ordinal: std::ffi::c_int = -1;
+    // SAFETY: the driver is initialised; `ordinal` is an int, the attribute's type, and
+    // outlives the call.
+    check("cuPointerGetAttribute", unsafe {
+        sys::cuPointerGetAttribute(
+            (&raw mut ordinal).cast(),
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+            ptr,
+        )
+    })?;
+    usize::try_from(ordinal).map_err(|_| CudaError::Driver {
+        call: "cuPointerGetAttribute",
+        code: sys::CUresult::CUDA_ERROR_INVALID_VALUE,
+    })
 }
 
 /// Loads the driver and initialises it, once per process; afterwards any driver call is safe

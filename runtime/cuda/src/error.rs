@@ -2,7 +2,7 @@
 
 use cudarc::driver::sys;
 use thiserror::Error;
-use troupe_wire::DType;
+use troupe_wire::device::DescriptorError;
 
 use crate::export::ExportError;
 
@@ -34,35 +34,10 @@ pub enum CudaError {
         /// How many devices this process sees.
         count: usize,
     },
-    /// A byte range does not lie inside the allocation it names (a descriptor from a peer with
-    /// a bad offset or size, or a host copy of the wrong length).
-    #[error("bytes [{offset}, {offset} + {size}) are outside an allocation of {allocation} bytes")]
-    OutOfBounds {
-        /// Start of the range, from the start of the allocation.
-        offset: u64,
-        /// Length of the range.
-        size: u64,
-        /// Size of the allocation.
-        allocation: u64,
-    },
-    /// A shape and dtype that do not describe the number of bytes they come with.
-    #[error("shape {shape:?} of {dtype:?} is not {size} bytes")]
-    ShapeMismatch {
-        /// The shape, in elements.
-        shape: Vec<u64>,
-        /// The element type.
-        dtype: DType,
-        /// The number of bytes.
-        size: u64,
-    },
-    /// A shape whose size in bytes does not fit in 64 bits.
-    #[error("shape {shape:?} of {dtype:?} is too large")]
-    ShapeOverflow {
-        /// The shape, in elements.
-        shape: Vec<u64>,
-        /// The element type.
-        dtype: DType,
-    },
+    /// A shape, dtype, size or byte range that does not hold together (a descriptor from a
+    /// peer with a bad offset or size, a shape too large to address).
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
     /// A host slice whose length differs from the device buffer it is copied to or from.
     #[error("host slice of {host} bytes for a device buffer of {device} bytes")]
     LengthMismatch {

@@ -67,23 +67,25 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod buffer;
-mod descriptor;
 mod device;
 mod driver;
 mod error;
 mod export;
 mod handle;
 mod import;
+mod plane;
 
 pub use buffer::CudaBuffer;
-pub use descriptor::CudaIpcDescriptor;
 pub use device::CudaDevice;
-pub use driver::{device_count, driver_available};
+pub use driver::{device_count, device_of, driver_available};
 pub use error::CudaError;
-pub use export::{ExportError, ExportId, Exports, PeerId, Release};
-pub use handle::{IPC_HANDLE_LEN, IpcHandle};
+pub use export::{ExportError, Exports, PeerId, Release};
 pub use import::{ImportedBuffer, Importer};
+pub use plane::{CudaPlane, DeviceMemory, Import};
 pub use troupe_wire::DType;
+pub use troupe_wire::device::{
+    CudaIpcDescriptor, DescriptorError, ExportId, IPC_HANDLE_LEN, IpcHandle,
+};
 
 #[cfg(test)]
 mod tests {

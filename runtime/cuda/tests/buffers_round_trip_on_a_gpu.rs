@@ -5,8 +5,8 @@ mod common;
 
 use common::{TestResult, gpu_or_skip, pattern_bytes};
 use troupe_cuda::{
-    CudaBuffer, CudaDevice, CudaError, DType, ExportError, ExportId, Exports, Importer, PeerId,
-    Release,
+    CudaBuffer, CudaDevice, CudaError, DType, DescriptorError, ExportError, ExportId, Exports,
+    Importer, PeerId, Release,
 };
 
 #[test]
@@ -67,7 +67,7 @@ fn host_slices_of_the_wrong_length_are_refused() -> TestResult {
     ));
     assert!(matches!(
         CudaBuffer::alloc(&device, DType::F64, &[u64::MAX, 2]),
-        Err(CudaError::ShapeOverflow { .. })
+        Err(CudaError::Descriptor(DescriptorError::ShapeOverflow { .. }))
     ));
     Ok(())
 }
@@ -148,7 +148,7 @@ fn a_failed_import_still_owes_its_release() -> TestResult {
     bad.offset = u64::MAX;
     assert!(matches!(
         importer.import(&bad, &device),
-        Err(CudaError::OutOfBounds { .. })
+        Err(CudaError::Descriptor(DescriptorError::OutOfBounds { .. }))
     ));
     // CUDA does not open a handle in the process that made it: within a process the
     // buffer itself is passed. Either way, the release is due once the import is gone.

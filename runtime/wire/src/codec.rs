@@ -40,6 +40,9 @@ pub enum DecodeError {
     /// An array whose shape and data disagree.
     #[error("invalid array: {0}")]
     InvalidArray(#[source] ArrayError),
+    /// A device array whose descriptor does not hold together.
+    #[error("invalid device array: {0}")]
+    InvalidDeviceArray(#[source] crate::device::DescriptorError),
     /// An audio or video value that breaks its invariants.
     #[error("invalid media: {0}")]
     InvalidMedia(#[source] MediaError),

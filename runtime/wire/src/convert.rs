@@ -1,4 +1,4 @@
-use crate::{Array, Audio, Buffer, Map, Value, VideoFrame};
+use crate::{Array, Audio, Buffer, DeviceArray, Map, Value, VideoFrame};
 
 /// Types that can be taken out of a [`Value`], for typed access to call arguments.
 ///
@@ -34,6 +34,7 @@ from_value! {
     Array, "array", Value::Array(a) => a;
     Audio, "audio", Value::Audio(a) => a;
     VideoFrame, "video", Value::Video(v) => v;
+    DeviceArray, "device_array", Value::DeviceArray(a) => a;
 }
 
 impl FromValue for f64 {

@@ -96,6 +96,37 @@ impl DType {
     pub fn from_numpy_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.numpy_name() == name)
     }
+
+    /// The array-interface type string of the dtype in this machine's byte order (`"<f4"`,
+    /// `"|u1"`), as `__array_interface__` and `__cuda_array_interface__` write it.
+    pub fn typestr(self) -> String {
+        let kind = self.numpy_kind();
+        let order = match (self.itemsize(), cfg!(target_endian = "little")) {
+            (1, _) => '|',
+            (_, true) => '<',
+            (_, false) => '>',
+        };
+        format!("{order}{kind}{}", self.itemsize())
+    }
+
+    /// The dtype of an array-interface type string in this machine's byte order (`'='` and
+    /// `'|'` also accepted); `None` for any other.
+    pub fn from_typestr(typestr: &str) -> Option<DType> {
+        let native = |d: DType| {
+            let mut ours = d.typestr();
+            ours.replace_range(..1, "");
+            ours
+        };
+        let rest = typestr.strip_prefix(['=', '|']).or_else(|| {
+            let order = if cfg!(target_endian = "little") {
+                '<'
+            } else {
+                '>'
+            };
+            typestr.strip_prefix(order)
+        })?;
+        DType::ALL.into_iter().find(|&d| native(d) == rest)
+    }
 }
 
 /// Plain-old-data element types that an [`Array`](crate::Array) can be viewed as.
@@ -146,5 +177,17 @@ mod tests {
         assert_eq!(DType::from_numpy_kind('f', 16), None);
         assert_eq!(DType::from_numpy_kind('b', 2), None);
         assert_eq!(DType::from_numpy_kind('O', 8), None);
+    }
+
+    #[test]
+    fn typestrs_round_trip() {
+        for d in DType::ALL {
+            assert_eq!(DType::from_typestr(&d.typestr()), Some(d));
+        }
+        assert_eq!(DType::F32.typestr(), "<f4");
+        assert_eq!(DType::from_typestr("|u1"), Some(DType::U8));
+        assert_eq!(DType::from_typestr("=i8"), Some(DType::I64));
+        assert_eq!(DType::from_typestr(">f4"), None);
+        assert_eq!(DType::from_typestr("<c8"), None);
     }
 }

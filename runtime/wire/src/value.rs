@@ -4,6 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::array::Array;
 use crate::buffer::Buffer;
 use crate::codec::DepthGuard;
+use crate::device::DeviceArray;
 use crate::media::{Audio, VideoFrame};
 
 /// A map with string keys that keeps insertion order (as Python dicts do).
@@ -38,6 +39,9 @@ pub enum Value {
     Audio(Audio),
     /// A video frame.
     Video(VideoFrame),
+    /// An array in CUDA device memory: passed as its owner within a process, as a CUDA IPC
+    /// handle between processes (see [`DeviceArray`]).
+    DeviceArray(DeviceArray),
 }
 
 fn nested<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
@@ -66,7 +70,33 @@ impl Value {
             Value::Array(array) => f(array.data_mut()),
             Value::Audio(audio) => f(audio.samples_mut().data_mut()),
             Value::Video(frame) => f(frame.pixels_mut().data_mut()),
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) => {}
+            Value::Null
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::Str(_)
+            | Value::DeviceArray(_) => {}
+        }
+    }
+
+    /// Calls `f` on every device array the value holds, at any depth.
+    pub(crate) fn for_each_device_mut(&mut self, f: &mut dyn FnMut(&mut DeviceArray)) {
+        match self {
+            Value::DeviceArray(array) => f(array),
+            Value::List(items) => items.iter_mut().for_each(|v| v.for_each_device_mut(f)),
+            Value::Map(map) => map.values_mut().for_each(|v| v.for_each_device_mut(f)),
+            _ => {}
+        }
+    }
+
+    /// Why a device array in the value (at any depth) cannot be used in this process, if one
+    /// cannot: a peer's array whose import failed here (no CUDA driver, ...).
+    pub fn device_error(&self) -> Option<crate::device::DeviceError> {
+        match self {
+            Value::DeviceArray(array) => array.owner().err(),
+            Value::List(items) => items.iter().find_map(Value::device_error),
+            Value::Map(map) => map.values().find_map(Value::device_error),
+            _ => None,
         }
     }
 
@@ -84,6 +114,7 @@ impl Value {
             Value::Array(_) => "array",
             Value::Audio(_) => "audio",
             Value::Video(_) => "video",
+            Value::DeviceArray(_) => "device_array",
         }
     }
 
@@ -157,6 +188,14 @@ impl Value {
         }
     }
 
+    /// The device array, if this is one.
+    pub fn as_device_array(&self) -> Option<&DeviceArray> {
+        match self {
+            Value::DeviceArray(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// The video frame, if this is one.
     pub fn as_video(&self) -> Option<&VideoFrame> {
         match self {
@@ -191,6 +230,7 @@ from_impls! {
     Array => |v| Value::Array(v),
     Audio => |v| Value::Audio(v),
     VideoFrame => |v| Value::Video(v),
+    DeviceArray => |v| Value::DeviceArray(v),
 }
 
 impl<T: Into<Value>> From<Vec<T>> for Value {

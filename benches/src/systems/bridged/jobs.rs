@@ -13,6 +13,7 @@ use troupe_actors::pipeline::PipelineBuilder;
 use troupe_bridge_python::env::{self, EnvCache};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_bridge_python::{Venv, provision};
+use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
 use troupe_wire::pool::Pool;
@@ -50,6 +51,12 @@ pub(crate) enum Job {
     /// once per size), host -> Python -> host.
     Array {
         /// The array's size.
+        bytes: usize,
+    },
+    /// One echo of a CUDA device buffer of `bytes` bytes (made once per size on device 0),
+    /// host -> Python (a `troupe.CudaArray`) -> host (the host's own buffer again).
+    DeviceArray {
+        /// The buffer's size.
         bytes: usize,
     },
     /// Nanoseconds per item of a run of `items` through a source and a python node.
@@ -96,6 +103,8 @@ struct Extensions {
     /// The array of each size, made once: a fresh one per round would time the child's
     /// unmapping of the last one (the pool gives idle memory back past its bound).
     arrays: std::cell::RefCell<std::collections::HashMap<usize, Array>>,
+    /// The device buffer of each size, made once.
+    device_buffers: std::cell::RefCell<std::collections::HashMap<usize, CudaBuffer>>,
 }
 
 fn failed(context: &str, error: impl std::fmt::Display) -> SystemError {
@@ -162,6 +171,7 @@ impl Extensions {
             config,
             venv,
             arrays: Default::default(),
+            device_buffers: Default::default(),
         })
     }
 
@@ -190,6 +200,20 @@ impl Extensions {
             Array::new(DType::F32, vec![bytes / 4], data).map_err(|e| failed("array", e))?;
         self.arrays.borrow_mut().insert(bytes, array.clone());
         Ok(array)
+    }
+
+    /// The device buffer of `bytes` bytes on device 0.
+    fn device_buffer_of(&self, bytes: usize) -> Result<CudaBuffer, SystemError> {
+        if let Some(buffer) = self.device_buffers.borrow().get(&bytes) {
+            return Ok(buffer.clone());
+        }
+        let device = CudaDevice::shared(0).map_err(|e| failed("cuda", e))?;
+        let buffer = CudaBuffer::alloc(&device, DType::U8, &[bytes as u64])
+            .map_err(|e| failed("cuda", e))?;
+        self.device_buffers
+            .borrow_mut()
+            .insert(bytes, buffer.clone());
+        Ok(buffer)
     }
 
     async fn sample(&self, job: Job) -> Result<u64, SystemError> {
@@ -262,6 +286,30 @@ impl Extensions {
                         Ok(took)
                     }
                     other => Err(failed("echo", format!("{other:?}"))),
+                };
+            }
+            Job::DeviceArray { bytes } => {
+                let buffer = self.device_buffer_of(bytes)?;
+                let sent = buffer.to_device_array().map_err(|e| failed("cuda", e))?;
+                let started = Instant::now();
+                let echoed = self
+                    .bench
+                    .call("echo", vec![Value::DeviceArray(sent)])
+                    .await;
+                let took = elapsed_ns(started);
+                let back = match echoed {
+                    Ok(Value::DeviceArray(back)) => back,
+                    other => return Err(failed("echo", format!("{other:?}"))),
+                };
+                // The host's own buffer must come back: a copy fails the row.
+                return match DeviceMemory::of(&back) {
+                    Ok(DeviceMemory::Owned(own)) if own.device_ptr() == buffer.device_ptr() => {
+                        Ok(took)
+                    }
+                    other => Err(failed(
+                        "echo",
+                        format!("the device buffer came back as {other:?}"),
+                    )),
                 };
             }
             Job::PythonNode { items } => {

@@ -10,8 +10,10 @@ use pyo3::types::{
 use troupe_wire::{MAX_DEPTH, Map, Value};
 
 use super::Path;
+use super::foreign::foreign_from_python;
 use super::media::media_from_python;
 use super::numpy::{NumpyKind, array_from_python, copy_bytes, numpy_kind};
+use crate::cuda::CudaArray;
 use crate::errors::{ConvertError, ConvertErrorKind};
 
 /// `obj` as a wire value; `depth` counts the lists and dicts around it.
@@ -85,6 +87,12 @@ pub(crate) fn from_python(
     }
     if let Some(media) = media_from_python(obj, path)? {
         return Ok(media);
+    }
+    if let Ok(array) = obj.cast::<CudaArray>() {
+        return Ok(Value::DeviceArray(array.get().array().clone()));
+    }
+    if let Some(foreign) = foreign_from_python(obj, path)? {
+        return Ok(foreign);
     }
     let name = obj
         .get_type()

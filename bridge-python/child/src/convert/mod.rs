@@ -9,9 +9,12 @@
 //! | numpy array of a supported dtype | array (received as a read-only view) |
 //! | numpy scalar | its `.item()` |
 //! | `troupe.Audio`, `troupe.VideoFrame` | audio, video |
+//! | a CPU tensor with DLPack (torch) | array, through a numpy view of it |
+//! | a CUDA tensor (`__cuda_array_interface__` or DLPack: torch, cupy), `troupe.CudaArray` | device array (received as `troupe.CudaArray`) |
 //!
 //! Anything else is refused with an error naming the type and where it sits.
 
+mod foreign;
 mod from_python;
 mod media;
 mod numpy;

@@ -21,7 +21,7 @@ static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GENERIC: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// numpy, imported on first use.
-fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+pub(super) fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     NUMPY
         .get_or_try_init(py, || py.import("numpy").map(Bound::unbind))
         .map(|m| m.bind(py))

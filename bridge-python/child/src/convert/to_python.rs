@@ -7,10 +7,11 @@ use troupe_wire::Value;
 use super::Path;
 use super::media::{audio_to_python, video_to_python};
 use super::numpy::array_to_python;
+use crate::cuda::CudaArray;
 use crate::errors::{ConvertError, ConvertErrorKind};
 
 /// `value` as a Python object: arrays become read-only numpy views of the received bytes,
-/// bytes become `bytes`, lists `list`, maps `dict`.
+/// bytes become `bytes`, lists `list`, maps `dict`, device arrays `troupe.CudaArray`.
 pub(crate) fn to_python<'py>(
     py: Python<'py>,
     value: &Value,
@@ -43,5 +44,10 @@ pub(crate) fn to_python<'py>(
         Value::Array(array) => array_to_python(py, array, path)?,
         Value::Audio(audio) => audio_to_python(py, audio, path)?,
         Value::Video(frame) => video_to_python(py, frame, path)?,
+        Value::DeviceArray(array) => {
+            let array = CudaArray::new(array.clone())
+                .map_err(|e| ConvertError::new(path, ConvertErrorKind::Device(e)))?;
+            Bound::new(py, array).map_err(python)?.into_any()
+        }
     })
 }

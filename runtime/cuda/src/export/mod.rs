@@ -9,20 +9,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::buffer::CudaBuffer;
-use crate::descriptor::CudaIpcDescriptor;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
 use table::ExportTable;
-
-/// Names one export in the [`Exports`] table that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ExportId(pub u64);
-
-impl fmt::Display for ExportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "export {}", self.0)
-    }
-}
+use troupe_wire::device::{CudaIpcDescriptor, ExportId};
 
 /// The process a descriptor was sent to, as the transport names it (a child's id, a pid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,7 +64,7 @@ pub struct Exports {
 struct Exported {
     // Destroyed before the buffer may be freed.
     _event: ExportEvent,
-    _buffer: CudaBuffer,
+    buffer: CudaBuffer,
 }
 
 impl Exports {
@@ -93,7 +83,7 @@ impl Exports {
     /// # Errors
     /// [`CudaError::Driver`] when the driver refuses (memory that is not IPC capable, such as
     /// memory from a stream-ordered pool, gives `CUDA_ERROR_INVALID_VALUE` or
-    /// `CUDA_ERROR_NOT_SUPPORTED`); [`CudaError::OutOfBounds`] if the driver reports an
+    /// `CUDA_ERROR_NOT_SUPPORTED`); [`CudaError::Descriptor`] if the driver reports an
     /// allocation that does not contain the buffer.
     pub fn export(
         &mut self,
@@ -113,14 +103,14 @@ impl Exports {
         let export_id = self.table.insert(
             Exported {
                 _event: event,
-                _buffer: buffer.clone(),
+                buffer: buffer.clone(),
             },
             peer,
         );
         tracing::debug!(%export_id, %peer, bytes = buffer.len_bytes(), "exported a CUDA buffer");
         Ok(CudaIpcDescriptor {
             mem_handle: range.handle,
-            event_handle: event_handle.into(),
+            event_handle: crate::handle::from_event(event_handle),
             offset: range.offset,
             size: buffer.len_bytes(),
             dtype: buffer.dtype(),
@@ -160,6 +150,11 @@ impl Exports {
             tracing::debug!(%peer, ended, "reclaimed CUDA exports of a peer that is gone");
         }
         ended
+    }
+
+    /// The buffer of an export `peer` holds (one it sent back, for instance).
+    pub fn buffer(&self, export_id: ExportId, peer: PeerId) -> Option<&CudaBuffer> {
+        self.table.held_by(export_id, peer).map(|e| &e.buffer)
     }
 
     /// Holds of `peer` on an export (0 when it has none or the export ended).

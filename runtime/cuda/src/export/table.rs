@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{ExportError, ExportId, PeerId};
+use super::{ExportError, PeerId};
+use troupe_wire::device::ExportId;
 
 /// Exports by id, each with what keeps it alive (`T`) and how many holds each peer has on it.
 #[derive(Debug)]
@@ -88,6 +89,14 @@ impl<T> ExportTable<T> {
             }
         }
         freed
+    }
+
+    /// What export `id` keeps alive, when `peer` holds it.
+    pub(crate) fn held_by(&self, id: ExportId, peer: PeerId) -> Option<&T> {
+        self.entries
+            .get(&id)
+            .filter(|e| e.holds.contains_key(&peer))
+            .map(|e| &e.kept)
     }
 
     /// Holds of `peer` on export `id` (0 for an unknown export).

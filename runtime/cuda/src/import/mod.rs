@@ -8,11 +8,12 @@ use cudarc::driver::sys;
 use troupe_wire::DType;
 
 use crate::buffer::copy_to_host;
-use crate::descriptor::CudaIpcDescriptor;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
-use crate::export::{ExportId, Release};
-use crate::handle::IpcHandle;
+use crate::export::Release;
+use troupe_wire::device::{CudaIpcDescriptor, DescriptorError, ExportId, IpcHandle};
+
+use crate::handle;
 use cache::{MappingCache, MappingKey};
 
 /// The importer's side of CUDA IPC in one process: the mappings of peers' allocations, each
@@ -63,8 +64,7 @@ impl Importer {
     /// them with [`Importer::take_releases`] and send them to the exporter.
     ///
     /// # Errors
-    /// [`CudaError::ShapeMismatch`], [`CudaError::ShapeOverflow`] or
-    /// [`CudaError::OutOfBounds`] for an inconsistent descriptor;
+    /// [`CudaError::Descriptor`] for an inconsistent descriptor;
     /// [`CudaError::OpenMemHandle`] when the handle does not open (the exporter freed it, or
     /// it comes from this very process: pass the [`CudaBuffer`](crate::CudaBuffer) itself
     /// within a process); [`CudaError::OpenEventHandle`] when the event cannot be waited on.
@@ -203,7 +203,7 @@ impl ImportedBuffer {
     /// # Errors
     /// As [`ImportedBuffer::copy_to_host`].
     pub fn to_host(&self) -> Result<Vec<u8>, CudaError> {
-        let len = usize::try_from(self.inner.size).map_err(|_| CudaError::ShapeOverflow {
+        let len = usize::try_from(self.inner.size).map_err(|_| DescriptorError::ShapeOverflow {
             shape: self.inner.shape.clone(),
             dtype: self.inner.dtype,
         })?;
@@ -256,7 +256,7 @@ impl Mapping {
         let mut base = 0;
         let flags = sys::CUipcMem_flags::CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS as u32;
         // SAFETY: the context is current; the driver validates the handle's bytes.
-        let code = unsafe { sys::cuIpcOpenMemHandle_v2(&mut base, handle.into(), flags) };
+        let code = unsafe { sys::cuIpcOpenMemHandle_v2(&mut base, handle::to_mem(handle), flags) };
         if code != sys::CUresult::CUDA_SUCCESS {
             return Err(CudaError::OpenMemHandle {
                 device: device.ordinal(),
@@ -303,7 +303,7 @@ fn wait_for_event(device: &CudaDevice, handle: IpcHandle) -> Result<(), CudaErro
     device.bind()?;
     let mut event = std::ptr::null_mut();
     // SAFETY: the context is current; the driver validates the handle's bytes.
-    let code = unsafe { sys::cuIpcOpenEventHandle(&mut event, handle.into()) };
+    let code = unsafe { sys::cuIpcOpenEventHandle(&mut event, handle::to_event(handle)) };
     if code != sys::CUresult::CUDA_SUCCESS {
         return Err(failed("cuIpcOpenEventHandle", code));
     }

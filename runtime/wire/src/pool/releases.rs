@@ -1,9 +1,11 @@
 //! Releases a process owes its peer: one per pool descriptor it decoded, queued when the
-//! last reference made from that descriptor drops, sent in batches.
+//! last reference made from that descriptor drops, and one per device array it imported,
+//! queued when the import ends; sent in batches.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::SlotKey;
+use crate::device::ExportId;
 
 /// Most keys one release frame carries.
 pub const MAX_BATCH: usize = 4096;
@@ -12,8 +14,9 @@ pub const MAX_BATCH: usize = 4096;
 /// along) before a release frame of its own is sent.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// The queue of slot releases owed to one peer, filled from any thread (often from a
-/// destructor: a numpy array being collected) and drained by whoever sends frames.
+/// The queue of releases owed to one peer (of its pool slots, and of its exported device
+/// arrays), filled from any thread (often from a destructor: a numpy array being collected)
+/// and drained by whoever sends frames.
 #[derive(Debug, Default)]
 pub struct Releases {
     state: Mutex<State>,
@@ -23,6 +26,7 @@ pub struct Releases {
 #[derive(Debug, Default)]
 struct State {
     keys: Vec<SlotKey>,
+    exports: Vec<ExportId>,
     closed: bool,
     /// The sending thread waits for a first release (not lingering): only then does a push
     /// wake it. A lingering thread wakes by itself, so steady traffic costs no wake-ups.
@@ -37,10 +41,32 @@ impl Releases {
             return;
         }
         state.keys.push(key);
+        self.wake(&mut state);
+    }
+
+    /// Queues a release of the peer's device export `export` (dropped when the queue is
+    /// closed: the peer is gone).
+    pub fn push_export(&self, export: ExportId) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.exports.push(export);
+        self.wake(&mut state);
+    }
+
+    /// Wakes a sending thread waiting for a first release.
+    fn wake(&self, state: &mut State) {
         if state.idle {
             state.idle = false;
             self.ready.notify_all();
         }
+    }
+
+    /// Takes every queued device export release without waiting; empty when none. They ride
+    /// on the envelope of any frame (`Envelope::exports_released`).
+    pub fn take_exports(&self) -> Vec<ExportId> {
+        std::mem::take(&mut self.lock().exports)
     }
 
     /// Takes up to [`MAX_BATCH`] queued releases without waiting; empty when none.
@@ -51,14 +77,16 @@ impl Releases {
     }
 
     /// Waits for releases that no frame took along within [`LINGER`] and takes up to
-    /// [`MAX_BATCH`] of them; `None` once closed.
+    /// [`MAX_BATCH`] slot releases; `None` once closed. The batch is empty when only device
+    /// export releases are due: the caller's frame carries those on its envelope
+    /// ([`Releases::take_exports`]).
     pub fn wait(&self) -> Option<Vec<SlotKey>> {
         let mut state = self.lock();
         loop {
             if state.closed {
                 return None;
             }
-            if state.keys.is_empty() {
+            if state.keys.is_empty() && state.exports.is_empty() {
                 state.idle = true;
                 state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
@@ -70,16 +98,22 @@ impl Releases {
                 .wait_timeout(state, LINGER)
                 .unwrap_or_else(|p| p.into_inner());
             state = after;
-            if !state.closed && !state.keys.is_empty() {
+            let due = !(state.keys.is_empty() && state.exports.is_empty());
+            if !state.closed && due {
                 let n = state.keys.len().min(MAX_BATCH);
                 return Some(state.keys.drain(..n).collect());
             }
         }
     }
 
-    /// How many releases wait to be sent.
+    /// How many slot releases wait to be sent.
     pub fn pending(&self) -> usize {
         self.lock().keys.len()
+    }
+
+    /// How many device export releases wait to be sent.
+    pub fn pending_exports(&self) -> usize {
+        self.lock().exports.len()
     }
 
     /// The peer is gone: forget what is queued, ignore later pushes, wake [`Releases::wait`].
@@ -87,6 +121,7 @@ impl Releases {
         let mut state = self.lock();
         state.closed = true;
         state.keys.clear();
+        state.exports.clear();
         self.ready.notify_all();
     }
 

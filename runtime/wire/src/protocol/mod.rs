@@ -13,7 +13,13 @@
 //! [`ToHost::ReleaseSlots`]); a slice of a plain region is held until the peer answers
 //! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
 //! `docs/semantics.md`, *Buffers*).
+//!
+//! CUDA arrays travel as IPC descriptors when the outbox has a
+//! [`DevicePlane`](crate::device::DevicePlane): each descriptor is one hold on the sender's
+//! export, answered by its id in [`Envelope::exports_released`] of a later frame (see
+//! `docs/semantics.md`, *CUDA arrays*).
 
+mod devices;
 mod doorbell;
 mod outbox;
 
@@ -26,7 +32,7 @@ pub use doorbell::{DOORBELL_ENV, Doorbell};
 pub use outbox::{FrameError, Outbox};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
@@ -85,6 +91,9 @@ pub struct Envelope<T> {
     /// Slots of the receiver's pool the sender no longer holds: releases that ride on any
     /// frame going that way anyway, so steady traffic needs no `ReleaseSlots` frames.
     pub released: Vec<crate::pool::SlotKey>,
+    /// Exports of the receiver's device arrays the sender no longer uses: one id per
+    /// descriptor it decoded, once its import ended (or failed).
+    pub exports_released: Vec<crate::device::ExportId>,
 }
 
 /// A call of `method` with arguments, numbered by the side that makes it.

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Envelope, Frame};
+use super::{Envelope, Frame, devices};
+use crate::device::{DeviceError, DevicePlane, with_plane};
 use crate::pool::{Pool, PoolError, Releases, SlotKey, with_releases};
 use crate::{Buffer, DecodeError, EncodeError, decode, encode};
 
@@ -18,6 +19,9 @@ pub enum FrameError {
     /// A large buffer could not be moved into the shared-memory pool.
     #[error("cannot move a buffer into shared memory: {0}")]
     SharedMemory(#[from] PoolError),
+    /// A device array could not be exported to the peer.
+    #[error("cannot send a device array: {0}")]
+    Device(#[from] DeviceError),
 }
 
 /// One end of a connection's buffer bookkeeping: encodes frames, decodes the peer's, and
@@ -39,6 +43,11 @@ pub enum FrameError {
 /// the connection ends ([`Outbox::clear`]). Decoding with [`Outbox::open`] makes the peer's
 /// pool descriptors into buffers that, when their last clone drops, queue a release in
 /// [`Outbox::releases`] for the connection to send.
+///
+/// With a [`DevicePlane`] ([`Outbox::with_devices`]) it carries device arrays too: sealing
+/// exports each one (the plane keeps it until the peer releases it, or
+/// [`Outbox::clear`]), opening imports the peer's and applies the releases the peer sent
+/// (see `docs/semantics.md`, *CUDA arrays*).
 #[derive(Debug)]
 pub struct Outbox {
     threshold: usize,
@@ -48,6 +57,7 @@ pub struct Outbox {
     /// the peer has not released.
     lent: Mutex<HashMap<SlotKey, (Buffer, usize)>>,
     releases: Arc<Releases>,
+    devices: Option<Arc<dyn DevicePlane>>,
 }
 
 enum Staged {
@@ -68,7 +78,19 @@ impl Outbox {
             held: Mutex::default(),
             lent: Mutex::default(),
             releases: Arc::default(),
+            devices: None,
         }
+    }
+
+    /// This outbox, carrying device arrays through `plane` (one plane per connection).
+    pub fn with_devices(mut self, plane: Arc<dyn DevicePlane>) -> Outbox {
+        self.devices = Some(plane);
+        self
+    }
+
+    /// The connection's device plane, when it carries device arrays.
+    pub fn devices(&self) -> Option<&Arc<dyn DevicePlane>> {
+        self.devices.as_ref()
     }
 
     /// Encodes `frame` in an [`Envelope`], moving its large buffers into shared memory.
@@ -91,6 +113,7 @@ impl Outbox {
         if let Some(e) = failed {
             return Err(e.into());
         }
+        let exported = devices::export_all(self.devices.as_ref(), &mut frame)?;
         let keys: Vec<SlotKey> = lent.iter().map(|(key, _)| key.clone()).collect();
         self.lend(lent);
         let hold = (!held.is_empty()).then(|| {
@@ -100,16 +123,21 @@ impl Outbox {
         });
         // Releases owed to the peer ride along (see `Envelope::released`).
         let released = self.releases.take();
+        let exports_released = self.releases.take_exports();
         encode(&Envelope {
             hold,
             body: &frame,
             released,
+            exports_released,
         })
         .map_err(|e| {
             if let Some(hold) = hold {
                 self.release(hold);
             }
             self.release_slots(&keys);
+            if let Some(plane) = &self.devices {
+                plane.released(&exported);
+            }
             e.into()
         })
     }
@@ -151,15 +179,23 @@ impl Outbox {
     }
 
     /// Decodes an envelope the peer sealed; its pool descriptors become buffers that
-    /// release their slot to the peer through [`Outbox::releases`] when they drop. The caller
-    /// answers `Release` for `hold` once it has the frame.
+    /// release their slot to the peer through [`Outbox::releases`] when they drop, and its
+    /// device arrays are imported with the plane (their releases go the same way). The
+    /// caller answers `Release` for `hold` once it has the frame.
     pub fn open<'de, T: Deserialize<'de>>(
         &self,
         bytes: &'de [u8],
     ) -> Result<Envelope<T>, DecodeError> {
-        let envelope: Envelope<T> = with_releases(&self.releases, || decode(bytes))?;
+        let envelope: Envelope<T> = with_releases(&self.releases, || {
+            with_plane(self.devices.as_ref(), &self.releases, || decode(bytes))
+        })?;
         if !envelope.released.is_empty() {
             self.release_slots(&envelope.released);
+        }
+        if let Some(plane) = &self.devices
+            && !envelope.exports_released.is_empty()
+        {
+            plane.released(&envelope.exports_released);
         }
         Ok(envelope)
     }
@@ -209,10 +245,13 @@ impl Outbox {
         self.lock_lent().len()
     }
 
-    /// The peer is gone: drops every held buffer and lent slot, and stops queueing releases
-    /// for it.
+    /// The peer is gone: drops every held buffer, lent slot and device export, and stops
+    /// queueing releases for it.
     pub fn clear(&self) {
         self.releases.close();
+        if let Some(plane) = &self.devices {
+            plane.peer_gone();
+        }
         let held = std::mem::take(&mut *self.lock_held());
         let lent = std::mem::take(&mut *self.lock_lent());
         drop((held, lent));

@@ -1,19 +1,65 @@
 //! What an exporter sends so that another process can use its device buffer.
 
-use serde::{Deserialize, Serialize};
-use troupe_wire::DType;
+use std::fmt;
 
-use crate::error::CudaError;
-use crate::export::ExportId;
-use crate::handle::IpcHandle;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::handle::IpcHandle;
+use crate::DType;
+
+/// Names one export in the exporter's table (`troupe_cuda::Exports`): what the importer's
+/// release names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExportId(pub u64);
+
+impl fmt::Display for ExportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "export {}", self.0)
+    }
+}
+
+/// Why a descriptor (or a shape and a byte range) does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DescriptorError {
+    /// A byte range does not lie inside the allocation it names (a descriptor from a peer with
+    /// a bad offset or size).
+    #[error("bytes [{offset}, {offset} + {size}) are outside an allocation of {allocation} bytes")]
+    OutOfBounds {
+        /// Start of the range, from the start of the allocation.
+        offset: u64,
+        /// Length of the range.
+        size: u64,
+        /// Size of the allocation.
+        allocation: u64,
+    },
+    /// A shape and dtype that do not describe the number of bytes they come with.
+    #[error("shape {shape:?} of {dtype:?} is not {size} bytes")]
+    ShapeMismatch {
+        /// The shape, in elements.
+        shape: Vec<u64>,
+        /// The element type.
+        dtype: DType,
+        /// The number of bytes.
+        size: u64,
+    },
+    /// A shape whose size in bytes does not fit in 64 bits.
+    #[error("shape {shape:?} of {dtype:?} is too large")]
+    ShapeOverflow {
+        /// The shape, in elements.
+        shape: Vec<u64>,
+        /// The element type.
+        dtype: DType,
+    },
+}
 
 /// A device buffer as it crosses a process boundary: the IPC handle of the allocation that
 /// holds it, where in that allocation it lies, what it holds, and the IPC event that marks
-/// the end of the exporter's writes. Made by [`Exports::export`](crate::Exports::export),
-/// opened by [`Importer::import`](crate::Importer::import).
+/// the end of the exporter's writes. Made by `troupe_cuda::Exports::export`,
+/// opened by `troupe_cuda::Importer::import`.
 ///
 /// Every descriptor sent is one hold on the exporter's allocation: the importer must answer
-/// it with a [`Release`](crate::Release), which [`Importer`](crate::Importer) produces even
+/// it with a release naming its [`ExportId`], which `troupe_cuda::Importer` produces even
 /// when the import fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CudaIpcDescriptor {
@@ -32,7 +78,7 @@ pub struct CudaIpcDescriptor {
     /// The exporter's device ordinal (ordinals are per process: both sides must see the same
     /// devices in the same order, i.e. the same `CUDA_VISIBLE_DEVICES`).
     pub device: u32,
-    /// Names this export in the exporter's [`Exports`](crate::Exports) table.
+    /// Names this export in the exporter's table.
     pub export_id: ExportId,
 }
 
@@ -41,11 +87,11 @@ impl CudaIpcDescriptor {
     /// and `offset + size` does not overflow.
     ///
     /// # Errors
-    /// [`CudaError::ShapeOverflow`], [`CudaError::ShapeMismatch`] or
-    /// [`CudaError::OutOfBounds`].
-    pub fn validate(&self) -> Result<(), CudaError> {
+    /// [`DescriptorError::ShapeOverflow`], [`DescriptorError::ShapeMismatch`] or
+    /// [`DescriptorError::OutOfBounds`].
+    pub fn validate(&self) -> Result<(), DescriptorError> {
         if byte_len(self.dtype, &self.shape)? != self.size {
-            return Err(CudaError::ShapeMismatch {
+            return Err(DescriptorError::ShapeMismatch {
                 shape: self.shape.clone(),
                 dtype: self.dtype,
                 size: self.size,
@@ -57,17 +103,20 @@ impl CudaIpcDescriptor {
     /// Checks that the buffer lies inside an allocation of `allocation` bytes.
     ///
     /// # Errors
-    /// [`CudaError::OutOfBounds`] when it does not.
-    pub fn check_within(&self, allocation: u64) -> Result<(), CudaError> {
+    /// [`DescriptorError::OutOfBounds`] when it does not.
+    pub fn check_within(&self, allocation: u64) -> Result<(), DescriptorError> {
         check_range(self.offset, self.size, allocation)
     }
 }
 
 /// Checks that `[offset, offset + size)` lies inside `[0, allocation)`.
-pub(crate) fn check_range(offset: u64, size: u64, allocation: u64) -> Result<(), CudaError> {
+///
+/// # Errors
+/// [`DescriptorError::OutOfBounds`] when it does not.
+pub fn check_range(offset: u64, size: u64, allocation: u64) -> Result<(), DescriptorError> {
     match offset.checked_add(size) {
         Some(end) if end <= allocation => Ok(()),
-        _ => Err(CudaError::OutOfBounds {
+        _ => Err(DescriptorError::OutOfBounds {
             offset,
             size,
             allocation,
@@ -76,11 +125,14 @@ pub(crate) fn check_range(offset: u64, size: u64, allocation: u64) -> Result<(),
 }
 
 /// Bytes of an array of `shape` elements of `dtype`.
-pub(crate) fn byte_len(dtype: DType, shape: &[u64]) -> Result<u64, CudaError> {
+///
+/// # Errors
+/// [`DescriptorError::ShapeOverflow`] when they do not fit in 64 bits.
+pub fn byte_len(dtype: DType, shape: &[u64]) -> Result<u64, DescriptorError> {
     shape
         .iter()
         .try_fold(dtype.itemsize() as u64, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| CudaError::ShapeOverflow {
+        .ok_or_else(|| DescriptorError::ShapeOverflow {
             shape: shape.to_vec(),
             dtype,
         })
@@ -89,7 +141,7 @@ pub(crate) fn byte_len(dtype: DType, shape: &[u64]) -> Result<u64, CudaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handle::IPC_HANDLE_LEN;
+    use crate::device::IPC_HANDLE_LEN;
 
     fn descriptor() -> CudaIpcDescriptor {
         CudaIpcDescriptor {
@@ -128,7 +180,7 @@ mod tests {
     fn a_range_past_the_allocation_is_out_of_bounds() {
         assert_eq!(
             descriptor().check_within(512 + 23),
-            Err(CudaError::OutOfBounds {
+            Err(DescriptorError::OutOfBounds {
                 offset: 512,
                 size: 24,
                 allocation: 535
@@ -136,7 +188,10 @@ mod tests {
         );
         let mut d = descriptor();
         d.offset = u64::MAX - 8;
-        assert!(matches!(d.validate(), Err(CudaError::OutOfBounds { .. })));
+        assert!(matches!(
+            d.validate(),
+            Err(DescriptorError::OutOfBounds { .. })
+        ));
     }
 
     #[test]
@@ -145,10 +200,13 @@ mod tests {
         d.shape = vec![2, 4];
         assert!(matches!(
             d.validate(),
-            Err(CudaError::ShapeMismatch { size: 24, .. })
+            Err(DescriptorError::ShapeMismatch { size: 24, .. })
         ));
         d.shape = vec![u64::MAX, 2];
-        assert!(matches!(d.validate(), Err(CudaError::ShapeOverflow { .. })));
+        assert!(matches!(
+            d.validate(),
+            Err(DescriptorError::ShapeOverflow { .. })
+        ));
     }
 
     #[test]

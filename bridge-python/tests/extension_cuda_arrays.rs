@@ -1,0 +1,222 @@
+//! CUDA arrays through a Python extension, on a GPU: a host buffer read in Python through
+//! `__cuda_array_interface__` / DLPack without a copy, a device array made in Python read by
+//! the host, the exports tables back to empty once each side dropped its side, an array echoed
+//! back arriving as the host's own buffer, and a crashed child's exports reclaimed.
+//!
+//! Without a CUDA driver (or device) every test prints `skipped: no CUDA driver` and passes.
+//!
+//! The extension reads and makes device arrays with torch or cupy when its venv can import
+//! them, else with the CUDA driver through ctypes. On a GPU machine with torch or cupy in the
+//! system Python and no package index, set `TROUPE_TEST_SYSTEM_SITE_PACKAGES=1`: the test
+//! venv is then built with the system site-packages and installs nothing.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{cache, plugins, venv};
+use troupe_bridge_python::env::{self, EnvSpec};
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use troupe_bridge_python::provision;
+use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory, device_count, driver_available};
+use troupe_wire::{CallError, Value};
+
+/// Set to `1` to build the test venv on the system site-packages, installing nothing.
+const SYSTEM_SITE_PACKAGES: &str = "TROUPE_TEST_SYSTEM_SITE_PACKAGES";
+
+/// Device 0, or `None` after printing why the test is skipped.
+fn gpu_or_skip(test: &str) -> Option<CudaDevice> {
+    if !driver_available() {
+        println!("{test}: skipped: no CUDA driver");
+        return None;
+    }
+    match device_count() {
+        Ok(0) | Err(_) => {
+            println!("{test}: skipped: a CUDA driver but no usable CUDA device");
+            None
+        }
+        Ok(_) => Some(CudaDevice::shared(0).unwrap()),
+    }
+}
+
+async fn start(name: &str) -> ExtensionRef {
+    let venv = actix_rt::task::spawn_blocking(|| {
+        if std::env::var(SYSTEM_SITE_PACKAGES).is_ok_and(|v| v == "1") {
+            let spec = EnvSpec::new(Vec::<String>::new()).with_system_site_packages(true);
+            let venv = cache().ensure(&spec, &env::quiet).expect("venv builds");
+            provision::provision(&venv).expect("troupe package provisioned");
+            venv
+        } else {
+            venv(&[])
+        }
+    })
+    .await
+    .unwrap();
+    let config = ExtensionConfig::new(name, "cuda_arrays").path(plugins());
+    let ext = extension::start(config, venv, Arc::new(NoRoutes));
+    let status = ext.ready_within(Duration::from_secs(120)).await;
+    assert!(status.is_ok(), "{status:?}");
+    ext
+}
+
+/// The bytes `cuda_arrays.pattern` makes.
+fn pattern(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
+}
+
+fn checksum(bytes: &[u8]) -> i64 {
+    bytes.iter().map(|&b| i64::from(b)).sum()
+}
+
+/// Waits (10 s at most) for `done`.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn child_exports(ext: &ExtensionRef) -> i64 {
+    let stats = ext.call("stats", vec![]).await.unwrap();
+    stats.get("exported").and_then(Value::as_int).unwrap()
+}
+
+#[test]
+fn host_buffers_are_read_in_python_in_place_and_released() {
+    let Some(device) = gpu_or_skip("host_buffers_are_read_in_python_in_place_and_released") else {
+        return;
+    };
+    actix::System::new().block_on(async {
+        let ext = start("cuda-read").await;
+        let library = ext.call("library", vec![]).await.unwrap();
+        println!("reading with {library:?}");
+        for n in [16usize, 1 << 20] {
+            let bytes = pattern(n, 3);
+            let buffer = CudaBuffer::from_host(&device, DType::U8, &[n as u64], &bytes).unwrap();
+            let sent = buffer.to_device_array().unwrap();
+            let read = ext
+                .call("read", vec![Value::DeviceArray(sent)])
+                .await
+                .unwrap();
+            let Value::List(fields) = read else {
+                panic!("{read:?}")
+            };
+            assert_eq!(fields[1], Value::from("CudaArray"));
+            assert_eq!(fields[2], Value::from(vec![n as i64]));
+            assert_eq!(fields[3], Value::from("|u1"));
+            assert_eq!(fields[4], Value::Int(checksum(&bytes)), "{n} bytes");
+            // The child dropped its CudaArray: its release comes back, the export ends, and
+            // only our clone of the buffer is left.
+            eventually("the export is released", || buffer.holders() == 1).await;
+        }
+        let floats: Vec<u8> = [1.5f32, -2.0, 3.25, 0.0, 8.0, 1.0]
+            .iter()
+            .flat_map(|f| f.to_ne_bytes())
+            .collect();
+        let buffer = CudaBuffer::from_host(&device, DType::F32, &[2, 3], &floats).unwrap();
+        let read = ext
+            .call(
+                "read",
+                vec![Value::DeviceArray(buffer.to_device_array().unwrap())],
+            )
+            .await
+            .unwrap();
+        assert_eq!(read.as_list().unwrap()[2], Value::from(vec![2i64, 3]));
+        assert_eq!(read.as_list().unwrap()[3], Value::from("<f4"));
+        ext.stop().await;
+    });
+}
+
+#[test]
+fn python_device_arrays_reach_the_host_and_are_released() {
+    if gpu_or_skip("python_device_arrays_reach_the_host_and_are_released").is_none() {
+        return;
+    }
+    actix::System::new().block_on(async {
+        let ext = start("cuda-make").await;
+        for n in [64usize, 1 << 20] {
+            let made = ext
+                .call("make", vec![Value::Int(n as i64), Value::Int(5)])
+                .await
+                .unwrap();
+            let Value::DeviceArray(array) = made else {
+                panic!("expected a device array, got {made:?}")
+            };
+            assert_eq!(array.dtype(), DType::U8);
+            assert_eq!(array.shape(), &[n as u64]);
+            let memory = DeviceMemory::of(&array).unwrap();
+            assert!(matches!(memory, DeviceMemory::Imported(_)));
+            assert_eq!(memory.to_host().unwrap(), pattern(n, 5));
+            assert_eq!(child_exports(&ext).await, 1, "held while the host holds it");
+            drop(array);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child_exports(&ext).await != 0 {
+                assert!(Instant::now() < deadline, "the child's export did not end");
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        ext.stop().await;
+    });
+}
+
+#[test]
+fn an_echoed_array_comes_back_as_the_hosts_own_buffer() {
+    let Some(device) = gpu_or_skip("an_echoed_array_comes_back_as_the_hosts_own_buffer") else {
+        return;
+    };
+    actix::System::new().block_on(async {
+        let ext = start("cuda-echo").await;
+        let buffer = CudaBuffer::from_host(&device, DType::U8, &[8], &[1; 8]).unwrap();
+        let echoed = ext
+            .call(
+                "echo",
+                vec![Value::DeviceArray(buffer.to_device_array().unwrap())],
+            )
+            .await
+            .unwrap();
+        let Value::DeviceArray(back) = echoed else {
+            panic!("expected a device array, got {echoed:?}")
+        };
+        match DeviceMemory::of(&back).unwrap() {
+            DeviceMemory::Owned(own) => assert_eq!(own.device_ptr(), buffer.device_ptr()),
+            other => panic!("expected the host's own buffer, got {other:?}"),
+        }
+        drop(back);
+        eventually("the export is released", || buffer.holders() == 1).await;
+        ext.stop().await;
+    });
+}
+
+#[test]
+fn a_crashed_childs_exports_are_reclaimed() {
+    let Some(device) = gpu_or_skip("a_crashed_childs_exports_are_reclaimed") else {
+        return;
+    };
+    actix::System::new().block_on(async {
+        let ext = start("cuda-crash").await;
+        let buffer = CudaBuffer::from_host(&device, DType::U8, &[4096], &[9; 4096]).unwrap();
+        let kept = ext
+            .call(
+                "keep",
+                vec![Value::DeviceArray(buffer.to_device_array().unwrap())],
+            )
+            .await;
+        assert_eq!(kept, Ok(Value::Int(4096)));
+        assert_eq!(
+            buffer.holders(),
+            2,
+            "the export holds the buffer for the child"
+        );
+        let crashed = ext.call("crash", vec![]).await;
+        assert!(matches!(crashed, Err(CallError::Crashed(_))), "{crashed:?}");
+        eventually("the dead child's export is reclaimed", || {
+            buffer.holders() == 1
+        })
+        .await;
+        ext.stop().await;
+    });
+}
