@@ -111,17 +111,27 @@ impl Doorbell {
         self.taken.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Receives the next message with `recv` (a blocking receive): polls the doorbell for up
-    /// to [`spin`] (yielding the core between polls) and then calls `recv`, which returns at
-    /// once when the doorbell rang and otherwise sleeps in the kernel until a message or a
-    /// hang-up comes.
-    pub fn receive<T, E>(&self, recv: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
-        if !self.has_mail() {
-            let until = Instant::now() + spin();
-            while !self.has_mail() && Instant::now() < until {
-                std::thread::yield_now();
+    /// Polls for up to [`spin`] (yielding the core between polls) until a message is
+    /// waiting; says whether one is.
+    pub fn wait(&self) -> bool {
+        if self.has_mail() {
+            return true;
+        }
+        let until = Instant::now() + spin();
+        while Instant::now() < until {
+            std::thread::yield_now();
+            if self.has_mail() {
+                return true;
             }
         }
+        false
+    }
+
+    /// Receives the next message with `recv` (a blocking receive): [`Doorbell::wait`]s, then
+    /// calls `recv`, which returns at once when the doorbell rang and otherwise sleeps in the
+    /// kernel until a message or a hang-up comes.
+    pub fn receive<T, E>(&self, recv: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.wait();
         let got = recv();
         if got.is_ok() {
             self.took();
