@@ -330,7 +330,7 @@ impl Extension {
         let id = call.id;
         let (reply, answer) = oneshot::channel();
         self.submit(call, reply);
-        let answer = SpinWait::new(answer);
+        let answer = SpinWait::new(answer, self.session.as_ref().map(|s| s.inbox.clone()));
         let Some(timeout) = timeout else {
             return Box::pin(async move { answer.await.unwrap_or(Err(CallError::ActorStopped)) });
         };

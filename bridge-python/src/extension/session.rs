@@ -2,8 +2,8 @@
 //! that turns the child's frames into replies, calls and events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_rt::ArbiterHandle;
 use ipc_channel::ipc::IpcBytesReceiver;
@@ -49,6 +49,8 @@ pub(crate) struct Session {
     pub(crate) generation: u64,
     pub(crate) process: Arc<ChildProcess>,
     pub(crate) link: Arc<Link>,
+    /// The child's frames, taken by the reader thread or by a caller waiting on the arbiter.
+    pub(crate) inbox: Arc<Inbox>,
     pub(crate) pending: Arc<Pending>,
     /// Why troupe killed the child, when it did (memory limit, start-up deadline, ...).
     pub(crate) kill_reason: Arc<Mutex<Option<String>>>,
@@ -66,34 +68,42 @@ impl Session {
         start: ToChild,
         router: Arc<dyn Router>,
         arbiter: ArbiterHandle,
-        notify: Box<dyn Fn(SessionEvent) + Send>,
+        notify: Box<dyn Fn(SessionEvent) + Send + Sync>,
     ) -> std::io::Result<Session> {
-        let session = Session {
-            generation,
-            process: launched.process,
-            link: launched.link,
-            pending: Arc::default(),
-            kill_reason: Arc::default(),
-            stopping: Arc::default(),
-            watch: None,
-        };
-        let reader = Reader {
+        let pending = Arc::<Pending>::default();
+        let kill_reason = Arc::<Mutex<Option<String>>>::default();
+        let stopping = Arc::<AtomicBool>::default();
+        let inbox = Arc::new(Inbox {
             name: name.clone(),
             generation,
-            receiver: launched.receiver,
-            link: session.link.clone(),
-            pending: session.pending.clone(),
-            process: session.process.clone(),
-            kill_reason: session.kill_reason.clone(),
-            stopping: session.stopping.clone(),
+            receiver: Mutex::new(launched.receiver),
+            link: launched.link.clone(),
+            pending: pending.clone(),
+            process: launched.process.clone(),
+            kill_reason: kill_reason.clone(),
+            stopping: stopping.clone(),
             router,
             arbiter,
             inbound: Arc::default(),
             notify,
+            takers: AtomicUsize::new(0),
+            reader: OnceLock::new(),
+        });
+        let session = Session {
+            generation,
+            process: launched.process,
+            link: launched.link,
+            inbox: inbox.clone(),
+            pending,
+            kill_reason,
+            stopping,
+            watch: None,
         };
-        std::thread::Builder::new()
+        let reader = inbox.clone();
+        let thread = std::thread::Builder::new()
             .name(format!("troupe-read-{name}"))
             .spawn(move || reader.run())?;
+        let _ = inbox.reader.set(thread.thread().clone());
         if let Err(e) = session.link.send(start) {
             session.kill(format!("cannot send the start frame: {e}"));
         }
@@ -144,10 +154,20 @@ impl Session {
 
 type Inbound = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
-struct Reader {
+/// The child's frames and what handling them needs.
+///
+/// Two kinds of taker share them. The reader thread polls the doorbell (without holding the
+/// receiver), then takes a frame, or sleeps in `recv` once its polling time is over. A
+/// caller polling on the arbiter for its answer ([`Inbox::take_waiting`], see
+/// [`SpinWait`](super::spin_wait::SpinWait)) takes frames itself, so its answer needs no
+/// hand-over from the reader to the arbiter's thread; meanwhile the reader steps aside (it
+/// sleeps in short naps instead of polling), leaving the cores to the caller and the child.
+/// Frames are handled while the receiver is held, so in the order the child sent them,
+/// whoever takes them.
+pub(crate) struct Inbox {
     name: Arc<str>,
     generation: u64,
-    receiver: IpcBytesReceiver,
+    receiver: Mutex<IpcBytesReceiver>,
     link: Arc<Link>,
     pending: Arc<Pending>,
     process: Arc<ChildProcess>,
@@ -157,31 +177,104 @@ struct Reader {
     arbiter: ArbiterHandle,
     /// The child's calls being served, by the child's id, to cancel them.
     inbound: Inbound,
-    notify: Box<dyn Fn(SessionEvent) + Send>,
+    notify: Box<dyn Fn(SessionEvent) + Send + Sync>,
+    /// Callers polling [`Inbox::take_waiting`] now.
+    takers: AtomicUsize,
+    /// The reader thread, to wake from its nap.
+    reader: OnceLock<std::thread::Thread>,
 }
 
-impl Reader {
-    fn run(self) {
-        while let Ok(bytes) = self.link.recv(&self.receiver) {
-            match self.link.open::<ToHost>(&bytes) {
-                Ok(envelope) => {
-                    if let Some(hold) = envelope.hold {
-                        let _ = self.link.send(ToChild::Release { hold });
-                    }
-                    self.handle(envelope.body);
-                }
-                Err(e) => {
-                    let reason = format!("protocol error: undecodable frame from the child: {e}");
-                    self.kill_reason
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(reason);
-                    self.process.kill();
-                    break;
-                }
+impl Inbox {
+    /// A caller starts polling [`Inbox::take_waiting`]; it calls [`Inbox::end_taking`] once
+    /// it stops.
+    pub(crate) fn begin_taking(&self) {
+        self.takers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A caller stopped polling (see [`Inbox::begin_taking`]); `unanswered`: without its
+    /// answer, which the reader thread must then take: it is woken at once. Otherwise it
+    /// takes over within its nap ([`spin`](troupe_wire::protocol::spin)).
+    pub(crate) fn end_taking(&self, unanswered: bool) {
+        let left = self.takers.fetch_sub(1, Ordering::AcqRel) - 1;
+        if unanswered
+            && left == 0
+            && let Some(reader) = self.reader.get()
+        {
+            reader.unpark();
+        }
+    }
+
+    fn has_takers(&self) -> bool {
+        self.takers.load(Ordering::Acquire) > 0
+    }
+
+    /// The reader thread: takes and handles frames until the channel ends, then reports the
+    /// end.
+    fn run(&self) {
+        let doorbell = self.link.doorbell();
+        loop {
+            if self.has_takers() {
+                std::thread::park_timeout(troupe_wire::protocol::spin());
+                continue;
+            }
+            let rang = doorbell.wait_unless(|| self.has_takers());
+            if !rang && self.has_takers() {
+                continue;
+            }
+            let receiver = self.receiver.lock().unwrap_or_else(|p| p.into_inner());
+            if rang && !doorbell.has_mail() {
+                // A waiting caller took it meanwhile.
+                continue;
+            }
+            let Ok(bytes) = receiver.recv() else { break };
+            doorbell.took();
+            if !self.open_and_handle(&bytes) {
+                break;
             }
         }
         self.finish();
+    }
+
+    /// Takes and handles the frames the child has sent, unless the reader thread is taking
+    /// them now.
+    pub(crate) fn take_waiting(&self) {
+        let doorbell = self.link.doorbell();
+        if !doorbell.has_mail() {
+            return;
+        }
+        let Ok(receiver) = self.receiver.try_lock() else {
+            return;
+        };
+        while doorbell.has_mail() {
+            // A broken channel is the reader thread's to see (and report) on its own recv.
+            let Ok(bytes) = receiver.recv() else { return };
+            doorbell.took();
+            if !self.open_and_handle(&bytes) {
+                return;
+            }
+        }
+    }
+
+    /// Decodes and handles one frame; an undecodable one kills the child (`false`).
+    fn open_and_handle(&self, bytes: &[u8]) -> bool {
+        match self.link.open::<ToHost>(bytes) {
+            Ok(envelope) => {
+                if let Some(hold) = envelope.hold {
+                    let _ = self.link.send(ToChild::Release { hold });
+                }
+                self.handle(envelope.body);
+                true
+            }
+            Err(e) => {
+                let reason = format!("protocol error: undecodable frame from the child: {e}");
+                self.kill_reason
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(reason);
+                self.process.kill();
+                false
+            }
+        }
     }
 
     fn handle(&self, frame: ToHost) {
@@ -278,7 +371,7 @@ impl Reader {
         self.inbound.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finish(self) {
+    fn finish(&self) {
         let reason = self
             .kill_reason
             .lock()

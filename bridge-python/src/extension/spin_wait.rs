@@ -4,43 +4,128 @@
 //! sleep in the kernel meanwhile, waking it costs more than the rest of the round trip on a
 //! small virtual machine (see [`DEFAULT_SPIN`](troupe_wire::protocol::DEFAULT_SPIN)). So a
 //! caller's wait polls for the same short time the receivers poll, keeping the thread awake,
-//! and then waits like any future.
+//! and then waits like any future. While it polls it also takes the child's frames itself
+//! ([`Inbox::take_waiting`]): the answer then needs no hand-over from the reader thread, and
+//! the reader steps aside instead of polling too.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use super::session::Inbox;
 
 /// How often (at most) a polling arbiter thread gives its core to another thread.
 const YIELD_EVERY: Duration = Duration::from_micros(2);
 
-/// `inner`, asking to be polled again at once while it is pending during its first
-/// [`spin`](troupe_wire::protocol::spin) after the first poll, unless a later wait on the
-/// same thread began meanwhile.
+/// `inner`, asking to be polled again at once while it is pending, for up to
+/// [`spin`](troupe_wire::protocol::spin) each time it is the newest pending wait of its
+/// thread.
 ///
 /// Only the newest wait of a thread polls: when a call waits on calls it caused (a nested
 /// chain), or many calls are in flight, one polling wait keeps the thread awake, and the
-/// others would only take turns from the work that answers them.
+/// others would only take turns from the work that answers them. When the newest ends, the
+/// one before it polls again (for a fresh spell): in a nested chain that is the call whose
+/// answer comes next.
 pub(crate) struct SpinWait<F> {
     inner: F,
-    /// When polling stops, and this wait's number among the thread's waits.
-    polling: Option<(Instant, u64)>,
+    /// Where the answer comes from, to take it directly.
+    inbox: Option<Arc<Inbox>>,
+    /// Whether this wait is counted among the inbox's takers.
+    taking: bool,
+    /// This wait's number among the thread's waits, once polled.
+    number: Option<u64>,
+    /// Until when it polls, while it stays the newest.
+    until: Option<Instant>,
 }
 
 thread_local! {
-    /// The number of the newest wait that began on this thread.
-    static NEWEST: Cell<u64> = const { Cell::new(0) };
+    /// This thread's pending waits, oldest first.
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    /// The last number given out on this thread.
+    static LAST: Cell<u64> = const { Cell::new(0) };
     /// When this thread last gave its core away.
     static YIELDED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// A pending wait of this thread.
+struct Pending {
+    number: u64,
+    /// Set when a later wait began: polling again after that is a fresh spell.
+    stepped_aside: bool,
+    /// How to wake it once it stopped polling (woken when it is the newest again).
+    waker: Option<Waker>,
+}
+
 impl<F> SpinWait<F> {
-    pub(crate) fn new(inner: F) -> Self {
+    pub(crate) fn new(inner: F, inbox: Option<Arc<Inbox>>) -> Self {
         SpinWait {
             inner,
-            polling: None,
+            inbox,
+            taking: false,
+            number: None,
+            until: None,
         }
+    }
+
+    /// This wait's number, given (and its wait counted as pending) on first use.
+    fn number(&mut self) -> u64 {
+        *self.number.get_or_insert_with(|| {
+            let number = LAST.with(|last| {
+                last.set(last.get() + 1);
+                last.get()
+            });
+            PENDING.with_borrow_mut(|pending| {
+                if let Some(last) = pending.last_mut() {
+                    last.stepped_aside = true;
+                }
+                pending.push(Pending {
+                    number,
+                    stepped_aside: false,
+                    waker: None,
+                });
+            });
+            number
+        })
+    }
+
+    /// Stops counting this wait among the inbox's takers; `answered` says whether its answer
+    /// came (otherwise the reader thread must take it, and is woken to).
+    fn stop_taking(&mut self, answered: bool) {
+        if std::mem::take(&mut self.taking)
+            && let Some(inbox) = &self.inbox
+        {
+            inbox.end_taking(!answered);
+        }
+    }
+
+    /// The wait is over: it neither polls nor counts as pending any more. When it was the
+    /// newest, the one before it (if it stepped aside) is woken to poll again.
+    fn finish(&mut self, answered: bool) {
+        self.stop_taking(answered);
+        if let Some(number) = self.number.take() {
+            // Thread-locals may be gone when a runtime is torn down.
+            let next = PENDING.try_with(|pending| {
+                let mut pending = pending.borrow_mut();
+                let at = pending.iter().rposition(|p| p.number == number)?;
+                pending.remove(at);
+                if at != pending.len() {
+                    return None;
+                }
+                pending.last_mut().and_then(|p| p.waker.take())
+            });
+            if let Ok(Some(waker)) = next {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<F> Drop for SpinWait<F> {
+    fn drop(&mut self) {
+        self.finish(false);
     }
 }
 
@@ -49,20 +134,46 @@ impl<F: Future + Unpin> Future for SpinWait<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         if let Poll::Ready(out) = Pin::new(&mut self.inner).poll(cx) {
+            self.finish(true);
             return Poll::Ready(out);
         }
+        let number = self.number();
         let now = Instant::now();
-        let (until, number) = *self.polling.get_or_insert_with(|| {
-            let number = NEWEST.with(|newest| {
-                newest.set(newest.get() + 1);
-                newest.get()
-            });
-            (now + troupe_wire::protocol::spin(), number)
+        let newest = PENDING.with_borrow_mut(|pending| match pending.last_mut() {
+            Some(last) if last.number == number => {
+                if std::mem::take(&mut last.stepped_aside) {
+                    self.until = None;
+                }
+                true
+            }
+            _ => false,
         });
-        if now < until && NEWEST.with(Cell::get) == number {
-            share_core(now);
-            cx.waker().wake_by_ref();
+        let until = *self
+            .until
+            .get_or_insert_with(|| now + troupe_wire::protocol::spin());
+        if !newest || now >= until {
+            // Stop polling; be woken when the newest wait ends (or by the answer).
+            self.stop_taking(false);
+            PENDING.with_borrow_mut(|pending| {
+                if let Some(me) = pending.iter_mut().rfind(|p| p.number == number) {
+                    me.waker = Some(cx.waker().clone());
+                }
+            });
+            return Poll::Pending;
         }
+        if let Some(inbox) = self.inbox.clone() {
+            if !self.taking {
+                self.taking = true;
+                inbox.begin_taking();
+            }
+            inbox.take_waiting();
+            if let Poll::Ready(out) = Pin::new(&mut self.inner).poll(cx) {
+                self.finish(true);
+                return Poll::Ready(out);
+            }
+        }
+        share_core(now);
+        cx.waker().wake_by_ref();
         Poll::Pending
     }
 }
@@ -89,7 +200,7 @@ mod tests {
     async fn gives_the_inner_answer_whether_it_comes_early_or_late() {
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
         tx.send(1).expect("send");
-        assert_eq!(SpinWait::new(rx).await, Ok(1));
+        assert_eq!(SpinWait::new(rx, None).await, Ok(1));
 
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
         std::thread::spawn(move || {
@@ -97,6 +208,42 @@ mod tests {
             std::thread::sleep(troupe_wire::protocol::spin() * 4);
             let _ = tx.send(2);
         });
-        assert_eq!(SpinWait::new(rx).await, Ok(2));
+        assert_eq!(SpinWait::new(rx, None).await, Ok(2));
+        assert!(
+            PENDING.with_borrow(Vec::is_empty),
+            "finished waits are forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_pending_wait_polls_and_the_one_before_resumes() {
+        let (outer_tx, outer_rx) = tokio::sync::oneshot::channel::<u32>();
+        let (inner_tx, inner_rx) = tokio::sync::oneshot::channel::<u32>();
+        let mut outer = SpinWait::new(outer_rx, None);
+        let mut inner = SpinWait::new(inner_rx, None);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let waiting = |number: u64| {
+            PENDING.with_borrow(|pending| {
+                pending
+                    .iter()
+                    .find(|p| p.number == number)
+                    .is_some_and(|p| p.waker.is_some())
+            })
+        };
+        assert!(Pin::new(&mut outer).poll(&mut cx).is_pending());
+        let outer_number = outer.number.expect("numbered");
+        assert!(!waiting(outer_number), "the only wait polls");
+        assert!(Pin::new(&mut inner).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut outer).poll(&mut cx).is_pending());
+        assert!(waiting(outer_number), "an older wait steps aside");
+        inner_tx.send(2).expect("send");
+        assert_eq!(Pin::new(&mut inner).poll(&mut cx), Poll::Ready(Ok(2)));
+        assert!(!waiting(outer_number), "its waker was taken to wake it");
+        assert!(Pin::new(&mut outer).poll(&mut cx).is_pending());
+        assert!(!waiting(outer_number), "the one before polls again");
+        outer_tx.send(1).expect("send");
+        assert_eq!(Pin::new(&mut outer).poll(&mut cx), Poll::Ready(Ok(1)));
+        assert!(PENDING.with_borrow(Vec::is_empty));
     }
 }

@@ -68,6 +68,11 @@ impl Link {
         self.doorbell.receive(|| receiver.recv())
     }
 
+    /// The connection's doorbell: it rings when the child sent a frame.
+    pub fn doorbell(&self) -> &Doorbell {
+        &self.doorbell
+    }
+
     /// Decodes a frame from the child; buffers of the child's pool in it release their slot
     /// to the child when their last clone drops.
     pub fn open<'de, T: Deserialize<'de>>(

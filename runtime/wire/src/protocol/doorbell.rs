@@ -114,11 +114,16 @@ impl Doorbell {
     /// Polls for up to [`spin`] (yielding the core between polls) until a message is
     /// waiting; says whether one is.
     pub fn wait(&self) -> bool {
+        self.wait_unless(|| false)
+    }
+
+    /// [`Doorbell::wait`], giving up early (with `false`) as soon as `stop()` is true.
+    pub fn wait_unless(&self, stop: impl Fn() -> bool) -> bool {
         if self.has_mail() {
             return true;
         }
         let until = Instant::now() + spin();
-        while Instant::now() < until {
+        while Instant::now() < until && !stop() {
             std::thread::yield_now();
             if self.has_mail() {
                 return true;
