@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -195,7 +194,7 @@ impl Extension {
             }
         };
         if let (Some(limit), Some(monitor)) = (self.config.memory_limit, &self.monitor) {
-            let watch = monitor.watch(session.process.pid());
+            let watch = monitor.watch(session.process().pid());
             let mut samples = watch.receiver();
             session.watch = Some(watch);
             ctx.spawn(
@@ -378,8 +377,8 @@ impl Actor for Extension {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if let Some(session) = self.session.take() {
-            session.stopping.store(true, Ordering::Release);
-            session.process.kill();
+            session.mark_stopping();
+            session.process().kill();
         }
         if !self.status.borrow().is_final() {
             self.status.send_replace(ExtensionStatus::Stopped);
@@ -428,7 +427,7 @@ impl Handler<SessionEvent> for Extension {
             } if generation == self.generation => {
                 let Some(session) = &self.session else { return };
                 self.ready = true;
-                let pid = session.process.pid();
+                let pid = session.process().pid();
                 tracing::info!(extension = %self.name, pid, instance = self.instance, methods = methods.len(), "extension ready");
                 self.status.send_replace(ExtensionStatus::Running {
                     instance: self.instance,
@@ -478,9 +477,9 @@ impl Handler<StopExtension> for Extension {
             }
             match &self.session {
                 Some(session) => {
-                    session.stopping.store(true, Ordering::Release);
-                    if !self.ready || session.link.send(ToChild::Shutdown).is_err() {
-                        session.process.kill();
+                    session.mark_stopping();
+                    if !self.ready || session.link().send(ToChild::Shutdown).is_err() {
+                        session.process().kill();
                     }
                     let generation = session.generation;
                     let grace = self.config.stop_timeout;
@@ -488,14 +487,14 @@ impl Handler<StopExtension> for Extension {
                         if let Some(session) =
                             act.session.as_ref().filter(|s| s.generation == generation)
                         {
-                            session.process.terminate();
+                            session.process().terminate();
                         }
                     });
                     ctx.run_later(grace + Duration::from_millis(500), move |act, _| {
                         if let Some(session) =
                             act.session.as_ref().filter(|s| s.generation == generation)
                         {
-                            session.process.kill();
+                            session.process().kill();
                         }
                     });
                 }

@@ -47,15 +47,9 @@ pub(crate) struct Waiting {
 /// A child the actor talks to.
 pub(crate) struct Session {
     pub(crate) generation: u64,
-    pub(crate) process: Arc<ChildProcess>,
-    pub(crate) link: Arc<Link>,
-    /// The child's frames, taken by the reader thread or by a caller waiting on the arbiter.
+    /// The child, its link, its calls in flight and its frames (taken by the reader thread
+    /// or by a caller waiting on the arbiter).
     pub(crate) inbox: Arc<Inbox>,
-    pub(crate) pending: Arc<Pending>,
-    /// Why troupe killed the child, when it did (memory limit, start-up deadline, ...).
-    pub(crate) kill_reason: Arc<Mutex<Option<String>>>,
-    /// Set once a stop was asked for: the end is then not a crash.
-    pub(crate) stopping: Arc<AtomicBool>,
     pub(crate) watch: Option<ProcessWatch>,
 }
 
@@ -70,18 +64,15 @@ impl Session {
         arbiter: ArbiterHandle,
         notify: Box<dyn Fn(SessionEvent) + Send + Sync>,
     ) -> std::io::Result<Session> {
-        let pending = Arc::<Pending>::default();
-        let kill_reason = Arc::<Mutex<Option<String>>>::default();
-        let stopping = Arc::<AtomicBool>::default();
         let inbox = Arc::new(Inbox {
             name: name.clone(),
             generation,
             receiver: Mutex::new(launched.receiver),
-            link: launched.link.clone(),
-            pending: pending.clone(),
-            process: launched.process.clone(),
-            kill_reason: kill_reason.clone(),
-            stopping: stopping.clone(),
+            link: launched.link,
+            pending: Pending::default(),
+            process: launched.process,
+            kill_reason: Mutex::default(),
+            stopping: AtomicBool::default(),
             router,
             arbiter,
             inbound: Arc::default(),
@@ -91,12 +82,7 @@ impl Session {
         });
         let session = Session {
             generation,
-            process: launched.process,
-            link: launched.link,
             inbox: inbox.clone(),
-            pending,
-            kill_reason,
-            stopping,
             watch: None,
         };
         let reader = inbox.clone();
@@ -104,10 +90,25 @@ impl Session {
             .name(format!("troupe-read-{name}"))
             .spawn(move || reader.run())?;
         let _ = inbox.reader.set(thread.thread().clone());
-        if let Err(e) = session.link.send(start) {
+        if let Err(e) = session.link().send(start) {
             session.kill(format!("cannot send the start frame: {e}"));
         }
         Ok(session)
+    }
+
+    /// The child process.
+    pub(crate) fn process(&self) -> &Arc<ChildProcess> {
+        &self.inbox.process
+    }
+
+    /// The link to the child.
+    pub(crate) fn link(&self) -> &Link {
+        &self.inbox.link
+    }
+
+    /// A stop was asked for: the child's end is then not a crash.
+    pub(crate) fn mark_stopping(&self) {
+        self.inbox.stopping.store(true, Ordering::Release);
     }
 
     /// Sends `waiting.call`; its answer (or failure) goes to `waiting.reply`. When the child
@@ -115,7 +116,8 @@ impl Session {
     pub(crate) fn send(&self, waiting: Waiting) -> Result<(), Box<Waiting>> {
         let Waiting { call, reply } = waiting;
         let id = call.id;
-        if let Err(reply) = self.pending.insert(id, reply) {
+        let Inbox { pending, link, .. } = &*self.inbox;
+        if let Err(reply) = pending.insert(id, reply) {
             tracing::debug!(call_id = id, "call held back: the child is gone");
             return Err(Box::new(Waiting { call, reply }));
         }
@@ -127,28 +129,22 @@ impl Session {
         });
         // A broken channel is reported by the reader with the crash; only a frame that could
         // not be encoded is this call's own failure.
-        if let Err(crate::process::LinkError::Frame(e)) = self.link.send(frame) {
-            self.pending
-                .complete(id, Err(CallError::bad_argument("args", e.to_string())));
+        if let Err(crate::process::LinkError::Frame(e)) = link.send(frame) {
+            pending.complete(id, Err(CallError::bad_argument("args", e.to_string())));
         }
         Ok(())
     }
 
     /// Forgets call `id` and tells the child to cancel it.
     pub(crate) fn cancel(&self, id: u64) {
-        if self.pending.remove(id) {
-            let _ = self.link.send(ToChild::Cancel { id });
+        if self.inbox.pending.remove(id) {
+            let _ = self.inbox.link.send(ToChild::Cancel { id });
         }
     }
 
     /// Kills the child, remembering why.
     pub(crate) fn kill(&self, reason: String) {
-        tracing::warn!(extension = %self.process.name(), pid = self.process.pid(), %reason, "killing extension process");
-        self.kill_reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
-        self.process.kill();
+        self.inbox.kill(reason);
     }
 }
 
@@ -169,10 +165,12 @@ pub(crate) struct Inbox {
     generation: u64,
     receiver: Mutex<IpcBytesReceiver>,
     link: Arc<Link>,
-    pending: Arc<Pending>,
+    pending: Pending,
     process: Arc<ChildProcess>,
-    kill_reason: Arc<Mutex<Option<String>>>,
-    stopping: Arc<AtomicBool>,
+    /// Why troupe killed the child, when it did (memory limit, start-up deadline, ...).
+    kill_reason: Mutex<Option<String>>,
+    /// Set once a stop was asked for: the end is then not a crash.
+    stopping: AtomicBool,
     router: Arc<dyn Router>,
     arbiter: ArbiterHandle,
     /// The child's calls being served, by the child's id, to cancel them.
@@ -266,12 +264,9 @@ impl Inbox {
                 true
             }
             Err(e) => {
-                let reason = format!("protocol error: undecodable frame from the child: {e}");
-                self.kill_reason
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(reason);
-                self.process.kill();
+                self.kill(format!(
+                    "protocol error: undecodable frame from the child: {e}"
+                ));
                 false
             }
         }
@@ -298,10 +293,7 @@ impl Inbox {
             ToHost::StartFailed(error) => {
                 // The child exits right after this frame: record why now, so the crash that
                 // `finish` reports carries it even if the actor has not seen this event yet.
-                self.kill_reason
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert_with(|| start_failed_reason(&error));
+                self.record_kill_reason(|| start_failed_reason(&error));
                 (self.notify)(SessionEvent::StartFailed {
                     generation: self.generation,
                     error,
@@ -365,6 +357,21 @@ impl Inbox {
                 result: Err(CallError::ActorStopped),
             });
         }
+    }
+
+    /// Kills the child, remembering why.
+    fn kill(&self, reason: String) {
+        tracing::warn!(extension = %self.name, pid = self.process.pid(), %reason, "killing extension process");
+        self.record_kill_reason(|| reason);
+        self.process.kill();
+    }
+
+    /// Records why the child ends (the first reason given wins).
+    fn record_kill_reason(&self, reason: impl FnOnce() -> String) {
+        self.kill_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(reason);
     }
 
     fn lock_inbound(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
