@@ -14,13 +14,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{cache, plugins, venv};
-use troupe_bridge_python::env::{self, EnvSpec};
-use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
-use troupe_bridge_python::provision;
+use support::{start_plugin, venv_for};
+use troupe_bridge_python::env::EnvSpec;
+use troupe_bridge_python::extension::ExtensionRef;
 use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory, device_count, driver_available};
 use troupe_wire::{CallError, Value};
 
@@ -44,22 +42,12 @@ fn gpu_or_skip(test: &str) -> Option<CudaDevice> {
 
 async fn start(name: &str) -> ExtensionRef {
     let venv = actix_rt::task::spawn_blocking(|| {
-        if std::env::var(SYSTEM_SITE_PACKAGES).is_ok_and(|v| v == "1") {
-            let spec = EnvSpec::new(Vec::<String>::new()).with_system_site_packages(true);
-            let venv = cache().ensure(&spec, &env::quiet).expect("venv builds");
-            provision::provision(&venv).expect("troupe package provisioned");
-            venv
-        } else {
-            venv(&[])
-        }
+        let system = std::env::var(SYSTEM_SITE_PACKAGES).is_ok_and(|v| v == "1");
+        venv_for(&EnvSpec::new(Vec::<String>::new()).with_system_site_packages(system))
     })
     .await
     .unwrap();
-    let config = ExtensionConfig::new(name, "cuda_arrays").path(plugins());
-    let ext = extension::start(config, venv, Arc::new(NoRoutes));
-    let status = ext.ready_within(Duration::from_secs(120)).await;
-    assert!(status.is_ok(), "{status:?}");
-    ext
+    start_plugin(name, "cuda_arrays", venv, Duration::from_secs(120)).await
 }
 
 /// The bytes `cuda_arrays.pattern` makes.

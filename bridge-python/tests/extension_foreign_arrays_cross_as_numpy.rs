@@ -9,21 +9,13 @@ mod support;
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
 
-use support::{plugins, venv};
-use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use support::start_plugin_with;
+use troupe_bridge_python::extension::ExtensionRef;
 use troupe_wire::{Array, CallError, DType, DeviceArray, Value};
 
 async fn start(name: &str) -> ExtensionRef {
-    let venv = actix_rt::task::spawn_blocking(|| venv(&["numpy>=2,<3"]))
-        .await
-        .unwrap();
-    let config = ExtensionConfig::new(name, "foreign_arrays").path(plugins());
-    let ext = extension::start(config, venv, Arc::new(NoRoutes));
-    let status = ext.ready_within(Duration::from_secs(60)).await;
-    assert!(status.is_ok(), "{status:?}");
-    ext
+    start_plugin_with(name, "foreign_arrays", &["numpy>=2,<3"]).await
 }
 
 fn array(value: Value) -> Array {

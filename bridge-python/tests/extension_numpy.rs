@@ -5,22 +5,12 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use support::{plugins, venv};
-use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use support::start_plugin_with;
+use troupe_bridge_python::extension::ExtensionRef;
 use troupe_wire::{Array, DType, Value};
 
 async fn start(name: &str, numpy: &'static str) -> ExtensionRef {
-    let venv = actix_rt::task::spawn_blocking(move || venv(&[numpy]))
-        .await
-        .unwrap();
-    let config = ExtensionConfig::new(name, "arrays").path(plugins());
-    let ext = extension::start(config, venv, Arc::new(NoRoutes));
-    let status = ext.ready_within(Duration::from_secs(60)).await;
-    assert!(status.is_ok(), "{status:?}");
-    ext
+    start_plugin_with(name, "arrays", &[numpy]).await
 }
 
 fn field<'a>(value: &'a Value, key: &str) -> &'a Value {

@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{plugins, venv};
-use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use support::start_plugin_with;
+use troupe_bridge_python::extension::ExtensionRef;
 use troupe_wire::pool::{Pool, SlotKey};
 use troupe_wire::shm;
 use troupe_wire::{Array, Buffer, DType, Value};
@@ -18,14 +17,7 @@ use troupe_wire::{Array, Buffer, DType, Value};
 const MIB: usize = 1 << 20;
 
 async fn start(name: &str) -> ExtensionRef {
-    let venv = actix_rt::task::spawn_blocking(|| venv(&["numpy>=2,<3"]))
-        .await
-        .unwrap();
-    let config = ExtensionConfig::new(name, "pool_arrays").path(plugins());
-    let ext = extension::start(config, venv, Arc::new(NoRoutes));
-    let status = ext.ready_within(Duration::from_secs(60)).await;
-    assert!(status.is_ok(), "{status:?}");
-    ext
+    start_plugin_with(name, "pool_arrays", &["numpy>=2,<3"]).await
 }
 
 /// A `u8` array of `len` bytes in the host's pool.

@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use actix::prelude::*;
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec, Venv};
-use troupe_bridge_python::extension::{ExtensionConfig, Router};
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes, Router};
 use troupe_bridge_python::provision;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Registry};
 use troupe_wire::protocol::Target;
@@ -21,11 +22,38 @@ pub(crate) fn cache() -> EnvCache {
 
 /// A venv with `deps`, provisioned with the troupe package.
 pub(crate) fn venv(deps: &[&str]) -> Venv {
-    let venv = cache()
-        .ensure(&EnvSpec::new(deps.iter().copied()), &env::quiet)
-        .expect("venv builds");
+    venv_for(&EnvSpec::new(deps.iter().copied()))
+}
+
+/// The venv `spec` describes, provisioned with the troupe package.
+pub(crate) fn venv_for(spec: &EnvSpec) -> Venv {
+    let venv = cache().ensure(spec, &env::quiet).expect("venv builds");
     provision::provision(&venv).expect("troupe package provisioned");
     venv
+}
+
+/// Starts test plugin `module` (in [`plugins`]) as extension `name` in `venv`, with no
+/// routes, and waits (at most `patience`) until it runs.
+pub(crate) async fn start_plugin(
+    name: &str,
+    module: &str,
+    venv: Venv,
+    patience: Duration,
+) -> ExtensionRef {
+    let config = ExtensionConfig::new(name, module).path(plugins());
+    let ext = extension::start(config, venv, Arc::new(NoRoutes));
+    let status = ext.ready_within(patience).await;
+    assert!(status.is_ok(), "{status:?}");
+    ext
+}
+
+/// [`start_plugin`] in a venv with `deps` (built off the arbiter), waiting up to a minute.
+pub(crate) async fn start_plugin_with(name: &str, module: &str, deps: &[&str]) -> ExtensionRef {
+    let deps: Vec<String> = deps.iter().map(|d| (*d).to_owned()).collect();
+    let venv = actix_rt::task::spawn_blocking(move || venv_for(&EnvSpec::new(deps)))
+        .await
+        .expect("venv task");
+    start_plugin(name, module, venv, Duration::from_secs(60)).await
 }
 
 /// Where the test plugins live.
