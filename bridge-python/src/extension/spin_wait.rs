@@ -161,14 +161,15 @@ impl<F: Future + Unpin> Future for SpinWait<F> {
             });
             return Poll::Pending;
         }
-        if let Some(inbox) = self.inbox.clone() {
-            if !self.taking {
-                self.taking = true;
+        let this = &mut *self;
+        if let Some(inbox) = &this.inbox {
+            if !this.taking {
+                this.taking = true;
                 inbox.begin_taking();
             }
             inbox.take_waiting();
-            if let Poll::Ready(out) = Pin::new(&mut self.inner).poll(cx) {
-                self.finish(true);
+            if let Poll::Ready(out) = Pin::new(&mut this.inner).poll(cx) {
+                this.finish(true);
                 return Poll::Ready(out);
             }
         }
