@@ -1,7 +1,7 @@
 //! The frames a host and a bridged child process exchange.
 //!
-//! Each frame is one postcard message on an ipc-channel bytes channel, wrapped in an
-//! [`Envelope`]. The child speaks first ([`ToHost::Hello`]); the host answers with
+//! Each frame is one postcard message wrapped in an [`Envelope`], carried by the
+//! [`transport`] (a unix socket pair the child inherits, see [`ChildFds`]). The child speaks first ([`ToHost::Hello`]); the host answers with
 //! [`ToChild::Start`]; the child loads the extension, runs its lifecycle hooks and says
 //! [`ToHost::Started`] (or [`ToHost::StartFailed`]). From then on both sides call each other
 //! at any time: calls are matched to replies by id, each side numbering its own calls, so
@@ -20,25 +20,69 @@
 //! `docs/semantics.md`, *CUDA arrays*).
 
 mod devices;
-mod doorbell;
 mod outbox;
+pub mod transport;
 
 use serde::{Deserialize, Serialize};
 
 use crate::pool::SlotKey;
 use crate::{CallError, Map, RemoteException, Value};
 
-pub use doorbell::{DOORBELL_ENV, Doorbell};
 pub use outbox::{FrameError, Outbox};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
 
-/// Environment variable holding the ipc-channel one-shot server name the child connects to.
-pub const SERVER_ENV: &str = "TROUPE_IPC_SERVER";
+/// Environment variable telling a child the descriptors it inherited, as
+/// `"<socket>,<doorbell>,<wake>"` (see [`ChildFds`]).
+pub const FDS_ENV: &str = "TROUPE_FDS";
+
+/// Where a child finds the descriptors of its connection: the host puts them at these
+/// numbers when it spawns the child, and names them in [`FDS_ENV`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildFds {
+    /// The child's end of the socket pair.
+    pub socket: i32,
+    /// The doorbell page ([`transport::Doorbell::adopt`]).
+    pub doorbell: i32,
+    /// The eventfd that wakes the host's reader ([`transport::Wake`]).
+    pub wake: i32,
+}
+
+impl ChildFds {
+    /// The numbers the host uses.
+    pub const STANDARD: ChildFds = ChildFds {
+        socket: 3,
+        doorbell: 4,
+        wake: 5,
+    };
+
+    /// The value of [`FDS_ENV`] for these numbers.
+    pub fn to_env(self) -> String {
+        format!("{},{},{}", self.socket, self.doorbell, self.wake)
+    }
+
+    /// Parses the value of [`FDS_ENV`]; `None` when it is not three descriptor numbers.
+    pub fn from_env(value: &str) -> Option<ChildFds> {
+        let mut numbers = value.split(',').map(|n| n.trim().parse::<i32>().ok());
+        let fds = ChildFds {
+            socket: numbers.next()??,
+            doorbell: numbers.next()??,
+            wake: numbers.next()??,
+        };
+        let valid = numbers.next().is_none()
+            && [fds.socket, fds.doorbell, fds.wake]
+                .iter()
+                .all(|fd| *fd > 2);
+        valid.then_some(fds)
+    }
+}
+
+/// The largest frame either side accepts: larger values cross as shared memory.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Environment variable setting how long (microseconds) a receiving thread polls after each
 /// message before it sleeps in the kernel; `0` turns polling off. Default: [`DEFAULT_SPIN`].
