@@ -282,27 +282,20 @@ where
         Ok(())
     }
 
-    /// Calls the actor: a dynamic [`Call`] in a `call` tracing span (actor, method, call id).
+    /// Calls the actor and waits for the answer (see [`Caller::call`]).
     pub async fn call(&self, call: Call) -> CallResult
     where
         A: Handler<Call>,
     {
-        let span = tracing::debug_span!("call", actor = %self.name, method = %call.method, call_id = call.id);
-        self.send(call)
-            .instrument(span)
-            .await
-            .unwrap_or_else(|_| Err(CallError::ActorStopped))
+        call_on(self, call, None).await
     }
 
-    /// [`Address::call`] with a deadline; past it the call fails with
-    /// [`CallError::Timeout`] and is skipped if it has not started yet.
+    /// [`Address::call`] with a deadline (see [`Caller::call_timeout`]).
     pub async fn call_timeout(&self, call: Call, timeout: Duration) -> CallResult
     where
         A: Handler<Call>,
     {
-        tokio::time::timeout(timeout, self.call(call))
-            .await
-            .unwrap_or(Err(CallError::Timeout(timeout)))
+        call_on(self, call, Some(timeout)).await
     }
 
     /// A type-erased handle for dynamic calls to this actor.
@@ -314,15 +307,17 @@ where
     }
 }
 
-type BoxCall = Pin<Box<dyn Future<Output = CallResult> + Send>>;
+type BoxEnqueue<'a> =
+    Pin<Box<dyn Future<Output = Result<Reply<CallResult>, MailboxError>> + Send + 'a>>;
 
+/// What the call path needs of an actor's address, whatever the actor.
 trait CallTarget: Send + Sync {
     /// Enqueues without waiting if there is room (the fast path: no allocation here). The
     /// call comes back unboxed when refused: boxing it would cost the fast path.
     #[allow(clippy::result_large_err)]
     fn try_enqueue(&self, call: Call) -> Result<Reply<CallResult>, TrySendError<Call>>;
-    /// Waits for room, then calls.
-    fn call_waiting(self: Arc<Self>, call: Call) -> BoxCall;
+    /// Waits for room, then enqueues.
+    fn enqueue(&self, call: Call) -> BoxEnqueue<'_>;
     fn name(&self) -> &str;
     fn is_closed(&self) -> bool;
 }
@@ -336,8 +331,12 @@ where
         self.try_send(Lane::Data, call)
     }
 
-    fn call_waiting(self: Arc<Self>, call: Call) -> BoxCall {
-        Box::pin(async move { Address::call(&self, call).await })
+    fn enqueue(&self, call: Call) -> BoxEnqueue<'_> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.enqueue(Lane::Data, call, Some(tx)).await?;
+            Ok(Reply(rx))
+        })
     }
 
     fn name(&self) -> &str {
@@ -346,6 +345,44 @@ where
 
     fn is_closed(&self) -> bool {
         Address::is_closed(self)
+    }
+}
+
+/// The one implementation of a dynamic call, behind [`Caller::call`], [`Address::call`] and
+/// the handles built on them: a `call` tracing span (actor, method, call id); the call put in
+/// the data lane, waiting for room when it is full; the caller's deadline, if any, recorded
+/// in the call and enforced here; and the call's abandon signal, which fires (telling the
+/// actor to stop the work, see [`Call::take_abandoned`]) when this future is dropped or its
+/// deadline passes.
+async fn call_on(target: &dyn CallTarget, mut call: Call, timeout: Option<Duration>) -> CallResult {
+    let span = tracing::debug_span!("call", actor = %target.name(), method = %call.method, call_id = call.id);
+    let _waiting = call.watched();
+    if let Some(timeout) = timeout {
+        call.deadline = Some(std::time::Instant::now() + timeout);
+    }
+    let answer = async move {
+        let reply = match target.try_enqueue(call) {
+            Ok(reply) => reply,
+            Err(TrySendError::Full(call)) => match target.enqueue(call).await {
+                Ok(reply) => reply,
+                Err(_) => return Err(CallError::ActorStopped),
+            },
+            Err(TrySendError::Closed(_)) => return Err(CallError::ActorStopped),
+        };
+        reply.await.unwrap_or(Err(CallError::ActorStopped))
+    };
+    let answer = async move {
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, answer)
+                .await
+                .unwrap_or(Err(CallError::Timeout(timeout))),
+            None => answer.await,
+        }
+    };
+    if span.is_disabled() {
+        answer.await
+    } else {
+        answer.instrument(span).await
     }
 }
 
@@ -360,26 +397,58 @@ impl fmt::Debug for Caller {
     }
 }
 
+/// A call handed over by [`Caller::try_call`]: resolves to its answer. Dropping it before
+/// then abandons the call (the actor is told, as for a dropped [`Caller::call`]).
+pub struct PendingCall {
+    reply: Reply<CallResult>,
+    _waiting: crate::call::Waiting,
+}
+
+impl fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingCall").finish_non_exhaustive()
+    }
+}
+
+impl Future for PendingCall {
+    type Output = CallResult;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<CallResult> {
+        Pin::new(&mut self.reply)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(CallError::ActorStopped)))
+    }
+}
+
 impl Caller {
-    /// Sends `call` and waits for the answer (waiting for room if the mailbox is full).
+    /// Calls the actor and waits for its answer, waiting for mailbox room first if the
+    /// mailbox is full. Dropping the future abandons the call.
     pub async fn call(&self, call: Call) -> CallResult {
-        let span = tracing::debug_span!("call", actor = %self.0.name(), method = %call.method, call_id = call.id);
-        match self.0.try_enqueue(call) {
-            Ok(reply) if span.is_disabled() => reply.await.unwrap_or(Err(CallError::ActorStopped)),
-            Ok(reply) => reply
-                .instrument(span)
-                .await
-                .unwrap_or(Err(CallError::ActorStopped)),
-            Err(TrySendError::Full(call)) => self.0.clone().call_waiting(call).await,
-            Err(TrySendError::Closed(_)) => Err(CallError::ActorStopped),
-        }
+        call_on(&*self.0, call, None).await
     }
 
-    /// [`Caller::call`] with a deadline.
+    /// [`Caller::call`] with a deadline: past it the call fails with
+    /// [`CallError::Timeout`] and is abandoned (skipped if it has not started; a bridged
+    /// extension cancels it in its child).
     pub async fn call_timeout(&self, call: Call, timeout: Duration) -> CallResult {
-        tokio::time::timeout(timeout, self.call(call))
-            .await
-            .unwrap_or(Err(CallError::Timeout(timeout)))
+        call_on(&*self.0, call, Some(timeout)).await
+    }
+
+    /// Hands `call` over only if the mailbox has room now: [`CallError::MailboxFull`] if it
+    /// has none, [`CallError::ActorStopped`] if the actor is gone.
+    pub fn try_call(&self, mut call: Call) -> Result<PendingCall, CallError> {
+        let waiting = call.watched();
+        match self.0.try_enqueue(call) {
+            Ok(reply) => Ok(PendingCall {
+                reply,
+                _waiting: waiting,
+            }),
+            Err(TrySendError::Full(_)) => Err(CallError::MailboxFull),
+            Err(TrySendError::Closed(_)) => Err(CallError::ActorStopped),
+        }
     }
 
     /// The name of the actor behind it.

@@ -3,16 +3,27 @@
 //! answer the same message.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use actix::Message;
+use tokio::sync::oneshot;
 use troupe_wire::{CallError, FromValue, Map, Value};
 
 /// What a [`Call`] answers.
 pub type CallResult = Result<Value, CallError>;
 
 /// A call of `method` with positional and keyword arguments.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Made through the call path ([`Caller::call`](crate::Caller::call) and the handles built on
+/// it), a call also carries its caller's deadline and a signal that fires when the caller
+/// stops waiting (it dropped the call's future, or the deadline passed): an actor that runs a
+/// call elsewhere (a bridged extension, in its child) takes it with [`Call::take_abandoned`]
+/// to cancel that work. Local actors may ignore both.
+#[derive(Debug)]
 pub struct Call {
     /// Process-unique id, shown in traces.
     pub id: u64,
@@ -22,6 +33,84 @@ pub struct Call {
     pub args: Vec<Value>,
     /// Keyword arguments, in the order given.
     pub kwargs: Map,
+    /// When the caller stops waiting, if it set a deadline.
+    pub deadline: Option<Instant>,
+    abandoned: Option<oneshot::Receiver<()>>,
+}
+
+impl Clone for Call {
+    /// A copy with the same id and deadline; the abandon signal stays with the original.
+    fn clone(&self) -> Call {
+        Call {
+            id: self.id,
+            method: self.method.clone(),
+            args: self.args.clone(),
+            kwargs: self.kwargs.clone(),
+            deadline: self.deadline,
+            abandoned: None,
+        }
+    }
+}
+
+impl PartialEq for Call {
+    fn eq(&self, other: &Call) -> bool {
+        self.id == other.id
+            && self.method == other.method
+            && self.args == other.args
+            && self.kwargs == other.kwargs
+            && self.deadline == other.deadline
+    }
+}
+
+/// Resolves when the caller of a [`Call`] stopped waiting for its answer; never resolves for
+/// a call made without the call path. See [`Call::take_abandoned`].
+#[derive(Debug)]
+pub struct Abandoned(Option<oneshot::Receiver<()>>);
+
+impl Abandoned {
+    /// Whether the caller has already stopped waiting.
+    pub fn is_abandoned(&mut self) -> bool {
+        match &mut self.0 {
+            Some(rx) => !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+            None => false,
+        }
+    }
+}
+
+impl Future for Abandoned {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(rx) => Pin::new(rx).poll(cx).map(|_| ()),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The caller's side of a call's abandon signal: dropping it (before or after the answer)
+/// tells the actor the caller stopped waiting.
+#[derive(Debug)]
+pub(crate) struct Waiting(#[allow(dead_code)] oneshot::Sender<()>);
+
+impl Call {
+    /// Attaches an abandon signal; the caller keeps the returned guard while it waits.
+    pub(crate) fn watched(&mut self) -> Waiting {
+        let (tx, rx) = oneshot::channel();
+        self.abandoned = Some(rx);
+        Waiting(tx)
+    }
+
+    /// Takes the signal that fires when the caller stops waiting (see [`Abandoned`]).
+    pub fn take_abandoned(&mut self) -> Abandoned {
+        Abandoned(self.abandoned.take())
+    }
+
+    /// Sets the caller's deadline.
+    pub fn with_deadline(mut self, deadline: Instant) -> Call {
+        self.deadline = Some(deadline);
+        self
+    }
 }
 
 impl Message for Call {
@@ -38,6 +127,8 @@ impl Call {
             method: method.into(),
             args,
             kwargs: Map::new(),
+            deadline: None,
+            abandoned: None,
         }
     }
 

@@ -42,8 +42,8 @@ mod spawn;
 pub mod supervision;
 pub mod telemetry;
 
-pub use address::{Address, Caller, Lane, MailboxError, Reply, TrySendError};
-pub use call::{Call, CallResult};
+pub use address::{Address, Caller, Lane, MailboxError, PendingCall, Reply, TrySendError};
+pub use call::{Abandoned, Call, CallResult};
 pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, MailboxConfig};
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;

@@ -159,7 +159,11 @@ where
             let mut envelope = match this.next(task) {
                 Poll::Ready(Some(envelope)) => envelope,
                 Poll::Ready(None) => {
+                    // Every address is gone and the lanes are drained: nothing can reach
+                    // the actor any more, so it stops (its `stopping` may still keep it
+                    // alive to finish what it has in hand).
                     this.closed = true;
+                    ctx.stop();
                     return Poll::Ready(());
                 }
                 Poll::Pending => return Poll::Pending,

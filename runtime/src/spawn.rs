@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::address::Address;
 use crate::mailbox::{self, Driver, Exit, Lanes, MailboxConfig};
-use crate::supervision::{self, RestartSpec, RestartTracker, Supervised};
+use crate::supervision::{self, RestartSpec, Supervised};
 
 /// Configures and starts an actor.
 ///
@@ -97,8 +97,7 @@ impl ActorBuilder {
         F: FnMut() -> A + 'static,
     {
         let (address, lanes) = self.channels();
-        let (handle, run) =
-            supervision::supervise(address, lanes, factory, RestartTracker::new(spec));
+        let (handle, run) = supervision::supervise(address, lanes, factory, spec);
         actix::spawn(run);
         handle
     }
@@ -115,8 +114,7 @@ impl ActorBuilder {
         F: FnMut() -> A + Send + 'static,
     {
         let (address, lanes) = self.channels();
-        let (handle, run) =
-            supervision::supervise(address, lanes, factory, RestartTracker::new(spec));
+        let (handle, run) = supervision::supervise(address, lanes, factory, spec);
         if !arbiter.spawn(run) {
             tracing::warn!(actor = %self.name, "arbiter is stopped; the actor never starts");
         }

@@ -41,17 +41,25 @@ pub enum EventKind {
 /// Where a supervised actor stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SupervisorStatus {
+    /// Instance `instance` is being made (a bridged actor's process is starting); messages
+    /// wait for it.
+    Starting {
+        /// Which one (counts from 1).
+        instance: u64,
+    },
     /// An instance is running.
     Running {
         /// Which one (counts from 1).
         instance: u64,
     },
-    /// Waiting to restart.
+    /// The last instance ended; the next starts after a backoff. Messages wait.
     Restarting {
         /// Restarts in the current window, this one included.
         attempt: u32,
+        /// How the last instance ended.
+        last: ExitReason,
     },
-    /// Ended for good, per policy, after this exit.
+    /// Ended for good, per policy or on request, after this exit.
     Stopped(ExitReason),
     /// Ended for good because the restart limit was hit.
     GaveUp(GiveUp),
@@ -64,5 +72,10 @@ impl SupervisorStatus {
             self,
             SupervisorStatus::Stopped(_) | SupervisorStatus::GaveUp(_)
         )
+    }
+
+    /// Whether an instance is running.
+    pub fn is_running(&self) -> bool {
+        matches!(self, SupervisorStatus::Running { .. })
     }
 }

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use troupe_wire::CrashInfo;
+
 use super::Backoff;
 
 /// When a stopped actor is started again.
@@ -48,20 +50,25 @@ pub struct RestartSpec {
 /// How an actor instance ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExitReason {
-    /// It stopped itself (`ctx.stop()`).
+    /// It stopped itself (`ctx.stop()`), or was stopped on request.
     Stopped,
     /// Every address was dropped and its mailbox drained: nothing can reach it any more.
     MailboxClosed,
     /// A handler or a future it spawned panicked; the message is the panic's.
     Panicked(String),
-    /// The process behind it died or broke its protocol (bridged actors).
-    Failed(String),
+    /// The process behind it ended (bridged actors): how, typed. An exit with status 0 by
+    /// itself is a normal end; every other is a failure.
+    Crashed(CrashInfo),
 }
 
 impl ExitReason {
     /// Whether this end counts as a failure (for [`RestartPolicy::Transient`]).
     pub fn is_abnormal(&self) -> bool {
-        matches!(self, ExitReason::Panicked(_) | ExitReason::Failed(_))
+        match self {
+            ExitReason::Panicked(_) => true,
+            ExitReason::Crashed(info) => !info.is_clean_exit(),
+            ExitReason::Stopped | ExitReason::MailboxClosed => false,
+        }
     }
 }
 
@@ -71,7 +78,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Stopped => f.write_str("stopped"),
             ExitReason::MailboxClosed => f.write_str("mailbox closed"),
             ExitReason::Panicked(m) => write!(f, "panicked: {m}"),
-            ExitReason::Failed(m) => write!(f, "failed: {m}"),
+            ExitReason::Crashed(info) => write!(f, "{info}"),
         }
     }
 }

@@ -62,37 +62,100 @@ pub struct RemoteException {
     pub traceback: String,
 }
 
-/// How a child process ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Error, Serialize, Deserialize)]
-#[error("process crashed ({})", self.describe())]
+/// How the process behind a bridged actor ended, with what it last wrote to stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[error("{}", self.describe())]
 pub struct CrashInfo {
-    /// Exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// Signal number, when a signal killed it.
-    pub signal: Option<i32>,
-    /// Why troupe thinks it ended, when troupe knows more (e.g. "memory limit exceeded").
-    pub reason: Option<String>,
+    /// Why it ended.
+    pub cause: ExitCause,
     /// The last lines it wrote to stderr.
     pub stderr_tail: String,
+    /// Set when this end made its supervisor give up: the restarts it had made within the
+    /// restart window.
+    pub gave_up_after: Option<u32>,
 }
 
 impl CrashInfo {
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(code) = self.exit_code {
-            parts.push(format!("exit code {code}"));
+    /// A crash for `cause` with no stderr.
+    pub fn new(cause: ExitCause) -> CrashInfo {
+        CrashInfo {
+            cause,
+            stderr_tail: String::new(),
+            gave_up_after: None,
         }
-        if let Some(signal) = self.signal {
-            parts.push(format!("signal {signal}"));
-        }
-        if let Some(reason) = &self.reason {
-            parts.push(reason.clone());
-        }
-        if parts.is_empty() {
-            parts.push("unknown cause".into());
-        }
-        parts.join(", ")
     }
+
+    /// Whether the process ended by itself with status 0: a normal end, not a failure.
+    pub fn is_clean_exit(&self) -> bool {
+        self.cause == ExitCause::Exited(0)
+    }
+
+    fn describe(&self) -> String {
+        match self.gave_up_after {
+            Some(restarts) => format!(
+                "process ended: {}; gave up after {restarts} restarts",
+                self.cause
+            ),
+            None => format!("process ended: {}", self.cause),
+        }
+    }
+}
+
+/// Why a bridged actor's process ended. Exits troupe caused (it killed the process for a
+/// reason) name the reason; the others say what the operating system reported.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum ExitCause {
+    /// It exited with this status (0: by itself, normally).
+    #[error("exited with code {0}")]
+    Exited(i32),
+    /// A signal troupe did not send killed it (a crash, the OOM killer, `kill -9`).
+    #[error("killed by signal {0}")]
+    Signaled(i32),
+    /// troupe killed it: its resident memory passed its limit.
+    #[error("memory limit exceeded: {} MiB resident > limit {} MiB", rss_bytes >> 20, limit_bytes >> 20)]
+    MemoryLimit {
+        /// Resident bytes when sampled.
+        rss_bytes: u64,
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// Importing the module or a start-up hook raised (the exception, with its traceback).
+    #[error("start-up failed: {0}")]
+    StartFailed(RemoteException),
+    /// troupe killed it: its start-up hooks did not finish within this deadline.
+    #[error("start-up hooks did not finish within {0:?}")]
+    StartTimeout(Duration),
+    /// troupe killed it: it did not say hello within this deadline.
+    #[error("did not connect within {0:?}")]
+    ConnectTimeout(Duration),
+    /// It said hello in another protocol version (the child's), or not at all.
+    #[error("handshake failed: {0}")]
+    Handshake(HandshakeError),
+    /// troupe killed it: it broke the protocol (what it sent is described).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// It could not be started at all (what the operating system said).
+    #[error("could not be started: {0}")]
+    Spawn(String),
+    /// How it ended could not be found out (it could not be reaped).
+    #[error("ended for an unknown reason")]
+    Unknown,
+}
+
+/// Why a child's first frame was not a good hello.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum HandshakeError {
+    /// It speaks protocol `child`; the host speaks `host`.
+    #[error("the child speaks protocol {child}, the host speaks {host}")]
+    Version {
+        /// The host's version.
+        host: u32,
+        /// The child's version.
+        child: u32,
+    },
+    /// Its first frame was not a hello, or did not decode (described).
+    #[error("the first frame is not a hello: {0}")]
+    NotHello(String),
 }
 
 impl CallError {

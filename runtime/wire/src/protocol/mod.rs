@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::pool::SlotKey;
 use crate::{CallError, Map, RemoteException, Value};
 
-pub use outbox::{FrameError, Outbox};
+pub use outbox::{FrameError, Outbox, Receipt};
 
 /// Version of this protocol; host and child refuse to talk across versions.
 pub const PROTOCOL_VERSION: u32 = 5;

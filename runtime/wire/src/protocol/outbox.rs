@@ -60,6 +60,15 @@ pub struct Outbox {
     devices: Option<Arc<dyn DevicePlane>>,
 }
 
+/// What sealing one frame lent the peer (see [`Outbox::seal_with_receipt`]).
+#[derive(Debug)]
+#[must_use]
+pub struct Receipt {
+    hold: Option<u64>,
+    slots: Vec<SlotKey>,
+    exported: Vec<crate::device::ExportId>,
+}
+
 enum Staged {
     /// Travels inline.
     Inline,
@@ -94,7 +103,16 @@ impl Outbox {
     }
 
     /// Encodes `frame` in an [`Envelope`], moving its large buffers into shared memory.
-    pub fn seal<T: Frame>(&self, mut frame: T) -> Result<Vec<u8>, FrameError> {
+    pub fn seal<T: Frame>(&self, frame: T) -> Result<Vec<u8>, FrameError> {
+        self.seal_with_receipt(frame).map(|(bytes, _)| bytes)
+    }
+
+    /// [`Outbox::seal`], with a [`Receipt`] of what the peer is now expected to release, to
+    /// [`Outbox::unseal`] if the frame is never sent.
+    pub fn seal_with_receipt<T: Frame>(
+        &self,
+        mut frame: T,
+    ) -> Result<(Vec<u8>, Receipt), FrameError> {
         let mut held = Vec::new();
         let mut lent = Vec::new();
         let mut failed = None;
@@ -121,25 +139,37 @@ impl Outbox {
             self.lock_held().insert(hold, held);
             hold
         });
+        let receipt = Receipt {
+            hold,
+            slots: keys,
+            exported,
+        };
         // Releases owed to the peer ride along (see `Envelope::released`).
         let released = self.releases.take();
         let exports_released = self.releases.take_exports();
-        encode(&Envelope {
+        match encode(&Envelope {
             hold,
             body: &frame,
             released,
             exports_released,
-        })
-        .map_err(|e| {
-            if let Some(hold) = hold {
-                self.release(hold);
+        }) {
+            Ok(bytes) => Ok((bytes, receipt)),
+            Err(e) => {
+                self.unseal(receipt);
+                Err(e.into())
             }
-            self.release_slots(&keys);
-            if let Some(plane) = &self.devices {
-                plane.released(&exported);
-            }
-            e.into()
-        })
+        }
+    }
+
+    /// Forgets what a sealed frame that was never sent lent the peer.
+    pub fn unseal(&self, receipt: Receipt) {
+        if let Some(hold) = receipt.hold {
+            self.release(hold);
+        }
+        self.release_slots(&receipt.slots);
+        if let Some(plane) = &self.devices {
+            plane.released(&receipt.exported);
+        }
     }
 
     fn stage(&self, buffer: &mut Buffer) -> Result<Staged, PoolError> {
