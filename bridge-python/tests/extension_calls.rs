@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{Kv, TestRouter, host_service, probe, venv};
-use troupe_bridge_python::extension::{self, ExtensionRef, ExtensionStatus};
+use troupe_bridge_python::extension::{self, ExtensionRef};
+use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
 use troupe_runtime::{ActorBuilder, Call, Registry};
 use troupe_wire::protocol::Target;
 use troupe_wire::{CallError, Value};
@@ -31,7 +32,7 @@ async fn start_probe(name: &str, allowed: Vec<Target>) -> ExtensionRef {
     slot.set(ext.caller()).unwrap();
     let status = ext.ready_within(Duration::from_secs(30)).await;
     assert!(
-        matches!(status, Ok(ExtensionStatus::Running { .. })),
+        matches!(status, Ok(SupervisorStatus::Running { .. })),
         "{status:?}"
     );
     ext
@@ -66,7 +67,7 @@ fn lifecycle_hooks_run_in_order_and_methods_are_sync_or_async() {
             Err(CallError::UnknownMethod { .. })
         ));
         ext.stop().await;
-        assert_eq!(ext.status(), ExtensionStatus::Stopped);
+        assert_eq!(ext.status(), SupervisorStatus::Stopped(ExitReason::Stopped));
     });
 }
 

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{probe, venv};
-use troupe_bridge_python::extension::{
-    self, ExtensionConfig, ExtensionRef, ExtensionStatus, NoRoutes,
-};
-use troupe_bridge_python::process::{LaunchError, LaunchSpec, launch};
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use troupe_bridge_python::process::{LaunchError, LaunchSpec, LinkLimits, launch};
 use troupe_runtime::Call;
-use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
-use troupe_wire::{CallError, Value};
+use troupe_runtime::supervision::{
+    Backoff, ExitReason, RestartLimit, RestartPolicy, RestartSpec, SupervisorStatus,
+};
+use troupe_wire::{CallError, ExitCause, Value};
 
 fn quick_restarts(max_restarts: u32) -> RestartSpec {
     RestartSpec {
@@ -94,7 +94,7 @@ fn a_crash_fails_pending_calls_at_once_and_the_extension_restarts() {
         assert!(began.elapsed() < Duration::from_secs(10));
         for result in [crashed, slow] {
             match result {
-                Err(CallError::Crashed(info)) => assert_eq!(info.exit_code, Some(3)),
+                Err(CallError::Crashed(info)) => assert_eq!(info.cause, ExitCause::Exited(3)),
                 other => panic!("expected Crashed with exit code 3, got {other:?}"),
             }
         }
@@ -130,11 +130,15 @@ fn a_crash_fails_pending_calls_at_once_and_the_extension_restarts() {
         // SAFETY: signalling the child we spawned.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         match slow.await.unwrap() {
-            Err(CallError::Crashed(info)) => assert_eq!(info.signal, Some(libc::SIGKILL)),
+            Err(CallError::Crashed(info)) => {
+                assert_eq!(info.cause, ExitCause::Signaled(libc::SIGKILL))
+            }
             other => panic!("expected Crashed by SIGKILL, got {other:?}"),
         }
         match ext.call("segfault", vec![]).await {
-            Err(CallError::Crashed(info)) => assert_eq!(info.signal, Some(libc::SIGSEGV)),
+            Err(CallError::Crashed(info)) => {
+                assert_eq!(info.cause, ExitCause::Signaled(libc::SIGSEGV))
+            }
             other => panic!("expected Crashed by SIGSEGV, got {other:?}"),
         }
         assert_eq!(
@@ -154,15 +158,21 @@ fn past_the_restart_limit_the_extension_fails_with_the_reason() {
             .restart(quick_restarts(2));
         let ext = extension::start(config, venv, Arc::new(NoRoutes));
         let status = ext.ready().await;
-        let ExtensionStatus::Failed { give_up, last } = status else {
-            panic!("expected Failed, got {status:?}");
+        let SupervisorStatus::GaveUp(give_up) = status else {
+            panic!("expected GaveUp, got {status:?}");
         };
         assert_eq!(give_up.restarts, 2);
-        let reason = last.reason.unwrap_or_default();
-        assert!(reason.contains("ModuleNotFoundError"), "{reason}");
+        let ExitReason::Crashed(last) = &give_up.last_exit else {
+            panic!("expected a crash, got {:?}", give_up.last_exit);
+        };
+        let ExitCause::StartFailed(exception) = &last.cause else {
+            panic!("expected a failed start, got {last:?}");
+        };
+        assert_eq!(exception.type_name, "ModuleNotFoundError");
         match ext.call("anything", vec![]).await {
             Err(CallError::Crashed(info)) => {
-                assert!(info.reason.unwrap_or_default().contains("gave up"));
+                assert_eq!(info.gave_up_after, Some(2));
+                assert!(info.to_string().contains("gave up"), "{info}");
             }
             other => panic!("expected Crashed after giving up, got {other:?}"),
         }
@@ -180,9 +190,16 @@ fn the_memory_limit_kills_and_restarts_the_child() {
         .await;
         match ext.call("allocate", vec![Value::Int(600)]).await {
             Err(CallError::Crashed(info)) => {
-                let reason = info.reason.unwrap_or_default();
-                assert!(reason.contains("memory limit exceeded"), "{reason}");
-                assert_eq!(info.signal, Some(libc::SIGKILL));
+                let ExitCause::MemoryLimit {
+                    rss_bytes,
+                    limit_bytes,
+                } = info.cause
+                else {
+                    panic!("expected the memory limit, got {info:?}");
+                };
+                assert_eq!(limit_bytes, 200 << 20);
+                assert!(rss_bytes > limit_bytes);
+                assert!(info.to_string().contains("memory limit exceeded"), "{info}");
             }
             other => panic!("expected a memory-limit crash, got {other:?}"),
         }
@@ -202,7 +219,7 @@ fn graceful_stop_runs_prepare_shutdown() {
         let config = probe("graceful").var("PROBE_SHUTDOWN_MARKER", marker.to_string_lossy());
         let ext = start(config).await;
         ext.stop().await;
-        assert_eq!(ext.status(), ExtensionStatus::Stopped);
+        assert_eq!(ext.status(), SupervisorStatus::Stopped(ExitReason::Stopped));
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap(),
             "prepare_shutdown ran"
@@ -230,6 +247,7 @@ fn spec(python: std::path::PathBuf, connect_timeout: Duration) -> LaunchSpec {
         env: vec![],
         cwd: None,
         connect_timeout,
+        limits: LinkLimits::default(),
     }
 }
 
@@ -245,7 +263,7 @@ fn a_child_that_dies_before_connecting_is_reported_with_status_and_stderr() {
     );
     match err {
         LaunchError::ExitedEarly(info) => {
-            assert_eq!(info.exit_code, Some(7));
+            assert_eq!(info.cause, ExitCause::Exited(7));
             assert!(
                 info.stderr_tail.contains("cannot import troupe"),
                 "{info:?}"

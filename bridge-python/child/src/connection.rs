@@ -1,34 +1,30 @@
-//! The child's end of the ipc-channel link: bootstrap, sending from any thread, receiving.
+//! The child's end of the connection: taking over the inherited descriptors, sending from
+//! any thread without ever waiting, receiving.
 
 use std::collections::HashSet;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
-use ipc_channel::{IpcError, TryRecvError};
+use troupe_wire::protocol::transport::{
+    Doorbell, Incoming as Receiving, Outgoing, OutgoingLimits, ReadError, Socket, Wake,
+};
 use troupe_wire::protocol::{
-    DOORBELL_ENV, Doorbell, Outbox, PROTOCOL_VERSION, SERVER_ENV, SHM_THRESHOLD, ToChild, ToHost,
+    ChildFds, FDS_ENV, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost, spin,
 };
 
 use crate::errors::ConnectionError;
-
-/// What the bootstrap sends the host: the receiver of the child's frames and the sender of
-/// the host's.
-type Bootstrap = (IpcBytesReceiver, IpcBytesSender);
-
-/// Longest sleep between two polls while receiving with a timeout.
-const MAX_POLL_SLEEP: Duration = Duration::from_millis(1);
 
 static CONNECTION: OnceLock<Connection> = OnceLock::new();
 
 /// The one connection of this process to its host.
 pub(crate) struct Connection {
-    sender: Mutex<IpcBytesSender>,
-    receiver: Mutex<IpcBytesReceiver>,
+    socket: Arc<Socket>,
+    outgoing: Arc<Outgoing>,
+    receiving: Mutex<Receiving>,
     outbox: Outbox,
-    /// The host's doorbell, when it gave one (a host that does not is polled on the channel).
-    doorbell: Option<Doorbell>,
+    doorbell: Arc<Doorbell>,
     next_call: AtomicU64,
     /// The extension's public methods, once `started` said them.
     methods: RwLock<Option<HashSet<String>>>,
@@ -50,32 +46,47 @@ pub(crate) fn connection() -> Result<&'static Connection, ConnectionError> {
 }
 
 impl Connection {
-    /// Connects to the host named by [`SERVER_ENV`] and says hello.
+    /// Takes over the descriptors the host passed (named by [`FDS_ENV`]) and says hello.
     pub(crate) fn connect(python_version: String) -> Result<&'static Connection, ConnectionError> {
         if CONNECTION.get().is_some() {
             return Err(ConnectionError::AlreadyConnected);
         }
-        let name = std::env::var(SERVER_ENV).map_err(|_| ConnectionError::NoServerName)?;
-        let bootstrap_err = |e: &dyn std::fmt::Display| ConnectionError::Bootstrap(e.to_string());
-        let (to_host_tx, to_host_rx) = ipc::bytes_channel().map_err(|e| bootstrap_err(&e))?;
-        let (to_child_tx, to_child_rx) = ipc::bytes_channel().map_err(|e| bootstrap_err(&e))?;
-        let server = IpcSender::<Bootstrap>::connect(name).map_err(|e| bootstrap_err(&e))?;
-        server
-            .send((to_host_rx, to_child_tx))
-            .map_err(|e| bootstrap_err(&e))?;
-        let doorbell = match std::env::var(DOORBELL_ENV) {
-            Ok(name) => match Doorbell::open(&name) {
-                Ok(doorbell) => Some(doorbell),
-                Err(e) => {
-                    eprintln!("troupe: polling the channel, the host's doorbell is unusable: {e}");
-                    None
-                }
-            },
-            Err(_) => None,
+        let fds = std::env::var(FDS_ENV)
+            .ok()
+            .and_then(|value| ChildFds::from_env(&value))
+            .ok_or(ConnectionError::NoConnection)?;
+        // SAFETY: the host spawned this process with these descriptors open at these numbers
+        // (see `ChildFds`), for this module to own; `CONNECTION` being unset means nothing
+        // here owns them yet, and they are taken once.
+        let (socket, page, wake) = unsafe {
+            (
+                OwnedFd::from_raw_fd(fds.socket),
+                OwnedFd::from_raw_fd(fds.doorbell),
+                OwnedFd::from_raw_fd(fds.wake),
+            )
         };
+        let socket = Arc::new(Socket::from_fd(socket).map_err(ConnectionError::Bootstrap)?);
+        let wake = Wake::from_fd(wake).map_err(ConnectionError::Bootstrap)?;
+        let doorbell =
+            Arc::new(Doorbell::adopt(page, Some(wake)).map_err(ConnectionError::Bootstrap)?);
+        // The host bounds what it sends, and the child's own memory is its own business:
+        // nothing the child owes is refused here.
+        let outgoing = Arc::new(Outgoing::new(
+            socket.clone(),
+            OutgoingLimits {
+                max_frame: MAX_FRAME,
+                max_queued_bytes: usize::MAX,
+            },
+            Some(doorbell.clone()),
+        ));
         let made = Connection {
-            sender: Mutex::new(to_host_tx),
-            receiver: Mutex::new(to_child_rx),
+            receiving: Mutex::new(Receiving::new(
+                socket.clone(),
+                MAX_FRAME,
+                Some(doorbell.clone()),
+            )),
+            socket,
+            outgoing: outgoing.clone(),
             outbox: Outbox::new(SHM_THRESHOLD).with_devices(crate::cuda::devices()),
             doorbell,
             next_call: AtomicU64::new(1),
@@ -85,17 +96,28 @@ impl Connection {
             .set(made)
             .map_err(|_| ConnectionError::AlreadyConnected)?;
         let connection = connection()?;
+        let thread = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map(drop)
+                .map_err(ConnectionError::Bootstrap)
+        };
+        thread(
+            "troupe-flush",
+            Box::new(move || outgoing.flush_when_writable()),
+        )?;
         let releases = connection.outbox.releases().clone();
-        std::thread::Builder::new()
-            .name("troupe-release".into())
-            .spawn(move || {
+        thread(
+            "troupe-release",
+            Box::new(move || {
                 while let Some(slots) = releases.wait() {
                     if connection.send(ToHost::ReleaseSlots { slots }).is_err() {
                         break;
                     }
                 }
-            })
-            .map_err(|e| bootstrap_err(&e))?;
+            }),
+        )?;
         connection.send(ToHost::Hello {
             protocol: PROTOCOL_VERSION,
             pid: std::process::id(),
@@ -104,15 +126,10 @@ impl Connection {
         Ok(connection)
     }
 
-    /// Seals and sends `frame`; any thread may call this.
+    /// Seals and sends `frame`; any thread may call this, and it never waits.
     pub(crate) fn send(&self, frame: ToHost) -> Result<(), ConnectionError> {
         let bytes = self.outbox.seal(frame)?;
-        lock(&self.sender)
-            .send(&bytes)
-            .map_err(ConnectionError::Send)?;
-        if let Some(doorbell) = &self.doorbell {
-            doorbell.ring();
-        }
+        self.outgoing.send(bytes)?;
         Ok(())
     }
 
@@ -148,19 +165,29 @@ impl Connection {
         self.outbox.releases().pending()
     }
 
+    /// Frames and bytes waiting for the host to make room.
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let queued = self.outgoing.queued();
+        (queued.frames, queued.bytes)
+    }
+
     /// Waits for the next frame for the Python side (at most `timeout` when given). Answers
     /// `Release` for every envelope that holds buffers, handles the host's `Release` frames,
-    /// and skips (with a line on stderr) frames that do not decode.
+    /// and skips (with a line on stderr) frames that do not decode. Polls the doorbell for a
+    /// moment, then sleeps on the socket.
     pub(crate) fn next_frame(&self, timeout: Option<Duration>) -> Incoming {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let receiver = lock(&self.receiver);
+        let mut receiving = lock(&self.receiving);
         loop {
-            let bytes = match receive(&receiver, self.doorbell.as_ref(), deadline) {
+            let bytes = match receiving.try_next() {
                 Ok(Some(bytes)) => bytes,
-                Ok(None) => return Incoming::TimedOut,
-                Err(IpcError::Disconnected) => return Incoming::Closed,
+                Ok(None) => match self.wait(deadline) {
+                    Ok(()) => continue,
+                    Err(incoming) => return incoming,
+                },
+                Err(ReadError::Closed) => return Incoming::Closed,
                 Err(e) => {
-                    eprintln!("troupe: the channel from the host failed: {e}");
+                    eprintln!("troupe: the connection from the host failed: {e}");
                     return Incoming::Closed;
                 }
             };
@@ -193,57 +220,34 @@ impl Connection {
             }
         }
     }
-}
 
-/// One message; `None` when `deadline` passed first. Every message taken is counted on the
-/// doorbell.
-///
-/// Without a deadline it polls briefly (the doorbell when there is one, else the channel),
-/// then blocks in the kernel. With one it polls the channel, backing off to
-/// [`MAX_POLL_SLEEP`]: that form only serves waits for async lifecycle hooks, where a
-/// millisecond does not matter.
-fn receive(
-    receiver: &IpcBytesReceiver,
-    doorbell: Option<&Doorbell>,
-    deadline: Option<Instant>,
-) -> Result<Option<Vec<u8>>, IpcError> {
-    match (deadline, doorbell) {
-        (None, Some(doorbell)) => doorbell.receive(|| receiver.recv().map(Some)),
-        (None, None) => troupe_wire::protocol::poll_then_block(
-            || match receiver.try_recv() {
-                Ok(bytes) => Some(Ok(Some(bytes))),
-                Err(TryRecvError::IpcError(e)) => Some(Err(e)),
-                Err(TryRecvError::Empty) => None,
-            },
-            || receiver.recv().map(Some),
-        ),
-        (Some(deadline), doorbell) => {
-            let got = receive_until(receiver, deadline);
-            if let (Ok(Some(_)), Some(doorbell)) = (&got, doorbell) {
-                doorbell.took();
+    /// Waits until something may have arrived: polls the doorbell for a moment, then sleeps
+    /// on the socket; `Err` once the deadline passed.
+    fn wait(&self, deadline: Option<Instant>) -> Result<(), Incoming> {
+        let until = Instant::now() + spin();
+        while Instant::now() < until {
+            if self.doorbell.has_mail() {
+                return Ok(());
             }
-            got
+            std::thread::yield_now();
         }
-    }
-}
-
-fn receive_until(
-    receiver: &IpcBytesReceiver,
-    deadline: Instant,
-) -> Result<Option<Vec<u8>>, IpcError> {
-    let mut pause = Duration::from_micros(20);
-    loop {
-        match receiver.try_recv() {
-            Ok(bytes) => return Ok(Some(bytes)),
-            Err(TryRecvError::IpcError(e)) => return Err(e),
-            Err(TryRecvError::Empty) => {}
+        let remaining = match deadline {
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Incoming::TimedOut);
+                }
+                Some(deadline - now)
+            }
+            None => None,
+        };
+        match self.socket.wait(true, &[], remaining) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                eprintln!("troupe: cannot wait on the connection from the host: {e}");
+                Err(Incoming::Closed)
+            }
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(MAX_POLL_SLEEP);
     }
 }
 

@@ -7,7 +7,8 @@ use pyo3::exceptions::{
     PyConnectionError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use thiserror::Error;
-use troupe_wire::protocol::{FrameError, SERVER_ENV};
+use troupe_wire::protocol::transport::SendError;
+use troupe_wire::protocol::{FDS_ENV, FrameError};
 use troupe_wire::{MediaError, pool::PoolError};
 
 /// Why the connection to the host could not be made or used.
@@ -20,14 +21,16 @@ pub(crate) enum ConnectionError {
     #[error("troupe._native is already connected to a host")]
     AlreadyConnected,
     /// The process was not started by a troupe host.
-    #[error("{SERVER_ENV} is not set: this process was not started by a troupe host")]
-    NoServerName,
-    /// The bootstrap (channels, connect, first send) failed.
-    #[error("cannot connect to the troupe host: {0}")]
-    Bootstrap(String),
+    #[error(
+        "{FDS_ENV} is not set (or not three descriptors): this process was not started by a troupe host"
+    )]
+    NoConnection,
+    /// The inherited connection could not be taken over.
+    #[error("cannot take over the connection to the troupe host: {0}")]
+    Bootstrap(#[source] io::Error),
     /// Sending a frame failed: the host is gone.
     #[error("the troupe host is gone: {0}")]
-    Send(#[source] io::Error),
+    Send(#[from] SendError),
     /// A frame could not be sealed (encoding or shared memory).
     #[error("cannot send a frame to the host: {0}")]
     Frame(#[from] FrameError),
@@ -39,7 +42,7 @@ impl From<ConnectionError> for PyErr {
             ConnectionError::NotConnected | ConnectionError::AlreadyConnected => {
                 PyRuntimeError::new_err(e.to_string())
             }
-            ConnectionError::NoServerName
+            ConnectionError::NoConnection
             | ConnectionError::Bootstrap(_)
             | ConnectionError::Send(_) => PyConnectionError::new_err(e.to_string()),
             ConnectionError::Frame(_) => PyValueError::new_err(e.to_string()),

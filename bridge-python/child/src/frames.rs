@@ -19,7 +19,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use troupe_wire::protocol::{CallFrame, StartInfo, ToChild, ToHost};
-use troupe_wire::{CallError, Value};
+use troupe_wire::{CallError, ExitCause, Value};
 
 use crate::connection::Connection;
 use crate::convert::{Path, to_python};
@@ -162,10 +162,24 @@ pub(crate) fn call_error<'py>(
         CallError::ActorStopped => "ActorStopped",
         CallError::MailboxFull => "MailboxFull",
         CallError::Crashed(info) => {
-            fields.set_item("exit_code", info.exit_code)?;
-            fields.set_item("signal", info.signal)?;
-            fields.set_item("reason", &info.reason)?;
+            let (cause, exit_code, signal) = match &info.cause {
+                ExitCause::Exited(code) => ("Exited", Some(*code), None),
+                ExitCause::Signaled(signal) => ("Signaled", None, Some(*signal)),
+                ExitCause::MemoryLimit { .. } => ("MemoryLimit", None, None),
+                ExitCause::StartFailed(_) => ("StartFailed", None, None),
+                ExitCause::StartTimeout(_) => ("StartTimeout", None, None),
+                ExitCause::ConnectTimeout(_) => ("ConnectTimeout", None, None),
+                ExitCause::Handshake(_) => ("Handshake", None, None),
+                ExitCause::Protocol(_) => ("Protocol", None, None),
+                ExitCause::Spawn(_) => ("Spawn", None, None),
+                ExitCause::Unknown => ("Unknown", None, None),
+            };
+            fields.set_item("cause", cause)?;
+            fields.set_item("exit_code", exit_code)?;
+            fields.set_item("signal", signal)?;
+            fields.set_item("reason", info.cause.to_string())?;
             fields.set_item("stderr_tail", &info.stderr_tail)?;
+            fields.set_item("gave_up_after", info.gave_up_after)?;
             "Crashed"
         }
         CallError::PermissionDenied { caller, target } => {

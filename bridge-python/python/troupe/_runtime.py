@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -449,13 +450,17 @@ def main():
     """``python -m troupe``: connect, start, serve, shut down."""
     global _CURRENT
     _unbuffer()
+    # Ctrl-C in a terminal reaches the whole process group: the host decides when its
+    # extensions stop (and stops them gracefully), so the child does not die of it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _native.connect()
     except (ConnectionError, RuntimeError) as e:
         print(f"troupe: {e}", file=sys.stderr)
         exit_now(2)
-    # Processes this extension starts must not try to connect to the host.
-    os.environ.pop("TROUPE_IPC_SERVER", None)
+    # Processes this extension starts are not troupe children (the descriptors are
+    # close-on-exec already).
+    os.environ.pop("TROUPE_FDS", None)
     runtime = Runtime()
     _CURRENT = runtime
     frame = _native.recv()

@@ -11,8 +11,9 @@ host ``CallError``       Python class               attributes
 ``Cancelled``            CallCancelledError
 ``ActorStopped``         ActorStoppedError
 ``MailboxFull``          MailboxFullError
-``Crashed``              CrashedError               ``exit_code``, ``signal``,
-                                                    ``reason``, ``stderr_tail``
+``Crashed``              CrashedError               ``cause``, ``exit_code``,
+                                                    ``signal``, ``reason``,
+                                                    ``stderr_tail``, ``gave_up_after``
 ``PermissionDenied``     PermissionDeniedError      ``caller``, ``target``
 =======================  =========================  ===============================
 
@@ -109,24 +110,37 @@ class MailboxFullError(RemoteError):
 
 
 class CrashedError(RemoteError):
-    """The process behind the target died with the call pending."""
+    """The process behind the target ended with the call pending.
+
+    ``cause`` names why (the host's ``ExitCause`` variant: ``"Exited"``, ``"Signaled"``,
+    ``"MemoryLimit"``, ``"StartFailed"``, ``"StartTimeout"``, ``"ConnectTimeout"``,
+    ``"Handshake"``, ``"Protocol"``, ``"Spawn"`` or ``"Unknown"``); ``exit_code`` and
+    ``signal`` are set for ``"Exited"`` and ``"Signaled"``; ``reason`` says it in words;
+    ``gave_up_after`` is the number of restarts made when the target's supervisor gave up.
+    """
 
     __module__ = "troupe"
     variant = "Crashed"
 
-    def __init__(self, exit_code=None, signal=None, reason=None, stderr_tail=""):
-        parts = []
-        if exit_code is not None:
-            parts.append(f"exit code {exit_code}")
-        if signal is not None:
-            parts.append(f"signal {signal}")
-        if reason:
-            parts.append(reason)
-        super().__init__(f"process crashed ({', '.join(parts) or 'unknown cause'})")
+    def __init__(
+        self,
+        cause="Unknown",
+        exit_code=None,
+        signal=None,
+        reason=None,
+        stderr_tail="",
+        gave_up_after=None,
+    ):
+        text = f"process ended: {reason or cause}"
+        if gave_up_after is not None:
+            text += f"; gave up after {gave_up_after} restarts"
+        super().__init__(text)
+        self.cause = cause
         self.exit_code = exit_code
         self.signal = signal
         self.reason = reason
         self.stderr_tail = stderr_tail
+        self.gave_up_after = gave_up_after
 
 
 class PermissionDeniedError(RemoteError):

@@ -1,164 +1,176 @@
-//! The actor behind an extension's address: it owns the child process, restarts it per
-//! policy, and sends calls without waiting for their answers.
+//! The actor behind an extension's address: it owns the child process through its life
+//! (launch, start-up, running, restarts, stop) as one state machine, under the runtime's
+//! [`Supervisor`]. Calls do not pass through it beyond being handed to the extension's
+//! [`Calls`] table: its handler returns at once.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use troupe_runtime::resource::ResourceMonitor;
-use troupe_runtime::supervision::{
-    Decision, EventKind, ExitReason, RestartTracker, SupervisionEvent,
-};
+use troupe_runtime::supervision::{Decision, ExitReason, Supervisor};
 use troupe_runtime::{Call, CallResult};
 use troupe_wire::protocol::{StartInfo, ToChild};
-use troupe_wire::{CallError, CrashInfo};
+use troupe_wire::{CallError, CrashInfo, ExitCause};
 
+use super::calls::Calls;
 use super::config::ExtensionConfig;
 use super::router::Router;
-use super::session::{Session, SessionEvent, Waiting, start_failed_reason};
+use super::session::{Session, SessionEvent, SessionParts};
 use super::spin_wait::SpinWait;
-use super::status::ExtensionStatus;
-use crate::env::Venv;
-use crate::process::{LaunchError, LaunchSpec, Launched, launch};
+use crate::process::{LaunchSpec, Launched, Launcher};
 
-/// A call with its own deadline (`None`: the extension's default).
-#[derive(Debug)]
-pub struct TimedCall {
-    /// The call.
-    pub call: Call,
-    /// Its deadline.
-    pub timeout: Option<Duration>,
-}
-
-impl Message for TimedCall {
-    type Result = CallResult;
-}
-
-/// Cancels call `id`: the caller gave up. A call still waiting for a start is dropped; one in
-/// flight is forgotten and the child is told to cancel it.
-#[derive(Debug, Clone, Copy)]
-pub struct CancelCall {
-    /// The call's id ([`Call::id`]).
-    pub id: u64,
-}
-
-impl Message for CancelCall {
-    type Result = ();
-}
+/// How long after SIGTERM a stopping child gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(500);
 
 /// Stops the extension gracefully: `prepare_shutdown`, then a deadline, then SIGTERM and
-/// SIGKILL. Calls waiting fail with `ActorStopped`. Answers once the child is gone.
+/// SIGKILL. Answers once the child is gone.
 #[derive(Debug, Clone, Copy)]
-pub struct StopExtension;
+pub(crate) struct StopExtension;
 
 impl Message for StopExtension {
     type Result = ();
+}
+
+/// Where the extension stands: one state at a time, every transition in this file.
+enum State {
+    /// Instance `generation`'s child is being spawned and connected.
+    Launching { generation: u64 },
+    /// Its child is connected and runs its start-up hooks; calls wait.
+    Starting { session: Arc<Session> },
+    /// Its child serves calls.
+    Running { session: Arc<Session> },
+    /// Waiting out the backoff before the next instance; calls wait.
+    Restarting,
+    /// A graceful stop is under way (`session`: the child still to end, if any).
+    Stopping {
+        session: Option<Arc<Session>>,
+        waiters: Vec<oneshot::Sender<()>>,
+    },
+    /// Done for good: every call fails.
+    Closed,
+}
+
+impl State {
+    /// The child this state has, if it has one.
+    fn session(&self) -> Option<&Arc<Session>> {
+        match self {
+            State::Starting { session } | State::Running { session } => Some(session),
+            State::Stopping { session, .. } => session.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// The actor of one Python extension. Start it with [`super::start`].
 pub struct Extension {
     name: Arc<str>,
     config: Arc<ExtensionConfig>,
-    venv: Venv,
+    launch: LaunchSpec,
+    launcher: Arc<dyn Launcher>,
     router: Arc<dyn Router>,
     monitor: Option<ResourceMonitor>,
-    tracker: RestartTracker,
-    generation: u64,
-    instance: u64,
-    session: Option<Session>,
-    ready: bool,
-    waiting: VecDeque<Waiting>,
-    /// Once set, every call fails with it (stopped, gave up).
-    closed: Option<CallError>,
-    stopping: bool,
-    stop_waiters: Vec<oneshot::Sender<()>>,
-    status: watch::Sender<ExtensionStatus>,
-    events: broadcast::Sender<SupervisionEvent>,
+    supervisor: Supervisor,
+    calls: Arc<Calls>,
+    state: State,
+    pid: watch::Sender<Option<u32>>,
+}
+
+/// What [`Extension::new`] needs.
+pub(crate) struct ExtensionParts {
+    pub(crate) config: ExtensionConfig,
+    pub(crate) launch: LaunchSpec,
+    pub(crate) launcher: Arc<dyn Launcher>,
+    pub(crate) router: Arc<dyn Router>,
+    pub(crate) monitor: Option<ResourceMonitor>,
+    pub(crate) supervisor: Supervisor,
+    pub(crate) calls: Arc<Calls>,
+    pub(crate) pid: watch::Sender<Option<u32>>,
 }
 
 impl Extension {
-    pub(crate) fn new(
-        config: ExtensionConfig,
-        venv: Venv,
-        router: Arc<dyn Router>,
-        monitor: Option<ResourceMonitor>,
-        status: watch::Sender<ExtensionStatus>,
-        events: broadcast::Sender<SupervisionEvent>,
-    ) -> Extension {
+    pub(crate) fn new(parts: ExtensionParts) -> Extension {
         Extension {
-            name: Arc::from(config.name.as_str()),
-            tracker: RestartTracker::new(config.restart),
-            config: Arc::new(config),
-            venv,
-            router,
-            monitor,
-            generation: 0,
-            instance: 0,
-            session: None,
-            ready: false,
-            waiting: VecDeque::new(),
-            closed: None,
-            stopping: false,
-            stop_waiters: Vec::new(),
-            status,
-            events,
+            name: Arc::from(parts.config.name.as_str()),
+            config: Arc::new(parts.config),
+            launch: parts.launch,
+            launcher: parts.launcher,
+            router: parts.router,
+            monitor: parts.monitor,
+            supervisor: parts.supervisor,
+            calls: parts.calls,
+            state: State::Restarting,
+            pid: parts.pid,
         }
     }
 
-    fn event(&self, kind: EventKind) {
-        let _ = self.events.send(SupervisionEvent {
-            actor: self.name.clone(),
-            kind,
-        });
-    }
-
+    /// Launches the next instance.
     fn begin_instance(&mut self, ctx: &mut Context<Self>) {
-        if self.stopping || self.closed.is_some() {
+        if !matches!(self.state, State::Restarting) {
             return;
         }
-        self.generation += 1;
-        self.instance += 1;
-        let generation = self.generation;
-        self.status.send_replace(ExtensionStatus::Starting {
-            instance: self.instance,
-        });
-        let spec = LaunchSpec {
-            name: self.config.name.clone(),
-            python: self.venv.python.clone(),
-            venv: self.venv.root.clone(),
-            env: self.config.vars.clone(),
-            cwd: self.config.cwd.clone(),
-            connect_timeout: self.config.connect_timeout,
-        };
-        let launching = actix_rt::task::spawn_blocking(move || launch(&spec));
+        let generation = self.supervisor.starting();
+        self.state = State::Launching { generation };
+        let launcher = self.launcher.clone();
+        let spec = self.launch.clone();
+        let launching = actix_rt::task::spawn_blocking(move || launcher.launch(&spec));
         ctx.spawn(launching.into_actor(self).map(move |joined, act, ctx| {
-            let launched = joined.unwrap_or_else(|e| {
-                Err(LaunchError::Handshake(format!("launch task failed: {e}")))
+            let launched = joined.map_err(|e| {
+                CrashInfo::new(ExitCause::Spawn(format!("the launch task failed: {e}")))
             });
-            act.on_launched(generation, launched, ctx);
+            act.on_launched(
+                generation,
+                launched.and_then(|r| r.map_err(|e| e.into_crash())),
+                ctx,
+            );
         }));
     }
 
     fn on_launched(
         &mut self,
         generation: u64,
-        launched: Result<Launched, LaunchError>,
+        launched: Result<Launched, CrashInfo>,
         ctx: &mut Context<Self>,
     ) {
-        if generation != self.generation {
-            return;
-        }
-        let launched = match launched {
-            Ok(launched) if !self.stopping => launched,
-            Ok(_) => return self.instance_ended(CrashInfo::default(), ctx),
-            Err(e) => {
-                tracing::warn!(extension = %self.name, error = %e, "extension could not start");
-                return self.instance_ended(launch_crash(e), ctx);
+        match (&mut self.state, launched) {
+            (
+                State::Launching {
+                    generation: current,
+                },
+                Ok(launched),
+            ) if *current == generation => {
+                self.connected(generation, launched, ctx);
             }
-        };
-        tracing::debug!(extension = %self.name, pid = launched.process.pid(), connect_ms = launched.connect_time.as_secs_f64() * 1e3, "extension process connected");
+            (
+                State::Launching {
+                    generation: current,
+                },
+                Err(info),
+            ) if *current == generation => {
+                tracing::warn!(extension = %self.name, crash = %info, "extension could not start");
+                self.instance_ended(info, ctx);
+            }
+            (State::Stopping { session: None, .. }, launched) => {
+                // A stop came while it launched: it never runs.
+                if let Ok(launched) = launched {
+                    launched.process.kill();
+                    launched.link.close();
+                }
+                self.finish_stop(ctx);
+            }
+            (_, Ok(launched)) => {
+                launched.process.kill();
+                launched.link.close();
+            }
+            (_, Err(_)) => {}
+        }
+    }
+
+    /// Instance `generation`'s child said hello: start its reader and its start-up hooks.
+    fn connected(&mut self, generation: u64, launched: Launched, ctx: &mut Context<Self>) {
+        let pid = launched.process.pid();
+        tracing::debug!(extension = %self.name, pid, connect_ms = launched.connect_time.as_secs_f64() * 1e3, "extension process connected");
         let start = ToChild::Start(StartInfo {
             name: self.config.name.clone(),
             module: self.config.module.clone(),
@@ -171,201 +183,273 @@ impl Extension {
                 .collect(),
             host_calls: self.config.host_calls,
         });
-        let me = ctx.address();
-        let session = Session::start(
-            self.name.clone(),
+        let (events, received) = mpsc::unbounded_channel();
+        ctx.add_stream(SessionEvents(received));
+        let parts = SessionParts {
+            name: self.name.clone(),
             generation,
-            launched,
-            start,
-            self.router.clone(),
-            actix::Arbiter::current(),
-            Box::new(move |event| me.do_send(event)),
-        );
-        let mut session = match session {
+            calls: self.calls.clone(),
+            router: self.router.clone(),
+            arbiter: actix::Arbiter::current(),
+            events,
+            max_child_calls: self.config.max_child_calls,
+        };
+        let process = launched.process.clone();
+        let session = match Session::start(launched, start, parts) {
             Ok(session) => session,
             Err(e) => {
-                return self.instance_ended(
-                    CrashInfo {
-                        reason: Some(format!("cannot start the reader thread: {e}")),
-                        ..CrashInfo::default()
-                    },
-                    ctx,
-                );
+                process.kill();
+                let info = CrashInfo::new(ExitCause::Spawn(format!(
+                    "cannot start the reader thread: {e}"
+                )));
+                return self.instance_ended(info, ctx);
             }
         };
-        if let (Some(limit), Some(monitor)) = (self.config.memory_limit, &self.monitor) {
-            let watch = monitor.watch(session.process().pid());
-            let mut samples = watch.receiver();
-            session.watch = Some(watch);
-            ctx.spawn(
-                async move {
-                    while samples.changed().await.is_ok() {
-                        let rss = samples.borrow().map(|s| s.rss_bytes);
-                        if let Some(rss) = rss.filter(|rss| *rss > limit) {
-                            return Some(rss);
-                        }
-                    }
-                    None
-                }
-                .into_actor(self)
-                .map(move |over, act, _| {
-                    if let (Some(rss), Some(session)) = (over, &act.session)
-                        && session.generation == generation
-                    {
-                        session.kill(format!(
-                            "memory limit exceeded: {} MiB resident > limit {} MiB",
-                            rss >> 20,
-                            limit >> 20
-                        ));
-                    }
-                }),
-            );
-        }
+        self.watch_memory(&session, ctx);
         let start_timeout = self.config.start_timeout;
         ctx.run_later(start_timeout, move |act, _| {
-            if let Some(session) = &act.session
-                && session.generation == generation
-                && !act.ready
+            if let State::Starting { session } = &act.state
+                && session.generation() == generation
             {
-                session.kill(format!(
-                    "start-up hooks did not finish within {start_timeout:?}"
-                ));
+                session.kill(ExitCause::StartTimeout(start_timeout));
             }
         });
-        self.session = Some(session);
+        self.state = State::Starting { session };
     }
 
-    fn instance_ended(&mut self, info: CrashInfo, ctx: &mut Context<Self>) {
-        self.session = None;
-        self.ready = false;
-        if self.stopping {
-            self.finish_stop(ctx);
+    /// Kills the child when its resident memory passes the limit.
+    fn watch_memory(&mut self, session: &Arc<Session>, ctx: &mut Context<Self>) {
+        let (Some(limit), Some(monitor)) = (self.config.memory_limit, &self.monitor) else {
             return;
-        }
-        self.event(EventKind::Exited {
-            reason: ExitReason::Failed(info.to_string()),
-        });
-        match self
-            .tracker
-            .on_exit(&ExitReason::Failed(info.to_string()), Instant::now())
-        {
-            Decision::Restart { attempt, delay } => {
-                tracing::info!(extension = %self.name, attempt, ?delay, "restarting extension");
-                self.status.send_replace(ExtensionStatus::Restarting {
-                    attempt,
-                    last: info,
-                });
-                self.event(EventKind::Restarting { attempt, delay });
+        };
+        let watch = monitor.watch(session.process().pid());
+        let mut samples = watch.receiver();
+        let session = Arc::downgrade(session);
+        ctx.spawn(
+            async move {
+                let _watch = watch;
+                while samples.changed().await.is_ok() {
+                    let rss = samples.borrow().map(|s| s.rss_bytes);
+                    if let Some(rss) = rss.filter(|rss| *rss > limit) {
+                        return Some(rss);
+                    }
+                }
+                None
+            }
+            .into_actor(self)
+            .map(move |over, _, _| {
+                if let (Some(rss_bytes), Some(session)) = (over, session.upgrade()) {
+                    session.kill(ExitCause::MemoryLimit {
+                        rss_bytes,
+                        limit_bytes: limit,
+                    });
+                }
+            }),
+        );
+    }
+
+    /// The current instance ended (or never started): what the policy says follows.
+    fn instance_ended(&mut self, info: CrashInfo, ctx: &mut Context<Self>) {
+        let _ = self.pid.send_replace(None);
+        match self.supervisor.exited(ExitReason::Crashed(info.clone())) {
+            Decision::Restart { delay, .. } => {
+                self.state = State::Restarting;
                 ctx.run_later(delay, |act, ctx| act.begin_instance(ctx));
             }
             Decision::Stop => {
-                self.close(CallError::Crashed(info));
-                self.status.send_replace(ExtensionStatus::Stopped);
-                self.event(EventKind::Stopped);
+                let err = if info.is_clean_exit() {
+                    CallError::ActorStopped
+                } else {
+                    CallError::Crashed(info)
+                };
+                self.close(err, ctx);
             }
             Decision::GiveUp(give_up) => {
-                tracing::error!(extension = %self.name, %give_up, "extension failed for good");
                 let err = CallError::Crashed(CrashInfo {
-                    reason: Some(match &info.reason {
-                        Some(r) => format!("{r}; extension failed: {give_up}"),
-                        None => format!("extension failed: {give_up}"),
-                    }),
-                    ..info.clone()
+                    gave_up_after: Some(give_up.restarts),
+                    ..info
                 });
-                self.close(err);
-                self.event(EventKind::GaveUp(give_up.clone()));
-                self.status.send_replace(ExtensionStatus::Failed {
-                    give_up,
-                    last: info,
-                });
+                self.close(err, ctx);
             }
         }
     }
 
-    /// Fails every waiting call and every later one with `err`.
-    fn close(&mut self, err: CallError) {
-        for waiting in self.waiting.drain(..) {
-            let _ = waiting.reply.send(Err(err.clone()));
-        }
-        self.closed = Some(err);
+    /// Done for good: every call fails with `err` from now on. The actor lives on while
+    /// handles remain (their calls fail at once), and stops when the last is dropped.
+    fn close(&mut self, err: CallError, _ctx: &mut Context<Self>) {
+        self.calls.close(err);
+        self.state = State::Closed;
     }
 
+    /// Begins a graceful stop (or joins the one under way); `waiter` hears when it is over.
+    fn begin_stop(&mut self, waiter: Option<oneshot::Sender<()>>, ctx: &mut Context<Self>) {
+        let waiters: Vec<_> = waiter.into_iter().collect();
+        let session = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Stopping {
+                session,
+                waiters: mut before,
+            } => {
+                before.extend(waiters);
+                self.state = State::Stopping {
+                    session,
+                    waiters: before,
+                };
+                return;
+            }
+            State::Closed => {
+                for waiter in waiters {
+                    let _ = waiter.send(());
+                }
+                return;
+            }
+            State::Running { session } => {
+                session.mark_stopping();
+                if session.link().send(ToChild::Shutdown).is_err() {
+                    session.process().kill();
+                }
+                Some(session)
+            }
+            State::Starting { session } => {
+                session.mark_stopping();
+                session.process().kill();
+                Some(session)
+            }
+            State::Launching { .. } => None,
+            State::Restarting => {
+                self.state = State::Stopping {
+                    session: None,
+                    waiters,
+                };
+                return self.finish_stop(ctx);
+            }
+        };
+        self.calls.close(CallError::ActorStopped);
+        if let Some(session) = &session {
+            let generation = session.generation();
+            let grace = self.config.stop_timeout;
+            ctx.run_later(grace, move |act, _| {
+                if let Some(session) = act.state.session().filter(|s| s.generation() == generation)
+                {
+                    session.process().terminate();
+                }
+            });
+            ctx.run_later(grace + TERM_GRACE, move |act, _| {
+                if let Some(session) = act.state.session().filter(|s| s.generation() == generation)
+                {
+                    session.process().kill();
+                }
+            });
+        }
+        self.state = State::Stopping { session, waiters };
+    }
+
+    /// The stop is over: final status, waiters told, the actor stops.
     fn finish_stop(&mut self, ctx: &mut Context<Self>) {
-        self.close(CallError::ActorStopped);
-        self.status.send_replace(ExtensionStatus::Stopped);
-        self.event(EventKind::Stopped);
-        for waiter in self.stop_waiters.drain(..) {
-            let _ = waiter.send(());
+        self.calls.close(CallError::ActorStopped);
+        let _ = self.pid.send_replace(None);
+        self.supervisor.finish(ExitReason::Stopped);
+        if let State::Stopping { waiters, .. } = std::mem::replace(&mut self.state, State::Closed) {
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
         }
         ctx.stop();
     }
 
-    fn submit(&mut self, call: Call, reply: oneshot::Sender<CallResult>) {
-        if let Some(err) = &self.closed {
-            let _ = reply.send(Err(err.clone()));
-            return;
-        }
-        match &self.session {
-            Some(session) if self.ready => {
-                if let Err(unsent) = session.send(Waiting { call, reply }) {
-                    // The child just died: this call waits for the next instance.
-                    self.ready = false;
-                    self.waiting.push_back(*unsent);
+    fn on_event(&mut self, event: SessionEvent, ctx: &mut Context<Self>) {
+        let current = self.state.session().map(|s| s.generation());
+        match event {
+            SessionEvent::Started {
+                generation,
+                methods,
+            } if current == Some(generation) => {
+                let State::Starting { session } = &self.state else {
+                    return;
+                };
+                let session = session.clone();
+                let pid = session.process().pid();
+                tracing::info!(extension = %self.name, pid, instance = generation, methods = methods.len(), "extension ready");
+                let _ = self.pid.send_replace(Some(pid));
+                self.supervisor.running();
+                self.calls.open(session.clone());
+                self.state = State::Running { session };
+            }
+            SessionEvent::StartFailed { generation, error } if current == Some(generation) => {
+                if let Some(session) = self.state.session() {
+                    session.kill(ExitCause::StartFailed(error));
                 }
             }
-            _ if self.waiting.len() >= self.config.capacity => {
-                let _ = reply.send(Err(CallError::MailboxFull));
+            SessionEvent::Ended { generation, info } if current == Some(generation) => {
+                if matches!(self.state, State::Stopping { .. }) {
+                    self.finish_stop(ctx);
+                } else {
+                    self.instance_ended(info, ctx);
+                }
             }
-            _ => self.waiting.push_back(Waiting { call, reply }),
+            _ => {}
         }
     }
 
-    fn dispatch(
-        &mut self,
-        call: Call,
-        timeout: Option<Duration>,
-        ctx: &mut Context<Self>,
-    ) -> ResponseFuture<CallResult> {
+    /// Hands `call` to the extension's calls; the future resolves with its answer, its
+    /// deadline (the caller's, else the extension's default) or its caller giving up.
+    fn dispatch(&mut self, mut call: Call) -> ResponseFuture<CallResult> {
         let id = call.id;
-        let (reply, answer) = oneshot::channel();
-        self.submit(call, reply);
-        let answer = SpinWait::new(answer, self.session.as_ref().map(|s| s.inbox.clone()));
-        let Some(timeout) = timeout else {
-            return Box::pin(async move { answer.await.unwrap_or(Err(CallError::ActorStopped)) });
+        let mut abandoned = call.take_abandoned();
+        let timeout = match call.deadline {
+            Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+            None => self.config.call_timeout,
         };
-        let me = ctx.address();
+        let (reply, answer) = oneshot::channel();
+        if abandoned.is_abandoned() {
+            return Box::pin(async { Err(CallError::Cancelled) });
+        }
+        self.calls.submit(call, reply);
+        let answer = SpinWait::new(answer, self.calls.session());
+        let calls = self.calls.clone();
         Box::pin(async move {
-            match tokio::time::timeout(timeout, answer).await {
-                Ok(answer) => answer.unwrap_or(Err(CallError::ActorStopped)),
-                Err(_) => {
-                    me.do_send(CancelCall { id });
-                    Err(CallError::Timeout(timeout))
+            let deadline = async {
+                match timeout {
+                    Some(timeout) => tokio::time::sleep(timeout).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                answer = answer => answer.unwrap_or(Err(CallError::ActorStopped)),
+                () = abandoned => {
+                    calls.cancel(id);
+                    Err(CallError::Cancelled)
+                }
+                () = deadline => {
+                    calls.cancel(id);
+                    Err(CallError::Timeout(timeout.unwrap_or_default()))
                 }
             }
         })
     }
 }
 
-fn launch_crash(e: LaunchError) -> CrashInfo {
-    match e {
-        LaunchError::ExitedEarly(info) => CrashInfo {
-            reason: Some(
-                info.reason
-                    .clone()
-                    .unwrap_or_else(|| "exited before connecting".into()),
-            ),
-            ..info
-        },
-        LaunchError::ConnectTimeout { after, stderr_tail } => CrashInfo {
-            reason: Some(format!("did not connect within {after:?}")),
-            stderr_tail,
-            ..CrashInfo::default()
-        },
-        other => CrashInfo {
-            reason: Some(other.to_string()),
-            ..CrashInfo::default()
-        },
+/// A session's events, as a stream the actor handles.
+struct SessionEvents(mpsc::UnboundedReceiver<SessionEvent>);
+
+impl actix::dev::Stream for SessionEvents {
+    type Item = SessionEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<SessionEvent>> {
+        self.0.poll_recv(cx)
     }
+}
+
+impl StreamHandler<SessionEvent> for Extension {
+    fn handle(&mut self, event: SessionEvent, ctx: &mut Context<Self>) {
+        self.on_event(event, ctx);
+    }
+
+    /// A session's stream ends with its reader; the actor lives on.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 impl Actor for Extension {
@@ -375,92 +459,38 @@ impl Actor for Extension {
         self.begin_instance(ctx);
     }
 
+    /// Every handle is gone (or the actor is told to stop): the child gets a graceful stop
+    /// first; the actor stops once it is over.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        match self.state {
+            State::Closed => Running::Stop,
+            State::Stopping { .. } => Running::Continue,
+            _ => {
+                self.begin_stop(None, ctx);
+                if matches!(self.state, State::Closed) {
+                    Running::Stop
+                } else {
+                    Running::Continue
+                }
+            }
+        }
+    }
+
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(session) = self.session.take() {
+        if let Some(session) = self.state.session() {
             session.mark_stopping();
             session.process().kill();
         }
-        if !self.status.borrow().is_final() {
-            self.status.send_replace(ExtensionStatus::Stopped);
-        }
+        self.calls.close(CallError::ActorStopped);
+        self.supervisor.finish(ExitReason::Stopped);
     }
 }
 
 impl Handler<Call> for Extension {
     type Result = ResponseFuture<CallResult>;
 
-    fn handle(&mut self, call: Call, ctx: &mut Context<Self>) -> Self::Result {
-        let timeout = self.config.call_timeout;
-        self.dispatch(call, timeout, ctx)
-    }
-}
-
-impl Handler<TimedCall> for Extension {
-    type Result = ResponseFuture<CallResult>;
-
-    fn handle(&mut self, msg: TimedCall, ctx: &mut Context<Self>) -> Self::Result {
-        let timeout = msg.timeout.or(self.config.call_timeout);
-        self.dispatch(msg.call, timeout, ctx)
-    }
-}
-
-impl Handler<CancelCall> for Extension {
-    type Result = ();
-
-    fn handle(&mut self, msg: CancelCall, _: &mut Context<Self>) {
-        if let Some(at) = self.waiting.iter().position(|w| w.call.id == msg.id) {
-            self.waiting.remove(at);
-        } else if let Some(session) = &self.session {
-            session.cancel(msg.id);
-        }
-    }
-}
-
-impl Handler<SessionEvent> for Extension {
-    type Result = ();
-
-    fn handle(&mut self, event: SessionEvent, ctx: &mut Context<Self>) {
-        match event {
-            SessionEvent::Started {
-                generation,
-                methods,
-            } if generation == self.generation => {
-                let Some(session) = &self.session else { return };
-                self.ready = true;
-                let pid = session.process().pid();
-                tracing::info!(extension = %self.name, pid, instance = self.instance, methods = methods.len(), "extension ready");
-                self.status.send_replace(ExtensionStatus::Running {
-                    instance: self.instance,
-                    pid,
-                });
-                self.event(EventKind::Started {
-                    instance: self.instance,
-                });
-                let mut refused = VecDeque::new();
-                for waiting in std::mem::take(&mut self.waiting) {
-                    if waiting.reply.is_closed() {
-                        continue;
-                    }
-                    if let Err(unsent) = session.send(waiting) {
-                        refused.push_back(*unsent);
-                    }
-                }
-                if !refused.is_empty() {
-                    // The new child died at once; these wait for the one after it.
-                    self.ready = false;
-                    self.waiting = refused;
-                }
-            }
-            SessionEvent::StartFailed { generation, error } if generation == self.generation => {
-                if let Some(session) = &self.session {
-                    session.kill(start_failed_reason(&error));
-                }
-            }
-            SessionEvent::Ended { generation, info } if generation == self.generation => {
-                self.instance_ended(info, ctx);
-            }
-            _ => {}
-        }
+    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+        self.dispatch(call)
     }
 }
 
@@ -469,38 +499,7 @@ impl Handler<StopExtension> for Extension {
 
     fn handle(&mut self, _: StopExtension, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.stop_waiters.push(tx);
-        if !self.stopping {
-            self.stopping = true;
-            for waiting in self.waiting.drain(..) {
-                let _ = waiting.reply.send(Err(CallError::ActorStopped));
-            }
-            match &self.session {
-                Some(session) => {
-                    session.mark_stopping();
-                    if !self.ready || session.link().send(ToChild::Shutdown).is_err() {
-                        session.process().kill();
-                    }
-                    let generation = session.generation;
-                    let grace = self.config.stop_timeout;
-                    ctx.run_later(grace, move |act, _| {
-                        if let Some(session) =
-                            act.session.as_ref().filter(|s| s.generation == generation)
-                        {
-                            session.process().terminate();
-                        }
-                    });
-                    ctx.run_later(grace + Duration::from_millis(500), move |act, _| {
-                        if let Some(session) =
-                            act.session.as_ref().filter(|s| s.generation == generation)
-                        {
-                            session.process().kill();
-                        }
-                    });
-                }
-                None => self.finish_stop(ctx),
-            }
-        }
+        self.begin_stop(Some(tx), ctx);
         Box::pin(async move {
             let _ = rx.await;
         })

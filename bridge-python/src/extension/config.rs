@@ -9,14 +9,22 @@ use crate::env::EnvSpec;
 
 /// Default deadline of a call from the host to an extension.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default deadline for a child to connect and say hello.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default deadline for a child to start its interpreter and say hello (generous: a loaded
+/// machine can take seconds to start Python, and a hang in the extension's own code is
+/// bounded by the start deadline instead).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline for importing the module and running the start-up hooks.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time `prepare_shutdown` gets before the child is terminated, then killed.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default number of calls that may be in flight or waiting for a (re)start at once.
+/// Default number of calls that may wait to be sent (for a (re)start, or for room in the
+/// window of calls in flight).
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// Default number of calls in the child at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Default number of the child's own calls (to the host, singletons, other extensions) the
+/// host serves at once.
+pub const DEFAULT_MAX_CHILD_CALLS: usize = 1024;
 
 /// How to run one Python extension.
 ///
@@ -59,8 +67,15 @@ pub struct ExtensionConfig {
     pub stop_timeout: Duration,
     /// Resident memory above which the child is killed and restarted.
     pub memory_limit: Option<u64>,
-    /// Calls in flight or waiting at once; more are refused with `MailboxFull`.
+    /// Calls that may wait to be sent (no child runs yet, or `max_in_flight` are in it);
+    /// more are refused with `MailboxFull`.
     pub capacity: usize,
+    /// Calls in the child at once; the next wait their turn, in order.
+    pub max_in_flight: usize,
+    /// The child's own calls the host serves at once; more are refused with `MailboxFull`.
+    pub max_child_calls: usize,
+    /// Bounds of the connection (frame size, bytes that may wait for a child not reading).
+    pub link: crate::process::LinkLimits,
     /// Whether the extension may call the host (`troupe.host`).
     pub host_calls: bool,
 }
@@ -83,6 +98,9 @@ impl ExtensionConfig {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             memory_limit: None,
             capacity: DEFAULT_CAPACITY,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_child_calls: DEFAULT_MAX_CHILD_CALLS,
+            link: crate::process::LinkLimits::default(),
             host_calls: true,
         }
     }
@@ -161,13 +179,25 @@ impl ExtensionConfig {
 
     /// Kills and restarts the child above `mb` MiB of resident memory.
     pub fn memory_limit_mb(mut self, mb: u64) -> Self {
-        self.memory_limit = Some(mb * 1024 * 1024);
+        self.memory_limit = Some(mb.saturating_mul(1024 * 1024));
         self
     }
 
-    /// Sets how many calls may be in flight or waiting.
+    /// Sets how many calls may wait to be sent.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets how many calls may be in the child at once.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// Sets how many of the child's own calls the host serves at once.
+    pub fn max_child_calls(mut self, calls: usize) -> Self {
+        self.max_child_calls = calls.max(1);
         self
     }
 }

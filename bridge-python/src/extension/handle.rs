@@ -4,30 +4,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
-use troupe_runtime::supervision::SupervisionEvent;
-use troupe_runtime::{Address, Call, CallResult, Caller, Lane, Reply};
+use troupe_runtime::supervision::{SupervisionEvent, SupervisionWatch, SupervisorStatus};
+use troupe_runtime::{Address, Call, CallResult, Caller, Lane, PendingCall};
 use troupe_wire::{CallError, FromValue, Value};
 
-use super::actor::{CancelCall, Extension, StopExtension, TimedCall};
-use super::status::ExtensionStatus;
+use super::actor::{Extension, StopExtension};
+use super::calls::{CallCounts, Calls};
 
-/// A running extension: its address, its status and its events. Cheap to clone.
+/// A running extension: how to call it, and how to follow it. Cheap to clone.
 ///
-/// Calls made through [`ExtensionRef::call`] and friends are cancelled in the child when
-/// their future is dropped before the answer (e.g. by `tokio::time::timeout` or `select!`).
+/// The extension lives as long as a handle to it does (or a [`Caller`] made from one): when
+/// the last is dropped, its child is stopped gracefully (`prepare_shutdown`, the stop
+/// deadline, then SIGTERM and SIGKILL), as [`ExtensionRef::stop`] does.
+///
+/// Every call goes through the runtime's one call path ([`Caller`]): a `call` tracing span,
+/// the caller's deadline (else the extension's default), and cancellation in the child when
+/// the caller's future is dropped or its deadline passes.
 #[derive(Clone)]
 pub struct ExtensionRef {
     pub(crate) name: Arc<str>,
     pub(crate) address: Address<Extension>,
-    pub(crate) status: watch::Receiver<ExtensionStatus>,
-    pub(crate) events: broadcast::Sender<SupervisionEvent>,
+    pub(crate) caller: Caller,
+    pub(crate) watch: SupervisionWatch,
+    pub(crate) pid: watch::Receiver<Option<u32>>,
+    pub(crate) calls: Arc<Calls>,
 }
 
 impl std::fmt::Debug for ExtensionRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtensionRef")
             .field("name", &self.name)
-            .field("status", &*self.status.borrow())
+            .field("status", &self.watch.status())
             .finish()
     }
 }
@@ -38,20 +45,15 @@ impl ExtensionRef {
         &self.name
     }
 
-    /// The actor's address: it answers [`Call`] like any troupe actor.
-    pub fn address(&self) -> &Address<Extension> {
-        &self.address
-    }
-
-    /// A type-erased handle, the same kind local actors give.
+    /// A type-erased handle, the same kind local actors give. It keeps the extension alive
+    /// like this handle does.
     pub fn caller(&self) -> Caller {
-        self.address.caller()
+        self.caller.clone()
     }
 
     /// Calls `method` with positional `args`, with the extension's default deadline.
     pub async fn call(&self, method: &str, args: Vec<Value>) -> CallResult {
-        self.call_with(Call::new(method.to_owned(), args), None)
-            .await
+        self.caller.call(Call::new(method.to_owned(), args)).await
     }
 
     /// Calls `method` and converts the answer to `T` (a mismatch is
@@ -68,73 +70,58 @@ impl ExtensionRef {
     /// Sends `call` with deadline `timeout` (`None`: the extension's default). Dropping the
     /// future before it resolves cancels the call.
     pub async fn call_with(&self, call: Call, timeout: Option<Duration>) -> CallResult {
-        let id = call.id;
-        let sent = self.address.send(TimedCall { call, timeout });
-        let guard = CancelOnDrop {
-            id,
-            address: &self.address,
-            armed: true,
-        };
-        let result = sent.await.unwrap_or(Err(CallError::ActorStopped));
-        guard.disarm();
-        result
+        match timeout {
+            Some(timeout) => self.caller.call_timeout(call, timeout).await,
+            None => self.caller.call(call).await,
+        }
     }
 
-    /// Sends `call` without waiting for mailbox room: [`CallError::MailboxFull`] if there is
-    /// none. The returned [`Reply`] does not cancel the call when dropped.
-    pub fn try_call(&self, call: Call) -> Result<Reply<CallResult>, CallError> {
-        self.address
-            .try_send(
-                Lane::Data,
-                TimedCall {
-                    call,
-                    timeout: None,
-                },
-            )
-            .map_err(|e| match e {
-                troupe_runtime::TrySendError::Full(_) => CallError::MailboxFull,
-                troupe_runtime::TrySendError::Closed(_) => CallError::ActorStopped,
-            })
+    /// Hands `call` over only if the extension's mailbox has room now
+    /// ([`CallError::MailboxFull`] if not); dropping the returned future cancels the call.
+    pub fn try_call(&self, call: Call) -> Result<PendingCall, CallError> {
+        self.caller.try_call(call)
     }
 
     /// Where the extension stands now.
-    pub fn status(&self) -> ExtensionStatus {
-        self.status.borrow().clone()
+    pub fn status(&self) -> SupervisorStatus {
+        self.watch.status()
     }
 
     /// A receiver of every status change.
-    pub fn status_changes(&self) -> watch::Receiver<ExtensionStatus> {
-        self.status.clone()
+    pub fn status_changes(&self) -> watch::Receiver<SupervisorStatus> {
+        self.watch.status_changes()
+    }
+
+    /// Its supervision: status and events.
+    pub fn watch(&self) -> &SupervisionWatch {
+        &self.watch
     }
 
     /// The running child's process id.
     pub fn pid(&self) -> Option<u32> {
-        match &*self.status.borrow() {
-            ExtensionStatus::Running { pid, .. } => Some(*pid),
-            _ => None,
-        }
+        *self.pid.borrow()
+    }
+
+    /// How many calls wait to be sent and how many are in the child now.
+    pub fn call_counts(&self) -> CallCounts {
+        self.calls.counts()
     }
 
     /// Supervision events from now on (started, exited, restarting, gave up).
     pub fn subscribe(&self) -> broadcast::Receiver<SupervisionEvent> {
-        self.events.subscribe()
+        self.watch.subscribe()
     }
 
     /// Waits until an instance runs, or until the extension is done for good, and says which.
-    pub async fn ready(&self) -> ExtensionStatus {
-        let mut status = self.status.clone();
-        let settled = status
-            .wait_for(|s| s.is_running() || s.is_final())
-            .await
-            .map(|s| s.clone());
-        settled.unwrap_or_else(|_| self.status())
+    pub async fn ready(&self) -> SupervisorStatus {
+        self.watch.ready().await
     }
 
     /// [`ExtensionRef::ready`] with a deadline; `Err` holds the status at the deadline.
     pub async fn ready_within(
         &self,
         timeout: Duration,
-    ) -> Result<ExtensionStatus, ExtensionStatus> {
+    ) -> Result<SupervisorStatus, SupervisorStatus> {
         match tokio::time::timeout(timeout, self.ready()).await {
             Ok(status) if status.is_running() => Ok(status),
             Ok(status) => Err(status),
@@ -146,27 +133,5 @@ impl ExtensionRef {
     pub async fn stop(&self) {
         // An error means it is already gone.
         let _ = self.address.send_on(Lane::Control, StopExtension).await;
-    }
-}
-
-struct CancelOnDrop<'a> {
-    id: u64,
-    address: &'a Address<Extension>,
-    armed: bool,
-}
-
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = self
-                .address
-                .try_tell(Lane::Control, CancelCall { id: self.id });
-        }
     }
 }

@@ -8,42 +8,44 @@
 //!
 //! Failure: when the child dies (crash, `os._exit`, kill -9, OOM, memory limit), every call
 //! in flight fails at once with [`CallError::Crashed`](troupe_wire::CallError::Crashed)
-//! carrying the exit code or signal and the tail of its stderr; calls made meanwhile wait;
-//! the extension restarts per its [`RestartSpec`](troupe_runtime::supervision::RestartSpec)
-//! and runs its start-up hooks again; past the restart limit it is [`ExtensionStatus::Failed`]
+//! carrying the typed cause and the tail of its stderr; calls made meanwhile wait; the
+//! extension restarts per its [`RestartSpec`](troupe_runtime::supervision::RestartSpec)
+//! under the runtime's [`Supervisor`] and runs its start-up hooks again; past the restart
+//! limit its status is [`SupervisorStatus::GaveUp`](troupe_runtime::supervision::SupervisorStatus::GaveUp)
 //! and every call fails with the reason.
+//!
+//! Threads: see [`session`] for who reads and writes a child's connection.
 
 mod actor;
+mod calls;
 mod config;
 mod handle;
-mod pending;
 mod router;
 mod session;
 mod spin_wait;
-mod status;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use troupe_runtime::ActorBuilder;
 use troupe_runtime::resource::ResourceMonitor;
+use troupe_runtime::supervision::Supervisor;
 
-pub use actor::{CancelCall, Extension, StopExtension, TimedCall};
+pub use actor::Extension;
+pub use calls::CallCounts;
 pub use config::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CAPACITY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_START_TIMEOUT,
-    DEFAULT_STOP_TIMEOUT, ExtensionConfig,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CAPACITY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CHILD_CALLS,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ExtensionConfig,
 };
 pub use handle::ExtensionRef;
 pub use router::{NoRoutes, Router};
-pub use status::ExtensionStatus;
 
 use crate::env::Venv;
+use crate::process::{LaunchSpec, Launcher, PythonLauncher};
 
 /// How often memory limits are checked.
 const MEMORY_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
-
-const EVENT_BACKLOG: usize = 64;
 
 /// Starts `config`'s extension in `venv` (which must hold the `troupe` package: see
 /// [`crate::provision`]) on the current arbiter, and returns at once; calls made before the
@@ -59,21 +61,60 @@ pub fn start_on(
     venv: Venv,
     router: Arc<dyn Router>,
 ) -> ExtensionRef {
+    let launch = launch_spec(&config, &venv);
+    start_with(arbiter, config, launch, Arc::new(PythonLauncher), router)
+}
+
+/// What launching `config`'s child in `venv` takes.
+fn launch_spec(config: &ExtensionConfig, venv: &Venv) -> LaunchSpec {
+    LaunchSpec {
+        name: config.name.clone(),
+        python: venv.python.clone(),
+        venv: venv.root.clone(),
+        env: config.vars.clone(),
+        cwd: config.cwd.clone(),
+        connect_timeout: config.connect_timeout,
+        limits: config.link,
+    }
+}
+
+/// Starts `config`'s extension with children `launcher` makes (a real
+/// [`PythonLauncher`], or a fake child in tests) on `arbiter` (the current one when `None`).
+pub fn start_with(
+    arbiter: Option<&actix_rt::ArbiterHandle>,
+    config: ExtensionConfig,
+    launch: LaunchSpec,
+    launcher: Arc<dyn Launcher>,
+    router: Arc<dyn Router>,
+) -> ExtensionRef {
     let name: Arc<str> = Arc::from(config.name.as_str());
-    let (status_tx, status) = watch::channel(ExtensionStatus::Starting { instance: 1 });
-    let (events, _) = broadcast::channel(EVENT_BACKLOG);
+    let supervisor = Supervisor::new(name.clone(), config.restart);
+    let watch = supervisor.watch();
+    let (pid_tx, pid) = watch::channel(None);
     let monitor = config.memory_limit.and_then(|_| memory_monitor());
+    let calls = Arc::new(calls::Calls::new(config.max_in_flight, config.capacity));
     let builder = ActorBuilder::new(&*name).capacity(config.capacity);
-    let actor = actor::Extension::new(config, venv, router, monitor, status_tx, events.clone());
+    let actor = actor::Extension::new(actor::ExtensionParts {
+        config,
+        launch,
+        launcher,
+        router,
+        monitor,
+        supervisor,
+        calls: calls.clone(),
+        pid: pid_tx,
+    });
     let address = match arbiter {
         Some(arbiter) => builder.spawn_on(arbiter, actor),
         None => builder.spawn(actor),
     };
     ExtensionRef {
         name,
+        caller: address.caller(),
         address,
-        status,
-        events,
+        watch,
+        pid,
+        calls,
     }
 }
 

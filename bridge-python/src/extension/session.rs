@@ -1,23 +1,49 @@
-//! One running child of an extension: its link, its calls in flight, and the reader thread
-//! that turns the child's frames into replies, calls and events.
+//! One running child of an extension: its connection, the reader thread that takes its
+//! frames, and the calls it makes to the host.
+//!
+//! # Who reads, who writes
+//!
+//! - **Writing** never waits. Any thread sends a frame to the child (the actor's arbiter for
+//!   calls, the arbiter's tasks for answers to the child's calls, whoever reads for
+//!   acknowledgements); a child that is not reading makes frames wait in the connection's
+//!   bounded queue ([`Link`]), which its flusher thread sends as the child makes room.
+//! - **Reading** is done by this session's reader thread, or by a caller polling on its
+//!   arbiter for its own answer ([`SpinWait`](super::spin_wait::SpinWait)): whoever holds the
+//!   connection's receiving half takes every frame that waits and handles it, so frames are
+//!   handled in the order the child sent them. A caller only ever tries (it never waits for
+//!   the receiving half), and only while the doorbell says something waits.
+//! - **The reader steps aside** while callers take frames: it sleeps on its eventfd instead
+//!   of the socket, so a busy connection costs it no wake-ups. It comes back when the last
+//!   caller stops without its answer or with a frame waiting, when the child rings with
+//!   nobody taking (the child wakes it), when the child exits, and at the latest after
+//!   [`ASIDE_TIMEOUT`], when it takes what waits itself. So the child's frames are always
+//!   drained, whatever callers do.
+//! - **Handling** a frame never waits either: an answer completes its call, a call from the
+//!   child is routed and runs as a task on the extension's arbiter (at most
+//!   `max_child_calls` at once; more are refused with `MailboxFull`), releases and
+//!   lifecycle frames update bookkeeping or tell the actor.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ops::ControlFlow;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_rt::ArbiterHandle;
-use ipc_channel::ipc::IpcBytesReceiver;
-use tokio::sync::oneshot;
-use troupe_runtime::resource::ProcessWatch;
+use tokio::sync::{mpsc, oneshot};
 use troupe_runtime::{Call, CallResult};
+use troupe_wire::protocol::transport::{ASIDE_TIMEOUT, ReadError, wait_readable};
 use troupe_wire::protocol::{CallFrame, Target, ToChild, ToHost};
-use troupe_wire::{CallError, CrashInfo, RemoteException, Value};
+use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
-use super::pending::Pending;
+use super::calls::Calls;
 use super::router::Router;
-use crate::process::{ChildProcess, Launched, Link};
+use crate::process::{Launched, Link, LinkError, Process, frame_kind};
 
-/// What the reader tells the extension's actor.
+/// Datagrams one drain takes at most before it looks around again.
+const DRAIN_BUDGET: usize = 64;
+
+/// What a session tells the extension's actor.
 #[derive(Debug)]
 pub(crate) enum SessionEvent {
     /// The start-up hooks ran; calls may go.
@@ -25,7 +51,7 @@ pub(crate) enum SessionEvent {
         generation: u64,
         methods: Vec<String>,
     },
-    /// Loading or a hook failed.
+    /// Loading or a hook failed; the child exits.
     StartFailed {
         generation: u64,
         error: RemoteException,
@@ -34,249 +60,244 @@ pub(crate) enum SessionEvent {
     Ended { generation: u64, info: CrashInfo },
 }
 
-impl actix::Message for SessionEvent {
-    type Result = ();
-}
-
-/// A call not yet sent to a child, with where its answer goes.
-pub(crate) struct Waiting {
-    pub(crate) call: Call,
-    pub(crate) reply: oneshot::Sender<CallResult>,
-}
-
-/// A child the actor talks to.
-pub(crate) struct Session {
+/// What a session needs besides its child.
+pub(crate) struct SessionParts {
+    pub(crate) name: Arc<str>,
     pub(crate) generation: u64,
-    /// The child, its link, its calls in flight and its frames (taken by the reader thread
-    /// or by a caller waiting on the arbiter).
-    pub(crate) inbox: Arc<Inbox>,
-    pub(crate) watch: Option<ProcessWatch>,
+    pub(crate) calls: Arc<Calls>,
+    pub(crate) router: Arc<dyn Router>,
+    pub(crate) arbiter: ArbiterHandle,
+    pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
+    pub(crate) max_child_calls: usize,
+}
+
+/// A running child (see the module docs).
+pub(crate) struct Session {
+    name: Arc<str>,
+    generation: u64,
+    link: Arc<Link>,
+    process: Arc<dyn Process>,
+    calls: Arc<Calls>,
+    router: Arc<dyn Router>,
+    arbiter: ArbiterHandle,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    /// The child's calls being served, by the child's id, to cancel them.
+    inbound: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    max_child_calls: usize,
+    /// Why troupe killed the child, when it did (the first reason given wins).
+    kill_reason: Mutex<Option<ExitCause>>,
+    /// Set once a stop was asked for: the end is then not a crash.
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .field("generation", &self.generation)
+            .field("pid", &self.process.pid())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
-    /// Starts the reader thread of `launched` and sends it `Start`.
+    /// Starts the reader thread of `launched` and sends the child `start`.
     pub(crate) fn start(
-        name: Arc<str>,
-        generation: u64,
         launched: Launched,
         start: ToChild,
-        router: Arc<dyn Router>,
-        arbiter: ArbiterHandle,
-        notify: Box<dyn Fn(SessionEvent) + Send + Sync>,
-    ) -> std::io::Result<Session> {
-        let inbox = Arc::new(Inbox {
-            name: name.clone(),
-            generation,
-            receiver: Mutex::new(launched.receiver),
+        parts: SessionParts,
+    ) -> std::io::Result<Arc<Session>> {
+        let session = Arc::new(Session {
+            name: parts.name,
+            generation: parts.generation,
             link: launched.link,
-            pending: Pending::default(),
             process: launched.process,
+            calls: parts.calls,
+            router: parts.router,
+            arbiter: parts.arbiter,
+            events: parts.events,
+            inbound: Arc::default(),
+            max_child_calls: parts.max_child_calls,
             kill_reason: Mutex::default(),
             stopping: AtomicBool::default(),
-            router,
-            arbiter,
-            inbound: Arc::default(),
-            notify,
-            takers: AtomicUsize::new(0),
-            reader: OnceLock::new(),
         });
-        let session = Session {
-            generation,
-            inbox: inbox.clone(),
-            watch: None,
-        };
-        let reader = inbox.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("troupe-read-{name}"))
+        let reader = session.clone();
+        std::thread::Builder::new()
+            .name(format!("troupe-read-{}", session.name))
             .spawn(move || reader.run())?;
-        let _ = inbox.reader.set(thread.thread().clone());
-        if let Err(e) = session.link().send(start) {
-            session.kill(format!("cannot send the start frame: {e}"));
+        if let Err(e) = session.link.send(start) {
+            session.kill(ExitCause::Protocol(format!(
+                "cannot send the start frame: {e}"
+            )));
         }
         Ok(session)
     }
 
-    /// The child process.
-    pub(crate) fn process(&self) -> &Arc<ChildProcess> {
-        &self.inbox.process
+    /// Which instance of the extension this child is.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
-    /// The link to the child.
+    /// The child process.
+    pub(crate) fn process(&self) -> &Arc<dyn Process> {
+        &self.process
+    }
+
+    /// The connection to the child.
     pub(crate) fn link(&self) -> &Link {
-        &self.inbox.link
+        &self.link
     }
 
     /// A stop was asked for: the child's end is then not a crash.
     pub(crate) fn mark_stopping(&self) {
-        self.inbox.stopping.store(true, Ordering::Release);
-    }
-
-    /// Sends `waiting.call`; its answer (or failure) goes to `waiting.reply`. When the child
-    /// is already gone (its end not yet handled by the actor) the call comes back unsent.
-    pub(crate) fn send(&self, waiting: Waiting) -> Result<(), Box<Waiting>> {
-        let Waiting { call, reply } = waiting;
-        let id = call.id;
-        let Inbox { pending, link, .. } = &*self.inbox;
-        if let Err(reply) = pending.insert(id, reply) {
-            tracing::debug!(call_id = id, "call held back: the child is gone");
-            return Err(Box::new(Waiting { call, reply }));
-        }
-        let frame = ToChild::Call(CallFrame {
-            id,
-            method: call.method.into_owned(),
-            args: call.args,
-            kwargs: call.kwargs,
-        });
-        // A broken channel is reported by the reader with the crash; only a frame that could
-        // not be encoded is this call's own failure.
-        if let Err(crate::process::LinkError::Frame(e)) = link.send(frame) {
-            pending.complete(id, Err(CallError::bad_argument("args", e.to_string())));
-        }
-        Ok(())
-    }
-
-    /// Forgets call `id` and tells the child to cancel it.
-    pub(crate) fn cancel(&self, id: u64) {
-        if self.inbox.pending.remove(id) {
-            let _ = self.inbox.link.send(ToChild::Cancel { id });
-        }
+        self.stopping.store(true, Ordering::Release);
     }
 
     /// Kills the child, remembering why.
-    pub(crate) fn kill(&self, reason: String) {
-        self.inbox.kill(reason);
-    }
-}
-
-type Inbound = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
-
-/// The child's frames and what handling them needs.
-///
-/// Two kinds of taker share them. The reader thread polls the doorbell (without holding the
-/// receiver), then takes a frame, or sleeps in `recv` once its polling time is over. A
-/// caller polling on the arbiter for its answer ([`Inbox::take_waiting`], see
-/// [`SpinWait`](super::spin_wait::SpinWait)) takes frames itself, so its answer needs no
-/// hand-over from the reader to the arbiter's thread; meanwhile the reader steps aside (it
-/// sleeps in short naps instead of polling), leaving the cores to the caller and the child.
-/// Frames are handled while the receiver is held, so in the order the child sent them,
-/// whoever takes them.
-pub(crate) struct Inbox {
-    name: Arc<str>,
-    generation: u64,
-    receiver: Mutex<IpcBytesReceiver>,
-    link: Arc<Link>,
-    pending: Pending,
-    process: Arc<ChildProcess>,
-    /// Why troupe killed the child, when it did (memory limit, start-up deadline, ...).
-    kill_reason: Mutex<Option<String>>,
-    /// Set once a stop was asked for: the end is then not a crash.
-    stopping: AtomicBool,
-    router: Arc<dyn Router>,
-    arbiter: ArbiterHandle,
-    /// The child's calls being served, by the child's id, to cancel them.
-    inbound: Inbound,
-    notify: Box<dyn Fn(SessionEvent) + Send + Sync>,
-    /// Callers polling [`Inbox::take_waiting`] now.
-    takers: AtomicUsize,
-    /// The reader thread, to wake from its nap.
-    reader: OnceLock<std::thread::Thread>,
-}
-
-impl Inbox {
-    /// A caller starts polling [`Inbox::take_waiting`]; it calls [`Inbox::end_taking`] once
-    /// it stops.
-    pub(crate) fn begin_taking(&self) {
-        self.takers.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn kill(&self, cause: ExitCause) {
+        tracing::warn!(extension = %self.name, pid = self.process.pid(), reason = %cause, "killing extension process");
+        self.record_kill_reason(cause);
+        self.process.kill();
     }
 
-    /// A caller stopped polling (see [`Inbox::begin_taking`]); `unanswered`: without its
-    /// answer, which the reader thread must then take: it is woken at once. Otherwise it
-    /// takes over within its nap ([`spin`](troupe_wire::protocol::spin)).
-    pub(crate) fn end_taking(&self, unanswered: bool) {
-        let left = self.takers.fetch_sub(1, Ordering::AcqRel) - 1;
-        if unanswered
-            && left == 0
-            && let Some(reader) = self.reader.get()
+    fn record_kill_reason(&self, cause: ExitCause) {
+        self.kill_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(cause);
+    }
+
+    /// Takes the frames that wait, unless another thread is taking them: for a caller
+    /// polling for its answer. Never waits.
+    pub(crate) fn take_frames(&self) {
+        if !self.link.doorbell().has_mail() {
+            return;
+        }
+        match self
+            .link
+            .try_drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes))
         {
-            reader.unpark();
+            None | Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                self.read_failed(e);
+                // The reader finishes the session.
+                self.link.wake().wake();
+            }
         }
     }
 
-    fn has_takers(&self) -> bool {
-        self.takers.load(Ordering::Acquire) > 0
-    }
-
-    /// The reader thread: takes and handles frames until the channel ends, then reports the
+    /// The reader thread: takes and handles frames until the child is gone, then reports the
     /// end.
-    fn run(&self) {
-        let doorbell = self.link.doorbell();
+    fn run(self: Arc<Self>) {
+        let link = &*self.link;
+        let doorbell = link.doorbell();
+        let wake = link.wake().as_fd();
+        let exit = self.process.exit_fd();
+        let mut watched = vec![wake];
+        watched.extend(exit);
         loop {
-            if self.has_takers() {
-                std::thread::park_timeout(troupe_wire::protocol::spin());
+            if link.takers() > 0 {
+                // Callers take the frames: step aside (see the module docs).
+                doorbell.set_aside(true);
+                let ready = if link.takers() > 0 {
+                    wait_readable(&watched, Some(ASIDE_TIMEOUT)).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                doorbell.set_aside(false);
+                link.wake().clear();
+                let exited = ready.get(1).copied().unwrap_or(false);
+                // Whatever callers do, what waits is taken at least this often.
+                let drained = link.try_drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes));
+                if let Some(Err(e)) = drained {
+                    self.read_failed(e);
+                    break;
+                }
+                if exited {
+                    self.drain_rest();
+                    break;
+                }
                 continue;
             }
-            let rang = doorbell.wait_unless(|| self.has_takers());
-            if !rang && self.has_takers() {
+            if let Err(e) = link.drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes)) {
+                self.read_failed(e);
+                break;
+            }
+            if doorbell.wait_unless(|| link.takers() > 0) || link.takers() > 0 {
                 continue;
             }
-            let receiver = self.receiver.lock().unwrap_or_else(|p| p.into_inner());
-            if rang && !doorbell.has_mail() {
-                // A waiting caller took it meanwhile.
-                continue;
-            }
-            let Ok(bytes) = receiver.recv() else { break };
-            doorbell.took();
-            if !self.open_and_handle(&bytes) {
+            let ready = match link.socket().wait(true, &watched, None) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    self.kill(ExitCause::Protocol(format!(
+                        "cannot wait on the connection: {e}"
+                    )));
+                    break;
+                }
+            };
+            link.wake().clear();
+            if ready.extra.get(1).copied().unwrap_or(false) {
+                // The child exited (the socket may live on in a process it started).
+                self.drain_rest();
                 break;
             }
         }
         self.finish();
     }
 
-    /// Takes and handles the frames the child has sent, unless the reader thread is taking
-    /// them now.
-    pub(crate) fn take_waiting(&self) {
-        let doorbell = self.link.doorbell();
-        if !doorbell.has_mail() {
-            return;
+    /// Takes what the child sent before it exited.
+    fn drain_rest(&self) {
+        let _ = self
+            .link
+            .drain(usize::MAX, &mut |bytes| self.handle_bytes(bytes));
+    }
+
+    /// The connection cannot be read any more: a closed one is the child's end; anything
+    /// else is the child breaking the protocol.
+    fn read_failed(&self, e: ReadError) {
+        if !matches!(e, ReadError::Closed) {
+            self.kill(ExitCause::Protocol(e.to_string()));
         }
-        let Ok(receiver) = self.receiver.try_lock() else {
-            return;
-        };
-        while doorbell.has_mail() {
-            // A broken channel is the reader thread's to see (and report) on its own recv.
-            let Ok(bytes) = receiver.recv() else { return };
-            doorbell.took();
-            if !self.open_and_handle(&bytes) {
-                return;
+    }
+
+    /// Decodes and handles one frame; an undecodable one kills the child.
+    fn handle_bytes(&self, bytes: &[u8]) -> ControlFlow<()> {
+        match self.link.open::<ToHost>(bytes) {
+            Ok(envelope) => {
+                if let Some(hold) = envelope.hold {
+                    self.send_owed(ToChild::Release { hold });
+                }
+                self.handle(envelope.body);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                self.kill(ExitCause::Protocol(format!("undecodable frame: {e}")));
+                ControlFlow::Break(())
             }
         }
     }
 
-    /// Decodes and handles one frame; an undecodable one kills the child (`false`).
-    fn open_and_handle(&self, bytes: &[u8]) -> bool {
-        match self.link.open::<ToHost>(bytes) {
-            Ok(envelope) => {
-                if let Some(hold) = envelope.hold {
-                    let _ = self.link.send(ToChild::Release { hold });
-                }
-                self.handle(envelope.body);
-                true
-            }
+    /// Sends a frame the child is owed (an answer, an acknowledgement). A child that lets
+    /// more than the connection's limit pile up is not reading: it is killed.
+    fn send_owed(&self, frame: ToChild) {
+        match self.link.send(frame) {
+            Ok(()) | Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Closed)) => {}
+            Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Full {
+                queued,
+                ..
+            })) => self.kill(ExitCause::Protocol(format!(
+                "stopped reading: {} MiB wait for it",
+                queued >> 20
+            ))),
             Err(e) => {
-                self.kill(format!(
-                    "protocol error: undecodable frame from the child: {e}"
-                ));
-                false
+                tracing::warn!(extension = %self.name, error = %e, "cannot send a frame the child is owed")
             }
         }
     }
 
     fn handle(&self, frame: ToHost) {
         match frame {
-            ToHost::Reply { id, result } => {
-                self.pending.complete(id, result.and_then(usable_here));
-            }
+            ToHost::Reply { id, result } => self.calls.complete(id, result.and_then(usable_here)),
             ToHost::Call { target, call } => self.serve(target, call),
             ToHost::Cancel { id } => {
                 let cancel = self.lock_inbound().remove(&id);
@@ -286,15 +307,17 @@ impl Inbox {
             }
             ToHost::Release { hold } => self.link.release(hold),
             ToHost::ReleaseSlots { slots } => self.link.release_slots(&slots),
-            ToHost::Started { methods } => (self.notify)(SessionEvent::Started {
-                generation: self.generation,
-                methods,
-            }),
+            ToHost::Started { methods } => {
+                let _ = self.events.send(SessionEvent::Started {
+                    generation: self.generation,
+                    methods,
+                });
+            }
             ToHost::StartFailed(error) => {
-                // The child exits right after this frame: record why now, so the crash that
-                // `finish` reports carries it even if the actor has not seen this event yet.
-                self.record_kill_reason(|| start_failed_reason(&error));
-                (self.notify)(SessionEvent::StartFailed {
+                // The child exits right after this frame: record why now, so the end that
+                // `finish` reports carries it.
+                self.record_kill_reason(ExitCause::StartFailed(error.clone()));
+                let _ = self.events.send(SessionEvent::StartFailed {
                     generation: self.generation,
                     error,
                 });
@@ -302,8 +325,8 @@ impl Inbox {
             ToHost::ShutdownDone => {
                 tracing::debug!(extension = %self.name, "prepare_shutdown done");
             }
-            ToHost::Hello { .. } => {
-                tracing::warn!(extension = %self.name, "second hello from the child ignored");
+            other @ ToHost::Hello { .. } => {
+                tracing::warn!(extension = %self.name, frame = frame_kind(&other), "second hello from the child ignored");
             }
         }
     }
@@ -326,21 +349,31 @@ impl Inbox {
                 if let CallError::PermissionDenied { .. } = &err {
                     tracing::warn!(extension = %self.name, %target, method = %frame.method, "call refused: not granted");
                 }
-                let _ = self.link.send(ToChild::Reply {
+                return self.send_owed(ToChild::Reply {
                     id,
                     result: Err(err),
                 });
-                return;
             }
         };
         let (cancel_tx, cancel_rx) = oneshot::channel();
-        self.lock_inbound().insert(id, cancel_tx);
+        {
+            let mut inbound = self.lock_inbound();
+            if inbound.len() >= self.max_child_calls {
+                drop(inbound);
+                tracing::warn!(extension = %self.name, limit = self.max_child_calls, "call refused: too many calls from the child at once");
+                return self.send_owed(ToChild::Reply {
+                    id,
+                    result: Err(CallError::MailboxFull),
+                });
+            }
+            inbound.insert(id, cancel_tx);
+        }
         let link = self.link.clone();
         let inbound = self.inbound.clone();
         let mut call = Call::new(frame.method, frame.args);
         call.kwargs = frame.kwargs;
         let spawned = self.arbiter.spawn(async move {
-            let result = tokio::select! {
+            let result: CallResult = tokio::select! {
                 result = caller.call(call) => result,
                 _ = cancel_rx => return,
             };
@@ -348,36 +381,23 @@ impl Inbox {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            // The child may be gone meanwhile; nothing is owed then.
             let _ = link.send(ToChild::Reply { id, result });
         });
         if !spawned {
             self.lock_inbound().remove(&id);
-            let _ = self.link.send(ToChild::Reply {
+            self.send_owed(ToChild::Reply {
                 id,
                 result: Err(CallError::ActorStopped),
             });
         }
     }
 
-    /// Kills the child, remembering why.
-    fn kill(&self, reason: String) {
-        tracing::warn!(extension = %self.name, pid = self.process.pid(), %reason, "killing extension process");
-        self.record_kill_reason(|| reason);
-        self.process.kill();
-    }
-
-    /// Records why the child ends (the first reason given wins).
-    fn record_kill_reason(&self, reason: impl FnOnce() -> String) {
-        self.kill_reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(reason);
-    }
-
-    fn lock_inbound(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+    fn lock_inbound(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
         self.inbound.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The child is gone: fail its calls, reclaim what it held, tell the actor.
     fn finish(&self) {
         let reason = self
             .kill_reason
@@ -385,21 +405,22 @@ impl Inbox {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let info = self.process.crash_info(reason);
-        let err = if self.stopping.load(Ordering::Acquire) {
+        let stopping = self.stopping.load(Ordering::Acquire);
+        let err = if stopping {
             CallError::ActorStopped
         } else {
             CallError::Crashed(info.clone())
         };
-        let failed = self.pending.close(err);
+        let failed = self.calls.child_gone(self.generation, err);
         // Everything the child held of the host's pool comes back; the names of its own
         // regions go (a killed child could not remove them; the host's mappings stay valid).
-        self.link.clear();
+        self.link.close();
         troupe_wire::shm::remove_regions_of(self.process.pid());
         self.lock_inbound().clear();
-        if !self.stopping.load(Ordering::Acquire) {
+        if !stopping {
             tracing::warn!(extension = %self.name, pid = self.process.pid(), failed_calls = failed, crash = %info, "extension process ended");
         }
-        (self.notify)(SessionEvent::Ended {
+        let _ = self.events.send(SessionEvent::Ended {
             generation: self.generation,
             info,
         });
@@ -412,15 +433,5 @@ fn usable_here(value: Value) -> CallResult {
     match value.device_error() {
         None => Ok(value),
         Some(e) => Err(CallError::bad_argument("result", e.to_string())),
-    }
-}
-
-/// Why an instance whose start-up failed is counted as crashed: the exception, with its
-/// traceback.
-pub(crate) fn start_failed_reason(error: &RemoteException) -> String {
-    if error.traceback.is_empty() {
-        format!("start-up failed: {error}")
-    } else {
-        format!("start-up failed: {error}\n{}", error.traceback)
     }
 }

@@ -5,8 +5,8 @@
 //! small virtual machine (see [`DEFAULT_SPIN`](troupe_wire::protocol::DEFAULT_SPIN)). So a
 //! caller's wait polls for the same short time the receivers poll, keeping the thread awake,
 //! and then waits like any future. While it polls it also takes the child's frames itself
-//! ([`Inbox::take_waiting`]): the answer then needs no hand-over from the reader thread, and
-//! the reader steps aside instead of polling too.
+//! ([`Session::take_frames`]): the answer then needs no hand-over from the reader thread, and
+//! the reader steps aside instead of polling too (see [`super::session`]).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::session::Inbox;
+use super::session::Session;
 
 /// How often (at most) a polling arbiter thread gives its core to another thread.
 const YIELD_EVERY: Duration = Duration::from_micros(2);
@@ -32,8 +32,8 @@ const YIELD_EVERY: Duration = Duration::from_micros(2);
 pub(crate) struct SpinWait<F> {
     inner: F,
     /// Where the answer comes from, to take it directly.
-    inbox: Option<Arc<Inbox>>,
-    /// Whether this wait is counted among the inbox's takers.
+    session: Option<Arc<Session>>,
+    /// Whether this wait is counted among the connection's takers.
     taking: bool,
     /// This wait's number among the thread's waits, once polled.
     number: Option<u64>,
@@ -60,10 +60,10 @@ struct Pending {
 }
 
 impl<F> SpinWait<F> {
-    pub(crate) fn new(inner: F, inbox: Option<Arc<Inbox>>) -> Self {
+    pub(crate) fn new(inner: F, session: Option<Arc<Session>>) -> Self {
         SpinWait {
             inner,
-            inbox,
+            session,
             taking: false,
             number: None,
             until: None,
@@ -91,13 +91,13 @@ impl<F> SpinWait<F> {
         })
     }
 
-    /// Stops counting this wait among the inbox's takers; `answered` says whether its answer
-    /// came (otherwise the reader thread must take it, and is woken to).
+    /// Stops counting this wait among the connection's takers; `answered` says whether its
+    /// answer came (otherwise the reader thread must take it, and is woken to).
     fn stop_taking(&mut self, answered: bool) {
         if std::mem::take(&mut self.taking)
-            && let Some(inbox) = &self.inbox
+            && let Some(session) = &self.session
         {
-            inbox.end_taking(!answered);
+            session.link().end_taking(!answered);
         }
     }
 
@@ -162,12 +162,12 @@ impl<F: Future + Unpin> Future for SpinWait<F> {
             return Poll::Pending;
         }
         let this = &mut *self;
-        if let Some(inbox) = &this.inbox {
+        if let Some(session) = &this.session {
             if !this.taking {
                 this.taking = true;
-                inbox.begin_taking();
+                session.link().begin_taking();
             }
-            inbox.take_waiting();
+            session.take_frames();
             if let Poll::Ready(out) = Pin::new(&mut this.inner).poll(cx) {
                 this.finish(true);
                 return Poll::Ready(out);

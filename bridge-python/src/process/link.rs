@@ -1,117 +1,285 @@
-//! The host's sending end of a child connection.
+//! The host's end of a child connection.
 
-use ipc_channel::IpcError;
-use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
 use serde::Deserialize;
-use std::sync::Arc;
 use thiserror::Error;
 use troupe_wire::device::DevicePlane;
 use troupe_wire::pool::{Releases, SlotKey};
-use troupe_wire::protocol::{Doorbell, Envelope, FrameError, Outbox, SHM_THRESHOLD, ToChild};
+use troupe_wire::protocol::transport::{
+    Doorbell, Drained, Incoming, Outgoing, OutgoingLimits, Queued, ReadError, SendError, Socket,
+    Wake,
+};
+use troupe_wire::protocol::{Envelope, FrameError, MAX_FRAME, Outbox, SHM_THRESHOLD, ToChild};
 use troupe_wire::{DecodeError, encode};
 
-/// Why a frame could not be sent.
+/// Why a frame was not sent.
 #[derive(Debug, Error)]
 pub enum LinkError {
     /// The frame could not be encoded (or its large buffers put in shared memory).
     #[error(transparent)]
     Frame(#[from] FrameError),
-    /// The channel is broken: the child is gone.
-    #[error("the child is gone: {0}")]
-    Closed(#[source] std::io::Error),
+    /// The connection refused it: too large, the child is not reading and the queue is full,
+    /// or the child is gone.
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
-/// Sends frames to a child; any thread may send (each frame is one message on the channel).
-///
-/// It also owns the connection's buffer bookkeeping (see [`Outbox`]): frames from the child
-/// are decoded with [`Link::open`], and a thread sends the child a `ReleaseSlots` frame
-/// whenever the host has dropped buffers of the child's pool.
+/// Bounds of one connection, as the host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkLimits {
+    /// The largest frame either way.
+    pub max_frame: usize,
+    /// Bytes of calls that may wait for a child that is not reading; past it calls are
+    /// refused (the child is not taking them).
+    pub max_queued_bytes: usize,
+    /// Bytes of everything (answers to the child's calls, acknowledgements, releases
+    /// included) that may wait for it; past it the child is treated as broken.
+    pub max_owed_bytes: usize,
+}
+
+impl Default for LinkLimits {
+    fn default() -> Self {
+        LinkLimits {
+            max_frame: MAX_FRAME,
+            max_queued_bytes: 64 << 20,
+            max_owed_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The host's end of one child connection: frames go out through a bounded queue that never
+/// makes a sender wait ([`Outgoing`]); frames come in through [`Link::drain`], which one
+/// thread at a time runs (the reader thread, or a caller polling for its answer). It also
+/// owns the connection's buffer bookkeeping ([`Outbox`]): what the child was lent, what it
+/// holds, what the host owes it.
 #[derive(Debug)]
 pub struct Link {
-    sender: IpcBytesSender,
-    outbox: Outbox,
+    socket: Arc<Socket>,
+    outgoing: Arc<Outgoing>,
+    /// Only the calls, bounded by `max_queued_bytes`; everything else goes through `owed`.
+    calls: OutgoingLimits,
+    incoming: Mutex<Incoming>,
+    ledger: Outbox,
     doorbell: Arc<Doorbell>,
+    wake: Wake,
+    /// Callers taking frames themselves now (see [`Link::begin_taking`]).
+    takers: AtomicUsize,
 }
 
 impl Link {
+    /// The host's end over `socket`, with the connection's `doorbell` and the reader's
+    /// `wake`; starts the threads that send what waits (when the child makes room) and the
+    /// releases the host owes.
+    ///
+    /// # Errors
+    /// A thread could not be started.
     pub(crate) fn new(
-        sender: IpcBytesSender,
-        doorbell: Arc<Doorbell>,
+        socket: Socket,
+        doorbell: Doorbell,
+        wake: Wake,
         devices: Arc<dyn DevicePlane>,
-    ) -> std::io::Result<Link> {
-        let outbox = Outbox::new(SHM_THRESHOLD).with_devices(devices);
-        let releases = outbox.releases().clone();
-        let releaser = sender.clone();
-        let bell = doorbell.clone();
+        limits: LinkLimits,
+    ) -> std::io::Result<Arc<Link>> {
+        let socket = Arc::new(socket);
+        let doorbell = Arc::new(doorbell);
+        let outgoing = Arc::new(Outgoing::new(
+            socket.clone(),
+            OutgoingLimits {
+                max_frame: limits.max_frame,
+                max_queued_bytes: limits.max_owed_bytes,
+            },
+            Some(doorbell.clone()),
+        ));
+        let link = Arc::new(Link {
+            incoming: Mutex::new(Incoming::new(
+                socket.clone(),
+                limits.max_frame,
+                Some(doorbell.clone()),
+            )),
+            socket,
+            calls: OutgoingLimits {
+                max_frame: limits.max_frame,
+                max_queued_bytes: limits.max_queued_bytes,
+            },
+            outgoing: outgoing.clone(),
+            ledger: Outbox::new(SHM_THRESHOLD).with_devices(devices),
+            doorbell,
+            wake,
+            takers: AtomicUsize::new(0),
+        });
+        std::thread::Builder::new()
+            .name("troupe-flush".into())
+            .spawn(move || outgoing.flush_when_writable())?;
+        let releases = link.ledger.releases().clone();
+        let sender = link.outgoing.clone();
         std::thread::Builder::new()
             .name("troupe-release".into())
-            .spawn(move || send_releases(&releases, &releaser, &bell))?;
-        Ok(Link {
-            sender,
-            outbox,
-            doorbell,
-        })
+            .spawn(move || send_releases(&releases, &sender))?;
+        Ok(link)
     }
 
-    /// Seals and sends `frame`.
+    /// Seals and sends a call: refused with [`SendError::Full`] while more than the calls'
+    /// share of bytes waits for the child.
+    ///
+    /// # Errors
+    /// See [`LinkError`]; nothing is sent, and nothing stays lent for it.
+    pub fn send_call(&self, frame: ToChild) -> Result<(), LinkError> {
+        let queued = self.outgoing.queued().bytes;
+        if queued > self.calls.max_queued_bytes {
+            return Err(SendError::Full {
+                queued,
+                limit: self.calls.max_queued_bytes,
+            }
+            .into());
+        }
+        self.send(frame)
+    }
+
+    /// Seals and sends any frame (answers, cancels, acknowledgements), bounded only by the
+    /// connection's total.
+    ///
+    /// # Errors
+    /// See [`LinkError`]; nothing is sent, and nothing stays lent for it.
     pub fn send(&self, frame: ToChild) -> Result<(), LinkError> {
-        let bytes = self.outbox.seal(frame)?;
-        self.sender.send(&bytes).map_err(LinkError::Closed)?;
-        self.doorbell.ring();
+        let (bytes, receipt) = self.ledger.seal_with_receipt(frame)?;
+        if let Err(e) = self.outgoing.send(bytes) {
+            self.ledger.unseal(receipt);
+            return Err(e.into());
+        }
         Ok(())
     }
 
-    /// The next frame from the child on `receiver` (the one [`launch`](super::launch) gave
-    /// with this link): the doorbell is polled for a moment, then the channel waited on in
-    /// the kernel (see [`Doorbell::receive`]).
-    pub fn recv(&self, receiver: &IpcBytesReceiver) -> Result<Vec<u8>, IpcError> {
-        self.doorbell.receive(|| receiver.recv())
+    /// What waits to be sent to the child now.
+    pub fn queued(&self) -> Queued {
+        self.outgoing.queued()
     }
 
-    /// The connection's doorbell: it rings when the child sent a frame.
+    /// Takes up to `budget` waiting datagrams and calls `frame` with each frame, in order.
+    /// Waits for the receiving half if another thread holds it.
+    ///
+    /// # Errors
+    /// The child closed the connection or broke the framing.
+    pub fn drain(
+        &self,
+        budget: usize,
+        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<Drained, ReadError> {
+        self.lock_incoming().drain(budget, frame)
+    }
+
+    /// [`Link::drain`], unless another thread is draining now (then `None`).
+    ///
+    /// # Errors
+    /// As [`Link::drain`].
+    pub fn try_drain(
+        &self,
+        budget: usize,
+        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Option<Result<Drained, ReadError>> {
+        let mut incoming = match self.incoming.try_lock() {
+            Ok(incoming) => incoming,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(incoming.drain(budget, frame))
+    }
+
+    /// The next frame, if one has arrived (for the hello, before a reader runs).
+    ///
+    /// # Errors
+    /// As [`Link::drain`].
+    pub fn next_frame(&self) -> Result<Option<Vec<u8>>, ReadError> {
+        self.lock_incoming().try_next()
+    }
+
+    fn lock_incoming(&self) -> MutexGuard<'_, Incoming> {
+        self.incoming.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The socket, to wait on.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The connection's doorbell: it rings when the child sent a datagram.
     pub fn doorbell(&self) -> &Doorbell {
         &self.doorbell
     }
 
+    /// The eventfd the host's reader sleeps on when it is aside.
+    pub fn wake(&self) -> &Wake {
+        &self.wake
+    }
+
+    /// A caller starts taking the child's frames itself ([`Link::try_drain`]); it calls
+    /// [`Link::end_taking`] when it stops.
+    pub fn begin_taking(&self) {
+        self.takers.fetch_add(1, Ordering::SeqCst);
+        self.doorbell.taker_began();
+    }
+
+    /// A caller stopped taking frames; `unanswered`: without the answer it waited for. When
+    /// it was the last, the reader is woken if it has to take over (the answer is still to
+    /// come, or a frame waits).
+    pub fn end_taking(&self, unanswered: bool) {
+        let left = self.takers.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.doorbell.taker_ended();
+        if left == 0 && (unanswered || self.doorbell.has_mail()) {
+            self.wake.wake();
+        }
+    }
+
+    /// How many callers take frames now.
+    pub fn takers(&self) -> usize {
+        self.takers.load(Ordering::SeqCst)
+    }
+
     /// Decodes a frame from the child; buffers of the child's pool in it release their slot
     /// to the child when their last clone drops.
+    ///
+    /// # Errors
+    /// The frame does not decode.
     pub fn open<'de, T: Deserialize<'de>>(
         &self,
         bytes: &'de [u8],
     ) -> Result<Envelope<T>, DecodeError> {
-        self.outbox.open(bytes)
+        self.ledger.open(bytes)
     }
 
     /// The child has mapped the buffers of envelope `hold`.
     pub fn release(&self, hold: u64) {
-        self.outbox.release(hold);
+        self.ledger.release(hold);
     }
 
     /// The child dropped its buffers of these slots of the host's pool.
     pub fn release_slots(&self, slots: &[SlotKey]) {
-        self.outbox.release_slots(slots);
+        self.ledger.release_slots(slots);
     }
 
     /// How many slots of the host's pool the child holds.
     pub fn lent(&self) -> usize {
-        self.outbox.lent()
+        self.ledger.lent()
     }
 
-    /// Drops every held buffer and every slot lent to the child (the child is gone).
-    pub fn clear(&self) {
-        self.outbox.clear();
+    /// The child is gone: nothing more is sent, what waited is dropped, and every buffer it
+    /// held and every slot lent to it comes back.
+    pub fn close(&self) {
+        self.outgoing.close();
+        self.ledger.clear();
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // Ends the release thread, which holds a sender: the child must see the hang-up.
-        self.outbox.clear();
+        self.close();
     }
 }
 
 /// Sends the releases the host owes the child until the connection ends.
-fn send_releases(releases: &Releases, sender: &IpcBytesSender, doorbell: &Doorbell) {
+fn send_releases(releases: &Releases, outgoing: &Outgoing) {
     while let Some(slots) = releases.wait() {
         let frame = Envelope {
             hold: None,
@@ -122,9 +290,8 @@ fn send_releases(releases: &Releases, sender: &IpcBytesSender, doorbell: &Doorbe
         let Ok(bytes) = encode(&frame) else {
             continue;
         };
-        if sender.send(&bytes).is_err() {
+        if outgoing.send(bytes).is_err() {
             break;
         }
-        doorbell.ring();
     }
 }

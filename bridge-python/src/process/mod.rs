@@ -1,37 +1,36 @@
-//! Child processes: spawn, bootstrap over ipc-channel, and the link frames travel on.
+//! Child processes: spawn one with its connection in place, and wait for its hello.
 //!
-//! [`launch`] starts `<venv>/bin/python -u -m troupe` with an explicit environment, waits
-//! for it to connect to a one-shot ipc-channel server and say [`ToHost::Hello`], and hands
-//! back the [`ChildProcess`], the [`Link`] to send on and the receiver to read from. A child
-//! that exits before connecting is reported as soon as it is reaped (a few milliseconds),
-//! with its exit status and the tail of its stderr; one that stays silent past the connect
-//! deadline is killed and reported the same way.
+//! [`launch`] makes the connection first (a socket pair, the doorbell page, the eventfd that
+//! wakes the host's reader), then starts `<venv>/bin/python -u -m troupe` with an explicit
+//! environment and the child's ends at fixed descriptor numbers
+//! ([`ChildFds`](troupe_wire::protocol::ChildFds)): there is no name to connect to, so no
+//! other process can reach the connection, and no accept can hang. It waits for the child's
+//! [`ToHost::Hello`] and hands back the [`ChildProcess`] and the [`Link`]. A child that exits
+//! before its hello is reported as soon as it is reaped (a few milliseconds), with its exit
+//! status and the tail of its stderr; one that stays silent past the connect deadline is
+//! killed and reported the same way.
 //!
 //! Children are spawned from one long-lived thread, because `PR_SET_PDEATHSIG` (the child
 //! dies when the host dies) fires when the *thread* that forked it ends.
 
+mod child;
 mod link;
 mod output;
 mod spawner;
 
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use thiserror::Error;
-use troupe_wire::protocol::{
-    DOORBELL_ENV, Doorbell, Envelope, PROTOCOL_VERSION, SERVER_ENV, ToHost,
-};
-use troupe_wire::{CrashInfo, DecodeError};
+use troupe_wire::protocol::transport::{Doorbell, Socket, Wake};
+use troupe_wire::protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
+use troupe_wire::{CrashInfo, ExitCause, HandshakeError};
 
-pub use link::{Link, LinkError};
+pub use child::{ChildProcess, Process};
+pub use link::{Link, LinkError, LinkLimits};
 pub use output::StderrTail;
-
-/// What the child sends through the one-shot server: the host's ends of two channels.
-pub(crate) type Bootstrap = (IpcBytesReceiver, IpcBytesSender);
 
 /// Variables passed through from the host's environment (everything else is cleared).
 const PASSED_THROUGH: &[&str] = &[
@@ -46,9 +45,14 @@ const PASSED_THROUGH: &[&str] = &[
     "TZ",
     "LD_LIBRARY_PATH",
     "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
     "TROUPE_LOG",
     "TROUPE_SPIN_US",
 ];
+
+/// Longest sleep between two looks at a child that has not said hello yet (when its exit
+/// cannot be waited on directly).
+const HELLO_POLL: Duration = Duration::from_millis(5);
 
 /// How to start one child.
 #[derive(Debug, Clone)]
@@ -63,8 +67,10 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; the host's when `None`.
     pub cwd: Option<PathBuf>,
-    /// How long the child may take to connect and say hello.
+    /// How long the child may take to say hello.
     pub connect_timeout: Duration,
+    /// The connection's bounds.
+    pub limits: LinkLimits,
 }
 
 /// Why a child could not be started and connected.
@@ -79,13 +85,13 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
-    /// The ipc-channel server or a forwarding thread could not be set up.
-    #[error("cannot set up the channel to the child: {0}")]
-    Ipc(#[source] std::io::Error),
-    /// The child exited before it connected.
+    /// The connection (sockets, doorbell, threads) could not be set up.
+    #[error("cannot set up the connection to the child: {0}")]
+    Setup(#[source] std::io::Error),
+    /// The child exited before it said hello.
     #[error("child exited before connecting: {0}")]
     ExitedEarly(CrashInfo),
-    /// The child did not connect within the deadline; it was killed.
+    /// The child did not say hello within the deadline; it was killed.
     #[error("child did not connect within {after:?} (killed); stderr: {stderr_tail}")]
     ConnectTimeout {
         /// The deadline.
@@ -93,145 +99,106 @@ pub enum LaunchError {
         /// The last lines of its stderr.
         stderr_tail: String,
     },
-    /// The child connected but its first frame was not a valid hello.
-    #[error("bad handshake from the child: {0}")]
-    Handshake(String),
+    /// The child's first frame was not a good hello; it was killed.
+    #[error("bad handshake from the child: {error}")]
+    Handshake {
+        /// What was wrong.
+        error: HandshakeError,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
 }
 
-/// A running child process. Dropping it kills the process and reaps it.
-#[derive(Debug)]
-pub struct ChildProcess {
-    name: Arc<str>,
-    pid: u32,
-    child: Mutex<Child>,
-    status: Mutex<Option<ExitStatus>>,
-    stderr: StderrTail,
-    forwarders: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl ChildProcess {
-    /// The extension's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// The last lines the child wrote to stderr.
-    pub fn stderr_tail(&self) -> String {
-        self.stderr.text()
-    }
-
-    /// Kills the process (SIGKILL) if it still runs.
-    pub fn kill(&self) {
-        if self.try_status().is_none() {
-            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = child.kill();
-        }
-    }
-
-    /// Sends SIGTERM (used after a graceful stop's deadline, before SIGKILL).
-    pub fn terminate(&self) {
-        if self.try_status().is_none()
-            && let Ok(pid) = libc::pid_t::try_from(self.pid)
-        {
-            // SAFETY: plain syscall on a pid we spawned and have not reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-
-    /// The exit status, if the process has exited (reaps it).
-    pub fn try_status(&self) -> Option<ExitStatus> {
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        if status.is_none() {
-            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-            *status = child.try_wait().ok().flatten();
-        }
-        *status
-    }
-
-    /// Waits up to `timeout` for the process to exit.
-    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_status() {
-                return Some(status);
+impl LaunchError {
+    /// How this failed start counts for supervision: as the end of that instance.
+    pub fn into_crash(self) -> CrashInfo {
+        let with_tail = |cause, stderr_tail| CrashInfo {
+            cause,
+            stderr_tail,
+            gave_up_after: None,
+        };
+        match self {
+            LaunchError::ExitedEarly(info) => info,
+            LaunchError::ConnectTimeout { after, stderr_tail } => {
+                with_tail(ExitCause::ConnectTimeout(after), stderr_tail)
             }
-            if Instant::now() >= deadline {
-                return None;
+            LaunchError::Handshake { error, stderr_tail } => {
+                with_tail(ExitCause::Handshake(error), stderr_tail)
             }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// How the process ended, waiting briefly for it to be reaped and for its last stderr
-    /// lines. A process still running after that is killed first.
-    pub fn crash_info(&self, reason: Option<String>) -> CrashInfo {
-        let status = self.wait_timeout(Duration::from_millis(500)).or_else(|| {
-            self.kill();
-            self.wait_timeout(Duration::from_secs(2))
-        });
-        let forwarders =
-            std::mem::take(&mut *self.forwarders.lock().unwrap_or_else(|p| p.into_inner()));
-        for forwarder in forwarders {
-            let _ = forwarder.join();
-        }
-        crash_info(status, reason, self.stderr.text())
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
-        if self
-            .status
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
+            spawn @ (LaunchError::Spawn { .. } | LaunchError::Setup(_)) => {
+                CrashInfo::new(ExitCause::Spawn(spawn.to_string()))
+            }
         }
     }
 }
 
-fn crash_info(
-    status: Option<ExitStatus>,
-    reason: Option<String>,
-    stderr_tail: String,
-) -> CrashInfo {
-    use std::os::unix::process::ExitStatusExt;
-    CrashInfo {
-        exit_code: status.and_then(|s| s.code()),
-        signal: status.and_then(|s| s.signal()),
-        reason,
-        stderr_tail,
-    }
-}
-
-/// A connected child: the process, the link to send on, the receiver to read from.
+/// A connected child: the process and the link to it.
 #[derive(Debug)]
 pub struct Launched {
     /// The process.
-    pub process: Arc<ChildProcess>,
-    /// Sends frames to the child.
+    pub process: Arc<dyn Process>,
+    /// The connection.
     pub link: Arc<Link>,
-    /// Frames from the child, after the hello.
-    pub receiver: IpcBytesReceiver,
     /// The child's `sys.version`.
     pub python_version: String,
     /// Time from spawn to hello.
     pub connect_time: Duration,
 }
 
+/// Starts children: real Python processes ([`PythonLauncher`]), or in tests a fake child
+/// that speaks the protocol in-process.
+pub trait Launcher: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts one child for `spec` and waits for its hello. Blocks: call it off actor threads.
+    ///
+    /// # Errors
+    /// The child could not be started, or did not say a good hello in time.
+    fn launch(&self, spec: &LaunchSpec) -> Result<Launched, LaunchError>;
+}
+
+/// Launches real children: `spec.python -u -m troupe` in `spec.venv`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PythonLauncher;
+
+impl Launcher for PythonLauncher {
+    fn launch(&self, spec: &LaunchSpec) -> Result<Launched, LaunchError> {
+        launch(spec)
+    }
+}
+
 /// Starts the child `spec` describes and waits for its hello.
+///
+/// # Errors
+/// See [`LaunchError`].
 pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
     let started = Instant::now();
-    let (server, server_name) = IpcOneShotServer::<Bootstrap>::new().map_err(LaunchError::Ipc)?;
-    let doorbell = Doorbell::create().map_err(|e| LaunchError::Ipc(std::io::Error::other(e)))?;
+    let (process, link) = spawn(spec)?;
+    let python_version = match await_hello(&link, &*process, started + spec.connect_timeout) {
+        Ok(version) => version,
+        Err(e) => {
+            process.kill();
+            link.close();
+            return Err(e.into_launch_error(&*process, spec.connect_timeout));
+        }
+    };
+    Ok(Launched {
+        process,
+        link,
+        python_version,
+        connect_time: started.elapsed(),
+    })
+}
+
+/// Starts the child `spec` describes with its connection in place, without waiting for
+/// anything: its hello is the first frame on the link. [`launch`] is this and the wait.
+///
+/// # Errors
+/// The connection could not be made, or the child could not be spawned.
+pub fn spawn(spec: &LaunchSpec) -> Result<(Arc<ChildProcess>, Arc<Link>), LaunchError> {
+    let (host_end, child_end) = Socket::pair().map_err(LaunchError::Setup)?;
+    let (doorbell, page) = Doorbell::create().map_err(LaunchError::Setup)?;
+    let wake = Wake::new().map_err(LaunchError::Setup)?;
+    let child_wake = wake.duplicate().map_err(LaunchError::Setup)?;
+    let fds = ChildFds::STANDARD;
     let mut command = std::process::Command::new(&spec.python);
     command
         .args(["-u", "-m", "troupe"])
@@ -246,141 +213,139 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
         .env("PYTHONUNBUFFERED", "1")
         .env("TROUPE_EXTENSION", &spec.name)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(SERVER_ENV, &server_name)
-        .env(DOORBELL_ENV, doorbell.name())
+        .env(FDS_ENV, fds.to_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    let mut child = spawner::spawn(command).map_err(|source| LaunchError::Spawn {
+    let inherit = vec![
+        spawner::Inherit {
+            fd: child_end.into(),
+            at: fds.socket,
+        },
+        spawner::Inherit {
+            fd: page,
+            at: fds.doorbell,
+        },
+        spawner::Inherit {
+            fd: child_wake,
+            at: fds.wake,
+        },
+    ];
+    let child = spawner::spawn(command, inherit).map_err(|source| LaunchError::Spawn {
         python: spec.python.clone(),
         source,
     })?;
-    let name: Arc<str> = Arc::from(spec.name.as_str());
-    let pid = child.id();
-    let stderr = StderrTail::default();
-    let mut forwarders = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        forwarders.push(
-            output::forward(out, output::Stream::Stdout, name.clone(), pid, None)
-                .map_err(LaunchError::Ipc)?,
-        );
-    }
-    if let Some(err) = child.stderr.take() {
-        forwarders.push(
-            output::forward(
-                err,
-                output::Stream::Stderr,
-                name.clone(),
-                pid,
-                Some(stderr.clone()),
-            )
-            .map_err(LaunchError::Ipc)?,
-        );
-    }
-    let process = Arc::new(ChildProcess {
-        name,
-        pid,
-        child: Mutex::new(child),
-        status: Mutex::new(None),
-        stderr,
-        forwarders: Mutex::new(forwarders),
-    });
+    let process = Arc::new(ChildProcess::adopt(&spec.name, child).map_err(LaunchError::Setup)?);
+    let link = Link::new(
+        host_end,
+        doorbell,
+        wake,
+        devices(process.pid()),
+        spec.limits,
+    )
+    .map_err(LaunchError::Setup)?;
+    Ok((process, link))
+}
 
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("troupe-accept".into())
-        .spawn(move || {
-            let accepted =
-                server
-                    .accept()
-                    .map_err(|e| e.to_string())
-                    .and_then(|(_, (receiver, sender))| {
-                        let hello = receiver.recv().map_err(|e| e.to_string())?;
-                        Ok((receiver, sender, hello))
-                    });
-            let _ = done_tx.send(accepted);
-        })
-        .map_err(LaunchError::Ipc)?;
+/// Why no hello came.
+pub(crate) enum NoHello {
+    /// The child exited (or closed the connection) first.
+    Exited,
+    /// The deadline passed.
+    TimedOut,
+    /// The first frame was not a good hello.
+    Bad(HandshakeError),
+}
 
-    let fail = |process: &ChildProcess| {
-        process.kill();
-        // Unblock the accept thread if the child never connected.
-        drop(IpcSender::<Bootstrap>::connect(server_name.clone()));
-    };
-    let (receiver, sender, hello) = loop {
-        match done_rx.recv_timeout(Duration::from_millis(2)) {
-            Ok(Ok(accepted)) => break accepted,
-            Ok(Err(message)) => {
-                fail(&process);
-                return Err(match process.try_status() {
-                    Some(_) => LaunchError::ExitedEarly(process.crash_info(None)),
-                    None => LaunchError::Handshake(message),
-                });
+impl NoHello {
+    pub(crate) fn into_launch_error(self, process: &dyn Process, after: Duration) -> LaunchError {
+        match self {
+            NoHello::Exited => LaunchError::ExitedEarly(process.crash_info(None)),
+            NoHello::TimedOut => LaunchError::ConnectTimeout {
+                after,
+                stderr_tail: process.crash_info(None).stderr_tail,
+            },
+            NoHello::Bad(error) => LaunchError::Handshake {
+                error,
+                stderr_tail: process.crash_info(None).stderr_tail,
+            },
+        }
+    }
+}
+
+/// Waits until `deadline` for the child's hello on `link`; returns its Python version.
+pub(crate) fn await_hello(
+    link: &Link,
+    process: &dyn Process,
+    deadline: Instant,
+) -> Result<String, NoHello> {
+    loop {
+        match link.next_frame() {
+            Ok(Some(bytes)) => return check_hello(&bytes).map_err(NoHello::Bad),
+            Ok(None) => {}
+            Err(troupe_wire::protocol::transport::ReadError::Closed) => {
+                return Err(NoHello::Exited);
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                fail(&process);
-                return Err(LaunchError::Handshake("accept thread ended".into()));
-            }
+            Err(e) => return Err(NoHello::Bad(HandshakeError::NotHello(e.to_string()))),
         }
-        if process.try_status().is_some() {
-            fail(&process);
-            return Err(LaunchError::ExitedEarly(process.crash_info(None)));
+        if process.has_exited() {
+            return Err(NoHello::Exited);
         }
-        if started.elapsed() >= spec.connect_timeout {
-            fail(&process);
-            let info = process.crash_info(None);
-            return Err(LaunchError::ConnectTimeout {
-                after: spec.connect_timeout,
-                stderr_tail: info.stderr_tail,
-            });
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(NoHello::TimedOut);
         }
-    };
-    let python_version = match Envelope::open::<ToHost>(&hello) {
+        let exit = process.exit_fd();
+        let extra: Vec<_> = exit.into_iter().collect();
+        let nap = if extra.is_empty() {
+            (deadline - now).min(HELLO_POLL)
+        } else {
+            deadline - now
+        };
+        let _ = link.socket().wait(true, &extra, Some(nap));
+    }
+}
+
+/// The Python version a hello carries, or why it is not a good hello.
+fn check_hello(bytes: &[u8]) -> Result<String, HandshakeError> {
+    match Envelope::open::<ToHost>(bytes) {
         Ok(Envelope {
-            body:
-                ToHost::Hello {
-                    protocol,
-                    pid: _,
-                    python,
-                },
+            body: ToHost::Hello {
+                protocol, python, ..
+            },
             ..
-        }) if protocol == PROTOCOL_VERSION => python,
+        }) if protocol == PROTOCOL_VERSION => Ok(python),
         Ok(Envelope {
             body: ToHost::Hello { protocol, .. },
             ..
-        }) => {
-            process.kill();
-            return Err(LaunchError::Handshake(format!(
-                "child speaks protocol {protocol}, host speaks {PROTOCOL_VERSION}"
-            )));
-        }
-        Ok(other) => {
-            process.kill();
-            return Err(LaunchError::Handshake(format!(
-                "expected hello, got {:?}",
-                other.body
-            )));
-        }
-        Err(e) => {
-            process.kill();
-            return Err(LaunchError::Handshake(hello_error(e)));
-        }
-    };
-    // The hello was read before the doorbell was in use.
-    doorbell.took();
-    Ok(Launched {
-        process,
-        link: Arc::new(
-            Link::new(sender, Arc::new(doorbell), devices(pid)).map_err(LaunchError::Ipc)?,
-        ),
-        receiver,
-        python_version,
-        connect_time: started.elapsed(),
-    })
+        }) => Err(HandshakeError::Version {
+            host: PROTOCOL_VERSION,
+            child: protocol,
+        }),
+        Ok(other) => Err(HandshakeError::NotHello(format!(
+            "expected hello, got {}",
+            frame_kind(&other.body)
+        ))),
+        Err(e) => Err(HandshakeError::NotHello(format!("undecodable: {e}"))),
+    }
+}
+
+/// The name of a frame's kind, for errors (never its contents).
+pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
+    match frame {
+        ToHost::Hello { .. } => "Hello",
+        ToHost::Started { .. } => "Started",
+        ToHost::StartFailed(_) => "StartFailed",
+        ToHost::Reply { .. } => "Reply",
+        ToHost::Call { .. } => "Call",
+        ToHost::Cancel { .. } => "Cancel",
+        ToHost::Release { .. } => "Release",
+        ToHost::ShutdownDone => "ShutdownDone",
+        ToHost::ReleaseSlots { .. } => "ReleaseSlots",
+    }
 }
 
 /// The CUDA IPC of a connection to child `pid`: its exports, its imports.
@@ -388,8 +353,4 @@ fn devices(pid: u32) -> Arc<dyn troupe_wire::device::DevicePlane> {
     Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
         pid,
     ))))
-}
-
-fn hello_error(e: DecodeError) -> String {
-    format!("undecodable hello: {e}")
 }

@@ -1,6 +1,6 @@
-//! A raw host for child-side tests: spawns `<venv>/bin/python -m troupe`, accepts its
-//! ipc-channel bootstrap on a thread, and exchanges frames directly, without the
-//! extension actor. Each test binary shares its venvs through one cache directory under
+//! A raw host for child-side tests: spawns `<venv>/bin/python -m troupe` with its
+//! connection (`troupe_bridge_python::process::spawn`), and exchanges frames directly on the
+//! link, without the extension actor. Each test binary shares its venvs through one cache directory under
 //! cargo's target tmpdir, so they are built once.
 
 #![allow(dead_code, unreachable_pub)]
@@ -8,17 +8,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer};
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
+use troupe_bridge_python::process::{self, ChildProcess, LaunchSpec, Link, LinkLimits, Process};
 use troupe_bridge_python::{Venv, provision};
-use troupe_wire::protocol::{
-    CallFrame, Envelope, Outbox, SERVER_ENV, SHM_THRESHOLD, StartInfo, Target, ToChild, ToHost,
-};
+use troupe_wire::protocol::{CallFrame, Envelope, StartInfo, Target, ToChild, ToHost};
 use troupe_wire::{CallError, Map, Value};
 
 /// How long any single wait of the driver may take before the test fails.
@@ -43,16 +40,12 @@ pub fn module_dir(name: &str, source: &str) -> tempfile::TempDir {
     dir
 }
 
-type Bootstrap = (IpcBytesReceiver, IpcBytesSender);
-
 /// One child process and the host's end of its link.
 pub struct Driver {
-    pub process: Child,
+    pub process: Arc<ChildProcess>,
     pub pid: u32,
     pub hello: ToHost,
-    sender: Option<IpcBytesSender>,
-    outbox: Arc<Outbox>,
-    frames: Receiver<Envelope<ToHost>>,
+    link: Option<Arc<Link>>,
     /// Holds of the child's envelopes this driver has released.
     pub released: RefCell<Vec<u64>>,
     next_id: RefCell<u64>,
@@ -70,42 +63,22 @@ pub fn no_calls(_: &Driver, target: &Target, call: &CallFrame) -> Result<Value, 
 impl Driver {
     /// Spawns the child in `venv` and waits for its hello.
     pub fn spawn(venv: &Venv) -> Driver {
-        let (server, name) = IpcOneShotServer::<Bootstrap>::new().expect("server");
-        let process = Command::new(&venv.python)
-            .args(["-u", "-m", "troupe"])
-            .env(SERVER_ENV, &name)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn python");
-        let pid = process.id();
-        let (accepted_tx, accepted) = mpsc::channel();
-        std::thread::spawn(move || {
-            let result = server.accept().map(|(_, bootstrap)| bootstrap);
-            let _ = accepted_tx.send(result.map_err(|e| e.to_string()));
-        });
-        let (receiver, sender) = match accepted.recv_timeout(PATIENCE) {
-            Ok(Ok(bootstrap)) => bootstrap,
-            other => panic!("child did not connect: {other:?}"),
+        let spec = LaunchSpec {
+            name: "raw".into(),
+            python: venv.python.clone(),
+            venv: venv.root.clone(),
+            env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
+            cwd: None,
+            connect_timeout: PATIENCE,
+            limits: LinkLimits::default(),
         };
-        let (frames_tx, frames) = mpsc::channel();
-        let outbox = Arc::new(Outbox::new(SHM_THRESHOLD));
-        let decoder = outbox.clone();
-        std::thread::spawn(move || {
-            while let Ok(bytes) = receiver.recv() {
-                let envelope = decoder.open(&bytes).expect("child frame decodes");
-                if frames_tx.send(envelope).is_err() {
-                    break;
-                }
-            }
-        });
+        let (process, link) = process::spawn(&spec).expect("spawn python");
+        let pid = process.pid();
         let mut driver = Driver {
             process,
             pid,
             hello: ToHost::ShutdownDone,
-            sender: Some(sender),
-            outbox,
-            frames,
+            link: Some(link),
             released: Vec::new().into(),
             next_id: RefCell::new(1),
             stashed: RefCell::default(),
@@ -114,56 +87,52 @@ impl Driver {
         driver
     }
 
-    /// Drops the host's end of the channel, as a dying host would.
-    pub fn hang_up(&mut self) {
-        self.sender = None;
+    fn link(&self) -> &Link {
+        self.link.as_ref().expect("not hung up")
     }
 
-    /// Sends one frame, after the releases of the child's slots this driver owes.
-    pub fn send(&self, frame: ToChild) {
-        let sender = self.sender.as_ref().expect("not hung up");
-        loop {
-            let slots = self.outbox.releases().take();
-            if slots.is_empty() {
-                break;
-            }
-            let bytes = self
-                .outbox
-                .seal(ToChild::ReleaseSlots { slots })
-                .expect("seal");
-            sender.send(&bytes).expect("send to child");
+    /// Drops the host's end of the connection, as a dying host would.
+    pub fn hang_up(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.close();
         }
-        let bytes = self.outbox.seal(frame).expect("seal");
-        sender.send(&bytes).expect("send to child");
+    }
+
+    /// Sends one frame (the releases this driver owes ride along, or follow on their own).
+    pub fn send(&self, frame: ToChild) {
+        self.link().send(frame).expect("send to child");
     }
 
     /// How many slots of the host's pool the child holds.
     pub fn lent(&self) -> usize {
-        self.outbox.lent()
+        self.link().lent()
     }
 
     /// The next frame from the child. Like a host, it answers `Release` for every envelope
     /// that holds buffers, and applies (and skips) the child's releases.
     pub fn next(&self) -> ToHost {
+        let deadline = Instant::now() + PATIENCE;
         loop {
-            let envelope = self.frames.recv_timeout(PATIENCE);
-            if let Ok(Envelope {
-                hold: Some(hold), ..
-            }) = &envelope
-            {
-                self.send(ToChild::Release { hold: *hold });
-                self.released.borrow_mut().push(*hold);
+            let link = self.link();
+            let bytes = match link.next_frame() {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    let now = Instant::now();
+                    assert!(now < deadline, "no frame from the child in {PATIENCE:?}");
+                    let _ = link.socket().wait(true, &[], Some(deadline - now));
+                    continue;
+                }
+                Err(e) => panic!("the child's connection ended: {e}"),
+            };
+            let envelope: Envelope<ToHost> = link.open(&bytes).expect("child frame decodes");
+            if let Some(hold) = envelope.hold {
+                self.send(ToChild::Release { hold });
+                self.released.borrow_mut().push(hold);
             }
-            match envelope.map(|e| e.body) {
-                Ok(ToHost::Release { hold }) => {
-                    self.outbox.release(hold);
-                }
-                Ok(ToHost::ReleaseSlots { slots }) => {
-                    self.outbox.release_slots(&slots);
-                }
-                Ok(frame) => return frame,
-                Err(RecvTimeoutError::Timeout) => panic!("no frame from the child in {PATIENCE:?}"),
-                Err(RecvTimeoutError::Disconnected) => panic!("the child's channel closed"),
+            match envelope.body {
+                ToHost::Release { hold } => link.release(hold),
+                ToHost::ReleaseSlots { slots } => link.release_slots(&slots),
+                frame => return frame,
             }
         }
     }
@@ -248,26 +217,15 @@ impl Driver {
 
     /// Waits for the process to end.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.process.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "child still running after {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.process
+            .wait_timeout(within)
+            .unwrap_or_else(|| panic!("child still running after {within:?}"))
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
+        self.process.kill();
         // As the host does: a killed child cannot remove its pool's region names.
         troupe_wire::shm::remove_regions_of(self.pid);
     }
