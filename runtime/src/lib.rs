@@ -44,7 +44,7 @@ pub mod telemetry;
 
 pub use address::{Address, Caller, Lane, MailboxError, PendingCall, Reply, TrySendError};
 pub use call::{Abandoned, Call, CallResult};
-pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, MailboxConfig};
+pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, Intake, MailboxConfig};
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;
 pub use troupe_wire::{CallError, Value};

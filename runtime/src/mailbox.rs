@@ -8,7 +8,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use actix::dev::{Envelope, EnvelopeProxy};
 use actix::fut::ActorFuture;
@@ -53,11 +55,75 @@ impl MailboxConfig {
     }
 }
 
+/// A valve on an actor's data lane, for backpressure the actor decides: while it is paused
+/// the actor takes control messages only, so its data lane fills up and senders wait for
+/// room (`try_send` is refused) until it resumes. Messages keep their order.
+///
+/// ```
+/// use troupe_runtime::Intake;
+///
+/// let intake = Intake::new();
+/// intake.pause();
+/// assert!(intake.is_paused());
+/// intake.resume();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Intake(Arc<IntakeState>);
+
+#[derive(Debug, Default)]
+struct IntakeState {
+    paused: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Intake {
+    /// An open valve.
+    pub fn new() -> Intake {
+        Intake::default()
+    }
+
+    /// Stops the actor from taking data messages.
+    pub fn pause(&self) {
+        self.0.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the actor take data messages again.
+    pub fn resume(&self) {
+        if self.0.paused.swap(false, Ordering::SeqCst) {
+            let waker = self
+                .0
+                .waker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether data messages are held back now.
+    pub fn is_paused(&self) -> bool {
+        self.0.paused.load(Ordering::SeqCst)
+    }
+
+    /// Whether data messages are held back; if so, `task` is woken when they no longer are.
+    fn poll_paused(&self, task: &mut TaskContext<'_>) -> bool {
+        if !self.is_paused() {
+            return false;
+        }
+        *self.0.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.waker().clone());
+        // Resumed meanwhile: its wake may have missed the waker just stored.
+        self.is_paused()
+    }
+}
+
 /// The receiving ends of an actor's lanes. They outlive an actor instance, so a restarted
 /// actor picks up the messages still queued.
 pub(crate) struct Lanes<A: Actor> {
     pub(crate) control: mpsc::Receiver<Envelope<A>>,
     pub(crate) data: mpsc::Receiver<Envelope<A>>,
+    pub(crate) intake: Intake,
 }
 
 /// The sending ends.
@@ -75,7 +141,7 @@ impl<A: Actor> Clone for Senders<A> {
     }
 }
 
-pub(crate) fn lanes<A: Actor>(config: MailboxConfig) -> (Senders<A>, Lanes<A>) {
+pub(crate) fn lanes<A: Actor>(config: MailboxConfig, intake: Intake) -> (Senders<A>, Lanes<A>) {
     let (control_tx, control_rx) = mpsc::channel(config.control_capacity.max(1));
     let (data_tx, data_rx) = mpsc::channel(config.capacity.max(1));
     (
@@ -86,6 +152,7 @@ pub(crate) fn lanes<A: Actor>(config: MailboxConfig) -> (Senders<A>, Lanes<A>) {
         Lanes {
             control: control_rx,
             data: data_rx,
+            intake,
         },
     )
 }
@@ -128,6 +195,12 @@ impl<A: Actor> Driver<A> {
             && let Poll::Ready(Some(envelope)) = lanes.control.poll_recv(task)
         {
             return Poll::Ready(Some(envelope));
+        }
+        if lanes.intake.poll_paused(task) {
+            return match lanes.control.poll_recv(task) {
+                Poll::Ready(Some(envelope)) => Poll::Ready(Some(envelope)),
+                _ => Poll::Pending,
+            };
         }
         match lanes.data.poll_recv(task) {
             Poll::Pending => match lanes.control.poll_recv(task) {

@@ -6,7 +6,7 @@ use actix::{Actor, ArbiterHandle, AsyncContext, Context};
 use tokio::sync::oneshot;
 
 use crate::address::Address;
-use crate::mailbox::{self, Driver, Exit, Lanes, MailboxConfig};
+use crate::mailbox::{self, Driver, Exit, Intake, Lanes, MailboxConfig};
 use crate::supervision::{self, RestartSpec, Supervised};
 
 /// Configures and starts an actor.
@@ -40,6 +40,7 @@ use crate::supervision::{self, RestartSpec, Supervised};
 pub struct ActorBuilder {
     name: Arc<str>,
     mailbox: MailboxConfig,
+    intake: Intake,
 }
 
 impl ActorBuilder {
@@ -48,6 +49,7 @@ impl ActorBuilder {
         ActorBuilder {
             name: Arc::from(name.as_ref()),
             mailbox: MailboxConfig::default(),
+            intake: Intake::new(),
         }
     }
 
@@ -63,8 +65,15 @@ impl ActorBuilder {
         self
     }
 
+    /// The valve the actor's data lane goes through (see [`Intake`]): the actor keeps a
+    /// clone to pause and resume what it takes.
+    pub fn intake(mut self, intake: Intake) -> ActorBuilder {
+        self.intake = intake;
+        self
+    }
+
     fn channels<A: Actor<Context = Context<A>>>(&self) -> (Address<A>, Lanes<A>) {
-        let (senders, lanes) = mailbox::lanes(self.mailbox);
+        let (senders, lanes) = mailbox::lanes(self.mailbox, self.intake.clone());
         (Address::new(senders, self.name.clone()), lanes)
     }
 

@@ -462,6 +462,11 @@ impl Actor for Extension {
     /// Every handle is gone (or the actor is told to stop): the child gets a graceful stop
     /// first; the actor stops once it is over.
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if tokio::runtime::Handle::try_current().is_err() {
+            // The arbiter itself is going away (the actix System ended): no timer can run,
+            // so there is no graceful stop; `stopped` kills the child.
+            return Running::Stop;
+        }
         match self.state {
             State::Closed => Running::Stop,
             State::Stopping { .. } => Running::Continue,

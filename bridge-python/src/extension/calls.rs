@@ -3,14 +3,16 @@
 //! One table per extension, shared by its actor (which submits calls), the callers' futures
 //! (which cancel theirs) and the running child's session (which completes them). A call is
 //! sent at once while the child runs and fewer than `max_in_flight` calls are in it;
-//! otherwise it waits here, in order, up to `capacity` calls, and past that it is refused
-//! with [`CallError::MailboxFull`]. Each answer that comes back lets the next waiting call go.
+//! otherwise it waits here, in order. Once `capacity` calls wait, the actor's [`Intake`] is
+//! paused: the actor takes no more calls from its mailbox, which fills up in turn, so callers
+//! wait for room (or `try_call` is refused) until answers let waiting calls go. Each answer
+//! that comes back lets the next waiting call go.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
-use troupe_runtime::{Call, CallResult};
+use troupe_runtime::{Call, CallResult, Intake};
 use troupe_wire::CallError;
 use troupe_wire::protocol::transport::SendError;
 use troupe_wire::protocol::{CallFrame, ToChild};
@@ -27,6 +29,8 @@ pub(crate) struct Calls {
     state: Mutex<State>,
     max_in_flight: usize,
     capacity: usize,
+    /// The actor's data lane: paused while `capacity` calls wait.
+    intake: Intake,
 }
 
 #[derive(Debug, Default)]
@@ -51,12 +55,23 @@ pub struct CallCounts {
 }
 
 impl Calls {
-    /// A table letting `max_in_flight` calls into the child at once and `capacity` wait.
-    pub(crate) fn new(max_in_flight: usize, capacity: usize) -> Calls {
+    /// A table letting `max_in_flight` calls into the child at once and `capacity` wait,
+    /// pausing `intake` while they do.
+    pub(crate) fn new(max_in_flight: usize, capacity: usize, intake: Intake) -> Calls {
         Calls {
             state: Mutex::default(),
             max_in_flight: max_in_flight.max(1),
-            capacity,
+            capacity: capacity.max(1),
+            intake,
+        }
+    }
+
+    /// Pauses or resumes the actor's intake as the waiting calls reach or leave `capacity`.
+    fn regulate(&self, state: &State) {
+        if state.waiting.len() >= self.capacity && state.closed.is_none() {
+            self.intake.pause();
+        } else {
+            self.intake.resume();
         }
     }
 
@@ -101,6 +116,7 @@ impl Calls {
             return;
         }
         state.waiting.push_back((call, answer));
+        self.regulate(&state);
     }
 
     /// Sends one call to the running child (there is one).
@@ -144,13 +160,14 @@ impl Calls {
     fn pump(&self, state: &mut State) {
         while state.session.is_some() && state.in_flight.len() < self.max_in_flight {
             let Some((call, answer)) = state.waiting.pop_front() else {
-                return;
+                break;
             };
             if answer.is_closed() {
                 continue;
             }
             self.send(state, call, answer);
         }
+        self.regulate(state);
     }
 
     /// The child answered call `id` (ignored when it is not in flight: cancelled, or a
@@ -169,6 +186,7 @@ impl Calls {
         let mut state = self.lock();
         if let Some(at) = state.waiting.iter().position(|(call, _)| call.id == id) {
             state.waiting.remove(at);
+            self.regulate(&state);
             return;
         }
         if state.in_flight.remove(&id).is_some() {
@@ -217,10 +235,12 @@ impl Calls {
             let mut state = self.lock();
             state.closed = Some(err.clone());
             state.session = None;
-            (
+            let taken = (
                 std::mem::take(&mut state.waiting),
                 std::mem::take(&mut state.in_flight),
-            )
+            );
+            self.regulate(&state);
+            taken
         };
         for (_, answer) in waiting {
             let _ = answer.send(Err(err.clone()));

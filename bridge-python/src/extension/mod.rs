@@ -28,9 +28,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use troupe_runtime::ActorBuilder;
 use troupe_runtime::resource::ResourceMonitor;
 use troupe_runtime::supervision::Supervisor;
+use troupe_runtime::{ActorBuilder, Intake};
 
 pub use actor::Extension;
 pub use calls::CallCounts;
@@ -92,8 +92,15 @@ pub fn start_with(
     let watch = supervisor.watch();
     let (pid_tx, pid) = watch::channel(None);
     let monitor = config.memory_limit.and_then(|_| memory_monitor());
-    let calls = Arc::new(calls::Calls::new(config.max_in_flight, config.capacity));
-    let builder = ActorBuilder::new(&*name).capacity(config.capacity);
+    let intake = Intake::new();
+    let calls = Arc::new(calls::Calls::new(
+        config.max_in_flight,
+        config.capacity,
+        intake.clone(),
+    ));
+    let builder = ActorBuilder::new(&*name)
+        .capacity(config.capacity)
+        .intake(intake);
     let actor = actor::Extension::new(actor::ExtensionParts {
         config,
         launch,
