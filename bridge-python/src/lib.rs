@@ -17,5 +17,7 @@ pub mod env;
 pub mod extension;
 pub mod process;
 pub mod provision;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use env::{EnvCache, EnvError, EnvSpec, Venv};
