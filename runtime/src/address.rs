@@ -298,12 +298,64 @@ where
         call_on(self, call, Some(timeout)).await
     }
 
+    /// A handle that does not keep the actor alive ([`WeakAddress::upgrade`] gives the
+    /// address back while some other handle does).
+    pub fn downgrade(&self) -> WeakAddress<A> {
+        WeakAddress {
+            control: self.senders.control.downgrade(),
+            data: self.senders.data.downgrade(),
+            name: self.name.clone(),
+        }
+    }
+
     /// A type-erased handle for dynamic calls to this actor.
     pub fn caller(&self) -> Caller
     where
         A: Handler<Call>,
     {
         Caller(Arc::new(self.clone()))
+    }
+}
+
+/// An [`Address`] that does not keep its actor alive: for registries and routers that must
+/// not decide how long the actors they list live.
+pub struct WeakAddress<A: Actor> {
+    control: mpsc::WeakSender<Envelope<A>>,
+    data: mpsc::WeakSender<Envelope<A>>,
+    name: Arc<str>,
+}
+
+impl<A: Actor> Clone for WeakAddress<A> {
+    fn clone(&self) -> Self {
+        WeakAddress {
+            control: self.control.clone(),
+            data: self.data.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for WeakAddress<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakAddress")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<A> WeakAddress<A>
+where
+    A: Actor<Context = Context<A>>,
+{
+    /// The address, while another handle keeps the actor alive.
+    pub fn upgrade(&self) -> Option<Address<A>> {
+        Some(Address::new(
+            Senders {
+                control: self.control.upgrade()?,
+                data: self.data.upgrade()?,
+            },
+            self.name.clone(),
+        ))
     }
 }
 
@@ -320,6 +372,7 @@ trait CallTarget: Send + Sync {
     fn enqueue(&self, call: Call) -> BoxEnqueue<'_>;
     fn name(&self) -> &str;
     fn is_closed(&self) -> bool;
+    fn downgrade(&self) -> WeakCaller;
 }
 
 impl<A> CallTarget for Address<A>
@@ -345,6 +398,46 @@ where
 
     fn is_closed(&self) -> bool {
         Address::is_closed(self)
+    }
+
+    fn downgrade(&self) -> WeakCaller {
+        WeakCaller(Arc::new(Address::downgrade(self)))
+    }
+}
+
+/// What [`WeakCaller::upgrade`] needs, whatever the actor.
+trait WeakCallTarget: Send + Sync {
+    fn upgrade(&self) -> Option<Caller>;
+    fn name(&self) -> &str;
+}
+
+impl<A> WeakCallTarget for WeakAddress<A>
+where
+    A: Actor<Context = Context<A>> + Handler<Call>,
+{
+    fn upgrade(&self) -> Option<Caller> {
+        WeakAddress::upgrade(self).map(|address| address.caller())
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A [`Caller`] that does not keep its actor alive.
+#[derive(Clone)]
+pub struct WeakCaller(Arc<dyn WeakCallTarget>);
+
+impl fmt::Debug for WeakCaller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WeakCaller").field(&self.0.name()).finish()
+    }
+}
+
+impl WeakCaller {
+    /// The caller, while another handle keeps the actor alive.
+    pub fn upgrade(&self) -> Option<Caller> {
+        self.0.upgrade()
     }
 }
 
@@ -454,6 +547,11 @@ impl Caller {
     /// The name of the actor behind it.
     pub fn name(&self) -> &str {
         self.0.name()
+    }
+
+    /// A handle that does not keep the actor alive.
+    pub fn downgrade(&self) -> WeakCaller {
+        self.0.downgrade()
     }
 
     /// Whether the actor behind it is gone for good.

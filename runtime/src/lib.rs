@@ -42,7 +42,9 @@ mod spawn;
 pub mod supervision;
 pub mod telemetry;
 
-pub use address::{Address, Caller, Lane, MailboxError, PendingCall, Reply, TrySendError};
+pub use address::{
+    Address, Caller, Lane, MailboxError, PendingCall, Reply, TrySendError, WeakAddress, WeakCaller,
+};
 pub use call::{Abandoned, Call, CallResult};
 pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, Intake, MailboxConfig};
 pub use registry::{Registry, RegistryError};
