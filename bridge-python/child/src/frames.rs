@@ -86,14 +86,20 @@ fn call_tuple<'py>(
     }
 }
 
-fn answer(connection: &Connection, id: u64, error: CallError) -> Result<(), ConnectionError> {
+/// Answers the host's call `id` with `error`.
+pub(crate) fn answer(
+    connection: &Connection,
+    id: u64,
+    error: CallError,
+) -> Result<(), ConnectionError> {
     connection.send(ToHost::Reply {
         id,
         result: Err(error),
     })
 }
 
-fn call_arguments<'py>(
+/// A call's arguments as Python objects, or the error to answer it with.
+pub(crate) fn call_arguments<'py>(
     py: Python<'py>,
     call: &CallFrame,
 ) -> Result<(Bound<'py, PyTuple>, Bound<'py, PyDict>), CallError> {

@@ -7,8 +7,11 @@
 //! thread may send. The functions, as Python sees them:
 //!
 //! ```text
-//! connect()                                   bootstrap, then Hello
+//! connect()                                   take over the inherited connection, Hello
 //! recv(timeout=None) -> tuple | None          next frame (see `frames`); None on timeout
+//! turn_take(done) -> bool / turn_give()        the receive turn (see `serve`)
+//! serve(runtime, plain_methods)               the main loop (see `serve`)
+//! stop_serving()                               the host asked to shut down
 //! started(methods) / start_failed(type_name, message, traceback)
 //! reply(id, value) / reply_error(id, type_name, message, traceback) / reply_cancelled(id)
 //! call(target_kind, target_name, method, args, kwargs) -> id ; cancel(id)
@@ -32,6 +35,7 @@ mod cuda;
 mod dlpack;
 mod errors;
 mod frames;
+mod serve;
 mod view;
 
 use std::time::Duration;
@@ -291,6 +295,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
     m.add_function(wrap_pyfunction!(slot_of, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::turn_take, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::turn_give, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::stop_serving, m)?)?;
     m.add_class::<view::BufferView>()?;
     m.add_class::<cuda::CudaArray>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;

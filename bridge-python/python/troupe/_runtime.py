@@ -1,14 +1,19 @@
 """The child process's runtime: start-up, dispatch of the host's calls, calls out.
 
-Receiving is a turn that one thread holds at a time: the main thread while it waits for
-work, or any thread blocked in a call out while nobody else receives. The thread holding
-the turn handles what it receives: replies go to whoever waits for them; a ``def`` method
-the host calls runs inline on that thread (so ``def`` methods run one at a time, like an
-actor's handlers), and ``async def`` methods and hooks run on one asyncio loop in a second
-thread (started on first need). A thread blocked in a call out takes the turn whenever it
-is free, so a ``def`` method that waits for a thread of its own calling the host does not
-deadlock, and host -> extension -> host nesting works on any thread. An awaitable call out
-waits on a future of its loop.
+Receiving is a turn that one thread holds at a time (kept in the native module, see its
+``serve`` module): the main thread while it waits for work, or any thread blocked in a call
+out while nobody else receives. The thread holding the turn handles what it receives:
+replies go to whoever waits for them; a ``def`` method the host calls runs inline on that
+thread (so ``def`` methods run one at a time, like an actor's handlers), and ``async def``
+methods and hooks run on one asyncio loop in a second thread (started on first need). A
+thread blocked in a call out takes the turn whenever it is free, so a ``def`` method that
+waits for a thread of its own calling the host does not deadlock, and host -> extension ->
+host nesting works on any thread. An awaitable call out waits on a future of its loop.
+
+The main thread's loop itself runs in the native module (``_native.serve``): it calls plain
+``def`` methods and sends their answers without running the Python code below, and hands
+everything else to :meth:`Runtime.handle`, :meth:`Runtime.deliver_reply` and
+:meth:`Runtime.finish_call`. Sending never waits.
 """
 
 import asyncio
@@ -98,10 +103,6 @@ class Runtime:
     def __init__(self):
         self.main_thread = threading.current_thread()
         self.lock = threading.Lock()
-        # Guards the receive turn (`receiving`) and the boxes of blocked calls out.
-        self.turn = threading.Condition()
-        self.receiving = False
-        self.sleepers = 0  # threads waiting on `turn`: nobody to notify when 0
         self.waiters = {}  # call id -> deliver(outcome), for calls this child made
         self.methods = {}  # name -> (bound method, is_async)
         self.tasks = {}  # host call id -> asyncio.Task (touched on the loop thread only)
@@ -149,34 +150,23 @@ class Runtime:
 
         Replies are delivered (and a shutdown request recorded) *before* the turn is given
         up: a thread that waits for the turn and then finds its box still empty would
-        otherwise take the turn and block in ``recv`` for a reply that already came."""
-        turn = self.turn
-        with turn:
-            while self.receiving and not done():
-                self.sleepers += 1
-                try:
-                    turn.wait()
-                finally:
-                    self.sleepers -= 1
-            if done():
-                return None
-            self.receiving = True
+        otherwise take the turn and wait for a reply that already came."""
+        if not _native.turn_take(done):
+            return None
         frame = None
         try:
             frame = _native.recv(timeout)
+            if frame is not None:
+                kind = frame[0]
+                if kind == "reply":
+                    self.deliver_reply(frame)
+                    frame = None
+                elif kind == "shutdown":
+                    self.shutdown_requested = True
+                    _native.stop_serving()
+                    frame = None
         finally:
-            with turn:
-                if frame is not None:
-                    kind = frame[0]
-                    if kind == "reply":
-                        self.deliver_reply(frame)
-                        frame = None
-                    elif kind == "shutdown":
-                        self.shutdown_requested = True
-                        frame = None
-                self.receiving = False
-                if self.sleepers:
-                    turn.notify_all()
+            _native.turn_give()
         return frame
 
     def deliver_reply(self, frame):
@@ -186,16 +176,10 @@ class Runtime:
             deliver((frame[2], frame[3]))
 
     def serve_forever(self):
-        """Serves the host until it asks to shut down."""
-        handle = self.handle
-        stop = self.stop_requested
-        while not self.shutdown_requested:
-            frame = self.next_frame(stop)
-            if frame is not None:
-                handle(frame)
-
-    def stop_requested(self):
-        return self.shutdown_requested
+        """Serves the host until it asks to shut down (the loop runs in the native module:
+        see the module docs)."""
+        plain = {name: fn for name, (fn, is_async) in self.methods.items() if not is_async}
+        _native.serve(self, plain)
 
     def handle(self, frame):
         """A frame `next_frame` returned (replies and shutdown it has handled itself)."""
@@ -222,6 +206,32 @@ class Runtime:
             self.reply_exception(id, e)
             return
         if kind is _ASYNC_GENERATOR:
+            self.spawn(id, lambda: _collect(result))
+            return
+        try:
+            _native.reply(id, result)
+        except _CONVERSION_ERRORS as e:
+            if inspect.isawaitable(result):
+                # A `def` that returned an awaitable (e.g. a decorated coroutine).
+                self.spawn(id, lambda: result)
+            else:
+                self.reply_exception(id, e)
+
+    def finish_call(self, id, result, exc):
+        """What the native loop leaves to Python after a plain method returned: an
+        exception, a generator, an async generator, an awaitable, or a value that does not
+        convert."""
+        if exc is not None:
+            self.reply_exception(id, exc)
+            return
+        kind = type(result)
+        if kind is _GENERATOR:
+            try:
+                result = list(result)
+            except Exception as e:
+                self.reply_exception(id, e)
+                return
+        elif kind is _ASYNC_GENERATOR:
             self.spawn(id, lambda: _collect(result))
             return
         try:
@@ -306,13 +316,9 @@ class Runtime:
                 f"methods: use `await {target}.aio.{method}(...)` here"
             )
         box = []
-        turn = self.turn
-
-        def deliver(outcome):
-            with turn:
-                box.append(outcome)
-                if self.sleepers:
-                    turn.notify_all()
+        # Filled by the thread holding the receive turn, before it gives the turn up (which
+        # wakes this thread to look at the box).
+        deliver = box.append
 
         with self.lock:
             id = _native.call(kind, name, method, args, kwargs)

@@ -3,6 +3,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -193,6 +194,29 @@ impl Link {
     /// As [`Link::drain`].
     pub fn next_frame(&self) -> Result<Option<Vec<u8>>, ReadError> {
         self.lock_incoming().try_next()
+    }
+
+    /// The next frame, waiting up to `timeout` for one: the doorbell is polled for a moment,
+    /// then the socket slept on. For code that talks to a child on one thread (tests, the
+    /// `python-floor` benchmark); an extension's session has its reader instead.
+    ///
+    /// # Errors
+    /// As [`Link::drain`].
+    pub fn wait_frame(&self, timeout: Duration) -> Result<Option<Vec<u8>>, ReadError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(bytes) = self.next_frame()? {
+                return Ok(Some(bytes));
+            }
+            if self.doorbell.wait_unless(|| false) {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let _ = self.socket.wait(true, &[], Some(deadline - now));
+        }
     }
 
     fn lock_incoming(&self) -> MutexGuard<'_, Incoming> {

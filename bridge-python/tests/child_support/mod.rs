@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
 use troupe_bridge_python::process::{self, ChildProcess, LaunchSpec, Link, LinkLimits, Process};
@@ -111,17 +111,11 @@ impl Driver {
     /// The next frame from the child. Like a host, it answers `Release` for every envelope
     /// that holds buffers, and applies (and skips) the child's releases.
     pub fn next(&self) -> ToHost {
-        let deadline = Instant::now() + PATIENCE;
         loop {
             let link = self.link();
-            let bytes = match link.next_frame() {
+            let bytes = match link.wait_frame(PATIENCE) {
                 Ok(Some(bytes)) => bytes,
-                Ok(None) => {
-                    let now = Instant::now();
-                    assert!(now < deadline, "no frame from the child in {PATIENCE:?}");
-                    let _ = link.socket().wait(true, &[], Some(deadline - now));
-                    continue;
-                }
+                Ok(None) => panic!("no frame from the child in {PATIENCE:?}"),
                 Err(e) => panic!("the child's connection ended: {e}"),
             };
             let envelope: Envelope<ToHost> = link.open(&bytes).expect("child frame decodes");
