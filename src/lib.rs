@@ -8,7 +8,8 @@
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
 //! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
 //!   ([`bridge::env`]) and child processes.
-//! - [`actors`]: the actor kinds: the [`extension_host`] and pipelines.
+//! - [`actors`]: the actor kinds: the [`extension_host`], singletons and the manifest.
+//! - [`pipeline`]: directed acyclic graphs of node actors.
 //!
 //! ```
 //! use actix::prelude::*;
@@ -37,6 +38,7 @@
 pub use troupe_actors as actors;
 pub use troupe_actors::extension_host;
 pub use troupe_bridge_python as bridge;
+pub use troupe_pipeline as pipeline;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     ActorBuilder, Address, Call, CallError, CallResult, Caller, Lane, MailboxConfig, MailboxError,

@@ -10,8 +10,8 @@ use std::time::Duration;
 use troupe_actors::manifest::{
     Manifest, ManifestError, ManifestErrorKind, NodeBody, PythonNodeSpec,
 };
-use troupe_actors::pipeline::{EdgePolicy, ErrorPolicy};
 use troupe_nodes::{Emitter, Node, NodeError, ParamError};
+use troupe_pipeline::{EdgePolicy, ErrorPolicy};
 use troupe_runtime::supervision::RestartPolicy;
 use troupe_wire::Value;
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "pipeline_support.rs"]
+#[path = "../pipeline/tests/pipeline_support.rs"]
 mod support;
 
 use std::path::Path;
@@ -12,9 +12,9 @@ use std::path::Path;
 use support::{Collect, Range};
 use troupe_actors::extension_host::{ExtensionHost, Grants, PythonNode};
 use troupe_actors::manifest::PythonNodeSpec;
-use troupe_actors::pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
 use troupe_bridge_python::extension::ExtensionConfig;
 use troupe_nodes::{Emitter, Source, SourceState};
+use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
 use troupe_runtime::supervision::RestartSpec;
 use troupe_wire::{Audio, Map, PixelFormat, Value, VideoFrame};
 

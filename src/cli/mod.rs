@@ -8,8 +8,8 @@ pub(crate) mod run;
 
 use thiserror::Error;
 use troupe_actors::manifest::ManifestError;
-use troupe_actors::pipeline::PipelineError;
 use troupe_bridge_python::env::EnvError;
+use troupe_pipeline::PipelineError;
 
 /// Why a command failed.
 #[derive(Debug, Error)]

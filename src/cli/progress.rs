@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use troupe_actors::pipeline::{Progress, ProgressMeter};
+use troupe_pipeline::{Progress, ProgressMeter};
 
 /// Runs shorter than this never show a bar.
 const SHOW_AFTER: Duration = Duration::from_millis(500);

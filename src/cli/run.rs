@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
-use troupe_actors::pipeline::RunSummary;
 use troupe_actors::singleton::SingletonKinds;
+use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 
 use super::CliError;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 use troupe_nodes::NodeError;
 
-use crate::pipeline::PipelineError;
+use troupe_pipeline::PipelineError;
 
 /// Where in a manifest something is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::Manifest;
 use super::document::KeyPath;
 use super::error::{ManifestError, ManifestErrorKind};
 use super::node::{NodeBody, PythonNodeSpec, node_error};
-use crate::pipeline::{Pipeline, PipelineBuilder};
+use troupe_pipeline::{Pipeline, PipelineBuilder};
 
 /// Makes the [`Node`] for a python node: called once when the pipeline is built and again
 /// after each crash its restart policy allows. The extension host provides it.
@@ -117,7 +117,7 @@ impl<'m> PipelineLoader<'m> {
         builder.build().map_err(|error| {
             let at = KeyPath::default().key("pipelines").key(name);
             match error {
-                crate::pipeline::PipelineError::Make { node, source } => {
+                troupe_pipeline::PipelineError::Make { node, source } => {
                     let index = self.manifest.pipelines[name]
                         .nodes
                         .iter()

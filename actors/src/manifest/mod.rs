@@ -51,7 +51,7 @@
 //! (see the [`env` rules](self#variables)). Paths (an extension's `path`, node parameters
 //! of kind path) are relative to the manifest's directory.
 //!
-//! [`Manifest::loader`] builds a pipeline entry into a [`Pipeline`](crate::pipeline::Pipeline);
+//! [`Manifest::loader`] builds a pipeline entry into a [`Pipeline`](troupe_pipeline::Pipeline);
 //! python nodes need [`PipelineLoader::python_nodes`]. Processing nodes restart after a
 //! crash per their `restart` (default [`RestartSpec::default`](troupe_runtime::supervision::RestartSpec::default));
 //! `restart = { policy = "temporary" }` makes a crash end the run.

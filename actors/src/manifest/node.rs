@@ -12,7 +12,7 @@ use super::error::{ManifestError, ManifestErrorKind};
 use super::raw::{RawErrorPolicy, RawNode};
 use super::restart::restart_spec;
 use super::value::{check_params, param_of, to_value};
-use crate::pipeline::ErrorPolicy;
+use troupe_pipeline::ErrorPolicy;
 
 /// The node type that runs a method of a Python extension.
 pub const PYTHON_NODE_TYPE: &str = "python";
@@ -25,7 +25,7 @@ pub struct NodeManifest {
     /// What it runs.
     pub body: NodeBody,
     /// Its mailbox's data-lane capacity; `None`: the pipeline's, or
-    /// [`DEFAULT_NODE_CAPACITY`](crate::pipeline::DEFAULT_NODE_CAPACITY).
+    /// [`DEFAULT_NODE_CAPACITY`](troupe_pipeline::DEFAULT_NODE_CAPACITY).
     pub capacity: Option<usize>,
     /// What an error in it does to the run (its own, else the pipeline's).
     pub error_policy: ErrorPolicy,

@@ -10,7 +10,7 @@ use super::error::{ManifestError, ManifestErrorKind};
 use super::node::{NodeDefaults, NodeManifest, error_policy};
 use super::raw::{RawEdgePolicy, RawPipeline};
 use super::restart::restart_spec;
-use crate::pipeline::{EdgePolicy, ErrorPolicy, graph};
+use troupe_pipeline::{EdgePolicy, ErrorPolicy, graph};
 
 /// A pipeline as the manifest declares it, checked: known node types with well-typed
 /// parameters, edges between existing nodes, no cycle, an input for every processing node.

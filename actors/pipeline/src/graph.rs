@@ -2,10 +2,7 @@
 
 /// A topological order of nodes `0..n` under `edges` (from, to), or the node indices round
 /// one cycle (the first repeated at the end).
-pub(crate) fn topological_order(
-    n: usize,
-    edges: &[(usize, usize)],
-) -> Result<Vec<usize>, Vec<usize>> {
+pub fn topological_order(n: usize, edges: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
     let mut adjacent = vec![Vec::new(); n];
     for &(from, to) in edges {
         adjacent[from].push(to);

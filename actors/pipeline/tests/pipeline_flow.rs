@@ -13,8 +13,8 @@ use std::time::Duration;
 use actix::Arbiter;
 
 use support::{Collect, Hold, Range, Seen, ints};
-use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder, RunSummary};
 use troupe_nodes::catalog::{self, Built};
+use troupe_pipeline::{EdgePolicy, PipelineBuilder, RunSummary};
 use troupe_wire::{Map, Value};
 
 fn catalog_node(name: &str, params: &[(&str, Value)]) -> Built {
@@ -213,7 +213,7 @@ async fn drop_oldest_keeps_the_newest_items() {
 }
 
 /// Per-hop overhead: a chain of passthrough nodes. Run with
-/// `cargo test --release -p troupe-actors --test pipeline_flow -- --ignored --nocapture`.
+/// `cargo test --release -p troupe-pipeline --test pipeline_flow -- --ignored --nocapture`.
 #[actix::test]
 #[ignore = "measurement, not a check"]
 async fn measure_per_hop_overhead() {

@@ -9,9 +9,9 @@ mod support;
 use std::time::Duration;
 
 use support::{Collect, PanicAt, Range, ints};
-use troupe_actors::pipeline::{ErrorPolicy, PipelineBuilder, PipelineError};
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
+use troupe_pipeline::{ErrorPolicy, PipelineBuilder, PipelineError};
 use troupe_wire::{Map, Value};
 
 fn divide_by(operand: i64) -> Built {

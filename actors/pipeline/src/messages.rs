@@ -3,8 +3,8 @@
 use actix::Message;
 use troupe_wire::Value;
 
-use super::error::PipelineError;
-use super::summary::NodeStats;
+use crate::error::PipelineError;
+use crate::summary::NodeStats;
 
 /// What travels an edge.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@
 //! restarted: a panic ends the run with [`PipelineError::Panicked`].
 //!
 //! ```
-//! use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder};
+//! use troupe_pipeline::{EdgePolicy, PipelineBuilder};
 //! use troupe_nodes::catalog;
 //! use troupe_wire::Map;
 //!
@@ -56,7 +56,7 @@
 mod builder;
 mod edge;
 mod error;
-pub(crate) mod graph;
+pub mod graph;
 mod messages;
 mod node_actor;
 mod progress;

@@ -8,10 +8,10 @@ use troupe_nodes::catalog::Built;
 use troupe_nodes::{Node, NodeError, Source};
 use troupe_runtime::supervision::RestartSpec;
 
-use super::error::PipelineError;
-use super::graph;
-use super::restart::{MakeError, NodeFactory, Restarter};
-use super::run::Pipeline;
+use crate::error::PipelineError;
+use crate::graph;
+use crate::restart::{MakeError, NodeFactory, Restarter};
+use crate::run::Pipeline;
 
 /// Data-lane capacity of a node's mailbox when none is set.
 pub const DEFAULT_NODE_CAPACITY: usize = 64;
@@ -122,7 +122,7 @@ impl PipelineBuilder {
 
     /// Adds a processing node under `id` that `factory` makes, at build and again after
     /// each crash (a panic in the node) that `spec` allows. The input in hand when it
-    /// crashed is lost and counted ([`NodeSummary::lost`](super::NodeSummary::lost)); the
+    /// crashed is lost and counted ([`NodeSummary::lost`](crate::NodeSummary::lost)); the
     /// inputs queued behind it go to the next instance.
     pub fn supervised_node<F>(
         mut self,

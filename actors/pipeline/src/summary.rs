@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::builder::EdgePolicy;
+use crate::builder::EdgePolicy;
 
 /// Counters a node actor keeps while it runs.
 #[derive(Debug, Default, Clone)]
@@ -92,7 +92,7 @@ pub struct NodeSummary {
     pub items_in: u64,
     /// Items it emitted, flush outputs included (each counted once, whatever the fan-out).
     pub items_out: u64,
-    /// Errors counted under [`ErrorPolicy::SkipItem`](super::ErrorPolicy) (and the one that
+    /// Errors counted under [`ErrorPolicy::SkipItem`](crate::ErrorPolicy) (and the one that
     /// ended a run).
     pub errors: u64,
     /// Interrupts it handled.

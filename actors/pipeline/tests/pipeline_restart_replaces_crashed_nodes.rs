@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::{Collect, PanicAt, Range, Seen, ints};
-use troupe_actors::pipeline::{EdgePolicy, PipelineBuilder, PipelineError, RunSummary};
 use troupe_nodes::{Emitter, Node, NodeError};
+use troupe_pipeline::{EdgePolicy, PipelineBuilder, PipelineError, RunSummary};
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_wire::Value;
 

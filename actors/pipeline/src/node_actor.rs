@@ -10,13 +10,13 @@ use troupe_nodes::{Deferred, Emitter, Node, NodeError};
 use troupe_runtime::supervision::Decision;
 use troupe_wire::Value;
 
-use super::builder::ErrorPolicy;
-use super::edge::{OutEdge, Outbox, Ring};
-use super::error::PipelineError;
-use super::messages::{Data, Drain, Event, Interrupt, Packet, Stop};
-use super::restart::{MakeError, Restarter, catch_panic};
-use super::run::Shared;
-use super::summary::NodeStats;
+use crate::builder::ErrorPolicy;
+use crate::edge::{OutEdge, Outbox, Ring};
+use crate::error::PipelineError;
+use crate::messages::{Data, Drain, Event, Interrupt, Packet, Stop};
+use crate::restart::{MakeError, Restarter, catch_panic};
+use crate::run::Shared;
+use crate::summary::NodeStats;
 
 /// Runs a [`Node`]: processes items in arrival order, fans outputs out to every edge, and
 /// passes end of stream on once it came from every input. A panic in the node is caught:

@@ -60,7 +60,7 @@ pub enum PipelineError {
         #[source]
         source: NodeError,
     },
-    /// A node's `process` failed under [`ErrorPolicy::FailPipeline`](super::ErrorPolicy).
+    /// A node's `process` failed under [`ErrorPolicy::FailPipeline`](crate::ErrorPolicy).
     #[error("node `{node}` failed on input #{input_index}: {source}")]
     Process {
         /// The node.
@@ -71,7 +71,7 @@ pub enum PipelineError {
         #[source]
         source: NodeError,
     },
-    /// A node's `flush` failed under [`ErrorPolicy::FailPipeline`](super::ErrorPolicy).
+    /// A node's `flush` failed under [`ErrorPolicy::FailPipeline`](crate::ErrorPolicy).
     #[error("node `{node}` failed to flush: {source}")]
     Flush {
         /// The node.
@@ -80,7 +80,7 @@ pub enum PipelineError {
         #[source]
         source: NodeError,
     },
-    /// A source's `pull` failed under [`ErrorPolicy::FailPipeline`](super::ErrorPolicy).
+    /// A source's `pull` failed under [`ErrorPolicy::FailPipeline`](crate::ErrorPolicy).
     #[error("source `{node}` failed on pull #{pull_index}: {source}")]
     Pull {
         /// The source.

@@ -76,7 +76,7 @@ impl SourceClock {
 /// Reads a running pipeline's [`Progress`] while [`RunningPipeline::finish`] waits. Cheap
 /// to clone.
 ///
-/// [`RunningPipeline::finish`]: super::RunningPipeline::finish
+/// [`RunningPipeline::finish`]: crate::RunningPipeline::finish
 #[derive(Debug, Clone)]
 pub struct ProgressMeter {
     clocks: Arc<[Arc<SourceClock>]>,

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use troupe_runtime::{ActorBuilder, Address, Lane};
 
-use super::builder::{Body, EdgePolicy, EdgeSpec, NodeSpec};
-use super::edge::{OutEdge, Ring};
-use super::error::PipelineError;
-use super::messages::{Event, Interrupt, Stop};
-use super::node_actor::{NodeActor, NodeActorParts};
-use super::progress::{ProgressMeter, SourceClock};
-use super::source_actor::{self, SourceActor};
-use super::summary::{EdgeSummary, NodeKind, NodeStats, RunSummary};
+use crate::builder::{Body, EdgePolicy, EdgeSpec, NodeSpec};
+use crate::edge::{OutEdge, Ring};
+use crate::error::PipelineError;
+use crate::messages::{Event, Interrupt, Stop};
+use crate::node_actor::{NodeActor, NodeActorParts};
+use crate::progress::{ProgressMeter, SourceClock};
+use crate::source_actor::{self, SourceActor};
+use crate::summary::{EdgeSummary, NodeKind, NodeStats, RunSummary};
 
 /// How often the monitor checks for node actors that stopped without a word.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
@@ -37,7 +37,7 @@ impl Shared {
 }
 
 /// A checked pipeline, not started yet. Made by
-/// [`PipelineBuilder::build`](super::PipelineBuilder::build).
+/// [`PipelineBuilder::build`](crate::PipelineBuilder::build).
 pub struct Pipeline {
     nodes: Vec<NodeSpec>,
     edges: Vec<EdgeSpec>,

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix::{Actor, AsyncContext, Context};
 use troupe_runtime::{Address, Lane, TrySendError};
 
-use super::builder::EdgePolicy;
-use super::messages::{Data, Drain, MAX_BATCH, Packet};
-use super::node_actor::NodeActor;
+use crate::builder::EdgePolicy;
+use crate::messages::{Data, Drain, MAX_BATCH, Packet};
+use crate::node_actor::NodeActor;
 
 /// The buffer a [`EdgePolicy::DropOldest`] edge owns. The upstream node pushes into it
 /// (dropping the oldest item when full) and wakes the downstream node with a [`Drain`]

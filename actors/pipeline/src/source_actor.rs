@@ -6,15 +6,15 @@ use actix::{Actor, ActorContext, Context, Handler};
 use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_runtime::Address;
 
-use super::builder::ErrorPolicy;
-use super::edge::{OutEdge, Outbox};
-use super::error::PipelineError;
-use super::messages::{Event, Interrupt, Packet, Pull, Pulled, Stop};
-use super::node_actor::fan_out;
-use super::progress::SourceClock;
-use super::restart::catch_panic;
-use super::run::Shared;
-use super::summary::NodeStats;
+use crate::builder::ErrorPolicy;
+use crate::edge::{OutEdge, Outbox};
+use crate::error::PipelineError;
+use crate::messages::{Event, Interrupt, Packet, Pull, Pulled, Stop};
+use crate::node_actor::fan_out;
+use crate::progress::SourceClock;
+use crate::restart::catch_panic;
+use crate::run::Shared;
+use crate::summary::NodeStats;
 
 /// Runs a [`Source`]: each [`Pull`] pulls once and sends the items down every edge. When an
 /// edge waits for room the actor handles nothing else, so the next pull waits too. Sources

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::{Collect, ints};
-use troupe_actors::pipeline::PipelineBuilder;
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
+use troupe_pipeline::PipelineBuilder;
 use troupe_wire::Value;
 
 /// Emits 0..5, then idles (pulls that emit nothing) until `release`, then emits 5..10.
