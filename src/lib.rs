@@ -8,7 +8,7 @@
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
 //! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
 //!   ([`bridge::env`]) and child processes.
-//! - [`actors`]: the actor kinds: the [`extension_host`], singletons and the manifest.
+//! - [`actors`]: the manifest; [`extension_host`] and [`singleton`]: Python extensions and shared actors.
 //! - [`pipeline`]: directed acyclic graphs of node actors.
 //!
 //! ```
@@ -36,8 +36,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use troupe_actors as actors;
-pub use troupe_actors::extension_host;
 pub use troupe_bridge_python as bridge;
+pub use troupe_host::{extension_host, singleton};
 pub use troupe_pipeline as pipeline;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{

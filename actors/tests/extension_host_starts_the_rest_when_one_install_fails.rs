@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use troupe_actors::extension_host::{ExtensionHost, HostError};
 use troupe_actors::manifest::Manifest;
+use troupe_host::extension_host::{ExtensionHost, HostError};
 use troupe_wire::Value;
 
 const MANIFEST: &str = r#"
@@ -31,7 +31,10 @@ fn a_failed_install_is_reported_and_the_others_start() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/extension_host.toml");
     let manifest = Manifest::parse(MANIFEST, &file).unwrap();
     actix::System::new().block_on(async {
-        let host = ExtensionHost::builder().manifest(&manifest).start().await;
+        let host = ExtensionHost::builder()
+            .extensions(manifest.extensions_with_grants())
+            .start()
+            .await;
 
         let failed: Vec<&String> = host.failed().keys().collect();
         assert_eq!(failed, ["broken"]);

@@ -19,7 +19,7 @@ pub(crate) enum CliError {
     Manifest(#[from] ManifestError),
     /// A singleton of the manifest could not start.
     #[error(transparent)]
-    Singleton(#[from] troupe_actors::singleton::SingletonError),
+    Singleton(#[from] troupe_host::singleton::SingletonError),
     /// The pipeline ran and failed.
     #[error("the run failed: {0}")]
     Run(#[from] PipelineError),

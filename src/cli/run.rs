@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
-use troupe_actors::singleton::SingletonKinds;
+use troupe_host::extension_host::ExtensionHost;
+use troupe_host::singleton::SingletonKinds;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 
@@ -58,10 +58,10 @@ async fn start_extensions(manifest: &Manifest) -> Result<Option<ExtensionHost>, 
         return Ok(None);
     }
     let singletons = Registry::new();
-    SingletonKinds::builtin().start_all(manifest, &singletons)?;
+    SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
     let host = ExtensionHost::builder()
         .singletons(singletons)
-        .manifest(manifest)
+        .extensions(manifest.extensions_with_grants())
         .on_progress(|extension, step| {
             if let Some(line) = step.summary() {
                 eprintln!("[{extension}] {line}");

@@ -86,8 +86,8 @@ impl ExtensionManifest {
 
     /// What the extension host lets it call: the host, plus its granted singletons and
     /// extensions.
-    pub fn host_grants(&self) -> crate::extension_host::Grants {
-        crate::extension_host::Grants::host_only()
+    pub fn host_grants(&self) -> troupe_host::extension_host::Grants {
+        troupe_host::extension_host::Grants::host_only()
             .singletons(self.grants.singletons.iter().cloned())
             .extensions(self.grants.extensions.iter().cloned())
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Node, NodeError};
 use troupe_wire::Map;
@@ -9,7 +10,7 @@ use troupe_wire::Map;
 use super::Manifest;
 use super::document::KeyPath;
 use super::error::{ManifestError, ManifestErrorKind};
-use super::node::{NodeBody, PythonNodeSpec, node_error};
+use super::node::{NodeBody, node_error};
 use troupe_pipeline::{Pipeline, PipelineBuilder};
 
 /// Makes the [`Node`] for a python node: called once when the pipeline is built and again

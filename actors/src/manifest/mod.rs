@@ -115,13 +115,14 @@ mod value;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::singleton::SingletonSpec;
 
 pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, Grants};
 pub use loader::{PipelineLoader, PythonNodeMaker};
-pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE, PythonNodeSpec};
+pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
-pub use singleton::SingletonManifest;
 
 use document::{Document, KeyPath};
 use raw::RawManifest;
@@ -134,7 +135,7 @@ pub struct Manifest {
     /// `[extensions.NAME]`, in file order.
     pub extensions: IndexMap<String, ExtensionManifest>,
     /// `[singletons.NAME]`, in file order.
-    pub singletons: IndexMap<String, SingletonManifest>,
+    pub singletons: IndexMap<String, SingletonSpec>,
     /// `[pipelines.NAME]`, in file order.
     pub pipelines: IndexMap<String, PipelineManifest>,
     /// Where every key is, for errors found when building.
@@ -179,7 +180,7 @@ impl Manifest {
         let mut singletons = IndexMap::new();
         for (name, table) in raw.singletons {
             let path = root.key("singletons").key(&name);
-            let singleton = SingletonManifest::from_raw(&name, table, &path, &document)?;
+            let singleton = singleton::singleton_spec(&name, table, &path, &document)?;
             singletons.insert(name, singleton);
         }
         for (name, extension) in &extensions {
@@ -223,6 +224,17 @@ impl Manifest {
                 self.pipelines.keys(),
             )
         })
+    }
+
+    /// Every extension as the extension host starts it: its bridge configuration and what
+    /// it may call, in file order. Give them to
+    /// [`ExtensionHostBuilder::extensions`](troupe_host::extension_host::ExtensionHostBuilder::extensions).
+    pub fn extensions_with_grants(
+        &self,
+    ) -> impl Iterator<Item = (ExtensionConfig, troupe_host::extension_host::Grants)> {
+        self.extensions
+            .values()
+            .map(|extension| (extension.config(), extension.host_grants()))
     }
 
     /// Builds this manifest's pipelines.

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{NodeError, ParamError};
 use troupe_runtime::supervision::RestartSpec;
@@ -49,24 +50,6 @@ pub enum NodeBody {
     },
     /// A method of a Python extension (`type = "python"`).
     Python(PythonNodeSpec),
-}
-
-/// A python node as the manifest declares it, for whoever makes it into a
-/// [`Node`](troupe_nodes::Node) (see [`PipelineLoader::python_nodes`](super::PipelineLoader::python_nodes)).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PythonNodeSpec {
-    /// The node's id.
-    pub node: String,
-    /// The extension (a key of [`Manifest::extensions`](super::Manifest::extensions)).
-    pub extension: String,
-    /// The method called with each input.
-    pub method: String,
-    /// Whether the method is a generator: each value it yields is one output.
-    pub generator: bool,
-    /// Whether the extension has a `flush` for this node, called at end of stream.
-    pub flush: bool,
-    /// Free-form parameters (the node's `params` table), passed to the method.
-    pub params: Map,
 }
 
 /// Defaults a pipeline gives its nodes.

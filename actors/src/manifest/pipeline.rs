@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use troupe_host::extension_host::PythonNodeSpec;
 use troupe_runtime::supervision::RestartSpec;
 
 use super::document::{Document, KeyPath};
@@ -186,7 +187,7 @@ impl PipelineManifest {
     }
 
     /// Its python nodes, for the host that is to make them.
-    pub fn python_nodes(&self) -> impl Iterator<Item = &super::PythonNodeSpec> {
+    pub fn python_nodes(&self) -> impl Iterator<Item = &PythonNodeSpec> {
         self.nodes.iter().filter_map(|n| match &n.body {
             super::NodeBody::Python(spec) => Some(spec),
             super::NodeBody::Builtin { .. } => None,

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use troupe_actors::extension_host::ExtensionHost;
 use troupe_actors::manifest::Manifest;
-use troupe_actors::singleton::SingletonKinds;
+use troupe_host::extension_host::ExtensionHost;
+use troupe_host::singleton::SingletonKinds;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 
@@ -35,11 +35,11 @@ pub fn run_example(manifest: &str, pipeline: &str, vars: &[(&str, &Path)]) -> Ru
         } else {
             let singletons = Registry::new();
             SingletonKinds::builtin()
-                .start_all(&manifest, &singletons)
+                .start_all(manifest.singletons.values(), &singletons)
                 .unwrap();
             let host = ExtensionHost::builder()
                 .singletons(singletons)
-                .manifest(&manifest)
+                .extensions(manifest.extensions_with_grants())
                 .start()
                 .await;
             assert!(host.failed().is_empty(), "{:?}", host.failed());

@@ -1,11 +1,18 @@
 use troupe_runtime::{Call, Registry};
 use troupe_wire::{CallError, Value};
 
-use super::{SingletonError, SingletonKinds};
-use crate::manifest::Manifest;
+use super::{SingletonError, SingletonKinds, SingletonSpec};
 
-fn manifest(text: &str) -> Manifest {
-    Manifest::parse(text, "singletons.toml").expect("manifest parses")
+/// The singleton `store` of kind `kind`.
+fn store(kind: &str, params: &[(&str, Value)]) -> SingletonSpec {
+    SingletonSpec {
+        name: "store".into(),
+        kind: kind.into(),
+        params: params
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect(),
+    }
 }
 
 async fn call(registry: &Registry, method: &str, args: Vec<Value>) -> Result<Value, CallError> {
@@ -17,9 +24,8 @@ async fn call(registry: &Registry, method: &str, args: Vec<Value>) -> Result<Val
 fn kv_stores_counts_and_refuses_past_its_capacity() {
     actix::System::new().block_on(async {
         let registry = Registry::new();
-        let text = "[singletons.store]\nkind = \"kv\"\ncapacity = 2\n";
         SingletonKinds::builtin()
-            .start_all(&manifest(text), &registry)
+            .start_all([&store("kv", &[("capacity", Value::Int(2))])], &registry)
             .expect("starts");
         assert_eq!(
             call(&registry, "put", vec!["a".into(), 1i64.into()]).await,
@@ -74,8 +80,8 @@ fn kv_stores_counts_and_refuses_past_its_capacity() {
 fn unknown_kinds_and_bad_parameters_are_typed_errors() {
     actix::System::new().block_on(async {
         let registry = Registry::new();
-        let unknown = manifest("[singletons.store]\nkind = \"redis\"\n");
-        match SingletonKinds::builtin().start_all(&unknown, &registry) {
+        let unknown = store("redis", &[]);
+        match SingletonKinds::builtin().start_all([&unknown], &registry) {
             Err(SingletonError::UnknownKind { name, kind, known }) => {
                 assert_eq!(
                     (name.as_str(), kind.as_str(), known.as_str()),
@@ -84,20 +90,20 @@ fn unknown_kinds_and_bad_parameters_are_typed_errors() {
             }
             other => panic!("expected UnknownKind, got {other:?}"),
         }
-        let bad = manifest("[singletons.store]\nkind = \"kv\"\ncapacity = \"lots\"\n");
+        let bad = store("kv", &[("capacity", Value::from("lots"))]);
         assert!(matches!(
-            SingletonKinds::builtin().start_all(&bad, &registry),
+            SingletonKinds::builtin().start_all([&bad], &registry),
             Err(SingletonError::BadParam { .. })
         ));
         // A kind the host program brings.
-        let custom = manifest("[singletons.store]\nkind = \"echo\"\n");
+        let custom = store("echo", &[]);
         SingletonKinds::builtin()
             .register("echo", |m| {
                 Ok(troupe_runtime::ActorBuilder::new(&m.name)
                     .spawn(super::KeyValue::default())
                     .caller())
             })
-            .start_all(&custom, &registry)
+            .start_all([&custom], &registry)
             .expect("custom kind starts");
         assert_eq!(call(&registry, "len", vec![]).await, Ok(Value::Int(0)));
     });

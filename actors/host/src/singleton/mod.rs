@@ -1,8 +1,10 @@
-//! Singletons: shared actors made from a manifest's `[singletons.NAME]` tables.
+//! Singletons: shared actors, one per name, that extensions and other actors call (a
+//! manifest's `[singletons.NAME]` tables).
 //!
-//! A singleton's `kind` names a factory registered in [`SingletonKinds`]; the table's other
-//! keys are its parameters. troupe ships `kv` ([`KeyValue`], parameter `capacity`); a host
-//! program registers its own kinds with [`SingletonKinds::register`].
+//! A singleton's `kind` names a factory registered in [`SingletonKinds`]; its
+//! [`SingletonSpec::params`] are the factory's parameters. troupe ships `kv` ([`KeyValue`],
+//! parameter `capacity`); a host program registers its own kinds with
+//! [`SingletonKinds::register`].
 
 mod key_value;
 #[cfg(test)]
@@ -13,13 +15,23 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use troupe_runtime::{ActorBuilder, Caller, Registry, RegistryError};
-use troupe_wire::Value;
+use troupe_wire::{Map, Value};
 
 pub use key_value::KeyValue;
 
-use crate::manifest::{Manifest, SingletonManifest};
+/// A singleton to start: one shared actor, made by the factory registered under `kind`, with
+/// free-form parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SingletonSpec {
+    /// Its name in the registry; grants refer to it by this name.
+    pub name: String,
+    /// The kind of singleton, as the host registered it (e.g. `"kv"`).
+    pub kind: String,
+    /// Its parameters, for the singleton's factory.
+    pub params: Map,
+}
 
-/// Why a manifest's singleton was not started.
+/// Why a singleton was not started.
 #[derive(Debug, Error)]
 pub enum SingletonError {
     /// Its `kind` is not registered.
@@ -53,9 +65,8 @@ pub enum SingletonError {
     },
 }
 
-/// Makes a singleton from its manifest table (name, kind, parameters).
-pub type SingletonFactory =
-    dyn Fn(&SingletonManifest) -> Result<Caller, SingletonError> + Send + Sync;
+/// Makes a singleton from its spec (name, kind, parameters).
+pub type SingletonFactory = dyn Fn(&SingletonSpec) -> Result<Caller, SingletonError> + Send + Sync;
 
 /// The singleton kinds a host knows, by name.
 #[derive(Clone)]
@@ -81,19 +92,19 @@ impl SingletonKinds {
         SingletonKinds {
             kinds: BTreeMap::new(),
         }
-        .register("kv", |manifest| {
-            let capacity = match manifest.params.get("capacity") {
+        .register("kv", |spec| {
+            let capacity = match spec.params.get("capacity") {
                 None => None,
                 Some(Value::Int(n)) if *n > 0 => usize::try_from(*n).ok(),
                 Some(other) => {
                     return Err(SingletonError::BadParam {
-                        name: manifest.name.clone(),
+                        name: spec.name.clone(),
                         param: "capacity".into(),
                         reason: format!("expected a positive int, got {other:?}"),
                     });
                 }
             };
-            Ok(ActorBuilder::new(&manifest.name)
+            Ok(ActorBuilder::new(&spec.name)
                 .spawn(KeyValue::new(capacity))
                 .caller())
         })
@@ -102,20 +113,20 @@ impl SingletonKinds {
     /// Adds (or replaces) kind `kind`.
     pub fn register<F>(mut self, kind: impl Into<String>, factory: F) -> SingletonKinds
     where
-        F: Fn(&SingletonManifest) -> Result<Caller, SingletonError> + Send + Sync + 'static,
+        F: Fn(&SingletonSpec) -> Result<Caller, SingletonError> + Send + Sync + 'static,
     {
         self.kinds.insert(kind.into(), Arc::new(factory));
         self
     }
 
-    /// Starts every singleton of `manifest` on the current arbiter and registers it in
-    /// `registry` under its name. Stops at the first that cannot start.
-    pub fn start_all(
+    /// Starts every singleton of `singletons` (a manifest's, say) on the current arbiter and
+    /// registers it in `registry` under its name. Stops at the first that cannot start.
+    pub fn start_all<'a>(
         &self,
-        manifest: &Manifest,
+        singletons: impl IntoIterator<Item = &'a SingletonSpec>,
         registry: &Registry,
     ) -> Result<(), SingletonError> {
-        for singleton in manifest.singletons.values() {
+        for singleton in singletons {
             let factory =
                 self.kinds
                     .get(&singleton.kind)

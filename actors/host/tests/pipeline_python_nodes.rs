@@ -4,15 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../pipeline/tests/pipeline_support.rs"]
+// The pipeline tests' nodes, from their one place.
+#[path = "../../pipeline/tests/pipeline_support.rs"]
 mod support;
 
 use std::path::Path;
 
 use support::{Collect, Range};
-use troupe_actors::extension_host::{ExtensionHost, Grants, PythonNode};
-use troupe_actors::manifest::PythonNodeSpec;
 use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
 use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
 use troupe_runtime::supervision::RestartSpec;

@@ -2,7 +2,7 @@
 //! and routes their calls to the host, singletons and each other per their [`Grants`].
 //!
 //! ```no_run
-//! use troupe_actors::extension_host::{ExtensionHost, Grants};
+//! use troupe_host::extension_host::{ExtensionHost, Grants};
 //! use troupe_bridge_python::extension::ExtensionConfig;
 //! use troupe_wire::Value;
 //!
@@ -34,7 +34,7 @@ use troupe_bridge_python::provision::{self, ProvisionError};
 use troupe_runtime::{Caller, Registry};
 
 pub use grants::Grants;
-pub use python_node::PythonNode;
+pub use python_node::{PythonNode, PythonNodeSpec};
 
 use router::HostRouter;
 
@@ -126,11 +126,13 @@ impl ExtensionHostBuilder {
         self
     }
 
-    /// Adds every extension `manifest` declares, with its grants.
-    pub fn manifest(mut self, manifest: &crate::manifest::Manifest) -> Self {
-        for extension in manifest.extensions.values() {
-            self = self.extension(extension.config(), extension.host_grants());
-        }
+    /// Adds extensions, each allowed to make the calls its grants list (a manifest's
+    /// extensions, say).
+    pub fn extensions(
+        mut self,
+        extensions: impl IntoIterator<Item = (ExtensionConfig, Grants)>,
+    ) -> Self {
+        self.entries.extend(extensions);
         self
     }
 
@@ -257,15 +259,12 @@ impl std::fmt::Debug for ExtensionHost {
 }
 
 impl ExtensionHost {
-    /// Makes the python nodes of a manifest's pipelines from these extensions (pass it to
-    /// [`PipelineLoader::python_nodes`](crate::manifest::PipelineLoader::python_nodes)). A
-    /// node whose extension did not start fails to build with
+    /// Makes python nodes from these extensions (a manifest's pipeline loader takes it for
+    /// the pipelines' python nodes). A node whose extension did not start fails to build with
     /// [`CallError::ActorStopped`](troupe_wire::CallError::ActorStopped).
     pub fn python_nodes(
         &self,
-    ) -> impl Fn(
-        &crate::manifest::PythonNodeSpec,
-    ) -> Result<Box<dyn troupe_nodes::Node>, troupe_nodes::NodeError>
+    ) -> impl Fn(&PythonNodeSpec) -> Result<Box<dyn troupe_nodes::Node>, troupe_nodes::NodeError>
     + Send
     + Sync
     + 'static {

@@ -4,7 +4,23 @@ use troupe_bridge_python::extension::ExtensionRef;
 use troupe_nodes::{Emitter, Node, NodeError};
 use troupe_wire::{Map, Value};
 
-use crate::manifest::PythonNodeSpec;
+/// A python node as data: which method of which extension it calls, and how. A manifest's
+/// `type = "python"` node is one; [`PythonNode::new`] makes it into a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PythonNodeSpec {
+    /// The node's id.
+    pub node: String,
+    /// The extension, by the name it was started under.
+    pub extension: String,
+    /// The method called with each input.
+    pub method: String,
+    /// Whether the method is a generator: each value it yields is one output.
+    pub generator: bool,
+    /// Whether the extension has a `flush` for this node, called at end of stream.
+    pub flush: bool,
+    /// Free-form parameters (the node's `params` table), passed to the method.
+    pub params: Map,
+}
 
 /// Calls `method(item, **params)` of an extension for every input.
 ///
