@@ -8,8 +8,13 @@
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
 //! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
 //!   ([`bridge::env`]) and child processes.
-//! - [`actors`]: the manifest; [`extension_host`] and [`singleton`]: Python extensions and shared actors.
-//! - [`pipeline`]: directed acyclic graphs of node actors.
+//! - [`pipeline`]: directed acyclic graphs of node actors (sources, processing nodes) with
+//!   per-edge backpressure or drop policies, error policies and a run summary.
+//! - [`extension_host`]: starts Python extensions with their grants and makes python
+//!   pipeline nodes of their methods; [`singleton`]: shared actors (`kv`, or kinds a host
+//!   registers) that extensions may be granted.
+//! - [`manifest`]: the TOML manifest of extensions, singletons and pipelines, checked before
+//!   anything runs; it builds pipelines and feeds the extension host.
 //!
 //! ```
 //! use actix::prelude::*;
@@ -35,9 +40,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-pub use troupe_actors as actors;
 pub use troupe_bridge_python as bridge;
 pub use troupe_host::{extension_host, singleton};
+pub use troupe_manifest as manifest;
 pub use troupe_pipeline as pipeline;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{

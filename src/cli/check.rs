@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use troupe_actors::manifest::{Manifest, NodeBody};
+use troupe_manifest::{Manifest, NodeBody};
 
 use super::CliError;
 

@@ -7,8 +7,8 @@ mod progress;
 pub(crate) mod run;
 
 use thiserror::Error;
-use troupe_actors::manifest::ManifestError;
 use troupe_bridge_python::env::EnvError;
+use troupe_manifest::ManifestError;
 use troupe_pipeline::PipelineError;
 
 /// Why a command failed.

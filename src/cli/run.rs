@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use troupe_actors::manifest::Manifest;
 use troupe_host::extension_host::ExtensionHost;
 use troupe_host::singleton::SingletonKinds;
+use troupe_manifest::Manifest;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 

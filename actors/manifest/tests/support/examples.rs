@@ -4,16 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use troupe_actors::manifest::Manifest;
 use troupe_host::extension_host::ExtensionHost;
 use troupe_host::singleton::SingletonKinds;
+use troupe_manifest::Manifest;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 
 /// The path of `examples/NAME`.
 pub fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
+        .join("../../examples")
         .join(name)
 }
 

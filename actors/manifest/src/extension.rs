@@ -6,10 +6,10 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use troupe_runtime::supervision::RestartSpec;
 
-use super::document::{Document, KeyPath};
-use super::error::{ManifestError, ManifestErrorKind};
-use super::raw::RawExtension;
-use super::restart::restart_spec;
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::raw::RawExtension;
+use crate::restart::restart_spec;
 
 /// A Python extension as the manifest declares it: what to import, in which environment,
 /// under which limits and with which rights. The extension host turns it into a running

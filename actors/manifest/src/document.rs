@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::env::{SubstitutionError, substitute};
-use super::error::{Location, ManifestError, ManifestErrorKind};
+use crate::env::{SubstitutionError, substitute};
+use crate::error::{Location, ManifestError, ManifestErrorKind};
 
 /// A key path as errors show it: `pipelines.audio.nodes[1].params.rate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

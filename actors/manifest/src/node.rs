@@ -5,15 +5,15 @@ use std::path::Path;
 use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{NodeError, ParamError};
+use troupe_pipeline::ErrorPolicy;
 use troupe_runtime::supervision::RestartSpec;
 use troupe_wire::Map;
 
-use super::document::{Document, KeyPath};
-use super::error::{ManifestError, ManifestErrorKind};
-use super::raw::{RawErrorPolicy, RawNode};
-use super::restart::restart_spec;
-use super::value::{check_params, param_of, to_value};
-use troupe_pipeline::ErrorPolicy;
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::raw::{RawErrorPolicy, RawNode};
+use crate::restart::restart_spec;
+use crate::value::{check_params, param_of, to_value};
 
 /// The node type that runs a method of a Python extension.
 pub const PYTHON_NODE_TYPE: &str = "python";

@@ -83,7 +83,7 @@ fn speech_bursts_are_found_within_60_ms() {
 }
 
 /// The committed example input, `examples/data/speech.wav` (22.05 kHz, 8 s, 353 KB), made
-/// by this generator: `cargo test -p troupe-actors --test manifest_vad_finds_speech_boundaries
+/// by this generator: `cargo test -p troupe-manifest --test manifest_vad_finds_speech_boundaries
 /// -- --ignored`.
 const EXAMPLE_BURSTS: [(f64, f64); 4] = [(0.6, 1.9), (2.7, 3.5), (4.4, 6.2), (7.0, 7.6)];
 

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use troupe_actors::manifest::Manifest;
 use troupe_host::extension_host::{ExtensionHost, HostError};
+use troupe_manifest::Manifest;
 use troupe_wire::Value;
 
 const MANIFEST: &str = r#"

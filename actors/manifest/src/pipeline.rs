@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use troupe_host::extension_host::PythonNodeSpec;
+use troupe_pipeline::{EdgePolicy, ErrorPolicy, graph};
 use troupe_runtime::supervision::RestartSpec;
 
-use super::document::{Document, KeyPath};
-use super::error::{ManifestError, ManifestErrorKind};
-use super::node::{NodeDefaults, NodeManifest, error_policy};
-use super::raw::{RawEdgePolicy, RawPipeline};
-use super::restart::restart_spec;
-use troupe_pipeline::{EdgePolicy, ErrorPolicy, graph};
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::node::{NodeBody, NodeDefaults, NodeManifest, error_policy};
+use crate::raw::{RawEdgePolicy, RawPipeline};
+use crate::restart::restart_spec;
 
 /// A pipeline as the manifest declares it, checked: known node types with well-typed
 /// parameters, edges between existing nodes, no cycle, an input for every processing node.
@@ -189,8 +189,8 @@ impl PipelineManifest {
     /// Its python nodes, for the host that is to make them.
     pub fn python_nodes(&self) -> impl Iterator<Item = &PythonNodeSpec> {
         self.nodes.iter().filter_map(|n| match &n.body {
-            super::NodeBody::Python(spec) => Some(spec),
-            super::NodeBody::Builtin { .. } => None,
+            NodeBody::Python(spec) => Some(spec),
+            NodeBody::Builtin { .. } => None,
         })
     }
 }

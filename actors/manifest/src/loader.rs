@@ -5,13 +5,13 @@ use std::sync::Arc;
 use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Node, NodeError};
+use troupe_pipeline::{Pipeline, PipelineBuilder};
 use troupe_wire::Map;
 
-use super::Manifest;
-use super::document::KeyPath;
-use super::error::{ManifestError, ManifestErrorKind};
-use super::node::{NodeBody, node_error};
-use troupe_pipeline::{Pipeline, PipelineBuilder};
+use crate::Manifest;
+use crate::document::KeyPath;
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::node::{NodeBody, node_error};
 
 /// Makes the [`Node`] for a python node: called once when the pipeline is built and again
 /// after each crash its restart policy allows. The extension host provides it.

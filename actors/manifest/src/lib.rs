@@ -56,6 +56,12 @@
 //! crash per their `restart` (default [`RestartSpec::default`](troupe_runtime::supervision::RestartSpec::default));
 //! `restart = { policy = "temporary" }` makes a crash end the run.
 //!
+//! [`Manifest::extensions_with_grants`] gives the extensions to an
+//! [`ExtensionHostBuilder`](troupe_host::extension_host::ExtensionHostBuilder::extensions),
+//! whose [`ExtensionHost::python_nodes`](troupe_host::extension_host::ExtensionHost::python_nodes)
+//! then makes the python nodes; [`Manifest::singletons`] go to
+//! [`SingletonKinds::start_all`](troupe_host::singleton::SingletonKinds::start_all).
+//!
 //! # Variables
 //!
 //! `${NAME}` is the variable's value (unset: an error naming it and its line);
@@ -65,7 +71,7 @@
 //! # Example
 //!
 //! ```
-//! use troupe_actors::manifest::{Manifest, ManifestErrorKind};
+//! use troupe_manifest::{Manifest, ManifestErrorKind};
 //!
 //! let dir = std::env::temp_dir().join(format!("troupe-manifest-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 use troupe_nodes::NodeError;
-
 use troupe_pipeline::PipelineError;
 
 /// Where in a manifest something is wrong.
@@ -140,7 +139,7 @@ pub enum ManifestErrorKind {
         known: Vec<String>,
     },
     /// A python node was built without a maker for python nodes
-    /// ([`PipelineLoader::python_nodes`](super::PipelineLoader::python_nodes)).
+    /// ([`PipelineLoader::python_nodes`](crate::PipelineLoader::python_nodes)).
     #[error("python nodes need an extension host")]
     PythonNodesNeedHost,
     /// Making a node failed for another reason than its parameters (e.g. its input file

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use troupe_actors::manifest::{Manifest, ManifestError, ManifestErrorKind, NodeBody};
 use troupe_host::extension_host::PythonNodeSpec;
+use troupe_manifest::{Manifest, ManifestError, ManifestErrorKind, NodeBody};
 use troupe_nodes::{Emitter, Node, NodeError, ParamError};
 use troupe_pipeline::{EdgePolicy, ErrorPolicy};
 use troupe_runtime::supervision::RestartPolicy;

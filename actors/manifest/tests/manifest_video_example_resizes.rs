@@ -59,7 +59,7 @@ fn every_frame_is_resized() {
 }
 
 /// The committed example input, `examples/data/clip.y4m` (221 KB):
-/// `cargo test -p troupe-actors --test manifest_video_example_resizes -- --ignored`.
+/// `cargo test -p troupe-manifest --test manifest_video_example_resizes -- --ignored`.
 #[test]
 #[ignore = "rewrites examples/data/clip.y4m"]
 fn write_the_example_input() {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 
-use super::document::{Document, KeyPath};
-use super::error::{ManifestError, ManifestErrorKind};
-use super::raw::{RawRestart, RawRestartPolicy};
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::raw::{RawRestart, RawRestartPolicy};
 
 /// The longest restart window a manifest may set (a day).
 const MAX_WITHIN_S: f64 = 86_400.0;

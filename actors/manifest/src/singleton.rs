@@ -3,9 +3,9 @@
 use indexmap::IndexMap;
 use troupe_host::singleton::SingletonSpec;
 
-use super::document::{Document, KeyPath};
-use super::error::{ManifestError, ManifestErrorKind};
-use super::value::to_value;
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::value::to_value;
 
 /// Checks the singleton table `name` found at `path`: its `kind`, and every other key as a
 /// parameter.

@@ -1,5 +1,0 @@
-//! troupe's TOML manifest of extensions, singletons and pipelines.
-
-#![warn(missing_docs, unreachable_pub)]
-
-pub mod manifest;
