@@ -41,16 +41,10 @@ pub enum ErrorPolicy {
     SkipItem,
 }
 
-/// A source or a processing node.
-pub(crate) enum Body {
-    Source(Box<dyn Source>),
-    Node(Box<dyn Node>),
-}
-
 /// A node as added to the builder.
 pub(crate) struct NodeSpec {
     pub(crate) id: String,
-    pub(crate) body: Body,
+    pub(crate) body: Built,
     pub(crate) capacity: usize,
     pub(crate) policy: ErrorPolicy,
     pub(crate) arbiter: Option<ArbiterHandle>,
@@ -98,7 +92,7 @@ impl PipelineBuilder {
         PipelineBuilder::default()
     }
 
-    fn add(mut self, id: impl Into<String>, body: Body) -> PipelineBuilder {
+    fn add(mut self, id: impl Into<String>, body: Built) -> PipelineBuilder {
         self.nodes.push(NodeSpec {
             id: id.into(),
             body,
@@ -112,12 +106,12 @@ impl PipelineBuilder {
 
     /// Adds a source under `id`. The runtime pulls it in a loop until it is done.
     pub fn source(self, id: impl Into<String>, source: Box<dyn Source>) -> PipelineBuilder {
-        self.add(id, Body::Source(source))
+        self.add(id, Built::Source(source))
     }
 
     /// Adds a processing node under `id`.
     pub fn node(self, id: impl Into<String>, node: Box<dyn Node>) -> PipelineBuilder {
-        self.add(id, Body::Node(node))
+        self.add(id, Built::Node(node))
     }
 
     /// Adds a processing node under `id` that `factory` makes, at build and again after
@@ -159,10 +153,7 @@ impl PipelineBuilder {
 
     /// Adds what [`troupe_nodes::catalog::build`] made: a source or a node.
     pub fn built(self, id: impl Into<String>, built: Built) -> PipelineBuilder {
-        match built {
-            Built::Source(source) => self.source(id, source),
-            Built::Node(node) => self.node(id, node),
-        }
+        self.add(id, built)
     }
 
     /// Connects `from` to `to` with [`EdgePolicy::Backpressure`].
@@ -257,7 +248,7 @@ impl PipelineBuilder {
                     })
             };
             let (from, to) = (lookup(&edge.from)?, lookup(&edge.to)?);
-            if matches!(self.nodes[to].body, Body::Source(_)) {
+            if matches!(self.nodes[to].body, Built::Source(_)) {
                 return Err(PipelineError::EdgeIntoSource {
                     from: edge.from.clone(),
                     source_id: edge.to.clone(),
@@ -271,7 +262,7 @@ impl PipelineBuilder {
             }
         })?;
         for (i, node) in self.nodes.iter().enumerate() {
-            if matches!(node.body, Body::Node(_)) && !resolved.iter().any(|&(_, to)| to == i) {
+            if matches!(node.body, Built::Node(_)) && !resolved.iter().any(|&(_, to)| to == i) {
                 return Err(PipelineError::NoInputs {
                     node: node.id.clone(),
                 });

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use troupe_nodes::catalog::Built;
 use troupe_runtime::{ActorBuilder, Address, Lane};
 
-use crate::builder::{Body, EdgePolicy, EdgeSpec, NodeSpec};
+use crate::builder::{EdgePolicy, EdgeSpec, NodeSpec};
 use crate::edge::{OutEdge, Ring};
 use crate::error::PipelineError;
 use crate::messages::{Event, Interrupt, Stop};
@@ -142,8 +143,8 @@ impl Pipeline {
         let mut bodies = Vec::with_capacity(n);
         for spec in self.nodes {
             let (kind, type_name) = match &spec.body {
-                Body::Source(s) => (NodeKind::Source, s.type_name()),
-                Body::Node(node) => (NodeKind::Node, node.type_name()),
+                Built::Source(s) => (NodeKind::Source, s.type_name()),
+                Built::Node(node) => (NodeKind::Node, node.type_name()),
             };
             meta.push((spec.id.clone(), kind, type_name));
             bodies.push(Some(spec));
@@ -175,7 +176,7 @@ impl Pipeline {
                 .collect();
             let builder = ActorBuilder::new(&spec.id).capacity(spec.capacity);
             handles[i] = Some(match spec.body {
-                Body::Node(node) => {
+                Built::Node(node) => {
                     let rings_in = self
                         .resolved
                         .iter()
@@ -201,7 +202,7 @@ impl Pipeline {
                     node_addresses[i] = Some(address.clone());
                     Handle::Node(address)
                 }
-                Body::Source(source) => {
+                Built::Source(source) => {
                     let clock = Arc::new(SourceClock::new(source.media_seconds()));
                     clocks.push(clock.clone());
                     let actor = SourceActor::new(
