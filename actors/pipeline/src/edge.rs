@@ -8,7 +8,7 @@ use actix::{Actor, AsyncContext, Context};
 use troupe_runtime::{Address, Lane, TrySendError};
 
 use crate::builder::EdgePolicy;
-use crate::messages::{Data, Drain, MAX_BATCH, Packet};
+use crate::messages::{Data, Drain, MAX_ITEMS_PER_MESSAGE, Packet};
 use crate::node_actor::NodeActor;
 
 /// The buffer a [`EdgePolicy::DropOldest`] edge owns. The upstream node pushes into it
@@ -83,8 +83,8 @@ impl OutEdge {
     }
 
     /// Sends `packet` down the edge from inside the upstream actor's handler; what must
-    /// wait for room goes to `outbox`.
-    pub(crate) fn send(&self, packet: Packet, outbox: &mut Outbox) {
+    /// wait for room goes to `batches`.
+    pub(crate) fn send(&self, packet: Packet, batches: &mut EdgeBatches) {
         match (&self.ring, self.policy) {
             (Some(ring), _) => self.push_ring(ring, packet),
             (None, EdgePolicy::DropNewest) if matches!(packet, Packet::Item(_)) => {
@@ -102,7 +102,7 @@ impl OutEdge {
                     }
                 }
             }
-            _ => outbox.push(self.edge, &self.to, self.port, packet),
+            _ => batches.push(self.edge, &self.to, self.port, packet),
         }
     }
 
@@ -122,19 +122,20 @@ impl OutEdge {
     }
 }
 
-/// Messages of one handler that wait for room, kept in order.
+/// What one handler emits, gathered per edge into [`Data`] messages, and the messages that
+/// wait for room, kept in order.
+///
+/// What a handler emits on an edge goes downstream as one [`Data`] message (of
+/// [`MAX_ITEMS_PER_MESSAGE`] packets at most) when the handler ends, which spares a mailbox
+/// round per item.
 ///
 /// [`Address::forward`] starts one `ctx.wait` per message, and actix polls waiting futures
-/// last-in first-out, so several forwards from one handler could overtake each other. The
-/// outbox instead sends everything that must wait from a single waiting future, in order:
+/// last-in first-out, so several forwards from one handler could overtake each other. Edge
+/// batches instead send everything that must wait from a single waiting future, in order:
 /// once one message waits, every later one queues behind it. The actor handles nothing else
-/// until the outbox is delivered, so backpressure travels upstream.
-///
-/// Packets for one edge are batched: what a handler emits on an edge goes downstream as one
-/// [`Data`] message (of [`MAX_BATCH`] packets at most) when the handler ends, which spares a
-/// mailbox round per item.
+/// until they are delivered, so backpressure travels upstream.
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub(crate) struct EdgeBatches {
     /// Packets emitted in this handler, per edge, in the order the edges were first used.
     pending: Vec<Batch>,
     waiting: Vec<(Address<NodeActor>, Data)>,
@@ -147,7 +148,7 @@ struct Batch {
     packets: Vec<Packet>,
 }
 
-impl Outbox {
+impl EdgeBatches {
     /// Adds `packet` to the batch of edge `edge`; a full batch goes at once.
     fn push(&mut self, edge: usize, to: &Address<NodeActor>, port: usize, packet: Packet) {
         let at = match self.pending.iter().position(|b| b.edge == edge) {
@@ -164,7 +165,7 @@ impl Outbox {
         };
         let batch = &mut self.pending[at];
         batch.packets.push(packet);
-        if batch.packets.len() >= MAX_BATCH {
+        if batch.packets.len() >= MAX_ITEMS_PER_MESSAGE {
             let packets = std::mem::take(&mut batch.packets);
             let to = batch.to.clone();
             self.forward(&to, Data { port, packets });

@@ -16,7 +16,7 @@ pub(crate) enum Packet {
 }
 
 /// Packets arriving on input `port` of a node (data lane), in order: what one upstream
-/// handler emitted on that edge, [`MAX_BATCH`] at most.
+/// handler emitted on that edge, [`MAX_ITEMS_PER_MESSAGE`] at most.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Data {
@@ -25,8 +25,8 @@ pub(crate) struct Data {
 }
 
 /// Most packets one [`Data`] message carries: a mailbox of capacity `c` holds at most
-/// `c * MAX_BATCH` items.
-pub(crate) const MAX_BATCH: usize = 16;
+/// `c * MAX_ITEMS_PER_MESSAGE` items.
+pub(crate) const MAX_ITEMS_PER_MESSAGE: usize = 16;
 
 /// Wake-up: a drop-oldest edge buffer into this node has packets (data lane).
 #[derive(Message)]

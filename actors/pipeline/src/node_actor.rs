@@ -11,7 +11,7 @@ use troupe_runtime::supervision::Decision;
 use troupe_wire::Value;
 
 use crate::builder::ErrorPolicy;
-use crate::edge::{OutEdge, Outbox, Ring};
+use crate::edge::{EdgeBatches, OutEdge, Ring};
 use crate::error::PipelineError;
 use crate::messages::{Data, Drain, Event, Interrupt, Packet, Stop};
 use crate::restart::{MakeError, Restarter, catch_panic};
@@ -32,7 +32,7 @@ pub(crate) struct NodeActor {
     outs: Vec<OutEdge>,
     rings: Vec<Arc<Ring>>,
     emitter: Emitter,
-    outbox: Outbox,
+    batches: EdgeBatches,
     stats: NodeStats,
     shared: Arc<Shared>,
     restart: Option<Restarter>,
@@ -85,7 +85,7 @@ impl NodeActor {
             outs: parts.outs,
             rings: parts.rings,
             emitter: Emitter::new(),
-            outbox: Outbox::default(),
+            batches: EdgeBatches::default(),
             stats: NodeStats::default(),
             shared: parts.shared,
             restart: parts.restart,
@@ -112,7 +112,7 @@ impl NodeActor {
             self.process_backlog();
         }
         if let Some(Awaiting { outputs, step }) = self.awaiting.take() {
-            let delivery = self.outbox.delivery();
+            let delivery = self.batches.delivery();
             let wait = async move {
                 delivery.await;
                 outputs.await
@@ -124,9 +124,9 @@ impl NodeActor {
             return;
         }
         match self.backoff.take() {
-            None => self.outbox.flush(ctx),
+            None => self.batches.flush(ctx),
             Some(delay) => {
-                let delivery = self.outbox.delivery();
+                let delivery = self.batches.delivery();
                 let wait = async move {
                     delivery.await;
                     tokio::time::sleep(delay).await;
@@ -248,7 +248,7 @@ impl NodeActor {
     fn emit(&mut self) {
         self.stats.items_out += self.emitter.len() as u64;
         for item in self.emitter.drain() {
-            fan_out(&self.outs, Packet::Item(item), &mut self.outbox);
+            fan_out(&self.outs, Packet::Item(item), &mut self.batches);
         }
     }
 
@@ -284,7 +284,7 @@ impl NodeActor {
 
     /// Passes end of stream on, shuts the node down and reports its statistics.
     fn finish_stream(&mut self) {
-        fan_out(&self.outs, Packet::Eos, &mut self.outbox);
+        fan_out(&self.outs, Packet::Eos, &mut self.batches);
         self.shutdown();
         self.done = true;
         let stats = std::mem::take(&mut self.stats);
@@ -367,12 +367,12 @@ impl NodeActor {
 }
 
 /// Sends `packet` to every edge (clones for all but the last).
-pub(crate) fn fan_out(outs: &[OutEdge], packet: Packet, outbox: &mut Outbox) {
+pub(crate) fn fan_out(outs: &[OutEdge], packet: Packet, batches: &mut EdgeBatches) {
     if let Some((last, rest)) = outs.split_last() {
         for edge in rest {
-            edge.send(packet.clone(), outbox);
+            edge.send(packet.clone(), batches);
         }
-        last.send(packet, outbox);
+        last.send(packet, batches);
     }
 }
 

@@ -7,7 +7,7 @@ use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_runtime::Address;
 
 use crate::builder::ErrorPolicy;
-use crate::edge::{OutEdge, Outbox};
+use crate::edge::{EdgeBatches, OutEdge};
 use crate::error::PipelineError;
 use crate::messages::{Event, Interrupt, Packet, Pull, Pulled, Stop};
 use crate::node_actor::fan_out;
@@ -26,7 +26,7 @@ pub(crate) struct SourceActor {
     policy: ErrorPolicy,
     outs: Vec<OutEdge>,
     emitter: Emitter,
-    outbox: Outbox,
+    batches: EdgeBatches,
     stats: NodeStats,
     pulls: u64,
     shared: Arc<Shared>,
@@ -51,7 +51,7 @@ impl SourceActor {
             policy,
             outs,
             emitter: Emitter::new(),
-            outbox: Outbox::default(),
+            batches: EdgeBatches::default(),
             stats: NodeStats::default(),
             pulls: 0,
             shared,
@@ -64,7 +64,7 @@ impl SourceActor {
         self.stats.items_out += self.emitter.len() as u64;
         for item in self.emitter.drain() {
             self.clock.saw(&item);
-            fan_out(&self.outs, Packet::Item(item), &mut self.outbox);
+            fan_out(&self.outs, Packet::Item(item), &mut self.batches);
         }
     }
 }
@@ -100,11 +100,11 @@ impl Handler<Pull> for SourceActor {
         let mut pulled = Pulled::More;
         for _ in 0..PULLS_PER_TURN {
             pulled = self.pull_once();
-            if pulled == Pulled::Over || self.outbox.is_waiting() {
+            if pulled == Pulled::Over || self.batches.is_waiting() {
                 break;
             }
         }
-        self.outbox.flush(ctx);
+        self.batches.flush(ctx);
         actix::MessageResult(pulled)
     }
 }
@@ -139,7 +139,7 @@ impl SourceActor {
             }
             Ok(SourceState::Done) => {
                 self.emit();
-                fan_out(&self.outs, Packet::Eos, &mut self.outbox);
+                fan_out(&self.outs, Packet::Eos, &mut self.batches);
                 self.clock.finish();
                 self.done = true;
                 let stats = std::mem::take(&mut self.stats);
