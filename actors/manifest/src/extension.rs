@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::extension_host::Grants;
 use troupe_runtime::supervision::RestartSpec;
 
 use crate::document::{Document, KeyPath};
@@ -40,15 +42,17 @@ pub struct ExtensionManifest {
     pub memory_limit_mb: Option<u64>,
     /// How long one call may take before it fails with a timeout.
     pub call_timeout: Option<Duration>,
-    /// What the extension may call.
-    pub grants: Grants,
+    /// What the extension may call, as listed (see [`ExtensionManifest::host_grants`]).
+    pub grants: GrantsTable,
     /// Extra environment variables of its child process.
     pub env: IndexMap<String, String>,
 }
 
-/// What an extension may call besides itself. Everything not granted is refused.
+/// An extension's `grants` table as the manifest lists it, names in file order so that an
+/// error can point at one. [`ExtensionManifest::host_grants`] makes it the [`Grants`] the
+/// extension host enforces: everything not granted is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
+pub struct GrantsTable {
     /// Singletons (by manifest name) it may call.
     pub singletons: Vec<String>,
     /// Other extensions (by manifest name) it may call.
@@ -57,12 +61,11 @@ pub struct Grants {
 
 impl ExtensionManifest {
     /// The bridge configuration that starts this extension.
-    pub fn config(&self) -> troupe_bridge_python::extension::ExtensionConfig {
-        let mut config =
-            troupe_bridge_python::extension::ExtensionConfig::new(&self.name, &self.module)
-                .dependencies(self.dependencies.iter().cloned())
-                .system_site_packages(self.system_site_packages)
-                .restart(self.restart);
+    pub fn config(&self) -> ExtensionConfig {
+        let mut config = ExtensionConfig::new(&self.name, &self.module)
+            .dependencies(self.dependencies.iter().cloned())
+            .system_site_packages(self.system_site_packages)
+            .restart(self.restart);
         if let Some(path) = &self.path {
             config = config.path(path);
         }
@@ -86,8 +89,8 @@ impl ExtensionManifest {
 
     /// What the extension host lets it call: the host, plus its granted singletons and
     /// extensions.
-    pub fn host_grants(&self) -> troupe_host::extension_host::Grants {
-        troupe_host::extension_host::Grants::host_only()
+    pub fn host_grants(&self) -> Grants {
+        Grants::host_only()
             .singletons(self.grants.singletons.iter().cloned())
             .extensions(self.grants.extensions.iter().cloned())
     }
@@ -151,7 +154,7 @@ impl ExtensionManifest {
             restart,
             memory_limit_mb: raw.memory_limit_mb,
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
-            grants: Grants {
+            grants: GrantsTable {
                 singletons: raw.grants.singletons,
                 extensions: raw.grants.extensions,
             },

@@ -122,10 +122,11 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::extension_host::Grants;
 use troupe_host::singleton::SingletonSpec;
 
 pub use error::{Location, ManifestError, ManifestErrorKind};
-pub use extension::{ExtensionManifest, Grants};
+pub use extension::{ExtensionManifest, GrantsTable};
 pub use loader::{PipelineLoader, PythonNodeMaker};
 pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
@@ -235,9 +236,7 @@ impl Manifest {
     /// Every extension as the extension host starts it: its bridge configuration and what
     /// it may call, in file order. Give them to
     /// [`ExtensionHostBuilder::extensions`](troupe_host::extension_host::ExtensionHostBuilder::extensions).
-    pub fn extensions_with_grants(
-        &self,
-    ) -> impl Iterator<Item = (ExtensionConfig, troupe_host::extension_host::Grants)> {
+    pub fn extensions_with_grants(&self) -> impl Iterator<Item = (ExtensionConfig, Grants)> {
         self.extensions
             .values()
             .map(|extension| (extension.config(), extension.host_grants()))
