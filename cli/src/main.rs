@@ -1,6 +1,11 @@
-//! The `troupe` command line.
+//! The `troupe` command line: one module per subcommand.
 
-mod cli;
+mod check;
+mod env;
+mod error;
+mod nodes;
+mod progress;
+mod run;
 
 use std::process::ExitCode;
 
@@ -24,15 +29,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline of a manifest and print its summary.
-    Run(cli::run::RunArgs),
+    Run(run::RunArgs),
     /// Check a manifest (keys, node types and parameters, edges, cycles, extensions) without
     /// running anything.
-    Check(cli::check::CheckArgs),
+    Check(check::CheckArgs),
     /// List the built-in node types and their parameters.
-    Nodes(cli::nodes::NodesArgs),
+    Nodes(nodes::NodesArgs),
     /// Manage the venv cache of Python extensions.
     #[command(subcommand)]
-    Env(cli::env::EnvCommand),
+    Env(env::EnvCommand),
     /// Run the benchmark harness: troupe (local, bridged, pipelines) beside the physical
     /// floors and its peers, in one run.
     Bench(troupe_bench::BenchArgs),
@@ -41,13 +46,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => cli::run::run(&args),
-        Command::Check(args) => cli::check::check(&args),
-        Command::Nodes(args) => cli::nodes::nodes(&args),
-        Command::Env(command) => cli::env::env(&command),
+        Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::check(&args),
+        Command::Nodes(args) => nodes::nodes(&args),
+        Command::Env(command) => env::env(&command),
         Command::Bench(args) => troupe_bench::run(&args)
             .map(drop)
-            .map_err(cli::CliError::Bench),
+            .map_err(error::CliError::Bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

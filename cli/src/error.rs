@@ -1,10 +1,4 @@
-//! The subcommands, one module each, and the errors they end with.
-
-pub(crate) mod check;
-pub(crate) mod env;
-pub(crate) mod nodes;
-mod progress;
-pub(crate) mod run;
+//! The errors a subcommand ends with, and the exit codes they give.
 
 use thiserror::Error;
 use troupe_bridge_python::env::EnvError;

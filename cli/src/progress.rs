@@ -12,14 +12,14 @@ const SHOW_AFTER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(100);
 
 /// A bar redrawn from a [`ProgressMeter`] by a task on the current arbiter.
-pub(super) struct ProgressDisplay {
+pub(crate) struct ProgressDisplay {
     bar: ProgressBar,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ProgressDisplay {
     /// Starts redrawing when stderr is a terminal; otherwise does nothing.
-    pub(super) fn start(meter: ProgressMeter) -> ProgressDisplay {
+    pub(crate) fn start(meter: ProgressMeter) -> ProgressDisplay {
         let bar = ProgressBar::hidden();
         let task = std::io::stderr().is_terminal().then(|| {
             let bar = bar.clone();
@@ -38,7 +38,7 @@ impl ProgressDisplay {
     }
 
     /// Stops redrawing and clears the bar.
-    pub(super) fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(task) = self.task {
             task.abort();
         }

@@ -7,7 +7,8 @@ use std::process::Command;
 
 fn troupe() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // At the repository root, where the paths of examples/ start.
+    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     command
 }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use troupe_bridge_python::env::{CachedEnv, EnvCache};
 
-use super::CliError;
+use crate::error::CliError;
 
 /// The `troupe env` subcommands.
 #[derive(Debug, clap::Subcommand)]

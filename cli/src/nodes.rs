@@ -2,7 +2,7 @@
 
 use troupe_nodes::catalog::{self, NodeType};
 
-use super::CliError;
+use crate::error::CliError;
 
 /// Arguments of `troupe nodes`.
 #[derive(Debug, clap::Args)]

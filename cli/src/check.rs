@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use troupe_manifest::{Manifest, NodeBody};
 
-use super::CliError;
+use crate::error::CliError;
 
 /// Arguments of `troupe check`.
 #[derive(Debug, clap::Args)]

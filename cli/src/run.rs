@@ -8,8 +8,8 @@ use troupe_manifest::Manifest;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
 
-use super::CliError;
-use super::progress::ProgressDisplay;
+use crate::error::CliError;
+use crate::progress::ProgressDisplay;
 
 /// Arguments of `troupe run`.
 #[derive(Debug, clap::Args)]
