@@ -10,6 +10,7 @@
 //!   ([`bridge::env`]) and child processes.
 //! - [`pipeline`]: directed acyclic graphs of node actors (sources, processing nodes) with
 //!   per-edge backpressure or drop policies, error policies and a run summary.
+//! - [`nodes`]: the built-in pipeline nodes (audio, video, text, data) and their catalog.
 //! - [`extension_host`]: starts Python extensions with their grants and makes python
 //!   pipeline nodes of their methods; [`singleton`]: shared actors (`kv`, or kinds a host
 //!   registers) that extensions may be granted.
@@ -43,6 +44,7 @@
 pub use troupe_bridge_python as bridge;
 pub use troupe_host::{extension_host, singleton};
 pub use troupe_manifest as manifest;
+pub use troupe_nodes as nodes;
 pub use troupe_pipeline as pipeline;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
