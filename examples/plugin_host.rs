@@ -14,10 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use troupe::actors::singleton::KeyValue;
 use troupe::bridge::env::EnvProgress;
 use troupe::bridge::extension::{ExtensionConfig, ExtensionStatus};
 use troupe::extension_host::{ExtensionHost, Grants};
+use troupe::singleton::KeyValue;
 use troupe::{ActorBuilder, Array, Call, CallResult, Registry, Value};
 
 fn progress(extension: &str, step: EnvProgress) {

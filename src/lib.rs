@@ -8,7 +8,14 @@
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
 //! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
 //!   ([`bridge::env`]) and child processes.
-//! - [`actors`]: the actor kinds: the [`extension_host`] and pipelines.
+//! - [`pipeline`]: directed acyclic graphs of node actors (sources, processing nodes) with
+//!   per-edge backpressure or drop policies, error policies and a run summary.
+//! - [`nodes`]: the built-in pipeline nodes (audio, video, text, data) and their catalog.
+//! - [`extension_host`]: starts Python extensions with their grants and makes python
+//!   pipeline nodes of their methods; [`singleton`]: shared actors (`kv`, or kinds a host
+//!   registers) that extensions may be granted.
+//! - [`manifest`]: the TOML manifest of extensions, singletons and pipelines, checked before
+//!   anything runs; it builds pipelines and feeds the extension host.
 //!
 //! ```
 //! use actix::prelude::*;
@@ -34,9 +41,11 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-pub use troupe_actors as actors;
-pub use troupe_actors::extension_host;
 pub use troupe_bridge_python as bridge;
+pub use troupe_host::{extension_host, singleton};
+pub use troupe_manifest as manifest;
+pub use troupe_nodes as nodes;
+pub use troupe_pipeline as pipeline;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     ActorBuilder, Address, Call, CallError, CallResult, Caller, Lane, MailboxConfig, MailboxError,

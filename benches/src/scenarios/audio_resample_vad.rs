@@ -10,9 +10,9 @@
 
 use std::time::Instant;
 
-use troupe_actors::pipeline::PipelineBuilder;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
+use troupe_pipeline::PipelineBuilder;
 use troupe_wire::{Audio, Map, Value};
 
 use crate::{BenchError, Effort, Measurement};

@@ -11,9 +11,9 @@
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use troupe_actors::pipeline::{DEFAULT_NODE_CAPACITY, PipelineBuilder};
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, NodeError, Source, SourceState};
+use troupe_pipeline::{DEFAULT_NODE_CAPACITY, PipelineBuilder};
 use troupe_wire::{Map, Value};
 
 use crate::{BenchError, Effort, Measurement};

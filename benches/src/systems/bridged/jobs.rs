@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
-use troupe_actors::extension_host::{ExtensionHost, Grants, PythonNode};
-use troupe_actors::manifest::PythonNodeSpec;
-use troupe_actors::pipeline::PipelineBuilder;
 use troupe_bridge_python::env::{self, EnvCache};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_bridge_python::{Venv, provision};
 use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
+use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
+use troupe_pipeline::PipelineBuilder;
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
 use troupe_wire::pool::Pool;

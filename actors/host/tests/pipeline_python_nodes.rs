@@ -1,0 +1,248 @@
+//! Methods of a real Python extension (its own venv, its own process) as pipeline nodes:
+//! generators, async methods, flush, errors under the skip policy, a crash of the process
+//! mid-run, audio and video as numpy arrays.
+
+#![allow(clippy::unwrap_used)]
+
+// The pipeline tests' nodes, from their one place.
+#[path = "../../pipeline/tests/pipeline_support.rs"]
+mod support;
+
+use std::path::Path;
+
+use support::{Collect, Range};
+use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
+use troupe_nodes::{Emitter, Source, SourceState};
+use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
+use troupe_runtime::supervision::RestartSpec;
+use troupe_wire::{Audio, Map, PixelFormat, Value, VideoFrame};
+
+async fn host() -> ExtensionHost {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
+    let config = ExtensionConfig::new("nodes", "nodes")
+        .path(plugins)
+        .dependencies(["numpy>=1.26,<3"])
+        .restart(RestartSpec::default());
+    let host = ExtensionHost::builder()
+        .extension(config, Grants::host_only())
+        .start()
+        .await;
+    assert!(host.failed().is_empty(), "{:?}", host.failed());
+    host
+}
+
+fn spec(method: &str, generator: bool, flush: bool, params: Map) -> PythonNodeSpec {
+    PythonNodeSpec {
+        node: "py".into(),
+        extension: "nodes".into(),
+        method: method.into(),
+        generator,
+        flush,
+        params,
+    }
+}
+
+/// source -> python node -> collect; returns what reached the sink and the summary.
+async fn run(
+    host: &ExtensionHost,
+    source: Box<dyn Source>,
+    spec: PythonNodeSpec,
+    policy: ErrorPolicy,
+) -> (Vec<Value>, RunSummary) {
+    let node = PythonNode::new(host.extension("nodes").unwrap().clone(), &spec);
+    let (sink, seen) = Collect::sink(std::time::Duration::ZERO);
+    let summary = PipelineBuilder::new()
+        .source("src", source)
+        .node("py", Box::new(node))
+        .node("sink", sink)
+        .edge("src", "py")
+        .edge("py", "sink")
+        .error_policy("py", policy)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let items = std::mem::take(&mut seen.lock().unwrap().items);
+    (items, summary)
+}
+
+#[test]
+fn generators_async_methods_and_flush_keep_order() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let params = Map::from_iter([("factor".to_owned(), Value::Int(100))]);
+        let (items, summary) = run(
+            &host,
+            Range::boxed(0, 50),
+            spec("explode", true, true, params),
+            ErrorPolicy::FailPipeline,
+        )
+        .await;
+        let mut want: Vec<Value> = (0..50i64)
+            .flat_map(|i| [Value::Int(i), Value::Int(i * 100)])
+            .collect();
+        want.push(Value::map([("total", Value::Int((0..50).sum()))]));
+        assert_eq!(items, want);
+        assert_eq!(summary.node("py").unwrap().items_out, 101);
+
+        // async def: answers take different times, order is still the input order.
+        let (items, _) = run(
+            &host,
+            Range::boxed(0, 30),
+            spec("slow_double", false, false, Map::new()),
+            ErrorPolicy::FailPipeline,
+        )
+        .await;
+        assert_eq!(
+            items,
+            (0..30i64).map(|i| Value::Int(i * 2)).collect::<Vec<_>>()
+        );
+        host.shutdown().await;
+    });
+}
+
+#[test]
+fn python_exceptions_follow_the_error_policy() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let (items, summary) = run(
+            &host,
+            Range::boxed(0, 10),
+            spec("evens", false, false, Map::new()),
+            ErrorPolicy::SkipItem,
+        )
+        .await;
+        // 0 gives None (no output); odd inputs raise and are skipped.
+        assert_eq!(items, [2i64, 4, 6, 8].map(Value::Int).to_vec());
+        assert_eq!(summary.node("py").unwrap().errors, 5);
+
+        let node = PythonNode::new(
+            host.extension("nodes").unwrap().clone(),
+            &spec("evens", false, false, Map::new()),
+        );
+        let failed = PipelineBuilder::new()
+            .source("src", Range::boxed(0, 10))
+            .node("py", Box::new(node))
+            .edge("src", "py")
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
+        let text = failed.to_string();
+        assert!(
+            text.contains("ValueError") && text.contains("1 is odd"),
+            "{text}"
+        );
+        host.shutdown().await;
+    });
+}
+
+#[test]
+fn a_crashed_extension_costs_one_item_and_the_run_goes_on() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("crashed-once");
+        let params = Map::from_iter([(
+            "marker".to_owned(),
+            Value::from(marker.to_string_lossy().into_owned()),
+        )]);
+        let (items, summary) = run(
+            &host,
+            Range::boxed(0, 8),
+            spec("fragile", false, false, params),
+            ErrorPolicy::SkipItem,
+        )
+        .await;
+        assert!(marker.exists(), "the process crashed");
+        assert_eq!(items, [0i64, 1, 2, 4, 5, 6, 7].map(Value::Int).to_vec());
+        assert_eq!(summary.node("py").unwrap().errors, 1);
+        host.shutdown().await;
+    });
+}
+
+/// Emits a few audio chunks, then a few video frames.
+struct Media {
+    left: Vec<Value>,
+}
+
+impl Source for Media {
+    fn type_name(&self) -> &'static str {
+        "test.media"
+    }
+
+    fn pull(&mut self, out: &mut Emitter) -> Result<SourceState, troupe_nodes::NodeError> {
+        match self.left.pop() {
+            Some(value) => {
+                out.emit(value);
+                Ok(SourceState::More)
+            }
+            None => Ok(SourceState::Done),
+        }
+    }
+}
+
+#[test]
+fn audio_and_video_reach_python_as_numpy_arrays() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let chunks: Vec<Value> = (0..4)
+            .map(|i| {
+                let samples: Vec<f32> = (0..960).map(|n| (n as f32 * 0.001) - 0.4).collect();
+                Value::Audio(Audio::from_interleaved(samples, 48_000, 2, i * 10_000_000).unwrap())
+            })
+            .collect();
+        let (items, _) = run(
+            &host,
+            Box::new(Media {
+                left: chunks.clone(),
+            }),
+            spec("louder", false, false, Map::new()),
+            ErrorPolicy::FailPipeline,
+        )
+        .await;
+        assert_eq!(items.len(), 4);
+        for (got, sent) in items.iter().zip(chunks.iter().rev()) {
+            let (Value::Audio(got), Value::Audio(sent)) = (got, sent) else {
+                panic!("expected audio, got {got:?}");
+            };
+            assert_eq!(got.sample_rate(), 48_000);
+            assert_eq!(got.channels(), 2);
+            assert_eq!(got.timestamp_ns(), sent.timestamp_ns());
+            let doubled: Vec<f32> = sent
+                .samples()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|s| s * 2.0)
+                .collect();
+            assert_eq!(got.samples().to_vec::<f32>().unwrap(), doubled);
+        }
+
+        let pixels: Vec<u8> = (0..16 * 8 * 3).map(|i| (i % 256) as u8).collect();
+        let array = troupe_wire::Array::from_slice(&pixels, vec![8, 16, 3]).unwrap();
+        let frame = VideoFrame::new(array, 16, 8, PixelFormat::Rgb24, 7).unwrap();
+        let (items, _) = run(
+            &host,
+            Box::new(Media {
+                left: vec![Value::Video(frame)],
+            }),
+            spec("negative", false, false, Map::new()),
+            ErrorPolicy::FailPipeline,
+        )
+        .await;
+        let [Value::Video(negative)] = items.as_slice() else {
+            panic!("expected one frame, got {items:?}");
+        };
+        assert_eq!(
+            (negative.width(), negative.height(), negative.timestamp_ns()),
+            (16, 8, 7)
+        );
+        let want: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
+        assert_eq!(negative.pixels().to_vec::<u8>().unwrap(), want);
+        host.shutdown().await;
+    });
+}

@@ -1,0 +1,154 @@
+//! Building a [`Pipeline`] from a manifest's pipeline entry.
+
+use std::sync::Arc;
+
+use troupe_host::extension_host::PythonNodeSpec;
+use troupe_nodes::catalog::{self, Built};
+use troupe_nodes::{Node, NodeError};
+use troupe_pipeline::{Pipeline, PipelineBuilder};
+use troupe_wire::Map;
+
+use crate::Manifest;
+use crate::document::KeyPath;
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::node::{NodeBody, node_error};
+
+/// Makes the [`Node`] for a python node: called once when the pipeline is built and again
+/// after each crash its restart policy allows. The extension host provides it.
+pub type PythonNodeMaker =
+    dyn Fn(&PythonNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync;
+
+/// Builds pipelines of one manifest. Made by [`Manifest::loader`].
+///
+/// Every processing node is added with
+/// [`PipelineBuilder::supervised_node`], so it restarts per its manifest `restart` policy.
+#[derive(Clone)]
+pub struct PipelineLoader<'m> {
+    manifest: &'m Manifest,
+    python: Option<Arc<PythonNodeMaker>>,
+}
+
+impl std::fmt::Debug for PipelineLoader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineLoader")
+            .field("manifest", &self.manifest.file)
+            .field("python_nodes", &self.python.is_some())
+            .finish()
+    }
+}
+
+impl<'m> PipelineLoader<'m> {
+    pub(crate) fn new(manifest: &'m Manifest) -> PipelineLoader<'m> {
+        PipelineLoader {
+            manifest,
+            python: None,
+        }
+    }
+
+    /// Uses `maker` for the python nodes. Without one, building a pipeline that has a
+    /// python node fails with [`ManifestErrorKind::PythonNodesNeedHost`].
+    pub fn python_nodes<F>(mut self, maker: F) -> PipelineLoader<'m>
+    where
+        F: Fn(&PythonNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync + 'static,
+    {
+        self.python = Some(Arc::new(maker));
+        self
+    }
+
+    /// A builder holding pipeline `name`'s nodes, edges and policies, to adjust (arbiters,
+    /// say) before [`PipelineBuilder::build`]. Sources open their input here.
+    pub fn builder(&self, name: &str) -> Result<PipelineBuilder, ManifestError> {
+        let manifest = self.manifest;
+        let pipeline = manifest.pipelines.get(name).ok_or_else(|| {
+            Manifest::error_for(
+                &manifest.document,
+                &KeyPath::default().key("pipelines"),
+                name,
+                manifest.pipelines.keys(),
+            )
+        })?;
+        let nodes_path = KeyPath::default().key("pipelines").key(name).key("nodes");
+        let mut builder = PipelineBuilder::new();
+        for (i, node) in pipeline.nodes.iter().enumerate() {
+            let path = nodes_path.index(i);
+            let id = node.id.clone();
+            builder = match &node.body {
+                NodeBody::Builtin {
+                    type_name, params, ..
+                } => match node.make(&path, &manifest.document)? {
+                    Some(Built::Source(source)) => builder.source(id, source),
+                    Some(Built::Node(first)) => {
+                        let (type_name, params) = (*type_name, params.clone());
+                        let mut first = Some(first);
+                        builder.supervised_node(id, node.restart.unwrap_or_default(), move || {
+                            match first.take() {
+                                Some(instance) => Ok(instance),
+                                None => build_processing_node(type_name, &params),
+                            }
+                        })
+                    }
+                    None => builder,
+                },
+                NodeBody::Python(spec) => {
+                    let Some(maker) = self.python.clone() else {
+                        return Err(manifest
+                            .document
+                            .error(&path, ManifestErrorKind::PythonNodesNeedHost));
+                    };
+                    let spec_for_node = spec.clone();
+                    builder.supervised_node(id, node.restart.unwrap_or_default(), move || {
+                        maker(&spec_for_node)
+                    })
+                }
+            };
+            if let Some(capacity) = node.capacity {
+                builder = builder.capacity(node.id.clone(), capacity);
+            }
+            builder = builder.error_policy(node.id.clone(), node.error_policy);
+        }
+        for edge in &pipeline.edges {
+            builder = builder.edge_with(edge.from.clone(), edge.to.clone(), edge.policy);
+        }
+        Ok(builder)
+    }
+
+    /// Builds pipeline `name`, ready to run.
+    pub fn build(&self, name: &str) -> Result<Pipeline, ManifestError> {
+        let builder = self.builder(name)?;
+        builder.build().map_err(|error| {
+            let at = KeyPath::default().key("pipelines").key(name);
+            match error {
+                troupe_pipeline::PipelineError::Make { node, source } => {
+                    let index = self.manifest.pipelines[name]
+                        .nodes
+                        .iter()
+                        .position(|n| n.id == node)
+                        .unwrap_or(0);
+                    node_error(
+                        source,
+                        &at.key("nodes").index(index),
+                        &self.manifest.document,
+                    )
+                }
+                other => self
+                    .manifest
+                    .document
+                    .error(&at, ManifestErrorKind::Pipeline(other)),
+            }
+        })
+    }
+}
+
+/// A fresh instance of a built-in processing node, for a restart.
+fn build_processing_node(
+    type_name: &'static str,
+    params: &Map,
+) -> Result<Box<dyn Node>, NodeError> {
+    match catalog::build(type_name, params.clone())? {
+        Built::Node(node) => Ok(node),
+        Built::Source(_) => Err(NodeError::InvalidInput {
+            node: type_name,
+            reason: "is a source, not a processing node".into(),
+        }),
+    }
+}

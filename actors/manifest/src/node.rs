@@ -1,0 +1,236 @@
+//! `[[pipelines.NAME.nodes]]`: one node, built-in or python.
+
+use std::path::Path;
+
+use troupe_host::extension_host::PythonNodeSpec;
+use troupe_nodes::catalog::{self, Built};
+use troupe_nodes::{NodeError, ParamError};
+use troupe_pipeline::ErrorPolicy;
+use troupe_runtime::supervision::RestartSpec;
+use troupe_wire::Map;
+
+use crate::document::{Document, KeyPath};
+use crate::error::{ManifestError, ManifestErrorKind};
+use crate::raw::{RawErrorPolicy, RawNode};
+use crate::restart::restart_spec;
+use crate::value::{check_params, param_of, to_value};
+
+/// The node type that runs a method of a Python extension.
+pub const PYTHON_NODE_TYPE: &str = "python";
+
+/// One node of a pipeline, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeManifest {
+    /// Its id, unique in its pipeline.
+    pub id: String,
+    /// What it runs.
+    pub body: NodeBody,
+    /// Its mailbox's data-lane capacity; `None`: the pipeline's, or
+    /// [`DEFAULT_NODE_CAPACITY`](troupe_pipeline::DEFAULT_NODE_CAPACITY).
+    pub capacity: Option<usize>,
+    /// What an error in it does to the run (its own, else the pipeline's).
+    pub error_policy: ErrorPolicy,
+    /// How it comes back after a crash (its own, else the pipeline's, else
+    /// [`RestartSpec::default`]); `None` for sources, which are not restarted.
+    pub restart: Option<RestartSpec>,
+}
+
+/// What a node runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeBody {
+    /// A node type of the [`troupe_nodes::catalog`].
+    Builtin {
+        /// The catalog name (`"audio.resample"`).
+        type_name: &'static str,
+        /// Its parameters, checked against the catalog's specs; relative paths already
+        /// made relative to the manifest's directory.
+        params: Map,
+        /// Whether it is a source.
+        is_source: bool,
+    },
+    /// A method of a Python extension (`type = "python"`).
+    Python(PythonNodeSpec),
+}
+
+/// Defaults a pipeline gives its nodes.
+pub(crate) struct NodeDefaults {
+    pub(crate) error_policy: ErrorPolicy,
+    pub(crate) restart: RestartSpec,
+}
+
+pub(crate) fn error_policy(raw: RawErrorPolicy) -> ErrorPolicy {
+    match raw {
+        RawErrorPolicy::FailPipeline => ErrorPolicy::FailPipeline,
+        RawErrorPolicy::SkipItem => ErrorPolicy::SkipItem,
+    }
+}
+
+impl NodeManifest {
+    /// Checks the node found at `path`. `has_extension` says whether the manifest declares
+    /// an extension; `base` is the manifest's directory.
+    pub(crate) fn from_raw(
+        raw: RawNode,
+        path: &KeyPath,
+        defaults: &NodeDefaults,
+        has_extension: &dyn Fn(&str) -> bool,
+        base: &Path,
+        document: &Document,
+    ) -> Result<NodeManifest, ManifestError> {
+        let invalid = |key: KeyPath, reason: String| {
+            document.error(&key, ManifestErrorKind::Invalid { reason })
+        };
+        if raw.id.is_empty() {
+            return Err(invalid(path.key("id"), "must not be empty".into()));
+        }
+        if raw.capacity == Some(0) {
+            return Err(invalid(path.key("capacity"), "must be at least 1".into()));
+        }
+        let mut params: Map = raw
+            .params
+            .into_iter()
+            .map(|(k, v)| (k, to_value(v)))
+            .collect();
+        let body = if raw.type_name == PYTHON_NODE_TYPE {
+            let required = |value: Option<String>, key: &str| {
+                value.filter(|v| !v.is_empty()).ok_or_else(|| {
+                    document.error(
+                        path,
+                        ManifestErrorKind::Invalid {
+                            reason: format!("a python node needs `{key}`"),
+                        },
+                    )
+                })
+            };
+            let extension = required(raw.extension, "extension")?;
+            let method = required(raw.method, "method")?;
+            if !has_extension(&extension) {
+                return Err(document.error(
+                    &path.key("extension"),
+                    ManifestErrorKind::UnknownExtension { name: extension },
+                ));
+            }
+            NodeBody::Python(PythonNodeSpec {
+                node: raw.id.clone(),
+                extension,
+                method,
+                generator: raw.generator.unwrap_or(false),
+                flush: raw.flush.unwrap_or(false),
+                params,
+            })
+        } else {
+            let node_type = catalog::find(&raw.type_name).map_err(|_| {
+                document.error(
+                    &path.key("type"),
+                    ManifestErrorKind::UnknownNodeType {
+                        name: raw.type_name.clone(),
+                    },
+                )
+            })?;
+            for (key, given) in [
+                ("extension", raw.extension.is_some()),
+                ("method", raw.method.is_some()),
+                ("generator", raw.generator.is_some()),
+                ("flush", raw.flush.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(
+                        path.key(key),
+                        format!("only python nodes take `{key}`"),
+                    ));
+                }
+            }
+            check_params(node_type, &mut params, base)
+                .map_err(|error| param_error(error, path, document))?;
+            if node_type.is_source && raw.restart.is_some() {
+                return Err(invalid(
+                    path.key("restart"),
+                    "sources are not restarted (a new one would start the stream over)".into(),
+                ));
+            }
+            NodeBody::Builtin {
+                type_name: node_type.name,
+                params,
+                is_source: node_type.is_source,
+            }
+        };
+        let restart = match (&raw.restart, body.is_source()) {
+            (_, true) => None,
+            (Some(restart), false) => Some(restart_spec(restart, &path.key("restart"), document)?),
+            (None, false) => Some(defaults.restart),
+        };
+        let node = NodeManifest {
+            id: raw.id,
+            body,
+            capacity: raw.capacity,
+            error_policy: raw.error_policy.map_or(defaults.error_policy, error_policy),
+            restart,
+        };
+        // A processing node is built once here, so that what only its constructor checks
+        // (ranges, combinations) is found with the rest. Built-in processing nodes touch no
+        // files before `initialize`; sources open their input, so they are left for the run.
+        if let NodeBody::Builtin {
+            is_source: false, ..
+        } = node.body
+        {
+            node.make(path, document)?;
+        }
+        Ok(node)
+    }
+
+    /// Builds a built-in node (`None` for a python node), errors located under `path`.
+    pub(crate) fn make(
+        &self,
+        path: &KeyPath,
+        document: &Document,
+    ) -> Result<Option<Built>, ManifestError> {
+        let NodeBody::Builtin {
+            type_name, params, ..
+        } = &self.body
+        else {
+            return Ok(None);
+        };
+        catalog::build(type_name, params.clone())
+            .map(Some)
+            .map_err(|error| node_error(error, path, document))
+    }
+}
+
+impl NodeBody {
+    /// Whether the node is a source (takes no input).
+    pub fn is_source(&self) -> bool {
+        matches!(
+            self,
+            NodeBody::Builtin {
+                is_source: true,
+                ..
+            }
+        )
+    }
+
+    /// The node's type: its catalog name, or [`PYTHON_NODE_TYPE`].
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeBody::Builtin { type_name, .. } => type_name,
+            NodeBody::Python(_) => PYTHON_NODE_TYPE,
+        }
+    }
+}
+
+fn param_error(error: ParamError, path: &KeyPath, document: &Document) -> ManifestError {
+    let at = match param_of(&error) {
+        Some(param) => path.key("params").key(param),
+        None => path.clone(),
+    };
+    document.error(
+        &at,
+        ManifestErrorKind::BadParameter(NodeError::Params(error)),
+    )
+}
+
+/// A node's build error, located at its parameter when it is about one.
+pub(crate) fn node_error(error: NodeError, path: &KeyPath, document: &Document) -> ManifestError {
+    match error {
+        NodeError::Params(error) => param_error(error, path, document),
+        other => document.error(path, ManifestErrorKind::Node(other)),
+    }
+}

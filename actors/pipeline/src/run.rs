@@ -1,0 +1,370 @@
+//! Starting a pipeline's actors, driving its sources, and waiting for the end of the run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use troupe_nodes::catalog::Built;
+use troupe_runtime::{ActorBuilder, Address, Lane};
+
+use crate::builder::{EdgePolicy, EdgeSpec, NodeSpec};
+use crate::edge::{OutEdge, Ring};
+use crate::error::PipelineError;
+use crate::messages::{Event, Interrupt, Stop};
+use crate::node_actor::{NodeActor, NodeActorParts};
+use crate::progress::{ProgressMeter, SourceClock};
+use crate::source_actor::{self, SourceActor};
+use crate::summary::{EdgeSummary, NodeKind, NodeStats, RunSummary};
+
+/// How often the monitor checks for node actors that stopped without a word.
+const WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// State every actor of one run shares.
+pub(crate) struct Shared {
+    cancelled: AtomicBool,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Shared {
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn report(&self, event: Event) {
+        // The monitor is gone once the run is over; late events do not matter then.
+        let _ = self.events.send(event);
+    }
+}
+
+/// A checked pipeline, not started yet. Made by
+/// [`PipelineBuilder::build`](crate::PipelineBuilder::build).
+pub struct Pipeline {
+    nodes: Vec<NodeSpec>,
+    edges: Vec<EdgeSpec>,
+    /// `edges` as (from, to) node indices.
+    resolved: Vec<(usize, usize)>,
+    /// Node indices, upstream before downstream.
+    order: Vec<usize>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.id).collect::<Vec<_>>(),
+            )
+            .field("edges", &self.edges)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+enum Handle {
+    Node(Address<NodeActor>),
+    Source(Address<SourceActor>),
+}
+
+impl Handle {
+    fn is_closed(&self) -> bool {
+        match self {
+            Handle::Node(a) => a.is_closed(),
+            Handle::Source(a) => a.is_closed(),
+        }
+    }
+
+    fn interrupt(&self) -> bool {
+        match self {
+            Handle::Node(a) => a.try_tell(Lane::Control, Interrupt).is_ok(),
+            Handle::Source(a) => a.try_tell(Lane::Control, Interrupt).is_ok(),
+        }
+    }
+
+    fn stop(&self) {
+        let _ = match self {
+            Handle::Node(a) => a.try_tell(Lane::Control, Stop).is_ok(),
+            Handle::Source(a) => a.try_tell(Lane::Control, Stop).is_ok(),
+        };
+    }
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        nodes: Vec<NodeSpec>,
+        edges: Vec<EdgeSpec>,
+        resolved: Vec<(usize, usize)>,
+        order: Vec<usize>,
+    ) -> Pipeline {
+        Pipeline {
+            nodes,
+            edges,
+            resolved,
+            order,
+        }
+    }
+
+    /// Runs the pipeline to the end: starts it and waits ([`RunningPipeline::finish`]).
+    /// Call it inside an actix `System`.
+    pub async fn run(self) -> Result<RunSummary, PipelineError> {
+        self.start().finish().await
+    }
+
+    /// Starts every node as an actor on the current arbiter (inside an actix `System`) and
+    /// starts pulling the sources.
+    pub fn start(self) -> RunningPipeline {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            cancelled: AtomicBool::new(false),
+            events: events_tx,
+        });
+        let n = self.nodes.len();
+        let mut inputs = vec![0usize; n];
+        let ports: Vec<usize> = self
+            .resolved
+            .iter()
+            .map(|&(_, to)| {
+                inputs[to] += 1;
+                inputs[to] - 1
+            })
+            .collect();
+        let drops: Vec<Arc<AtomicU64>> = self.edges.iter().map(|_| Arc::default()).collect();
+        let rings: Vec<Option<Arc<Ring>>> = self
+            .edges
+            .iter()
+            .zip(&self.resolved)
+            .map(|(edge, &(_, to))| {
+                (edge.policy == EdgePolicy::DropOldest)
+                    .then(|| Arc::new(Ring::new(self.nodes[to].capacity)))
+            })
+            .collect();
+
+        let mut meta = Vec::with_capacity(n);
+        let mut bodies = Vec::with_capacity(n);
+        for spec in self.nodes {
+            let (kind, type_name) = match &spec.body {
+                Built::Source(s) => (NodeKind::Source, s.type_name()),
+                Built::Node(node) => (NodeKind::Node, node.type_name()),
+            };
+            meta.push((spec.id.clone(), kind, type_name));
+            bodies.push(Some(spec));
+        }
+
+        let mut clocks = Vec::new();
+        let mut handles: Vec<Option<Handle>> = vec![None; n];
+        let mut node_addresses: Vec<Option<Address<NodeActor>>> = vec![None; n];
+        for &i in self.order.iter().rev() {
+            let Some(spec) = bodies[i].take() else {
+                continue;
+            };
+            let outs: Vec<OutEdge> = self
+                .resolved
+                .iter()
+                .enumerate()
+                .filter(|&(_, &(from, _))| from == i)
+                .filter_map(|(e, &(_, to))| {
+                    let to = node_addresses[to].clone()?;
+                    Some(OutEdge::new(
+                        e,
+                        to,
+                        ports[e],
+                        self.edges[e].policy,
+                        drops[e].clone(),
+                        rings[e].clone(),
+                    ))
+                })
+                .collect();
+            let builder = ActorBuilder::new(&spec.id).capacity(spec.capacity);
+            handles[i] = Some(match spec.body {
+                Built::Node(node) => {
+                    let rings_in = self
+                        .resolved
+                        .iter()
+                        .zip(&rings)
+                        .filter(|&(&(_, to), _)| to == i)
+                        .filter_map(|(_, ring)| ring.clone())
+                        .collect();
+                    let actor = NodeActor::new(NodeActorParts {
+                        index: i,
+                        id: spec.id,
+                        node,
+                        policy: spec.policy,
+                        inputs: inputs[i],
+                        outs,
+                        rings: rings_in,
+                        shared: shared.clone(),
+                        restart: spec.restart,
+                    });
+                    let address = match &spec.arbiter {
+                        Some(arbiter) => builder.spawn_on(arbiter, actor),
+                        None => builder.spawn(actor),
+                    };
+                    node_addresses[i] = Some(address.clone());
+                    Handle::Node(address)
+                }
+                Built::Source(source) => {
+                    let clock = Arc::new(SourceClock::new(source.media_seconds()));
+                    clocks.push(clock.clone());
+                    let actor = SourceActor::new(
+                        i,
+                        spec.id,
+                        source,
+                        spec.policy,
+                        outs,
+                        shared.clone(),
+                        clock,
+                    );
+                    Handle::Source(match &spec.arbiter {
+                        Some(arbiter) => builder.spawn_on(arbiter, actor),
+                        None => builder.spawn(actor),
+                    })
+                }
+            });
+        }
+        let handles: Vec<Handle> = handles.into_iter().flatten().collect();
+        for handle in &handles {
+            if let Handle::Source(address) = handle {
+                actix::spawn(source_actor::drive(address.clone()));
+            }
+        }
+        let started = Instant::now();
+        RunningPipeline {
+            handles: Arc::from(handles),
+            meta,
+            edges: self.edges,
+            drops,
+            shared,
+            events,
+            progress: ProgressMeter::new(clocks, started),
+            started,
+        }
+    }
+}
+
+/// A started pipeline. [`RunningPipeline::finish`] waits for the end of the run.
+pub struct RunningPipeline {
+    /// Indexed like the nodes.
+    handles: Arc<[Handle]>,
+    meta: Vec<(String, NodeKind, &'static str)>,
+    edges: Vec<EdgeSpec>,
+    drops: Vec<Arc<AtomicU64>>,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<Event>,
+    progress: ProgressMeter,
+    started: Instant,
+}
+
+impl std::fmt::Debug for RunningPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningPipeline")
+            .field("nodes", &self.meta.iter().map(|m| &m.0).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends interrupts to a running pipeline's nodes. Cheap to clone.
+#[derive(Clone)]
+pub struct Interrupter {
+    handles: Arc<[Handle]>,
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupter").finish_non_exhaustive()
+    }
+}
+
+impl Interrupter {
+    /// Sends an interrupt on every node's control lane: it is handled before any data still
+    /// queued, and the node drops its buffered state ([`troupe_nodes::Node::interrupt`]).
+    /// Returns how many nodes took it (a full control lane or a stopped node does not).
+    pub fn interrupt(&self) -> usize {
+        self.handles.iter().filter(|h| h.interrupt()).count()
+    }
+}
+
+impl RunningPipeline {
+    /// A handle that interrupts this run's nodes, usable while [`RunningPipeline::finish`]
+    /// waits.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            handles: self.handles.clone(),
+        }
+    }
+
+    /// A handle that reads this run's progress through its media, usable while
+    /// [`RunningPipeline::finish`] waits.
+    pub fn progress(&self) -> ProgressMeter {
+        self.progress.clone()
+    }
+
+    /// [`Interrupter::interrupt`] on this run.
+    pub fn interrupt(&self) -> usize {
+        self.interrupter().interrupt()
+    }
+
+    /// Waits until end of stream has passed through every node, or the run fails. Either
+    /// way every actor of the run is stopped afterwards.
+    pub async fn finish(mut self) -> Result<RunSummary, PipelineError> {
+        let n = self.handles.len();
+        let mut stats: Vec<Option<NodeStats>> = vec![None; n];
+        let mut remaining = n;
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        let result = loop {
+            if remaining == 0 {
+                break Ok(());
+            }
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(Event::Finished(i, s)) => {
+                        if stats[i].is_none() {
+                            remaining -= 1;
+                        }
+                        stats[i] = Some(s);
+                    }
+                    Some(Event::Failed(error)) => break Err(error),
+                    Some(Event::Stopped(i)) if stats[i].is_none() => {
+                        break Err(PipelineError::Panicked { node: self.meta[i].0.clone() });
+                    }
+                    Some(Event::Stopped(_)) | None => {}
+                },
+                _ = watch.tick() => {
+                    if let Some(i) = (0..n).find(|&i| stats[i].is_none() && self.handles[i].is_closed()) {
+                        break Err(PipelineError::Panicked { node: self.meta[i].0.clone() });
+                    }
+                }
+            }
+        };
+        let wall_time = self.started.elapsed();
+        self.shared.cancelled.store(true, Ordering::Relaxed);
+        for handle in self.handles.iter() {
+            handle.stop();
+        }
+        result?;
+        let nodes = self
+            .meta
+            .into_iter()
+            .zip(stats)
+            .map(|((id, kind, type_name), s)| {
+                s.unwrap_or_default().into_summary(id, kind, type_name)
+            })
+            .collect();
+        let edges = self
+            .edges
+            .into_iter()
+            .zip(&self.drops)
+            .map(|(edge, drops)| EdgeSummary {
+                from: edge.from,
+                to: edge.to,
+                policy: edge.policy,
+                drops: drops.load(Ordering::Relaxed),
+            })
+            .collect();
+        Ok(RunSummary {
+            nodes,
+            edges,
+            wall_time,
+            media_seconds: self.progress.read().media_seconds,
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! The errors a subcommand ends with, and the exit codes they give.
+
+use thiserror::Error;
+use troupe_bridge_python::env::EnvError;
+use troupe_manifest::ManifestError;
+use troupe_pipeline::PipelineError;
+
+/// Why a command failed.
+#[derive(Debug, Error)]
+pub(crate) enum CliError {
+    /// The manifest cannot be read, is wrong, or names what is not in it.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A singleton of the manifest could not start.
+    #[error(transparent)]
+    Singleton(#[from] troupe_host::singleton::SingletonError),
+    /// The pipeline ran and failed.
+    #[error("the run failed: {0}")]
+    Run(#[from] PipelineError),
+    /// The venv cache could not be read or cleaned.
+    #[error("venv cache: {0}")]
+    Env(#[from] EnvError),
+    /// `troupe nodes TYPE` names no node type.
+    #[error("unknown node type `{0}` (see `troupe nodes`)")]
+    UnknownNodeType(String),
+    /// The benchmark harness failed.
+    #[error(transparent)]
+    Bench(troupe_bench::BenchError),
+}
+
+impl CliError {
+    /// 1 when a run failed, 2 when the input was wrong.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Run(_) => 1,
+            _ => 2,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The `troupe` command line: one module per subcommand.
+
+mod check;
+mod env;
+mod error;
+mod nodes;
+mod progress;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "troupe",
+    version,
+    about = "troupe: supervised actors, local and bridged",
+    long_about = "troupe: supervised actors, local and bridged.\n\n\
+                  Runs media pipelines declared in a TOML manifest, checks manifests, lists \
+                  the built-in node types, manages the venv cache of Python extensions, and \
+                  runs the benchmark harness."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline of a manifest and print its summary.
+    Run(run::RunArgs),
+    /// Check a manifest (keys, node types and parameters, edges, cycles, extensions) without
+    /// running anything.
+    Check(check::CheckArgs),
+    /// List the built-in node types and their parameters.
+    Nodes(nodes::NodesArgs),
+    /// Manage the venv cache of Python extensions.
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    /// Run the benchmark harness: troupe (local, bridged, pipelines) beside the physical
+    /// floors and its peers, in one run.
+    Bench(troupe_bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::check(&args),
+        Command::Nodes(args) => nodes::nodes(&args),
+        Command::Env(command) => env::env(&command),
+        Command::Bench(args) => troupe_bench::run(&args)
+            .map(drop)
+            .map_err(error::CliError::Bench),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The `troupe` binary as a user runs it: `run` on the audio example (a numpy extension as
+//! a python node, a kv singleton), and `check` on broken manifests (exit code 2, file, line
+//! and key in the message).
+
+use std::path::Path;
+use std::process::Command;
+
+fn troupe() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
+    // At the repository root, where the paths of examples/ start.
+    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    command
+}
+
+#[test]
+fn run_writes_one_line_per_speech_segment_and_a_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("segments.jsonl");
+    let run = troupe()
+        .args(["run", "examples/audio_vad.toml"])
+        .env("TROUPE_AUDIO_OUT", &out)
+        .output()
+        .expect("troupe runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("features  python"),
+        "the summary lists the python node: {stdout}"
+    );
+    let text = std::fs::read_to_string(&out).expect("output written");
+    let lines: Vec<&str> = text.lines().collect();
+    // examples/data/speech.wav has 4 bursts; the extension's flush adds a summary line.
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].contains("\"spectral_centroid_hz\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[4].contains("\"segments_in_store\":4"), "{}", lines[4]);
+}
+
+#[test]
+fn check_names_the_file_line_and_key_of_a_mistake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("broken.toml");
+    std::fs::write(
+        &manifest,
+        "[[pipelines.p.nodes]]\nid = \"a\"\ntype = \"python\"\nextension = \"missing\"\nmethod = \"f\"\n",
+    )
+    .expect("write");
+    let check = troupe()
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .expect("troupe runs");
+    assert_eq!(check.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    let name = Path::new("broken.toml");
+    assert!(
+        stderr.contains(&format!("{}:4", name.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pipelines.p.nodes[0].extension"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing"), "{stderr}");
+}
