@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use troupe::bridge::env::EnvProgress;
-use troupe::bridge::extension::{ExtensionConfig, ExtensionStatus};
+use troupe::bridge::extension::ExtensionConfig;
 use troupe::extension_host::{ExtensionHost, Grants};
 use troupe::singleton::KeyValue;
+use troupe::supervision::SupervisorStatus;
 use troupe::{ActorBuilder, Array, Call, CallResult, Registry, Value};
 
 fn progress(extension: &str, step: EnvProgress) {
@@ -66,9 +67,12 @@ fn main() {
             println!("  [{name}] NOT started: {error}");
         }
         for (name, status) in host.ready().await {
-            match status {
-                ExtensionStatus::Running { pid, .. } => println!("  [{name}] running, pid {pid}"),
-                other => println!("  [{name}] not running: {other:?}"),
+            let pid = host.extension(&name).and_then(|ext| ext.pid());
+            match (status, pid) {
+                (SupervisorStatus::Running { .. }, Some(pid)) => {
+                    println!("  [{name}] running, pid {pid}")
+                }
+                (other, _) => println!("  [{name}] not running: {other:?}"),
             }
         }
         println!("all up in {:.2} s\n", began.elapsed().as_secs_f64());

@@ -319,6 +319,9 @@ impl Process for FakeProcess {
     }
 }
 
+/// An answer due at a time.
+type Due = (Instant, Result<Value, CallError>);
+
 /// One running fake instance: the child's side of the protocol.
 struct Instance {
     number: u32,
@@ -327,7 +330,7 @@ struct Instance {
     outgoing: Arc<Outgoing>,
     outbox: Outbox,
     /// Answers due later, by call id.
-    delayed: Mutex<HashMap<u64, (Instant, Result<Value, CallError>)>>,
+    delayed: Mutex<HashMap<u64, Due>>,
     /// Calls received and not answered.
     outstanding: Mutex<usize>,
 }

@@ -128,7 +128,7 @@ impl PipelineBuilder {
         F: FnMut() -> Result<Box<dyn Node>, NodeError> + Send + 'static,
     {
         let id = id.into();
-        let mut restarter = Restarter::new(spec, Box::new(factory) as NodeFactory);
+        let mut restarter = Restarter::new(&id, spec, Box::new(factory) as NodeFactory);
         match restarter.make() {
             Ok(node) => {
                 let mut builder = self.node(id, node);

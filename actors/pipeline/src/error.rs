@@ -105,7 +105,7 @@ pub enum PipelineError {
         /// The node.
         node: String,
         /// The restarts made within the window, and the last panic.
-        give_up: GiveUp,
+        give_up: Box<GiveUp>,
     },
     /// A supervised node's factory failed to make an instance (at build or at a restart).
     #[error("node `{node}` could not be made: {source}")]

@@ -335,7 +335,7 @@ impl NodeActor {
             Decision::Stop => self.end(self.panicked()),
             Decision::GiveUp(give_up) => self.end(PipelineError::GaveUp {
                 node: self.id.clone(),
-                give_up,
+                give_up: Box::new(give_up),
             }),
         }
     }
@@ -362,6 +362,9 @@ impl NodeActor {
     /// Ends the run with `error` (a crashed instance is not shut down).
     fn end(&mut self, error: PipelineError) {
         self.done = true;
+        if let Some(restarter) = &mut self.restart {
+            restarter.finish();
+        }
         self.shared.report(Event::Failed(error));
     }
 }

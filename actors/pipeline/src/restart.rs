@@ -1,11 +1,11 @@
-//! Restarting a crashed node: a panic is caught in the node's actor, a
-//! [`RestartTracker`] decides, and a factory makes the next instance.
+//! Restarting a crashed node: a panic is caught in the node's actor, the runtime's
+//! [`Supervisor`] (the same one local actors and bridged extensions run under) decides and
+//! reports, and a factory makes the next instance.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use troupe_nodes::{Node, NodeError};
-use troupe_runtime::supervision::{Decision, ExitReason, RestartSpec, RestartTracker};
+use troupe_runtime::supervision::{Decision, ExitReason, RestartSpec, Supervisor};
 
 /// Makes a fresh instance of a node: once when the pipeline is built, and again after every
 /// crash its [`RestartSpec`] allows.
@@ -14,21 +14,26 @@ pub type NodeFactory = Box<dyn FnMut() -> Result<Box<dyn Node>, NodeError> + Sen
 /// A node's restart policy and the factory for its next instance.
 pub(crate) struct Restarter {
     factory: NodeFactory,
-    tracker: RestartTracker,
+    supervisor: Supervisor,
 }
 
 impl Restarter {
-    pub(crate) fn new(spec: RestartSpec, factory: NodeFactory) -> Restarter {
+    /// Restarts node `id` per `spec`, making instances with `factory`.
+    pub(crate) fn new(id: &str, spec: RestartSpec, factory: NodeFactory) -> Restarter {
         Restarter {
             factory,
-            tracker: RestartTracker::new(spec),
+            supervisor: Supervisor::new(id, spec),
         }
     }
 
     /// Makes an instance; a panicking factory is an error, not a crash of the caller.
     pub(crate) fn make(&mut self) -> Result<Box<dyn Node>, MakeError> {
+        self.supervisor.starting();
         match catch_panic(&mut self.factory) {
-            Ok(Ok(node)) => Ok(node),
+            Ok(Ok(node)) => {
+                self.supervisor.running();
+                Ok(node)
+            }
             Ok(Err(error)) => Err(MakeError::Failed(error)),
             Err(message) => Err(MakeError::Panicked(message)),
         }
@@ -36,8 +41,12 @@ impl Restarter {
 
     /// What follows a crash whose panic said `message`.
     pub(crate) fn on_crash(&mut self, message: String) -> Decision {
-        self.tracker
-            .on_exit(&ExitReason::Panicked(message), Instant::now())
+        self.supervisor.exited(ExitReason::Panicked(message))
+    }
+
+    /// The node ended for good (its input ended, or the run failed).
+    pub(crate) fn finish(&mut self) {
+        self.supervisor.finish(ExitReason::Stopped);
     }
 }
 
@@ -81,7 +90,7 @@ mod tests {
             },
             backoff: Backoff::NONE,
         };
-        let mut restarter = Restarter::new(spec, Box::new(|| panic!("no node today")));
+        let mut restarter = Restarter::new("n", spec, Box::new(|| panic!("no node today")));
         assert!(matches!(restarter.make(), Err(MakeError::Panicked(m)) if m == "no node today"));
         assert!(matches!(
             restarter.on_crash("a".into()),

@@ -11,7 +11,7 @@ use troupe_wire::protocol::transport::{
     Doorbell, Incoming as Receiving, Outgoing, OutgoingLimits, ReadError, Socket, Wake,
 };
 use troupe_wire::protocol::{
-    ChildFds, FDS_ENV, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost, spin,
+    ChildFds, FDS_ENV, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
 
 use crate::errors::ConnectionError;
@@ -182,8 +182,9 @@ impl Connection {
             let bytes = match receiving.try_next() {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => match self.wait(deadline) {
-                    Ok(()) => continue,
-                    Err(incoming) => return incoming,
+                    Waited::Maybe => continue,
+                    Waited::TimedOut => return Incoming::TimedOut,
+                    Waited::Failed => return Incoming::Closed,
                 },
                 Err(ReadError::Closed) => return Incoming::Closed,
                 Err(e) => {
@@ -222,33 +223,39 @@ impl Connection {
     }
 
     /// Waits until something may have arrived: polls the doorbell for a moment, then sleeps
-    /// on the socket; `Err` once the deadline passed.
-    fn wait(&self, deadline: Option<Instant>) -> Result<(), Incoming> {
-        let until = Instant::now() + spin();
-        while Instant::now() < until {
-            if self.doorbell.has_mail() {
-                return Ok(());
-            }
-            std::thread::yield_now();
+    /// on the socket.
+    fn wait(&self, deadline: Option<Instant>) -> Waited {
+        if self.doorbell.wait_unless(|| false) {
+            return Waited::Maybe;
         }
         let remaining = match deadline {
             Some(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(Incoming::TimedOut);
+                    return Waited::TimedOut;
                 }
                 Some(deadline - now)
             }
             None => None,
         };
         match self.socket.wait(true, &[], remaining) {
-            Ok(_) => Ok(()),
+            Ok(_) => Waited::Maybe,
             Err(e) => {
                 eprintln!("troupe: cannot wait on the connection from the host: {e}");
-                Err(Incoming::Closed)
+                Waited::Failed
             }
         }
     }
+}
+
+/// What [`Connection::wait`] found.
+enum Waited {
+    /// Something may have arrived.
+    Maybe,
+    /// The deadline passed.
+    TimedOut,
+    /// The connection cannot be waited on.
+    Failed,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

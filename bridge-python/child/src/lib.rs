@@ -238,8 +238,9 @@ fn pool_alloc(py: Python<'_>, nbytes: usize, zero: bool) -> PyResult<view::Buffe
 }
 
 /// The child's pool: `live_slots`, `live_bytes`, `regions`, `region_bytes`, and on the
-/// connection `lent` (slots of this pool the host holds) and `owed` (releases of the host's
-/// slots not yet sent).
+/// connection `lent` (slots of this pool the host holds), `owed` (releases of the host's
+/// slots not yet sent) and `queued_frames` / `queued_bytes` (what waits for the host to
+/// make room).
 #[pyfunction]
 fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let stats = troupe_wire::pool::Pool::global().stats();
@@ -251,6 +252,9 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     if let Ok(connection) = connection() {
         dict.set_item("lent", connection.lent())?;
         dict.set_item("owed", connection.owed())?;
+        let (frames, bytes) = connection.queued();
+        dict.set_item("queued_frames", frames)?;
+        dict.set_item("queued_bytes", bytes)?;
     }
     Ok(dict)
 }

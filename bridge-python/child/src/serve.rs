@@ -87,10 +87,7 @@ fn take(py: Python<'_>, done: &dyn Fn(Python<'_>) -> PyResult<bool>) -> PyResult
                     return true;
                 }
                 state.waiters += 1;
-                state = TURN
-                    .freed
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
+                state = TURN.freed.wait(state).unwrap_or_else(|p| p.into_inner());
                 state.waiters -= 1;
             }
         });

@@ -150,11 +150,6 @@ impl ShmRegion {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
-    /// The start of the mapping, for memory shared with atomics rather than handed over.
-    pub(crate) fn base(&self) -> *mut u8 {
-        self.map.as_mut_ptr()
-    }
-
     /// The region's bytes, writable.
     ///
     /// # Safety

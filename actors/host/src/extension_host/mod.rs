@@ -29,8 +29,9 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use thiserror::Error;
 use troupe_bridge_python::env::{EnvCache, EnvError, EnvProgress};
-use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, ExtensionStatus};
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef};
 use troupe_bridge_python::provision::{self, ProvisionError};
+use troupe_runtime::supervision::SupervisorStatus;
 use troupe_runtime::{Caller, Registry};
 
 pub use grants::Grants;
@@ -231,7 +232,7 @@ impl ExtensionHostBuilder {
                 }
             };
             let ext = extension::start(config, venv, router.clone());
-            router.add_extension(&name, ext.caller());
+            router.add_extension(&name, &ext.caller());
             extensions.insert(name, ext);
         }
         ExtensionHost {
@@ -310,7 +311,7 @@ impl ExtensionHost {
     }
 
     /// Waits until every started extension runs or is done for good; returns their statuses.
-    pub async fn ready(&self) -> Vec<(String, ExtensionStatus)> {
+    pub async fn ready(&self) -> Vec<(String, SupervisorStatus)> {
         let mut statuses = Vec::with_capacity(self.extensions.len());
         for (name, ext) in &self.extensions {
             statuses.push((name.clone(), ext.ready().await));

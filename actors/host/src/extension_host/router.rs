@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use troupe_bridge_python::extension::Router;
-use troupe_runtime::{Caller, Registry};
+use troupe_runtime::{Caller, Registry, WeakCaller};
 use troupe_wire::CallError;
 use troupe_wire::protocol::Target;
 
@@ -15,15 +15,16 @@ pub(crate) struct HostRouter {
     pub(crate) singletons: Registry,
     pub(crate) host: Option<Caller>,
     pub(crate) grants: HashMap<String, Grants>,
-    pub(crate) extensions: RwLock<HashMap<String, Caller>>,
+    /// Weak: extensions reach each other, but only their handles keep them alive.
+    pub(crate) extensions: RwLock<HashMap<String, WeakCaller>>,
 }
 
 impl HostRouter {
-    pub(crate) fn add_extension(&self, name: &str, caller: Caller) {
+    pub(crate) fn add_extension(&self, name: &str, caller: &Caller) {
         self.extensions
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), caller);
+            .insert(name.to_owned(), caller.downgrade());
     }
 }
 
@@ -44,7 +45,7 @@ impl Router for HostRouter {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(name)
-                .cloned(),
+                .and_then(WeakCaller::upgrade),
         };
         // Granted but not there (not registered, or failed to start): the target is down.
         found.ok_or(CallError::ActorStopped)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
-use troupe_bridge_python::process::{LaunchSpec, Launched, launch};
+use troupe_bridge_python::process::{LaunchSpec, Launched, LinkLimits, launch};
 use troupe_bridge_python::provision;
 use troupe_wire::protocol::{CallFrame, StartInfo, ToChild, ToHost};
 
@@ -33,6 +33,7 @@ pub(crate) fn noop_sampler(plugins: &Path, warmup: usize) -> Result<Sampler, Sys
         env: Vec::new(),
         cwd: None,
         connect_timeout: Duration::from_secs(10),
+        limits: LinkLimits::default(),
     })
     .map_err(|e| failed("launching the child", e))?;
     child
@@ -81,8 +82,9 @@ fn next(child: &Launched) -> Result<ToHost, SystemError> {
     loop {
         let bytes = child
             .link
-            .recv(&child.receiver)
-            .map_err(|e| failed("receiving", e))?;
+            .wait_frame(Duration::from_secs(30))
+            .map_err(|e| failed("receiving", e))?
+            .ok_or_else(|| failed("receiving", "no frame within 30 s"))?;
         let envelope = child
             .link
             .open::<ToHost>(&bytes)

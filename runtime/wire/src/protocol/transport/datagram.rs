@@ -189,7 +189,7 @@ mod tests {
 
     fn collect(assembler: &mut Assembler, datagram: &[u8]) -> Result<Vec<Vec<u8>>, FramingError> {
         let mut frames = Vec::new();
-        assembler.push(datagram, &mut |f| {
+        let _ = assembler.push(datagram, &mut |f| {
             frames.push(f.to_vec());
             ControlFlow::Continue(())
         })?;

@@ -164,7 +164,7 @@ impl Doorbell {
             map,
             end: End::Child,
             taken: AtomicU64::new(0),
-            wake_host: wake_host,
+            wake_host,
         })
     }
 

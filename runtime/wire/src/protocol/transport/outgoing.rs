@@ -320,7 +320,7 @@ mod tests {
         let mut any = false;
         while let Ok(Received::Datagram(n)) = socket.recv(&mut buf) {
             any = true;
-            assembler
+            let _ = assembler
                 .push(&buf[..n], &mut |f| {
                     frames.push(f.to_vec());
                     ControlFlow::Continue(())
