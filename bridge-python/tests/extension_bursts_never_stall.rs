@@ -15,7 +15,7 @@ use support::{plugins, venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_runtime::{ActorBuilder, Call, Caller};
 use troupe_wire::pool::Pool;
-use troupe_wire::{Buffer, CallError, Value};
+use troupe_wire::{Array, Buffer, CallError, DType, Value};
 
 /// Rounds per burst size and payload.
 const ROUNDS: usize = 30;
@@ -26,7 +26,10 @@ async fn start(
     name: &str,
     config: impl FnOnce(ExtensionConfig) -> ExtensionConfig,
 ) -> ExtensionRef {
-    let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();
+    // numpy, for the array payload.
+    let venv = actix_rt::task::spawn_blocking(|| venv(&["numpy>=2,<3"]))
+        .await
+        .unwrap();
     let config = config(ExtensionConfig::new(name, "bursts").path(plugins()));
     let ext = extension::start(config, venv, Arc::new(NoRoutes));
     let status = ext.ready_within(Duration::from_secs(60)).await;
@@ -34,14 +37,19 @@ async fn start(
     ext
 }
 
-/// The payloads of each round: none, 16 KiB (travels inline, copied), 1 MiB (a slot of the
-/// host's pool: travels as a descriptor).
+/// The payloads of each round: none, 16 KiB of bytes (travels inline, copied), a 1 MiB
+/// array (a slot of the host's pool: travels as a descriptor, and reaches Python as a
+/// read-only numpy view of the same memory).
 fn payloads() -> Vec<(&'static str, Value)> {
-    let pooled = Pool::global().copy_from_slice(&vec![7u8; 1 << 20]).unwrap();
+    let array = Array::from_vec(vec![7u8; 1 << 20]);
+    let pooled = Pool::global()
+        .copy_from_slice(array.data().as_slice())
+        .unwrap();
+    let array = Array::new(DType::U8, vec![1 << 20], pooled).unwrap();
     vec![
         ("0 B", Value::Null),
         ("16 KiB", Value::Bytes(Buffer::from(vec![3u8; 16 << 10]))),
-        ("1 MiB", Value::Bytes(pooled)),
+        ("1 MiB", Value::Array(array)),
     ]
 }
 
