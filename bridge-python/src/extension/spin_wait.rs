@@ -43,7 +43,7 @@ pub(crate) struct SpinWait<F> {
 
 thread_local! {
     /// This thread's pending waits, oldest first.
-    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Vec<ThreadWait>> = const { RefCell::new(Vec::new()) };
     /// The last number given out on this thread.
     static LAST: Cell<u64> = const { Cell::new(0) };
     /// When this thread last gave its core away.
@@ -51,7 +51,7 @@ thread_local! {
 }
 
 /// A pending wait of this thread.
-struct Pending {
+struct ThreadWait {
     number: u64,
     /// Set when a later wait began: polling again after that is a fresh spell.
     stepped_aside: bool,
@@ -81,7 +81,7 @@ impl<F> SpinWait<F> {
                 if let Some(last) = pending.last_mut() {
                     last.stepped_aside = true;
                 }
-                pending.push(Pending {
+                pending.push(ThreadWait {
                     number,
                     stepped_aside: false,
                     waker: None,
