@@ -201,7 +201,9 @@ pub fn spawn(spec: &LaunchSpec) -> Result<(Arc<ChildProcess>, Arc<Link>), Launch
     let fds = ChildFds::STANDARD;
     let mut command = std::process::Command::new(&spec.python);
     command
-        .args(["-u", "-m", "troupe"])
+        // -P: the working directory is not put on `sys.path`, so a file there cannot
+        // shadow a module the extension imports.
+        .args(["-P", "-u", "-m", "troupe"])
         .env_clear()
         .envs(
             PASSED_THROUGH
