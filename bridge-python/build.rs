@@ -37,6 +37,8 @@ fn build_child() -> Result<(), String> {
     for path in [
         child.join("src"),
         child.join("Cargo.toml"),
+        workspace.join("runtime/shm/src"),
+        workspace.join("runtime/shm/Cargo.toml"),
         workspace.join("runtime/wire/src"),
         workspace.join("runtime/wire/Cargo.toml"),
         workspace.join("Cargo.lock"),

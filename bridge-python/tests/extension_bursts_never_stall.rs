@@ -41,7 +41,7 @@ fn payloads() -> Vec<(&'static str, Value)> {
     vec![
         ("0 B", Value::Null),
         ("16 KiB", Value::Bytes(Buffer::from(vec![3u8; 16 << 10]))),
-        ("1 MiB", Value::Bytes(pooled)),
+        ("1 MiB", Value::Bytes(Buffer::from(pooled))),
     ]
 }
 

@@ -28,7 +28,7 @@ fn pooled(len: usize, fill: u8) -> Array {
             bytes[len - 1] = fill.wrapping_add(1);
         })
         .unwrap();
-    Array::new(DType::U8, vec![len], data).unwrap()
+    Array::new(DType::U8, vec![len], Buffer::from(data)).unwrap()
 }
 
 fn array(value: Value) -> Array {

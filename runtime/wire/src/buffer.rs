@@ -7,12 +7,13 @@ use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::ser::{SerializeStructVariant, Serializer};
 use serde::{Deserialize, Serialize};
 
+use troupe_shm::pool::{self, Slot, SlotKey};
+use troupe_shm::{ShmError, ShmRegion};
+
 use crate::codec::stash;
-use crate::pool::{self, Slot, SlotKey};
-use crate::shm::{self, ShmError, ShmRegion};
 
 /// Immutable bytes: owned, a slice of a shared-memory region, or a slot of a shared-memory
-/// [`pool`](crate::pool) (this process's or a peer's).
+/// [`pool`] (this process's or a peer's).
 ///
 /// Cloning is cheap (a reference count) in every case. A buffer never changes after it is
 /// made: whoever holds a clone may read it from any thread for as long as it lives. An owned
@@ -30,18 +31,10 @@ enum Repr {
         offset: usize,
         len: usize,
     },
-    Pooled {
-        slot: Arc<Slot>,
-        len: usize,
-    },
+    Pooled(Slot),
 }
 
 impl Buffer {
-    pub(crate) fn pooled(slot: Arc<Slot>, len: usize) -> Buffer {
-        debug_assert!(len <= slot.len);
-        Buffer(Repr::Pooled { slot, len })
-    }
-
     /// An empty buffer.
     pub const fn new() -> Buffer {
         Buffer(Repr::Owned(Bytes::new()))
@@ -78,7 +71,7 @@ impl Buffer {
                 offset,
                 len,
             } => &region.as_slice()[*offset..*offset + *len],
-            Repr::Pooled { slot, len } => &slot.bytes()[..*len],
+            Repr::Pooled(slot) => slot.as_slice(),
         }
     }
 
@@ -92,7 +85,7 @@ impl Buffer {
                 offset: *offset,
                 len,
             }),
-            Repr::Pooled { slot, .. } => Buffer::pooled(slot.clone(), len),
+            Repr::Pooled(slot) => Buffer(Repr::Pooled(slot.truncated(len))),
         }
     }
 
@@ -111,26 +104,24 @@ impl Buffer {
         match &self.0 {
             Repr::Owned(_) => None,
             Repr::Shared { region, offset, .. } => Some((region, *offset)),
-            Repr::Pooled { slot, .. } => Some((&slot.region, slot.offset)),
+            Repr::Pooled(slot) => Some((slot.region(), slot.offset())),
         }
     }
 
     /// The pool slot this buffer views, if it is one (this process's or a peer's).
     pub fn pool_key(&self) -> Option<SlotKey> {
-        match &self.0 {
-            Repr::Pooled { slot, .. } => Some(slot.key()),
-            Repr::Owned(_) | Repr::Shared { .. } => None,
-        }
+        self.slot().map(Slot::key)
     }
 
     /// Whether this buffer is a slot of one of this process's pools.
     pub fn in_own_pool(&self) -> bool {
-        matches!(&self.0, Repr::Pooled { slot, .. } if slot.is_local())
+        self.slot().is_some_and(Slot::is_local)
     }
 
-    pub(crate) fn slot(&self) -> Option<&Arc<Slot>> {
+    /// The pool slot this buffer views, if it is one (this process's or a peer's).
+    pub fn slot(&self) -> Option<&Slot> {
         match &self.0 {
-            Repr::Pooled { slot, .. } => Some(slot),
+            Repr::Pooled(slot) => Some(slot),
             Repr::Owned(_) | Repr::Shared { .. } => None,
         }
     }
@@ -140,14 +131,7 @@ impl Buffer {
     /// `troupe.empty`): the writer must stop writing before the buffer is sent or shared,
     /// since a buffer is otherwise immutable.
     pub fn writable_ptr(&self) -> Option<*mut u8> {
-        match &self.0 {
-            Repr::Pooled { slot, .. } if slot.is_local() => {
-                // SAFETY: only a pointer is made; the caller's use is bound by the rule above.
-                let bytes = unsafe { slot.region.as_mut_slice() };
-                Some(bytes[slot.offset..].as_mut_ptr())
-            }
-            _ => None,
-        }
+        self.slot().and_then(Slot::writable_ptr)
     }
 
     /// The bytes as [`Bytes`], without copying.
@@ -174,6 +158,13 @@ impl AsRef<[u8]> for Buffer {
 impl From<Vec<u8>> for Buffer {
     fn from(bytes: Vec<u8>) -> Self {
         Buffer(Repr::Owned(Bytes::from(bytes)))
+    }
+}
+
+/// The bytes a pool slot handle views, without copying.
+impl From<Slot> for Buffer {
+    fn from(slot: Slot) -> Self {
+        Buffer(Repr::Pooled(slot))
     }
 }
 
@@ -204,16 +195,16 @@ impl fmt::Debug for Buffer {
                 offset,
                 len,
             } => write!(f, "Buffer({len} bytes at {}+{offset})", region.name()),
-            Repr::Pooled { slot, len } => write!(f, "Buffer({len} bytes in {slot:?})"),
+            Repr::Pooled(slot) => write!(f, "Buffer({} bytes in {slot:?})", slot.len()),
         }
     }
 }
 
 /// On the wire a buffer is either its bytes inline, a shared-memory descriptor
 /// `(region name, offset, length)`, or a pool descriptor of the same shape. Decoding a
-/// descriptor maps the region (once per process); decoding a pool descriptor inside
-/// [`crate::protocol::Outbox::open`] makes a buffer that releases the slot to that
-/// connection's peer when its last clone drops.
+/// descriptor maps the region (once per process); decoding a pool descriptor within
+/// [`pool::with_releases`] (as a connection opens a peer's frame) makes a buffer that
+/// releases the slot to that connection's peer when its last clone drops.
 impl Serialize for Buffer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
@@ -231,11 +222,11 @@ impl Serialize for Buffer {
                 s.serialize_field("len", &(*len as u64))?;
                 s.end()
             }
-            Repr::Pooled { slot, len } => {
+            Repr::Pooled(slot) => {
                 let mut s = serializer.serialize_struct_variant("Buffer", 2, "Pooled", 3)?;
-                s.serialize_field("region", slot.region.name())?;
-                s.serialize_field("offset", &(slot.offset as u64))?;
-                s.serialize_field("len", &(*len as u64))?;
+                s.serialize_field("region", slot.region().name())?;
+                s.serialize_field("offset", &(slot.offset() as u64))?;
+                s.serialize_field("len", &(slot.len() as u64))?;
                 s.end()
             }
         }
@@ -280,18 +271,16 @@ impl<'de> Visitor<'de> for BufferVisitor {
                 let d: Descriptor<'de> =
                     v.struct_variant(&["region", "offset", "len"], DescriptorVisitor)?;
                 let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-                shm::open(&d.region)
+                troupe_shm::open(&d.region)
                     .and_then(|region| Buffer::shared(region, as_usize(d.offset), as_usize(d.len)))
                     .map_err(|e| stash(crate::DecodeError::SharedMemory(e)))
             }
             (Kind::Pooled, v) => {
                 let d: Descriptor<'de> =
                     v.struct_variant(&["region", "offset", "len"], DescriptorVisitor)?;
-                let slot = pool::resolve(&d.region, d.offset, d.len)
-                    .map_err(|e| stash(crate::DecodeError::PoolSlot(e)))?;
-                // `resolve` checked `len` against the slot.
-                let len = usize::try_from(d.len).unwrap_or(usize::MAX).min(slot.len);
-                Ok(Buffer::pooled(slot, len))
+                pool::resolve(&d.region, d.offset, d.len)
+                    .map(Buffer::from)
+                    .map_err(|e| stash(crate::DecodeError::PoolSlot(e)))
             }
         }
     }
@@ -376,6 +365,55 @@ mod tests {
         assert!(Arc::ptr_eq(decoded_region, &region));
         assert_eq!(offset, 1024);
         assert_eq!(decoded.to_bytes().as_ref(), buf.as_slice());
+    }
+
+    /// A pool descriptor as a peer would write it: the `Pooled` variant of `Buffer`.
+    fn pool_descriptor(region: &str, offset: u64, len: u64) -> Vec<u8> {
+        #[derive(Serialize)]
+        enum Wire<'a> {
+            _Inline(()),
+            _Shared(()),
+            Pooled {
+                region: &'a str,
+                offset: u64,
+                len: u64,
+            },
+        }
+        postcard::to_stdvec(&Wire::Pooled {
+            region,
+            offset,
+            len,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn pool_slots_travel_as_descriptors_and_bad_ones_are_typed_errors() {
+        let slot = pool::Pool::global().copy_from_slice(&[5u8; 1000]).unwrap();
+        let sent = Buffer::from(slot.clone());
+        let encoded = crate::encode(&sent).unwrap();
+        assert!(encoded.len() < 64, "a descriptor, not the bytes");
+        let back: Buffer = crate::decode(&encoded).unwrap();
+        assert_eq!(
+            back.as_slice().as_ptr(),
+            sent.as_slice().as_ptr(),
+            "the same slot"
+        );
+        assert_eq!(back.pool_key(), Some(slot.key()));
+        assert!(back.in_own_pool());
+        let (region, offset) = (slot.region().name(), slot.offset() as u64);
+        let not_a_slot = pool_descriptor(region, offset + 64, 10);
+        assert!(matches!(
+            crate::decode::<Buffer>(&not_a_slot),
+            Err(crate::DecodeError::PoolSlot(
+                pool::PoolError::UnknownSlot { .. }
+            ))
+        ));
+        let unmappable = pool_descriptor("troupe-does-not-exist", 0, 1);
+        assert!(matches!(
+            crate::decode::<Buffer>(&unmappable),
+            Err(crate::DecodeError::PoolSlot(pool::PoolError::Shm(_)))
+        ));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use thiserror::Error;
 
 use crate::array::ArrayError;
 use crate::media::MediaError;
-use crate::shm::ShmError;
 use crate::value::Value;
+use troupe_shm::ShmError;
 
 /// Deepest nesting of lists and maps a decoded [`Value`] may have.
 ///
@@ -52,7 +52,7 @@ pub enum DecodeError {
     /// A pool descriptor names a slot that is not live in this process's pool, or a slice
     /// outside a peer's region.
     #[error("pool slot: {0}")]
-    PoolSlot(#[source] crate::pool::PoolError),
+    PoolSlot(#[source] troupe_shm::pool::PoolError),
 }
 
 thread_local! {

@@ -25,10 +25,12 @@ mod convert;
 pub mod device;
 mod dtype;
 mod media;
-pub mod pool;
 pub mod protocol;
-pub mod shm;
 mod value;
+
+/// Shared-memory regions (`troupe-shm`).
+pub use troupe_shm as shm;
+pub use troupe_shm::pool;
 
 pub use array::{Array, ArrayError, MAX_NDIM};
 pub use buffer::Buffer;

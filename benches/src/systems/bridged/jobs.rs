@@ -191,6 +191,7 @@ impl Extensions {
         let data = if bytes >= SHM_THRESHOLD {
             Pool::global()
                 .alloc_with(bytes, |b| b.fill(0x3f))
+                .map(Buffer::from)
                 .map_err(|e| failed("pool", e))?
         } else {
             Buffer::copy_from_slice(&vec![0x3f; bytes])

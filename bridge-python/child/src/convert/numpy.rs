@@ -225,18 +225,19 @@ pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, PoolErr
         return Ok(Buffer::copy_from_slice(bytes));
     }
     // Large copies run without the GIL so other Python threads go on meanwhile.
-    Pool::global().alloc_with(bytes.len(), |target| {
+    let slot = Pool::global().alloc_with(bytes.len(), |target| {
         py.detach(|| target.copy_from_slice(bytes))
-    })
+    })?;
+    Ok(Buffer::from(slot))
 }
 
 /// A writable view of a fresh slot of `len` bytes of the child's pool, zero-filled when
 /// `zero` (else its bytes are whatever the slot held before).
 pub(crate) fn pool_view(py: Python<'_>, len: usize, zero: bool) -> Result<BufferView, PoolError> {
-    let buffer = if zero {
+    let slot = if zero {
         Pool::global().alloc_with(len, |target| py.detach(|| target.fill(0)))?
     } else {
         Pool::global().alloc(len)?
     };
-    Ok(BufferView::writable(buffer))
+    Ok(BufferView::writable(Buffer::from(slot)))
 }

@@ -111,8 +111,9 @@ impl DeviceArray {
         }
     }
 
-    /// The array as it travels.
-    pub(crate) fn travelling(wire: WireArray) -> DeviceArray {
+    /// The array as it travels: what a connection puts in a frame in place of an array it
+    /// exported, and what a decode outside a connection makes.
+    pub fn travelling(wire: WireArray) -> DeviceArray {
         DeviceArray::described(&wire.clone(), Memory::Remote(Box::new(wire)))
     }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use super::array::{DeviceArray, WireArray};
 use super::descriptor::{CudaIpcDescriptor, ExportId};
 use super::error::DeviceError;
-use crate::pool::Releases;
 
 /// What keeps the memory of a [`DeviceArray`] of this process alive: the device library's
 /// buffer or import, type-erased so that this crate needs no CUDA.
@@ -38,7 +37,7 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
     fn import(
         &self,
         descriptor: &CudaIpcDescriptor,
-        releases: &Arc<Releases>,
+        releases: &Arc<dyn ExportReleases>,
     ) -> Result<DeviceOwner, DeviceError>;
 
     /// The memory of this process's export `export`, which the peer sent back.
@@ -58,23 +57,33 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
     fn peer_gone(&self) -> usize;
 }
 
+/// Where the release of a peer's export goes once this process's import of it ended (or
+/// failed): the connection the export came through, which owes the peer that release
+/// (`troupe-protocol`'s `Releases`). Called from any thread, often from a destructor.
+pub trait ExportReleases: Send + Sync {
+    /// Queues a release of the peer's export `export`.
+    fn release_export(&self, export: ExportId);
+}
+
 /// The plane that imports what the current thread decodes.
-type Importing = Option<(Arc<dyn DevicePlane>, Arc<Releases>)>;
+type Importing = Option<(Arc<dyn DevicePlane>, Arc<dyn ExportReleases>)>;
 
 thread_local! {
     static IMPORTING: RefCell<Importing> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (a decode) with `plane` importing the device arrays it meets.
-pub(crate) fn with_plane<R>(
+/// Runs `f` (a decode of a peer's frame) with `plane` importing the device arrays it meets,
+/// their releases going to `releases`; without a plane they stay descriptors.
+pub fn with_plane<E: ExportReleases + 'static, R>(
     plane: Option<&Arc<dyn DevicePlane>>,
-    releases: &Arc<Releases>,
+    releases: &Arc<E>,
     f: impl FnOnce() -> R,
 ) -> R {
     let Some(plane) = plane else {
         return f();
     };
-    let before = IMPORTING.replace(Some((plane.clone(), releases.clone())));
+    let releases: Arc<dyn ExportReleases> = releases.clone();
+    let before = IMPORTING.replace(Some((plane.clone(), releases)));
     let result = f();
     IMPORTING.set(before);
     result

@@ -21,14 +21,16 @@
 
 mod devices;
 mod outbox;
+mod releases;
 pub mod transport;
 
 use serde::{Deserialize, Serialize};
+use troupe_shm::pool::SlotKey;
 
-use crate::pool::SlotKey;
 use crate::{CallError, Map, RemoteException, Value};
 
 pub use outbox::{FrameError, Outbox, Receipt};
+pub use releases::{LINGER, MAX_BATCH, Releases};
 
 /// Version of this protocol; host and child refuse to talk across versions.
 pub const PROTOCOL_VERSION: u32 = 5;
@@ -134,7 +136,7 @@ pub struct Envelope<T> {
     pub body: T,
     /// Slots of the receiver's pool the sender no longer holds: releases that ride on any
     /// frame going that way anyway, so steady traffic needs no `ReleaseSlots` frames.
-    pub released: Vec<crate::pool::SlotKey>,
+    pub released: Vec<SlotKey>,
     /// Exports of the receiver's device arrays the sender no longer uses: one id per
     /// descriptor it decoded, once its import ended (or failed).
     pub exports_released: Vec<crate::device::ExportId>,

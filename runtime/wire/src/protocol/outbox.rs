@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Envelope, Frame, devices};
+use troupe_shm::pool::{Pool, PoolError, SlotKey, with_releases};
+
+use super::{Envelope, Frame, Releases, devices};
 use crate::device::{DeviceError, DevicePlane, with_plane};
-use crate::pool::{Pool, PoolError, Releases, SlotKey, with_releases};
 use crate::{Buffer, DecodeError, EncodeError, decode, encode};
 
 /// Why a frame could not be sealed.
@@ -192,7 +193,7 @@ impl Outbox {
             (None, _) => false,
         };
         if !forward {
-            *buffer = Pool::global().copy_from_slice(buffer.as_slice())?;
+            *buffer = Buffer::from(Pool::global().copy_from_slice(buffer.as_slice())?);
         }
         let key = buffer.pool_key().ok_or(PoolError::Empty)?;
         Ok(Staged::Lent(key, buffer.clone()))
@@ -307,9 +308,11 @@ impl Envelope<()> {
 
 #[cfg(test)]
 mod tests {
+    use troupe_shm::ShmRegion;
+    use troupe_shm::pool::{SlotReleases, resolve};
+
     use super::*;
     use crate::protocol::{CallFrame, ToChild, ToHost};
-    use crate::shm::ShmRegion;
     use crate::{Array, Map, Value};
 
     fn call(args: Vec<Value>) -> ToChild {
@@ -378,7 +381,7 @@ mod tests {
     #[test]
     fn own_slots_travel_without_copying_and_come_back_as_the_same_slot() {
         let (host, child) = (Outbox::new(1024), Outbox::new(1024));
-        let slot = Pool::global().copy_from_slice(&[4u8; 8192]).unwrap();
+        let slot = Buffer::from(Pool::global().copy_from_slice(&[4u8; 8192]).unwrap());
         let ptr = slot.as_slice().as_ptr();
         let bytes = host.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
         let received = args(child.open::<ToChild>(&bytes).unwrap().body);
@@ -414,10 +417,9 @@ mod tests {
     fn releases_ride_on_the_next_frame() {
         let (host, child) = (Outbox::new(1024), Outbox::new(1024));
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
-        let bytes = crate::pool::tests::descriptor(region.name(), 0, 4096);
-        // The child decoded a slot of the host's and dropped it: it owes a release.
-        let slot: Buffer = with_releases(child.releases(), || decode(&bytes)).unwrap();
-        let key = slot.pool_key().unwrap();
+        // The child resolved a slot of the host's and dropped it: it owes a release.
+        let slot = with_releases(child.releases(), || resolve(region.name(), 0, 4096)).unwrap();
+        let key = slot.key();
         drop(slot);
         assert_eq!(child.releases().pending(), 1);
         // Its next frame to the host carries it, and opening that frame applies it.
@@ -437,8 +439,8 @@ mod tests {
         let (from_a, to_b) = (Outbox::new(1024), Outbox::new(1024));
         // A region of "peer A" (not one of this process's pools) and a slot of it.
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
-        let bytes = crate::pool::tests::descriptor(region.name(), 0, 4096);
-        let slot: Buffer = with_releases(from_a.releases(), || decode(&bytes)).unwrap();
+        let slot = with_releases(from_a.releases(), || resolve(region.name(), 0, 4096));
+        let slot = Buffer::from(slot.unwrap());
         assert!(!slot.in_own_pool());
         // On to "peer B": the same slot, no copy, lent until B releases it.
         let to_b_frame = to_b.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
@@ -473,21 +475,24 @@ mod tests {
         host.clear();
         assert_eq!(host.lent(), 0);
         // The slot went back to the pool: its descriptor no longer resolves.
-        let stale = crate::pool::tests::descriptor(&key.region, key.offset, 4096);
         assert!(matches!(
-            decode::<Buffer>(&stale),
-            Err(DecodeError::PoolSlot(_))
+            resolve(&key.region, key.offset, 4096),
+            Err(PoolError::UnknownSlot { .. })
         ));
         // Releases owed to a gone peer are not queued.
-        host.releases().push(key);
+        host.releases().release_slot(key);
         assert_eq!(host.releases().pending(), 0);
     }
 
     #[test]
     fn buffers_of_foreign_regions_are_copied_not_forwarded() {
-        let region = crate::shm::ShmRegion::create_from(&[3u8; 100]).unwrap();
-        // Pretend the region came from a peer: open it as a non-owner would.
-        let foreign = ShmRegion::open_foreign_for_test(region.name());
+        // A region another process made (written here as a plain file), opened by name.
+        let name = format!("{}{}-foreign", troupe_shm::NAME_PREFIX, std::process::id());
+        let path = std::path::Path::new("/dev/shm").join(&name);
+        std::fs::write(&path, [3u8; 100]).unwrap();
+        let foreign = troupe_shm::open(&name).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(!foreign.is_owner());
         let buffer = Buffer::shared(foreign, 0, 100).unwrap();
         let outbox = Outbox::new(1024);
         let bytes = outbox

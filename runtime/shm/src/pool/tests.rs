@@ -1,6 +1,4 @@
 use super::*;
-use crate::DecodeError;
-use crate::protocol::Outbox;
 
 const MIB: usize = 1 << 20;
 
@@ -11,9 +9,8 @@ fn small_pool() -> Pool {
     })
 }
 
-fn place(buffer: &Buffer) -> (String, usize) {
-    let (region, offset) = buffer.shared_region().unwrap();
-    (region.name().to_owned(), offset)
+fn place(slot: &Slot) -> (String, usize) {
+    (slot.region().name().to_owned(), slot.offset())
 }
 
 #[test]
@@ -29,7 +26,7 @@ fn slots_are_aligned_disjoint_and_hold_their_bytes() {
     assert_eq!(oa % ALIGN, 0);
     assert_eq!(ob % ALIGN, 0);
     assert!(oa + 100 <= ob || ob + 70_000 <= oa, "disjoint");
-    assert!(a.in_own_pool());
+    assert!(a.is_local());
     assert_eq!(a.as_slice().as_ptr() as usize % ALIGN, 0);
     let stats = pool.stats();
     assert_eq!((stats.live_slots, stats.regions), (2, 1));
@@ -44,7 +41,7 @@ fn a_freed_slot_is_reused_when_its_last_clone_drops() {
     let clone = a.clone();
     drop(a);
     assert_eq!(pool.stats().live_slots, 1, "a clone still holds it");
-    let key = clone.pool_key().unwrap();
+    let key = clone.key();
     assert!(pool.contains(&key));
     assert!(!Pool::global().contains(&key), "another pool's slot");
     drop(clone);
@@ -76,7 +73,7 @@ fn the_pool_grows_by_regions_and_large_slots_get_their_own() {
 #[test]
 fn idle_regions_past_the_bound_are_unmapped_and_unlinked() {
     let pool = small_pool();
-    let slots: Vec<Buffer> = (0..3).map(|_| pool.alloc(MIB).unwrap()).collect();
+    let slots: Vec<Slot> = (0..3).map(|_| pool.alloc(MIB).unwrap()).collect();
     let names: Vec<String> = slots.iter().map(|s| place(s).0).collect();
     assert_eq!(pool.stats().regions, 3);
     drop(slots);
@@ -106,41 +103,18 @@ fn empty_and_overflowing_slots_are_typed_errors() {
     ));
 }
 
-/// A pool descriptor as a peer would write it: the `Pooled` variant of `Buffer`.
-pub(crate) fn descriptor(region: &str, offset: u64, len: u64) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    enum Wire<'a> {
-        _Inline(()),
-        _Shared(()),
-        Pooled {
-            region: &'a str,
-            offset: u64,
-            len: u64,
-        },
-    }
-    postcard::to_stdvec(&Wire::Pooled {
-        region,
-        offset,
-        len,
-    })
-    .unwrap()
-}
-
-fn decode_buffer(bytes: &[u8]) -> Result<Buffer, DecodeError> {
-    crate::decode(bytes)
-}
-
 #[test]
 fn descriptors_of_own_regions_resolve_only_to_live_slots() {
     let pool = small_pool();
     let a = pool.copy_from_slice(&[5u8; 1000]).unwrap();
     let (region, offset) = place(&a);
-    let back = decode_buffer(&descriptor(&region, offset as u64, 1000)).unwrap();
+    let back = resolve(&region, offset as u64, 1000).unwrap();
     assert_eq!(
         back.as_slice().as_ptr(),
         a.as_slice().as_ptr(),
         "the same slot"
     );
+    assert_eq!(back.len(), 1000);
     // Garbage a peer could send: never a panic, always a typed error.
     for (offset, len) in [
         (offset as u64 + 64, 10),     // not a slot start
@@ -148,55 +122,68 @@ fn descriptors_of_own_regions_resolve_only_to_live_slots() {
         (u64::MAX, 1),                // absurd offset
         (offset as u64 + 4096, 4096), // free space
     ] {
-        let err = decode_buffer(&descriptor(&region, offset, len)).unwrap_err();
-        assert!(
-            matches!(err, DecodeError::PoolSlot(PoolError::UnknownSlot { .. })),
-            "{err:?}"
-        );
+        let err = resolve(&region, offset, len).unwrap_err();
+        assert!(matches!(err, PoolError::UnknownSlot { .. }), "{err:?}");
     }
     drop((a, back));
-    let err = decode_buffer(&descriptor(&region, offset as u64, 1000)).unwrap_err();
-    assert!(matches!(err, DecodeError::PoolSlot(_)), "freed: {err:?}");
+    let err = resolve(&region, offset as u64, 1000).unwrap_err();
+    assert!(
+        matches!(err, PoolError::UnknownSlot { .. }),
+        "freed: {err:?}"
+    );
 }
 
 #[test]
 fn descriptors_outside_a_foreign_region_are_typed_errors() {
     let region = ShmRegion::create(4096).unwrap();
     for (offset, len) in [(4000, 97), (u64::MAX, 2), (0, 0), (0, u64::MAX)] {
-        let err = decode_buffer(&descriptor(region.name(), offset, len)).unwrap_err();
-        assert!(
-            matches!(err, DecodeError::PoolSlot(PoolError::Shm(_))),
-            "{offset}+{len}: {err:?}"
-        );
+        let err = resolve(region.name(), offset, len).unwrap_err();
+        assert!(matches!(err, PoolError::Shm(_)), "{offset}+{len}: {err:?}");
     }
     for name in ["/etc/passwd", "troupe-does-not-exist"] {
-        let err = decode_buffer(&descriptor(name, 0, 1)).unwrap_err();
-        assert!(
-            matches!(err, DecodeError::PoolSlot(PoolError::Shm(_))),
-            "{err:?}"
-        );
+        let err = resolve(name, 0, 1).unwrap_err();
+        assert!(matches!(err, PoolError::Shm(_)), "{err:?}");
     }
-    let ok = decode_buffer(&descriptor(region.name(), 1024, 100)).unwrap();
+    let ok = resolve(region.name(), 1024, 100).unwrap();
     assert_eq!(ok.len(), 100);
-    assert!(!ok.in_own_pool());
+    assert!(!ok.is_local());
+}
+
+/// Releases a connection would send, kept.
+#[derive(Default)]
+struct Owed(Mutex<Vec<SlotKey>>);
+
+impl SlotReleases for Owed {
+    fn release_slot(&self, key: SlotKey) {
+        lock(&self.0).push(key);
+    }
 }
 
 #[test]
-fn a_foreign_slot_is_released_to_its_connection_when_its_last_clone_drops() {
+fn a_foreign_slot_is_released_to_its_connection_when_its_last_handle_drops() {
     let region = ShmRegion::create(1 << 16).unwrap();
-    let outbox = Outbox::new(1024);
-    let releases = outbox.releases().clone();
-    let bytes = descriptor(region.name(), 128, 512);
-    let buffer: Buffer = with_releases(&releases, || decode_buffer(&bytes)).unwrap();
-    let clone = buffer.clone();
-    drop(buffer);
-    assert_eq!(releases.pending(), 0);
+    let owed = Arc::new(Owed::default());
+    let slot = with_releases(&owed, || resolve(region.name(), 128, 512)).unwrap();
+    let clone = slot.truncated(100);
+    drop(slot);
+    assert!(lock(&owed.0).is_empty());
     drop(clone);
     assert_eq!(
-        releases.take(),
+        *lock(&owed.0),
         vec![SlotKey {
             region: region.name().to_owned(),
             offset: 128
         }]
     );
+}
+
+#[test]
+fn an_own_slot_resolved_for_a_peer_is_released_to_it_at_once() {
+    let pool = small_pool();
+    let a = pool.copy_from_slice(&[5u8; 100]).unwrap();
+    let owed = Arc::new(Owed::default());
+    let (region, offset) = place(&a);
+    let back = with_releases(&owed, || resolve(&region, offset as u64, 100)).unwrap();
+    assert!(back.is_local());
+    assert_eq!(*lock(&owed.0), vec![a.key()]);
 }

@@ -9,29 +9,30 @@
 //!
 //! Ownership across processes (see `docs/semantics.md`, *Buffers*):
 //!
-//! - A slot is a [`Buffer`]; in the process that allocated it, the slot returns to the pool
-//!   when the last clone drops *and* every peer it was sent to has released it.
-//! - A peer that decodes a pool descriptor gets a buffer that keeps the slot alive: when its
-//!   last clone drops there, the peer queues a release ([`Releases`]) and sends it as a
-//!   `ReleaseSlots` frame. The sender counts one reference per descriptor it sent
-//!   ([`crate::protocol::Outbox`] keeps that count) and frees nothing before it is back to 0.
+//! - A slot is held through [`Slot`] handles; in the process that allocated it, the slot
+//!   returns to the pool when the last handle drops *and* every peer it was sent to has
+//!   released it (the connection that sent it keeps a handle until then).
+//! - A peer that resolves a pool descriptor ([`resolve`]) gets a handle that keeps the slot
+//!   alive: when its last handle drops there, the peer queues a release with the connection
+//!   the descriptor came through ([`SlotReleases`], see [`with_releases`]), which sends it.
+//!   The sender counts one reference per descriptor it sent and frees nothing before it is
+//!   back to 0.
 //! - When a peer's connection ends (it exited or crashed), everything it held is released
 //!   at once.
 //!
 //! ```
-//! use troupe_wire::pool::Pool;
+//! use troupe_shm::pool::Pool;
 //!
 //! let pool = Pool::global();
 //! let before = pool.stats().live_slots;
-//! let buffer = pool.alloc_with(1 << 20, |bytes| bytes.fill(7)).unwrap();
-//! assert!(buffer.in_own_pool());
+//! let slot = pool.alloc_with(1 << 20, |bytes| bytes.fill(7)).unwrap();
+//! assert!(slot.is_local());
 //! assert_eq!(pool.stats().live_slots, before + 1);
-//! drop(buffer);
+//! drop(slot);
 //! ```
 
 mod arena;
 mod mapped;
-mod releases;
 mod slot;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,18 +40,14 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use thiserror::Error;
 
-use crate::Buffer;
-use crate::shm::{ShmError, ShmRegion};
+use crate::region::{ShmError, ShmRegion};
 
 pub use arena::ALIGN;
-pub use mapped::forget_mapped;
-pub(crate) use mapped::{resolve, with_releases};
-pub use releases::{LINGER, MAX_BATCH, Releases};
-pub(crate) use slot::Slot;
-pub use slot::SlotKey;
+pub use mapped::{forget_mapped, resolve, with_releases};
+pub use slot::{Slot, SlotKey, SlotReleases};
 
 use arena::{Arena, aligned};
-use slot::Owner;
+use slot::{Held, Owner};
 
 const PAGE: usize = 4096;
 
@@ -134,7 +131,7 @@ struct State {
 struct RegionState {
     region: Arc<ShmRegion>,
     arena: Arena,
-    live: HashMap<usize, Weak<Slot>>,
+    live: HashMap<usize, Weak<Held>>,
 }
 
 /// Regions of this process's pools by name (their pool and id there), so a descriptor naming
@@ -155,7 +152,7 @@ extern "C" fn unlink_global_regions() {
     // Never block at exit: a lock held by a thread that is gone is skipped.
     if let Ok(state) = GLOBAL.0.state.try_lock() {
         for region in state.regions.values() {
-            crate::shm::unlink(region.region.name());
+            crate::region::unlink(region.region.name());
         }
     }
 }
@@ -173,32 +170,28 @@ impl Pool {
         }))
     }
 
-    /// The process's pool: what the outbox and the Python side allocate from.
+    /// The process's pool: what connections and the Python side allocate from.
     pub fn global() -> &'static Pool {
         &GLOBAL
     }
 
     /// A slot of `len` bytes whose contents are unspecified (a reused slot keeps old bytes).
-    /// Only use it through [`Buffer::writable_ptr`] before handing it to anyone.
-    pub fn alloc(&self, len: usize) -> Result<Buffer, PoolError> {
-        self.alloc_slot(len).map(|slot| Buffer::pooled(slot, len))
+    /// Only use it through [`Slot::writable_ptr`] before handing it to anyone.
+    pub fn alloc(&self, len: usize) -> Result<Slot, PoolError> {
+        self.alloc_held(len).map(|held| Slot::new(held, len))
     }
 
     /// A slot of `len` bytes filled by `fill` before anyone else can see it.
-    pub fn alloc_with(
-        &self,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<Buffer, PoolError> {
-        let slot = self.alloc_slot(len)?;
-        // SAFETY: the slot was just allocated: no clone of it exists yet, here or elsewhere.
-        let bytes = unsafe { &mut slot.region.as_mut_slice()[slot.offset..slot.offset + len] };
+    pub fn alloc_with(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<Slot, PoolError> {
+        let held = self.alloc_held(len)?;
+        // SAFETY: the slot was just allocated: no handle to it exists yet, here or elsewhere.
+        let bytes = unsafe { &mut held.region.as_mut_slice()[held.offset..held.offset + len] };
         fill(bytes);
-        Ok(Buffer::pooled(slot, len))
+        Ok(Slot::new(held, len))
     }
 
     /// A slot holding a copy of `bytes`.
-    pub fn copy_from_slice(&self, bytes: &[u8]) -> Result<Buffer, PoolError> {
+    pub fn copy_from_slice(&self, bytes: &[u8]) -> Result<Slot, PoolError> {
         self.alloc_with(bytes.len(), |target| target.copy_from_slice(bytes))
     }
 
@@ -213,7 +206,7 @@ impl Pool {
         }
     }
 
-    /// Whether `key` names a live slot of this pool (one a buffer or a peer still holds).
+    /// Whether `key` names a live slot of this pool (one a handle or a peer still holds).
     pub fn contains(&self, key: &SlotKey) -> bool {
         let id = match lock(&LOCAL).get(&key.region) {
             Some((pool, id)) if Weak::ptr_eq(pool, &Arc::downgrade(&self.0)) => *id,
@@ -247,7 +240,7 @@ impl Pool {
         gone.len()
     }
 
-    fn alloc_slot(&self, len: usize) -> Result<Arc<Slot>, PoolError> {
+    fn alloc_held(&self, len: usize) -> Result<Arc<Held>, PoolError> {
         if len == 0 {
             return Err(PoolError::Empty);
         }
@@ -285,19 +278,19 @@ impl Pool {
         let Some(region) = state.regions.get_mut(&id) else {
             unreachable!("the region was found or inserted under this lock")
         };
-        let slot = Arc::new(Slot {
+        let held = Arc::new(Held {
             region: region.region.clone(),
             offset,
-            len: size,
+            capacity: size,
             owner: Owner::Local {
                 pool,
                 region_id: id,
                 size,
             },
         });
-        region.live.insert(offset, Arc::downgrade(&slot));
+        region.live.insert(offset, Arc::downgrade(&held));
         state.live_slots += 1;
-        Ok(slot)
+        Ok(held)
     }
 }
 
@@ -330,14 +323,14 @@ impl Shared {
     }
 
     /// The live slot at `offset` of region `id`, if it is at least `len` bytes long.
-    fn lookup(&self, id: u64, offset: u64, len: u64) -> Option<Arc<Slot>> {
+    fn lookup(&self, id: u64, offset: u64, len: u64) -> Option<Arc<Held>> {
         let slot = {
             let state = lock(&self.state);
             let offset = usize::try_from(offset).ok()?;
             state.regions.get(&id)?.live.get(&offset)?.upgrade()
         };
         // Checked (and possibly dropped) outside the lock: a drop frees under it.
-        slot.filter(|slot| usize::try_from(len).is_ok_and(|len| len <= slot.len))
+        slot.filter(|slot| usize::try_from(len).is_ok_and(|len| len <= slot.capacity))
     }
 }
 
@@ -350,7 +343,7 @@ fn unregister(regions: &[RegionState]) {
 
 /// The slot a descriptor names in one of this process's pools: `None` when the region is not
 /// one of ours, `Some(Err)` when it is but the slot is not live.
-fn local_slot(region: &str, offset: u64, len: u64) -> Option<Result<Arc<Slot>, PoolError>> {
+fn local_slot(region: &str, offset: u64, len: u64) -> Option<Result<Arc<Held>, PoolError>> {
     let (pool, id) = {
         let local = lock(&LOCAL);
         let (pool, id) = local.get(region)?;
@@ -368,4 +361,4 @@ fn local_slot(region: &str, offset: u64, len: u64) -> Option<Result<Arc<Slot>, P
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

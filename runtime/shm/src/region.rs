@@ -202,24 +202,6 @@ pub fn open(name: &str) -> Result<Arc<ShmRegion>, ShmError> {
     Ok(region)
 }
 
-impl ShmRegion {
-    /// Maps `name` again as a non-owner, bypassing the per-process cache: how a region another
-    /// process created looks here.
-    #[cfg(test)]
-    pub(crate) fn open_foreign_for_test(name: &str) -> Arc<ShmRegion> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path_of(name))
-            .expect("region exists");
-        Arc::new(ShmRegion {
-            name: name.to_owned(),
-            map: MmapRaw::map_raw(&file).expect("maps"),
-            owner: false,
-        })
-    }
-}
-
 /// Removes the name of a region (mappings stay valid); errors are ignored: it may be gone.
 pub(crate) fn unlink(name: &str) {
     if validate_name(name).is_ok() {

@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use super::{Owner, PoolError, Releases, Slot, lock};
-use crate::shm::{self, ShmError, ShmRegion};
+use super::{Held, Owner, PoolError, Slot, SlotReleases, lock};
+use crate::region::{ShmError, ShmRegion};
 
 /// Foreign regions kept mapped after their last slot here dropped, at most.
 const KEEP_MAPPED: usize = 8;
@@ -21,31 +21,41 @@ const KEEP_MAPPED_BYTES: usize = 256 << 20;
 static RECENT: LazyLock<Mutex<VecDeque<Arc<ShmRegion>>>> = LazyLock::new(Mutex::default);
 
 thread_local! {
-    static RELEASES: RefCell<Option<Arc<Releases>>> = const { RefCell::new(None) };
+    static RELEASES: RefCell<Option<Arc<dyn SlotReleases>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (a decode) with descriptors resolving on behalf of the connection `releases`
-/// belongs to.
-pub(crate) fn with_releases<R>(releases: &Arc<Releases>, f: impl FnOnce() -> R) -> R {
-    let before = RELEASES.replace(Some(releases.clone()));
+/// Runs `f` (a decode of a peer's frame) with the descriptors it resolves ([`resolve`]) held
+/// on behalf of the connection `releases` belongs to: a peer's slot queues its release
+/// there when its last handle drops.
+pub fn with_releases<S: SlotReleases + 'static, R>(releases: &Arc<S>, f: impl FnOnce() -> R) -> R {
+    let releases: Arc<dyn SlotReleases> = releases.clone();
+    let before = RELEASES.replace(Some(releases));
     let result = f();
     RELEASES.set(before);
     result
 }
 
-/// The slot `region+offset` of `len` bytes names, for the connection being decoded.
-pub(crate) fn resolve(region: &str, offset: u64, len: u64) -> Result<Arc<Slot>, PoolError> {
+/// The slot a descriptor `region+offset` of `len` bytes names, as a handle viewing those
+/// `len` bytes: a live slot of this process's pool, or a peer's slot mapped here and held
+/// for the connection being decoded (see [`with_releases`]).
+///
+/// # Errors
+/// [`PoolError::UnknownSlot`] for a region of this process's pools where no such slot is
+/// live, [`PoolError::Shm`] for a peer's region that cannot be mapped or a range outside it.
+pub fn resolve(region: &str, offset: u64, len: u64) -> Result<Slot, PoolError> {
     let releases = RELEASES.with_borrow(Clone::clone);
     if let Some(local) = super::local_slot(region, offset, len) {
-        let slot = local?;
+        let held = local?;
         // The peer counts this descriptor as a reference it holds for us; the slot is ours,
         // so nothing here needs the peer to keep it: release it at once.
         if let Some(releases) = releases {
-            releases.push(slot.key());
+            releases.release_slot(held.key());
         }
-        return Ok(slot);
+        // `local_slot` checked `len` against the slot.
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        return Ok(Slot::new(held, len));
     }
-    let mapped = shm::open(region)?;
+    let mapped = crate::region::open(region)?;
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let (start, length) = (as_usize(offset), as_usize(len));
     if length == 0
@@ -62,12 +72,13 @@ pub(crate) fn resolve(region: &str, offset: u64, len: u64) -> Result<Arc<Slot>, 
         .into());
     }
     keep_mapped(&mapped);
-    Ok(Arc::new(Slot {
+    let held = Arc::new(Held {
         region: mapped,
         offset: start,
-        len: length,
+        capacity: length,
         owner: Owner::Foreign { releases },
-    }))
+    });
+    Ok(Slot::new(held, length))
 }
 
 fn keep_mapped(region: &Arc<ShmRegion>) {

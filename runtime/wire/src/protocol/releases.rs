@@ -4,8 +4,9 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::SlotKey;
-use crate::device::ExportId;
+use troupe_shm::pool::{SlotKey, SlotReleases};
+
+use crate::device::{ExportId, ExportReleases};
 
 /// Most keys one release frame carries.
 pub const MAX_BATCH: usize = 4096;
@@ -33,30 +34,29 @@ struct State {
     idle: bool,
 }
 
+/// A release of `key` is dropped when the queue is closed: the peer is gone.
+impl SlotReleases for Releases {
+    fn release_slot(&self, key: SlotKey) {
+        self.queue(|state| state.keys.push(key));
+    }
+}
+
+/// A release of `export` is dropped when the queue is closed: the peer is gone.
+impl ExportReleases for Releases {
+    fn release_export(&self, export: ExportId) {
+        self.queue(|state| state.exports.push(export));
+    }
+}
+
 impl Releases {
-    /// Queues a release of `key` (dropped when the queue is closed: the peer is gone).
-    pub(crate) fn push(&self, key: SlotKey) {
+    /// Queues a release with `add` unless the queue is closed, and wakes a sending thread
+    /// waiting for a first release.
+    fn queue(&self, add: impl FnOnce(&mut State)) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.keys.push(key);
-        self.wake(&mut state);
-    }
-
-    /// Queues a release of the peer's device export `export` (dropped when the queue is
-    /// closed: the peer is gone).
-    pub fn push_export(&self, export: ExportId) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        state.exports.push(export);
-        self.wake(&mut state);
-    }
-
-    /// Wakes a sending thread waiting for a first release.
-    fn wake(&self, state: &mut State) {
+        add(&mut state);
         if state.idle {
             state.idle = false;
             self.ready.notify_all();
