@@ -41,6 +41,8 @@ fn build_child() -> Result<(), String> {
         workspace.join("runtime/shm/Cargo.toml"),
         workspace.join("runtime/wire/src"),
         workspace.join("runtime/wire/Cargo.toml"),
+        manifest_dir.join("protocol/src"),
+        manifest_dir.join("protocol/Cargo.toml"),
         workspace.join("Cargo.lock"),
     ] {
         println!("cargo:rerun-if-changed={}", path.display());

@@ -37,10 +37,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Incoming, Outgoing, OutgoingLimits, ReadError, Socket, Wake, wait_readable,
 };
-use troupe_wire::protocol::{
+use troupe_protocol::{
     CallFrame, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
 use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use support::{Kv, TestRouter, host_service, probe, venv};
 use troupe_bridge_python::extension::{self, ExtensionRef};
+use troupe_protocol::Target;
 use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
 use troupe_runtime::{ActorBuilder, Call, Registry};
-use troupe_wire::protocol::Target;
 use troupe_wire::{CallError, Value};
 
 /// Starts the probe with host, `kv` singleton and the given grants.

@@ -333,7 +333,7 @@ fn failed_starts_count_as_crashes_with_typed_causes_up_to_giving_up() {
                 ExitCause::StartFailed(exception),
                 ExitCause::Exited(7),
                 ExitCause::Handshake(HandshakeError::Version {
-                    host: troupe_wire::protocol::PROTOCOL_VERSION,
+                    host: troupe_protocol::PROTOCOL_VERSION,
                     child: 1
                 }),
                 ExitCause::ConnectTimeout(Duration::from_millis(100)),

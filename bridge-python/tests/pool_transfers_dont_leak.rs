@@ -11,8 +11,8 @@ mod child_support;
 use std::time::{Duration, Instant};
 
 use child_support::{Driver, module_dir, venv};
+use troupe_protocol::{ToChild, ToHost};
 use troupe_wire::pool::Pool;
-use troupe_wire::protocol::{ToChild, ToHost};
 use troupe_wire::{Array, Value, shm};
 
 const PUMP: &str = r#"

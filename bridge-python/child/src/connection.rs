@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Incoming as Receiving, Outgoing, OutgoingLimits, ReadError, Socket, Wake,
 };
-use troupe_wire::protocol::{
+use troupe_protocol::{
     ChildFds, FDS_ENV, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
 

@@ -7,8 +7,8 @@ use pyo3::exceptions::{
     PyConnectionError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use thiserror::Error;
-use troupe_wire::protocol::transport::SendError;
-use troupe_wire::protocol::{FDS_ENV, FrameError};
+use troupe_protocol::transport::SendError;
+use troupe_protocol::{FDS_ENV, FrameError};
 use troupe_wire::{MediaError, pool::PoolError};
 
 /// Why the connection to the host could not be made or used.

@@ -43,7 +43,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use troupe_wire::protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
+use troupe_protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
 use troupe_wire::{CallError, Map, RemoteException};
 
 use connection::{Connection, Incoming, connection};

@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_rt::ArbiterHandle;
 use tokio::sync::{mpsc, oneshot};
+use troupe_protocol::transport::{ASIDE_TIMEOUT, ReadError, wait_readable};
+use troupe_protocol::{CallFrame, Target, ToChild, ToHost};
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::protocol::transport::{ASIDE_TIMEOUT, ReadError, wait_readable};
-use troupe_wire::protocol::{CallFrame, Target, ToChild, ToHost};
 use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
 use super::calls::Calls;
@@ -281,10 +281,9 @@ impl Session {
     /// more than the connection's limit pile up is not reading: it is killed.
     fn send_owed(&self, frame: ToChild) {
         match self.link.send(frame) {
-            Ok(()) | Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Closed)) => {}
-            Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Full {
-                queued,
-                ..
+            Ok(()) | Err(LinkError::Send(troupe_protocol::transport::SendError::Closed)) => {}
+            Err(LinkError::Send(troupe_protocol::transport::SendError::Full {
+                queued, ..
             })) => self.kill(ExitCause::Protocol(format!(
                 "stopped reading: {} MiB wait for it",
                 queued >> 20

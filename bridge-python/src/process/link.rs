@@ -7,15 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use thiserror::Error;
-use troupe_wire::device::DevicePlane;
-use troupe_wire::pool::SlotKey;
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Drained, Incoming, Outgoing, OutgoingLimits, Queued, ReadError, SendError, Socket,
     Wake,
 };
-use troupe_wire::protocol::{
-    Envelope, FrameError, MAX_FRAME, Outbox, Releases, SHM_THRESHOLD, ToChild,
-};
+use troupe_protocol::{Envelope, FrameError, MAX_FRAME, Outbox, Releases, SHM_THRESHOLD, ToChild};
+use troupe_wire::device::DevicePlane;
+use troupe_wire::pool::SlotKey;
 use troupe_wire::{DecodeError, encode};
 
 /// Why a frame was not sent.

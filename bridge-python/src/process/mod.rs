@@ -3,7 +3,7 @@
 //! [`launch`] makes the connection first (a socket pair, the doorbell page, the eventfd that
 //! wakes the host's reader), then starts `<venv>/bin/python -u -m troupe` with an explicit
 //! environment and the child's ends at fixed descriptor numbers
-//! ([`ChildFds`](troupe_wire::protocol::ChildFds)): there is no name to connect to, so no
+//! ([`ChildFds`](troupe_protocol::ChildFds)): there is no name to connect to, so no
 //! other process can reach the connection, and no accept can hang. It waits for the child's
 //! [`ToHost::Hello`] and hands back the [`ChildProcess`] and the [`Link`]. A child that exits
 //! before its hello is reported as soon as it is reaped (a few milliseconds), with its exit
@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use troupe_wire::protocol::transport::{Doorbell, Socket, Wake};
-use troupe_wire::protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
+use troupe_protocol::transport::{Doorbell, Socket, Wake};
+use troupe_protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
 use troupe_wire::{CrashInfo, ExitCause, HandshakeError};
 
 pub use child::{ChildProcess, Process};
@@ -286,7 +286,7 @@ pub(crate) fn await_hello(
         match link.next_frame() {
             Ok(Some(bytes)) => return check_hello(&bytes).map_err(NoHello::Bad),
             Ok(None) => {}
-            Err(troupe_wire::protocol::transport::ReadError::Closed) => {
+            Err(troupe_protocol::transport::ReadError::Closed) => {
                 return Err(NoHello::Exited);
             }
             Err(e) => return Err(NoHello::Bad(HandshakeError::NotHello(e.to_string()))),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
 use troupe_bridge_python::process::{self, ChildProcess, LaunchSpec, Link, LinkLimits, Process};
 use troupe_bridge_python::{Venv, provision};
-use troupe_wire::protocol::{CallFrame, Envelope, StartInfo, Target, ToChild, ToHost};
+use troupe_protocol::{CallFrame, Envelope, StartInfo, Target, ToChild, ToHost};
 use troupe_wire::{CallError, Map, Value};
 
 /// How long any single wait of the driver may take before the test fails.

@@ -19,8 +19,8 @@ use crate::export::{Exports, PeerId, Release};
 use crate::import::{ImportedBuffer, Importer};
 
 /// One connection's CUDA IPC: an [`Exports`] table for what this process sent the peer, and
-/// an [`Importer`] for what the peer sent. Give it to the connection's
-/// [`Outbox`](troupe_wire::protocol::Outbox::with_devices).
+/// an [`Importer`] for what the peer sent. Give it to the connection (`troupe-protocol`'s
+/// `Outbox::with_devices`).
 ///
 /// Each connection has its own importer, so that the releases of its imports go back over
 /// it; no allocation reaches a process over two connections, since an imported array cannot

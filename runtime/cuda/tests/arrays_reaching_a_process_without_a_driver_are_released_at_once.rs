@@ -7,8 +7,8 @@ use std::sync::Arc;
 use troupe_cuda::{
     CudaIpcDescriptor, CudaPlane, DType, ExportId, IPC_HANDLE_LEN, IpcHandle, PeerId,
 };
+use troupe_protocol::{CallFrame, Envelope, Outbox, ToChild, ToHost};
 use troupe_wire::device::{DeviceArray, DeviceError, WireArray};
-use troupe_wire::protocol::{CallFrame, Envelope, Outbox, ToChild, ToHost};
 use troupe_wire::{Map, Value, decode, encode};
 
 fn descriptor(export: u64) -> CudaIpcDescriptor {
@@ -97,9 +97,7 @@ fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
     assert!(
         matches!(
             sealed,
-            Err(troupe_wire::protocol::FrameError::Device(
-                DeviceError::NoPlane
-            ))
+            Err(troupe_protocol::FrameError::Device(DeviceError::NoPlane))
         ),
         "{sealed:?}"
     );

@@ -25,7 +25,6 @@ mod convert;
 pub mod device;
 mod dtype;
 mod media;
-pub mod protocol;
 mod value;
 
 /// Shared-memory regions (`troupe-shm`).

@@ -61,8 +61,9 @@ impl Value {
     }
 
     /// Calls `f` on every buffer the value holds (bytes, arrays, audio, video), at any depth.
-    /// `f` may swap a buffer for one holding the same bytes elsewhere, never other bytes.
-    pub(crate) fn for_each_buffer_mut(&mut self, f: &mut dyn FnMut(&mut Buffer)) {
+    /// `f` may swap a buffer for one holding the same bytes elsewhere, never other bytes: how
+    /// a connection moves large buffers into shared memory before it sends a value.
+    pub fn for_each_buffer_mut(&mut self, f: &mut dyn FnMut(&mut Buffer)) {
         match self {
             Value::Bytes(buffer) => f(buffer),
             Value::List(items) => items.iter_mut().for_each(|v| v.for_each_buffer_mut(f)),
@@ -79,8 +80,9 @@ impl Value {
         }
     }
 
-    /// Calls `f` on every device array the value holds, at any depth.
-    pub(crate) fn for_each_device_mut(&mut self, f: &mut dyn FnMut(&mut DeviceArray)) {
+    /// Calls `f` on every device array the value holds, at any depth: how a connection
+    /// exports them before it sends a value.
+    pub fn for_each_device_mut(&mut self, f: &mut dyn FnMut(&mut DeviceArray)) {
         match self {
             Value::DeviceArray(array) => f(array),
             Value::List(items) => items.iter_mut().for_each(|v| v.for_each_device_mut(f)),

@@ -13,10 +13,10 @@ use troupe_bridge_python::{Venv, provision};
 use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
 use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
 use troupe_pipeline::PipelineBuilder;
+use troupe_protocol::SHM_THRESHOLD;
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
 use troupe_wire::pool::Pool;
-use troupe_wire::protocol::SHM_THRESHOLD;
 use troupe_wire::{Array, Buffer, CallError, DType, Map, Value};
 
 use super::{Answer, MODULE, SystemError};

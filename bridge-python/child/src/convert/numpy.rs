@@ -7,8 +7,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
+use troupe_protocol::SHM_THRESHOLD;
 use troupe_wire::pool::{Pool, PoolError};
-use troupe_wire::protocol::SHM_THRESHOLD;
 use troupe_wire::{Array, Buffer, DType};
 
 use super::Path;

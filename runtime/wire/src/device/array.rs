@@ -196,8 +196,8 @@ impl fmt::Debug for DeviceArray {
     }
 }
 
-/// Only an array in transit has a wire form: [`Outbox::seal`](crate::protocol::Outbox::seal)
-/// exports local arrays before it encodes a frame, so encoding one anywhere else fails.
+/// Only an array in transit has a wire form: a connection (`troupe-protocol`) exports local
+/// arrays with its plane before it encodes a frame, so encoding one anywhere else fails.
 impl Serialize for DeviceArray {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.memory {
@@ -209,8 +209,8 @@ impl Serialize for DeviceArray {
     }
 }
 
-/// Decoding inside [`Outbox::open`](crate::protocol::Outbox::open) imports the array with the
-/// connection's plane; elsewhere it stays a descriptor.
+/// Decoding within [`with_plane`](super::with_plane) (as a connection opens a peer's frame)
+/// imports the array with the connection's plane; elsewhere it stays a descriptor.
 impl<'de> Deserialize<'de> for DeviceArray {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeviceArray, D::Error> {
         let wire = WireArray::deserialize(deserializer)?;

@@ -4,9 +4,8 @@
 //! type-erased owner (a `troupe_cuda::CudaBuffer`, or an import of a peer's buffer), so that
 //! within a process the pointer is passed, never a handle. Between processes it travels as a
 //! [`CudaIpcDescriptor`]: a connection's [`DevicePlane`] (implemented by `troupe-cuda`)
-//! exports it when [`Outbox::seal`](crate::protocol::Outbox::seal) encodes a frame, and
-//! imports it when [`Outbox::open`](crate::protocol::Outbox::open) decodes one (see
-//! `docs/semantics.md`, *CUDA arrays*).
+//! exports it when the connection (`troupe-protocol`) seals a frame, and imports it when the
+//! connection opens one ([`with_plane`]; see `docs/semantics.md`, *CUDA arrays*).
 
 mod array;
 mod descriptor;

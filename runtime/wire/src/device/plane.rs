@@ -15,7 +15,7 @@ pub type DeviceOwner = Arc<dyn Any + Send + Sync>;
 
 /// One connection's CUDA IPC: exports this process's arrays to the peer and keeps them alive
 /// until the peer releases them, and imports the peer's. `troupe_cuda::CudaPlane` implements
-/// it; an [`Outbox`](crate::protocol::Outbox) given one carries device arrays.
+/// it; a connection (`troupe-protocol`) given one carries device arrays.
 pub trait DevicePlane: Send + Sync + fmt::Debug {
     /// The wire form of `array` (of this process) for the peer: an export, which lives until
     /// the peer releases it ([`DevicePlane::released`]) or is gone

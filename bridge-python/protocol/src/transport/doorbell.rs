@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use memmap2::MmapRaw;
 use rustix::fs::{MemfdFlags, SealFlags};
 
-use super::super::spin;
+use crate::spin;
 
 /// Bytes between the words: each sits on its own cache line.
 const LANE_STRIDE: usize = 128;

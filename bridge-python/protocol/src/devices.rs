@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use super::Frame;
-use crate::device::{DeviceArray, DeviceError, DevicePlane, ExportId, WireArray};
+use troupe_wire::device::{DeviceArray, DeviceError, DevicePlane, ExportId, WireArray};
+
+use crate::Frame;
 
 /// Exports every device array of `frame` with `plane`, replacing each by its wire form.
 /// Returns the exports made; on failure none is left (the ones made are released again).

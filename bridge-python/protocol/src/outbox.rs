@@ -6,10 +6,10 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use troupe_shm::pool::{Pool, PoolError, SlotKey, with_releases};
+use troupe_wire::device::{DeviceError, DevicePlane, ExportId, with_plane};
+use troupe_wire::{Buffer, DecodeError, EncodeError, decode, encode};
 
-use super::{Envelope, Frame, Releases, devices};
-use crate::device::{DeviceError, DevicePlane, with_plane};
-use crate::{Buffer, DecodeError, EncodeError, decode, encode};
+use crate::{Envelope, Frame, Releases, devices};
 
 /// Why a frame could not be sealed.
 #[derive(Debug, Error)]
@@ -67,7 +67,7 @@ pub struct Outbox {
 pub struct Receipt {
     hold: Option<u64>,
     slots: Vec<SlotKey>,
-    exported: Vec<crate::device::ExportId>,
+    exported: Vec<ExportId>,
 }
 
 enum Staged {
@@ -311,9 +311,10 @@ mod tests {
     use troupe_shm::ShmRegion;
     use troupe_shm::pool::{SlotReleases, resolve};
 
+    use troupe_wire::{Array, Map, Value};
+
     use super::*;
-    use crate::protocol::{CallFrame, ToChild, ToHost};
-    use crate::{Array, Map, Value};
+    use crate::{CallFrame, ToChild, ToHost};
 
     fn call(args: Vec<Value>) -> ToChild {
         ToChild::Call(CallFrame {

@@ -1,36 +1,29 @@
-//! The frames a host and a bridged child process exchange.
+//! The frames a host and a bridged child process exchange, and the envelope every frame
+//! travels in.
 //!
-//! Each frame is one postcard message wrapped in an [`Envelope`], carried by the
-//! [`transport`] (a unix socket pair the child inherits, see [`ChildFds`]). The child speaks first ([`ToHost::Hello`]); the host answers with
-//! [`ToChild::Start`]; the child loads the extension, runs its lifecycle hooks and says
-//! [`ToHost::Started`] (or [`ToHost::StartFailed`]). From then on both sides call each other
-//! at any time: calls are matched to replies by id, each side numbering its own calls, so
-//! host -> child -> host -> child nesting needs no extra bookkeeping.
+//! The child speaks first ([`ToHost::Hello`]); the host answers with [`ToChild::Start`]; the
+//! child loads the extension, runs its lifecycle hooks and says [`ToHost::Started`] (or
+//! [`ToHost::StartFailed`]). From then on both sides call each other at any time: calls are
+//! matched to replies by id, each side numbering its own calls, so host -> child -> host ->
+//! child nesting needs no extra bookkeeping.
 //!
-//! Buffers of [`SHM_THRESHOLD`] bytes or more never travel as bytes: [`Outbox::seal`] moves
-//! them into the process's shared-memory [`pool`](crate::pool) and keeps each slot until the
-//! peer has dropped every buffer it decoded from it ([`ToChild::ReleaseSlots`] /
+//! Buffers of [`SHM_THRESHOLD`] bytes or more never travel as bytes:
+//! [`Outbox::seal`](crate::Outbox::seal) moves them into the process's shared-memory pool
+//! (`troupe_shm::pool`) and keeps each slot until the peer has dropped every buffer it
+//! decoded from it ([`ToChild::ReleaseSlots`] /
 //! [`ToHost::ReleaseSlots`]); a slice of a plain region is held until the peer answers
 //! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
 //! `docs/semantics.md`, *Buffers*).
 //!
 //! CUDA arrays travel as IPC descriptors when the outbox has a
-//! [`DevicePlane`](crate::device::DevicePlane): each descriptor is one hold on the sender's
-//! export, answered by its id in [`Envelope::exports_released`] of a later frame (see
-//! `docs/semantics.md`, *CUDA arrays*).
-
-mod devices;
-mod outbox;
-mod releases;
-pub mod transport;
+//! [`DevicePlane`](troupe_wire::device::DevicePlane): each descriptor is one hold on the
+//! sender's export, answered by its id in [`Envelope::exports_released`] of a later frame
+//! (see `docs/semantics.md`, *CUDA arrays*).
 
 use serde::{Deserialize, Serialize};
 use troupe_shm::pool::SlotKey;
-
-use crate::{CallError, Map, RemoteException, Value};
-
-pub use outbox::{FrameError, Outbox, Receipt};
-pub use releases::{LINGER, MAX_BATCH, Releases};
+use troupe_wire::device::ExportId;
+use troupe_wire::{CallError, Map, RemoteException, Value};
 
 /// Version of this protocol; host and child refuse to talk across versions.
 pub const PROTOCOL_VERSION: u32 = 5;
@@ -38,93 +31,8 @@ pub const PROTOCOL_VERSION: u32 = 5;
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
 
-/// Environment variable telling a child the descriptors it inherited, as
-/// `"<socket>,<doorbell>,<wake>"` (see [`ChildFds`]).
-pub const FDS_ENV: &str = "TROUPE_FDS";
-
-/// Where a child finds the descriptors of its connection: the host puts them at these
-/// numbers when it spawns the child, and names them in [`FDS_ENV`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChildFds {
-    /// The child's end of the socket pair.
-    pub socket: i32,
-    /// The doorbell page ([`transport::Doorbell::adopt`]).
-    pub doorbell: i32,
-    /// The eventfd that wakes the host's reader ([`transport::Wake`]).
-    pub wake: i32,
-}
-
-impl ChildFds {
-    /// The numbers the host uses.
-    pub const STANDARD: ChildFds = ChildFds {
-        socket: 3,
-        doorbell: 4,
-        wake: 5,
-    };
-
-    /// The value of [`FDS_ENV`] for these numbers.
-    pub fn to_env(self) -> String {
-        format!("{},{},{}", self.socket, self.doorbell, self.wake)
-    }
-
-    /// Parses the value of [`FDS_ENV`]; `None` when it is not three descriptor numbers.
-    pub fn from_env(value: &str) -> Option<ChildFds> {
-        let mut numbers = value.split(',').map(|n| n.trim().parse::<i32>().ok());
-        let fds = ChildFds {
-            socket: numbers.next()??,
-            doorbell: numbers.next()??,
-            wake: numbers.next()??,
-        };
-        let valid = numbers.next().is_none()
-            && [fds.socket, fds.doorbell, fds.wake]
-                .iter()
-                .all(|fd| *fd > 2);
-        valid.then_some(fds)
-    }
-}
-
 /// The largest frame either side accepts: larger values cross as shared memory.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
-
-/// Environment variable setting how long (microseconds) a receiving thread polls after each
-/// message before it sleeps in the kernel; `0` turns polling off. Default: [`DEFAULT_SPIN`].
-pub const SPIN_ENV: &str = "TROUPE_SPIN_US";
-
-/// How long a receiver polls before it sleeps, unless [`SPIN_ENV`] says otherwise.
-///
-/// Waking a sleeping thread costs 20-70 us on small virtual machines when the scheduler
-/// puts it on an idle core: several times a whole round trip. A receiver that polls briefly
-/// after each message (yielding its core between polls) is still awake when the next
-/// message of a burst comes, which takes most wake-ups out of back-to-back calls; when the
-/// messages stop it sleeps after this long.
-pub const DEFAULT_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// Polls `try_once` (yielding the core between polls) for up to [`spin`], then calls
-/// `block`: how both ends of a connection wait for their next message. `try_once` gives
-/// `None` while there is nothing yet.
-pub fn poll_then_block<T>(mut try_once: impl FnMut() -> Option<T>, block: impl FnOnce() -> T) -> T {
-    let until = std::time::Instant::now() + spin();
-    loop {
-        if let Some(got) = try_once() {
-            return got;
-        }
-        if std::time::Instant::now() >= until {
-            return block();
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// The polling time of this process: [`SPIN_ENV`] if set to a number, else [`DEFAULT_SPIN`].
-pub fn spin() -> std::time::Duration {
-    static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-    *SPIN.get_or_init(|| {
-        std::env::var(SPIN_ENV)
-            .ok()
-            .and_then(|us| us.trim().parse().ok())
-            .map_or(DEFAULT_SPIN, std::time::Duration::from_micros)
-    })
-}
 
 /// What every frame travels in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,7 +47,7 @@ pub struct Envelope<T> {
     pub released: Vec<SlotKey>,
     /// Exports of the receiver's device arrays the sender no longer uses: one id per
     /// descriptor it decoded, once its import ended (or failed).
-    pub exports_released: Vec<crate::device::ExportId>,
+    pub exports_released: Vec<ExportId>,
 }
 
 /// A call of `method` with arguments, numbered by the side that makes it.
@@ -278,7 +186,7 @@ pub enum ToHost {
     },
 }
 
-/// Frames whose values [`Outbox::seal`] inspects for large buffers.
+/// Frames whose values [`Outbox::seal`](crate::Outbox::seal) inspects for large buffers.
 pub trait Frame: Serialize {
     /// Calls `f` on every value the frame carries.
     fn for_each_value_mut(&mut self, f: &mut dyn FnMut(&mut Value));

@@ -5,8 +5,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use troupe_shm::pool::{SlotKey, SlotReleases};
-
-use crate::device::{ExportId, ExportReleases};
+use troupe_wire::device::{ExportId, ExportReleases};
 
 /// Most keys one release frame carries.
 pub const MAX_BATCH: usize = 4096;
