@@ -41,7 +41,7 @@ use troupe_protocol::transport::{
     Doorbell, Incoming, Outgoing, OutgoingLimits, ReadError, Socket, Wake, wait_readable,
 };
 use troupe_protocol::{
-    CallFrame, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
+    CallFrame, Ledger, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
 use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
@@ -232,7 +232,7 @@ impl Launcher for FakeChild {
                 },
                 Some(child_bell.clone()),
             )),
-            outbox: Outbox::new(SHM_THRESHOLD),
+            ledger: Ledger::new(SHM_THRESHOLD),
             delayed: Mutex::default(),
             outstanding: Mutex::default(),
         };
@@ -328,7 +328,7 @@ struct Instance {
     fake: Arc<Inner>,
     process: Arc<FakeProcess>,
     outgoing: Arc<Outgoing>,
-    outbox: Outbox,
+    ledger: Ledger,
     /// Answers due later, by call id.
     delayed: Mutex<HashMap<u64, Due>>,
     /// Calls received and not answered.
@@ -337,7 +337,7 @@ struct Instance {
 
 impl Instance {
     fn send(&self, frame: ToHost) {
-        if let Ok(bytes) = self.outbox.seal(frame) {
+        if let Ok(bytes) = self.ledger.seal(frame) {
             let _ = self.outgoing.send(bytes);
         }
     }
@@ -378,7 +378,7 @@ impl Instance {
     }
 
     fn handle(&self, bytes: &[u8], start: &Start) -> ControlFlow<()> {
-        let Ok(envelope) = self.outbox.open::<ToChild>(bytes) else {
+        let Ok(envelope) = self.ledger.open::<ToChild>(bytes) else {
             return ControlFlow::Break(());
         };
         if let Some(hold) = envelope.hold {

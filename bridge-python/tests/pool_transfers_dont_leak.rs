@@ -1,7 +1,7 @@
 //! 100,000 array transfers through the shared-memory pool leave nothing behind: every slot
 //! returns to its pool, on both sides, and no region name outlives its use.
 //!
-//! Each call sends a 64 KiB array host -> child (the host's outbox copies it once into the
+//! Each call sends a 64 KiB array host -> child (the host's ledger copies it once into the
 //! host's pool) and gets a new 64 KiB array back that the child made with `troupe.empty` (a
 //! slot of the child's pool, sent without a copy): two transfers per call. One test in this
 //! binary, so the host pool's counters are this test's alone.

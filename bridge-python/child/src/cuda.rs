@@ -20,7 +20,7 @@ pub(crate) fn plane() -> Arc<CudaPlane> {
         .clone()
 }
 
-/// The plane, as the connection's outbox takes it.
+/// The plane, as the connection's ledger takes it.
 pub(crate) fn devices() -> Arc<dyn DevicePlane> {
     plane()
 }

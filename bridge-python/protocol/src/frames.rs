@@ -8,14 +8,14 @@
 //! child nesting needs no extra bookkeeping.
 //!
 //! Buffers of [`SHM_THRESHOLD`] bytes or more never travel as bytes:
-//! [`Outbox::seal`](crate::Outbox::seal) moves them into the process's shared-memory pool
+//! [`Ledger::seal`](crate::Ledger::seal) moves them into the process's shared-memory pool
 //! (`troupe_shm::pool`) and keeps each slot until the peer has dropped every buffer it
 //! decoded from it ([`ToChild::ReleaseSlots`] /
 //! [`ToHost::ReleaseSlots`]); a slice of a plain region is held until the peer answers
 //! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
 //! `docs/semantics.md`, *Buffers*).
 //!
-//! CUDA arrays travel as IPC descriptors when the outbox has a
+//! CUDA arrays travel as IPC descriptors when the ledger has a
 //! [`DevicePlane`](troupe_wire::device::DevicePlane): each descriptor is one hold on the
 //! sender's export, answered by its id in [`Envelope::exports_released`] of a later frame
 //! (see `docs/semantics.md`, *CUDA arrays*).
@@ -186,7 +186,7 @@ pub enum ToHost {
     },
 }
 
-/// Frames whose values [`Outbox::seal`](crate::Outbox::seal) inspects for large buffers.
+/// Frames whose values [`Ledger::seal`](crate::Ledger::seal) inspects for large buffers.
 pub trait Frame: Serialize {
     /// Calls `f` on every value the frame carries.
     fn for_each_value_mut(&mut self, f: &mut dyn FnMut(&mut Value));

@@ -1,5 +1,5 @@
 //! The bridge's protocol: the frames a host and a bridged child process exchange
-//! ([`ToChild`], [`ToHost`], each in an [`Envelope`]), the [`Outbox`] that seals and opens
+//! ([`ToChild`], [`ToHost`], each in an [`Envelope`]), the [`Ledger`] that seals and opens
 //! them and keeps the connection's shared buffers alive, and the [`transport`] under them (a
 //! unix socket pair the child inherits, see [`ChildFds`]).
 //!
@@ -8,10 +8,10 @@
 //! and the child's extension module both link it.
 //!
 //! ```
-//! use troupe_protocol::{CallFrame, Outbox, SHM_THRESHOLD, ToChild};
+//! use troupe_protocol::{CallFrame, Ledger, SHM_THRESHOLD, ToChild};
 //! use troupe_wire::{Map, Value};
 //!
-//! let (host, child) = (Outbox::new(SHM_THRESHOLD), Outbox::new(SHM_THRESHOLD));
+//! let (host, child) = (Ledger::new(SHM_THRESHOLD), Ledger::new(SHM_THRESHOLD));
 //! let call = ToChild::Call(CallFrame {
 //!     id: 1,
 //!     method: "greet".into(),
@@ -27,7 +27,7 @@
 mod child_fds;
 mod devices;
 mod frames;
-mod outbox;
+mod ledger;
 mod releases;
 mod spin;
 pub mod transport;
@@ -37,6 +37,6 @@ pub use frames::{
     CallFrame, Envelope, Frame, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, StartInfo, Target,
     ToChild, ToHost,
 };
-pub use outbox::{FrameError, Outbox, Receipt};
-pub use releases::{LINGER, MAX_BATCH, Releases};
+pub use ledger::{FrameError, Ledger, Receipt};
+pub use releases::{LINGER, MAX_RELEASES_PER_FRAME, Releases};
 pub use spin::{DEFAULT_SPIN, SPIN_ENV, poll_then_block, spin};

@@ -7,8 +7,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use troupe_shm::pool::{SlotKey, SlotReleases};
 use troupe_wire::device::{ExportId, ExportReleases};
 
-/// Most keys one release frame carries.
-pub const MAX_BATCH: usize = 4096;
+/// Most slot releases one frame carries (a `ReleaseSlots` frame, or the `released` list of an
+/// envelope).
+pub const MAX_RELEASES_PER_FRAME: usize = 4096;
 
 /// How long a queued release waits for a frame going to the peer anyway (which takes it
 /// along) before a release frame of its own is sent.
@@ -68,16 +69,17 @@ impl Releases {
         std::mem::take(&mut self.lock().exports)
     }
 
-    /// Takes up to [`MAX_BATCH`] queued releases without waiting; empty when none.
+    /// Takes up to [`MAX_RELEASES_PER_FRAME`] queued slot releases without waiting; empty when
+    /// none.
     pub fn take(&self) -> Vec<SlotKey> {
         let mut state = self.lock();
-        let n = state.keys.len().min(MAX_BATCH);
+        let n = state.keys.len().min(MAX_RELEASES_PER_FRAME);
         state.keys.drain(..n).collect()
     }
 
     /// Waits for releases that no frame took along within [`LINGER`] and takes up to
-    /// [`MAX_BATCH`] slot releases; `None` once closed. The batch is empty when only device
-    /// export releases are due: the caller's frame carries those on its envelope
+    /// [`MAX_RELEASES_PER_FRAME`] slot releases; `None` once closed. The batch is empty when
+    /// only device export releases are due: the caller's frame carries those on its envelope
     /// ([`Releases::take_exports`]).
     pub fn wait(&self) -> Option<Vec<SlotKey>> {
         let mut state = self.lock();
@@ -99,7 +101,7 @@ impl Releases {
             state = after;
             let due = !(state.keys.is_empty() && state.exports.is_empty());
             if !state.closed && due {
-                let n = state.keys.len().min(MAX_BATCH);
+                let n = state.keys.len().min(MAX_RELEASES_PER_FRAME);
                 return Some(state.keys.drain(..n).collect());
             }
         }

@@ -11,7 +11,7 @@ use troupe_protocol::transport::{
     Doorbell, Drained, Incoming, Outgoing, OutgoingLimits, Queued, ReadError, SendError, Socket,
     Wake,
 };
-use troupe_protocol::{Envelope, FrameError, MAX_FRAME, Outbox, Releases, SHM_THRESHOLD, ToChild};
+use troupe_protocol::{Envelope, FrameError, Ledger, MAX_FRAME, Releases, SHM_THRESHOLD, ToChild};
 use troupe_wire::device::DevicePlane;
 use troupe_wire::pool::SlotKey;
 use troupe_wire::{DecodeError, encode};
@@ -54,7 +54,7 @@ impl Default for LinkLimits {
 /// The host's end of one child connection: frames go out through a bounded queue that never
 /// makes a sender wait ([`Outgoing`]); frames come in through [`Link::drain`], which one
 /// thread at a time runs (the reader thread, or a caller polling for its answer). It also
-/// owns the connection's buffer bookkeeping ([`Outbox`]): what the child was lent, what it
+/// owns the connection's buffer bookkeeping ([`Ledger`]): what the child was lent, what it
 /// holds, what the host owes it.
 #[derive(Debug)]
 pub struct Link {
@@ -63,7 +63,7 @@ pub struct Link {
     /// Only the calls, bounded by `max_queued_bytes`; everything else goes through `owed`.
     calls: OutgoingLimits,
     incoming: Mutex<Incoming>,
-    ledger: Outbox,
+    ledger: Ledger,
     doorbell: Arc<Doorbell>,
     wake: Wake,
     /// Callers taking frames themselves now (see [`Link::begin_taking`]).
@@ -106,7 +106,7 @@ impl Link {
                 max_queued_bytes: limits.max_queued_bytes,
             },
             outgoing: outgoing.clone(),
-            ledger: Outbox::new(SHM_THRESHOLD).with_devices(devices),
+            ledger: Ledger::new(SHM_THRESHOLD).with_devices(devices),
             doorbell,
             wake,
             takers: AtomicUsize::new(0),

@@ -20,7 +20,7 @@ use crate::import::{ImportedBuffer, Importer};
 
 /// One connection's CUDA IPC: an [`Exports`] table for what this process sent the peer, and
 /// an [`Importer`] for what the peer sent. Give it to the connection (`troupe-protocol`'s
-/// `Outbox::with_devices`).
+/// `Ledger::with_devices`).
 ///
 /// Each connection has its own importer, so that the releases of its imports go back over
 /// it; no allocation reaches a process over two connections, since an imported array cannot

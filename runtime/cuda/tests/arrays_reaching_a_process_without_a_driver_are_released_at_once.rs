@@ -7,7 +7,7 @@ use std::sync::Arc;
 use troupe_cuda::{
     CudaIpcDescriptor, CudaPlane, DType, ExportId, IPC_HANDLE_LEN, IpcHandle, PeerId,
 };
-use troupe_protocol::{CallFrame, Envelope, Outbox, ToChild, ToHost};
+use troupe_protocol::{CallFrame, Envelope, Ledger, ToChild, ToHost};
 use troupe_wire::device::{DeviceArray, DeviceError, WireArray};
 use troupe_wire::{Map, Value, decode, encode};
 
@@ -24,7 +24,7 @@ fn descriptor(export: u64) -> CudaIpcDescriptor {
     }
 }
 
-/// A host frame carrying the array of export `export`, as a host's outbox seals it.
+/// A host frame carrying the array of export `export`, as a host's ledger seals it.
 fn call_with_array(export: u64) -> Vec<u8> {
     // An array in transit, as it is decoded outside a connection.
     let wire = encode(&WireArray::Exported(descriptor(export))).unwrap_or_default();
@@ -49,7 +49,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
         println!("skipped: a CUDA driver is present (this test is for machines without one)");
         return;
     }
-    let child = Outbox::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(0))));
+    let child = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(0))));
     let envelope = child
         .open::<ToChild>(&call_with_array(7))
         .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
@@ -79,7 +79,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
     assert_eq!(child.releases().pending_exports(), 0);
 
     // The host's plane applies it; an export it does not hold is ignored, never a panic.
-    let host = Outbox::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(42))));
+    let host = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(42))));
     host.open::<ToHost>(&reply)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(host.devices().map(|p| p.exported()), Some(0));
@@ -89,7 +89,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
 fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
     let wire = encode(&WireArray::Exported(descriptor(3))).unwrap_or_default();
     let in_transit: DeviceArray = decode(&wire).unwrap_or_else(|e| panic!("{e}"));
-    let plain = Outbox::new(1024);
+    let plain = Ledger::new(1024);
     let sealed = plain.seal(ToHost::Reply {
         id: 1,
         result: Ok(Value::DeviceArray(in_transit)),

@@ -218,8 +218,8 @@ pub(super) fn array_from_python(
 }
 
 /// `bytes` as a buffer of its own: one copy, straight into a slot of the child's pool when it
-/// is large enough to travel through shared memory (the outbox then sends it without copying
-/// again).
+/// is large enough to travel through shared memory (the connection then sends it without
+/// copying again).
 pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, PoolError> {
     if bytes.len() < SHM_THRESHOLD {
         return Ok(Buffer::copy_from_slice(bytes));

@@ -1,3 +1,6 @@
+//! A connection's buffer ledger: sealing frames and opening the peer's, and keeping account
+//! of what was lent to the peer, what is held for it and what is owed to it.
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,8 +28,10 @@ pub enum FrameError {
     Device(#[from] DeviceError),
 }
 
-/// One end of a connection's buffer bookkeeping: encodes frames, decodes the peer's, and
-/// keeps every shared buffer alive for as long as the peer may read it.
+/// One end of a connection's buffer ledger: encodes frames, decodes the peer's, and keeps
+/// account of the shared buffers between the two: what was lent to the peer (pool slots),
+/// what is held for it (regions until it answers `Release`), and what is owed to it
+/// ([`Ledger::releases`]), so that every shared buffer lives as long as the peer may read it.
 ///
 /// Sending (`threshold` bytes or more; smaller buffers always travel inline, copied):
 /// - an owned buffer is copied once into a slot of the process's [`Pool`];
@@ -39,18 +44,18 @@ pub enum FrameError {
 ///   the peer answers `Release { hold }`; one of a region another process created is copied
 ///   into the pool.
 ///
-/// Each pool descriptor sent is one reference the peer holds: the outbox keeps the slot
-/// until the peer releases it ([`Outbox::release_slots`], a `ReleaseSlots` frame), or until
-/// the connection ends ([`Outbox::clear`]). Decoding with [`Outbox::open`] makes the peer's
+/// Each pool descriptor sent is one reference the peer holds: the ledger keeps the slot
+/// until the peer releases it ([`Ledger::release_slots`], a `ReleaseSlots` frame), or until
+/// the connection ends ([`Ledger::clear`]). Decoding with [`Ledger::open`] makes the peer's
 /// pool descriptors into buffers that, when their last clone drops, queue a release in
-/// [`Outbox::releases`] for the connection to send.
+/// [`Ledger::releases`] for the connection to send.
 ///
-/// With a [`DevicePlane`] ([`Outbox::with_devices`]) it carries device arrays too: sealing
-/// exports each one (the plane keeps it until the peer releases it, or
-/// [`Outbox::clear`]), opening imports the peer's and applies the releases the peer sent
-/// (see `docs/semantics.md`, *CUDA arrays*).
+/// With a [`DevicePlane`] ([`Ledger::with_devices`]) it carries device arrays too: sealing
+/// exports each one (the plane keeps it until the peer releases it, or [`Ledger::clear`]),
+/// opening imports the peer's and applies the releases the peer sent (see
+/// `docs/semantics.md`, *CUDA arrays*).
 #[derive(Debug)]
-pub struct Outbox {
+pub struct Ledger {
     threshold: usize,
     next_hold: AtomicU64,
     held: Mutex<HashMap<u64, Vec<Buffer>>>,
@@ -61,7 +66,7 @@ pub struct Outbox {
     devices: Option<Arc<dyn DevicePlane>>,
 }
 
-/// What sealing one frame lent the peer (see [`Outbox::seal_with_receipt`]).
+/// What sealing one frame lent the peer (see [`Ledger::seal_with_receipt`]).
 #[derive(Debug)]
 #[must_use]
 pub struct Receipt {
@@ -79,10 +84,10 @@ enum Staged {
     Lent(SlotKey, Buffer),
 }
 
-impl Outbox {
-    /// An outbox moving buffers of `threshold` bytes or more into shared memory.
-    pub fn new(threshold: usize) -> Outbox {
-        Outbox {
+impl Ledger {
+    /// A ledger moving buffers of `threshold` bytes or more into shared memory.
+    pub fn new(threshold: usize) -> Ledger {
+        Ledger {
             threshold: threshold.max(1),
             next_hold: AtomicU64::new(1),
             held: Mutex::default(),
@@ -92,8 +97,8 @@ impl Outbox {
         }
     }
 
-    /// This outbox, carrying device arrays through `plane` (one plane per connection).
-    pub fn with_devices(mut self, plane: Arc<dyn DevicePlane>) -> Outbox {
+    /// This ledger, carrying device arrays through `plane` (one plane per connection).
+    pub fn with_devices(mut self, plane: Arc<dyn DevicePlane>) -> Ledger {
         self.devices = Some(plane);
         self
     }
@@ -108,8 +113,8 @@ impl Outbox {
         self.seal_with_receipt(frame).map(|(bytes, _)| bytes)
     }
 
-    /// [`Outbox::seal`], with a [`Receipt`] of what the peer is now expected to release, to
-    /// [`Outbox::unseal`] if the frame is never sent.
+    /// [`Ledger::seal`], with a [`Receipt`] of what the peer is now expected to release, to
+    /// [`Ledger::unseal`] if the frame is never sent.
     pub fn seal_with_receipt<T: Frame>(
         &self,
         mut frame: T,
@@ -210,7 +215,7 @@ impl Outbox {
     }
 
     /// Decodes an envelope the peer sealed; its pool descriptors become buffers that
-    /// release their slot to the peer through [`Outbox::releases`] when they drop, and its
+    /// release their slot to the peer through [`Ledger::releases`] when they drop, and its
     /// device arrays are imported with the plane (their releases go the same way). The
     /// caller answers `Release` for `hold` once it has the frame.
     pub fn open<'de, T: Deserialize<'de>>(
@@ -298,9 +303,9 @@ impl Outbox {
 }
 
 impl Envelope<()> {
-    /// Decodes an envelope sealed by [`Outbox::seal`], outside any connection: pool
+    /// Decodes an envelope sealed by [`Ledger::seal`], outside any connection: pool
     /// descriptors of a peer release nothing when they drop. Connections use
-    /// [`Outbox::open`]. The caller answers `Release` for `hold` once it has the frame.
+    /// [`Ledger::open`]. The caller answers `Release` for `hold` once it has the frame.
     pub fn open<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<Envelope<T>, DecodeError> {
         decode(bytes)
     }
@@ -327,12 +332,12 @@ mod tests {
 
     #[test]
     fn small_frames_travel_inline_and_hold_nothing() {
-        let outbox = Outbox::new(1024);
-        let bytes = outbox.seal(call(vec![Value::from("hi")])).unwrap();
+        let ledger = Ledger::new(1024);
+        let bytes = ledger.seal(call(vec![Value::from("hi")])).unwrap();
         let envelope: Envelope<ToChild> = Envelope::open(&bytes).unwrap();
         assert_eq!(envelope.hold, None);
         assert_eq!(envelope.body, call(vec![Value::from("hi")]));
-        assert_eq!(outbox.held(), 0);
+        assert_eq!(ledger.held(), 0);
     }
 
     fn args(frame: ToChild) -> Vec<Value> {
@@ -352,7 +357,7 @@ mod tests {
 
     #[test]
     fn large_buffers_are_copied_once_into_the_pool_and_lent_until_released() {
-        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
+        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
         let big = Array::from_vec(vec![1.5f32; 4096]);
         let sent = call(vec![
             Value::Array(big.clone()),
@@ -381,7 +386,7 @@ mod tests {
 
     #[test]
     fn own_slots_travel_without_copying_and_come_back_as_the_same_slot() {
-        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
+        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
         let slot = Buffer::from(Pool::global().copy_from_slice(&[4u8; 8192]).unwrap());
         let ptr = slot.as_slice().as_ptr();
         let bytes = host.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
@@ -416,7 +421,7 @@ mod tests {
 
     #[test]
     fn releases_ride_on_the_next_frame() {
-        let (host, child) = (Outbox::new(1024), Outbox::new(1024));
+        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
         // The child resolved a slot of the host's and dropped it: it owes a release.
         let slot = with_releases(child.releases(), || resolve(region.name(), 0, 4096)).unwrap();
@@ -437,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_peers_slot_travels_on_as_a_descriptor_and_is_held_until_released() {
-        let (from_a, to_b) = (Outbox::new(1024), Outbox::new(1024));
+        let (from_a, to_b) = (Ledger::new(1024), Ledger::new(1024));
         // A region of "peer A" (not one of this process's pools) and a slot of it.
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
         let slot = with_releases(from_a.releases(), || resolve(region.name(), 0, 4096));
@@ -465,7 +470,7 @@ mod tests {
 
     #[test]
     fn clearing_reclaims_what_a_gone_peer_held() {
-        let host = Outbox::new(1024);
+        let host = Ledger::new(1024);
         let sealed = host
             .seal(call(vec![Value::Bytes(vec![1u8; 4096].into())]))
             .unwrap();
@@ -495,8 +500,8 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(!foreign.is_owner());
         let buffer = Buffer::shared(foreign, 0, 100).unwrap();
-        let outbox = Outbox::new(1024);
-        let bytes = outbox
+        let ledger = Ledger::new(1024);
+        let bytes = ledger
             .seal(ToHost::Reply {
                 id: 1,
                 result: Ok(Value::Bytes(buffer)),
