@@ -11,7 +11,7 @@
 //! use std::sync::Arc;
 //! use troupe_bridge_python::extension::{self, ExtensionConfig, NoRoutes};
 //! use troupe_bridge_python::testing::{FakeChild, Reply};
-//! use troupe_wire::Value;
+//! use troupe_value::Value;
 //!
 //! actix::System::new().block_on(async {
 //!     let fake = FakeChild::new(|call| match call.method.as_str() {
@@ -43,7 +43,7 @@ use troupe_protocol::transport::{
 use troupe_protocol::{
     CallFrame, Ledger, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
-use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
+use troupe_value::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
 use crate::process::{
     LaunchError, LaunchSpec, Launched, Launcher, Link, LinkLimits, NoHello, Process, await_hello,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use support::{plugins, venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_runtime::{ActorBuilder, Call, Caller};
-use troupe_wire::pool::Pool;
-use troupe_wire::{Buffer, CallError, Value};
+use troupe_shm::pool::Pool;
+use troupe_value::{Buffer, CallError, Value};
 
 /// Rounds per burst size and payload.
 const ROUNDS: usize = 30;

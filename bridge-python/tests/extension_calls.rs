@@ -13,7 +13,7 @@ use troupe_bridge_python::extension::{self, ExtensionRef};
 use troupe_protocol::Target;
 use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
 use troupe_runtime::{ActorBuilder, Call, Registry};
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// Starts the probe with host, `kv` singleton and the given grants.
 async fn start_probe(name: &str, allowed: Vec<Target>) -> ExtensionRef {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use support::start_plugin_with;
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_wire::{Array, CallError, DType, DeviceArray, Value};
+use troupe_value::{Array, CallError, DType, DeviceArray, Value};
 
 async fn start(name: &str) -> ExtensionRef {
     start_plugin_with(name, "foreign_arrays", &["numpy>=2,<3"]).await

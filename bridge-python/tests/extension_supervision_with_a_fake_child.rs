@@ -13,7 +13,7 @@ use troupe_runtime::Call;
 use troupe_runtime::supervision::{
     Backoff, ExitReason, RestartLimit, RestartPolicy, RestartSpec, SupervisorStatus,
 };
-use troupe_wire::{CallError, ExitCause, HandshakeError, RemoteException, Value};
+use troupe_value::{CallError, ExitCause, HandshakeError, RemoteException, Value};
 
 fn restarts(policy: RestartPolicy, max_restarts: u32) -> RestartSpec {
     RestartSpec {
@@ -99,7 +99,7 @@ fn a_clean_exit_follows_each_policys_rule() {
         assert!(ext.call("exit", vec![Value::Int(0)]).await.is_err());
         assert_eq!(
             settled(&ext).await,
-            SupervisorStatus::Stopped(ExitReason::Crashed(troupe_wire::CrashInfo::new(
+            SupervisorStatus::Stopped(ExitReason::Crashed(troupe_value::CrashInfo::new(
                 ExitCause::Exited(0)
             )))
         );

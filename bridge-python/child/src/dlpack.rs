@@ -9,7 +9,7 @@ use std::ffi::{CStr, c_void};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use troupe_wire::DType;
+use troupe_value::DType;
 
 /// `kDLCPU`: host memory.
 pub(crate) const KDL_CPU: i32 = 1;

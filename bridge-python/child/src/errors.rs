@@ -9,7 +9,8 @@ use pyo3::exceptions::{
 use thiserror::Error;
 use troupe_protocol::transport::SendError;
 use troupe_protocol::{FDS_ENV, FrameError};
-use troupe_wire::{MediaError, pool::PoolError};
+use troupe_shm::pool::PoolError;
+use troupe_value::MediaError;
 
 /// Why the connection to the host could not be made or used.
 #[derive(Debug, Error)]
@@ -116,7 +117,7 @@ pub(crate) enum ConvertErrorKind {
     },
     /// A device array cannot be used in this process (no CUDA driver, a failed import).
     #[error(transparent)]
-    Device(#[from] troupe_wire::device::DeviceError),
+    Device(#[from] troupe_value::device::DeviceError),
     /// The CUDA driver refused (the pointer of a CUDA tensor, waiting for its device).
     #[error(transparent)]
     Cuda(#[from] troupe_cuda::CudaError),

@@ -44,7 +44,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use troupe_protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
-use troupe_wire::{CallError, Map, RemoteException};
+use troupe_value::{CallError, Map, RemoteException};
 
 use connection::{Connection, Incoming, connection};
 use convert::{Path, from_python};
@@ -243,7 +243,7 @@ fn pool_alloc(py: Python<'_>, nbytes: usize, zero: bool) -> PyResult<view::Buffe
 /// make room).
 #[pyfunction]
 fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let stats = troupe_wire::pool::Pool::global().stats();
+    let stats = troupe_shm::pool::Pool::global().stats();
     let dict = PyDict::new(py);
     dict.set_item("live_slots", stats.live_slots)?;
     dict.set_item("live_bytes", stats.live_bytes)?;
@@ -273,7 +273,7 @@ fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(String, u64, bool)> {
 /// it) and `driver` (whether a CUDA driver is here).
 #[pyfunction]
 fn cuda_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    use troupe_wire::device::DevicePlane;
+    use troupe_value::device::DevicePlane;
     let dict = PyDict::new(py);
     dict.set_item("exported", cuda::plane().exported())?;
     dict.set_item("driver", troupe_cuda::driver_available())?;

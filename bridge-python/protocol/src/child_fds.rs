@@ -10,9 +10,9 @@ pub const FDS_ENV: &str = "TROUPE_FDS";
 pub struct ChildFds {
     /// The child's end of the socket pair.
     pub socket: i32,
-    /// The doorbell page ([`transport::Doorbell::adopt`]).
+    /// The doorbell page ([`Doorbell::adopt`](crate::transport::Doorbell::adopt)).
     pub doorbell: i32,
-    /// The eventfd that wakes the host's reader ([`transport::Wake`]).
+    /// The eventfd that wakes the host's reader ([`Wake`](crate::transport::Wake)).
     pub wake: i32,
 }
 

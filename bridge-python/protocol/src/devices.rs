@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use troupe_wire::device::{DeviceArray, DeviceError, DevicePlane, ExportId, WireArray};
+use troupe_value::device::{DeviceArray, DeviceError, DevicePlane, ExportId, WireArray};
 
 use crate::Frame;
 

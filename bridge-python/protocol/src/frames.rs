@@ -16,14 +16,14 @@
 //! `docs/semantics.md`, *Buffers*).
 //!
 //! CUDA arrays travel as IPC descriptors when the ledger has a
-//! [`DevicePlane`](troupe_wire::device::DevicePlane): each descriptor is one hold on the
+//! [`DevicePlane`](troupe_value::device::DevicePlane): each descriptor is one hold on the
 //! sender's export, answered by its id in [`Envelope::exports_released`] of a later frame
 //! (see `docs/semantics.md`, *CUDA arrays*).
 
 use serde::{Deserialize, Serialize};
 use troupe_shm::pool::SlotKey;
-use troupe_wire::device::ExportId;
-use troupe_wire::{CallError, Map, RemoteException, Value};
+use troupe_value::device::ExportId;
+use troupe_value::{CallError, Map, RemoteException, Value};
 
 /// Version of this protocol; host and child refuse to talk across versions.
 pub const PROTOCOL_VERSION: u32 = 5;

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use troupe_shm::pool::{Pool, PoolError, SlotKey, with_releases};
-use troupe_wire::device::{DeviceError, DevicePlane, ExportId, with_plane};
-use troupe_wire::{Buffer, DecodeError, EncodeError, decode, encode};
+use troupe_value::device::{DeviceError, DevicePlane, ExportId, with_plane};
+use troupe_value::{Buffer, DecodeError, EncodeError, decode, encode};
 
 use crate::{Envelope, Frame, Releases, devices};
 
@@ -316,7 +316,7 @@ mod tests {
     use troupe_shm::ShmRegion;
     use troupe_shm::pool::{SlotReleases, resolve};
 
-    use troupe_wire::{Array, Map, Value};
+    use troupe_value::{Array, Map, Value};
 
     use super::*;
     use crate::{CallFrame, ToChild, ToHost};

@@ -3,13 +3,13 @@
 //! them and keeps the connection's shared buffers alive, and the [`transport`] under them (a
 //! unix socket pair the child inherits, see [`ChildFds`]).
 //!
-//! It stands on `troupe-wire` (the values frames carry) and `troupe-shm` (the pool large
+//! It stands on `troupe-value` (the values frames carry) and `troupe-shm` (the pool large
 //! buffers travel through), and is free of actix and PyO3: the host (`troupe-bridge-python`)
 //! and the child's extension module both link it.
 //!
 //! ```
 //! use troupe_protocol::{CallFrame, Ledger, SHM_THRESHOLD, ToChild};
-//! use troupe_wire::{Map, Value};
+//! use troupe_value::{Map, Value};
 //!
 //! let (host, child) = (Ledger::new(SHM_THRESHOLD), Ledger::new(SHM_THRESHOLD));
 //! let call = ToChild::Call(CallFrame {

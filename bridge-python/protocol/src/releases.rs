@@ -5,7 +5,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use troupe_shm::pool::{SlotKey, SlotReleases};
-use troupe_wire::device::{ExportId, ExportReleases};
+use troupe_value::device::{ExportId, ExportReleases};
 
 /// Most slot releases one frame carries (a `ReleaseSlots` frame, or the `released` list of an
 /// envelope).

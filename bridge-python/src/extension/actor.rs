@@ -12,7 +12,7 @@ use troupe_protocol::{StartInfo, ToChild};
 use troupe_runtime::resource::ResourceMonitor;
 use troupe_runtime::supervision::{Decision, ExitReason, Supervisor};
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::{CallError, CrashInfo, ExitCause};
+use troupe_value::{CallError, CrashInfo, ExitCause};
 
 use super::calls::Calls;
 use super::config::ExtensionConfig;

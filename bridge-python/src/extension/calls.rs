@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use troupe_protocol::transport::SendError;
 use troupe_protocol::{CallFrame, ToChild};
 use troupe_runtime::{Call, CallResult, Intake};
-use troupe_wire::CallError;
+use troupe_value::CallError;
 
 use super::session::Session;
 use crate::process::LinkError;

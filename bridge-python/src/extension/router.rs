@@ -2,7 +2,7 @@
 
 use troupe_protocol::Target;
 use troupe_runtime::Caller;
-use troupe_wire::CallError;
+use troupe_value::CallError;
 
 /// Resolves a call an extension makes to the actor that serves it, applying grants.
 ///

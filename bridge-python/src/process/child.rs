@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use troupe_wire::{CrashInfo, ExitCause};
+use troupe_value::{CrashInfo, ExitCause};
 
 use super::output::{self, StderrTail};
 

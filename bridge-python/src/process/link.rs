@@ -12,9 +12,9 @@ use troupe_protocol::transport::{
     Wake,
 };
 use troupe_protocol::{Envelope, FrameError, Ledger, MAX_FRAME, Releases, SHM_THRESHOLD, ToChild};
-use troupe_wire::device::DevicePlane;
-use troupe_wire::pool::SlotKey;
-use troupe_wire::{DecodeError, encode};
+use troupe_shm::pool::SlotKey;
+use troupe_value::device::DevicePlane;
+use troupe_value::{DecodeError, encode};
 
 /// Why a frame was not sent.
 #[derive(Debug, Error)]

@@ -3,7 +3,7 @@
 //! [`launch`] makes the connection first (a socket pair, the doorbell page, the eventfd that
 //! wakes the host's reader), then starts `<venv>/bin/python -u -m troupe` with an explicit
 //! environment and the child's ends at fixed descriptor numbers
-//! ([`ChildFds`](troupe_protocol::ChildFds)): there is no name to connect to, so no
+//! ([`ChildFds`]): there is no name to connect to, so no
 //! other process can reach the connection, and no accept can hang. It waits for the child's
 //! [`ToHost::Hello`] and hands back the [`ChildProcess`] and the [`Link`]. A child that exits
 //! before its hello is reported as soon as it is reaped (a few milliseconds), with its exit
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use troupe_protocol::transport::{Doorbell, Socket, Wake};
 use troupe_protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
-use troupe_wire::{CrashInfo, ExitCause, HandshakeError};
+use troupe_value::{CrashInfo, ExitCause, HandshakeError};
 
 pub use child::{ChildProcess, Process};
 pub use link::{Link, LinkError, LinkLimits};
@@ -349,7 +349,7 @@ pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
 }
 
 /// The CUDA IPC of a connection to child `pid`: its exports, its imports.
-fn devices(pid: u32) -> Arc<dyn troupe_wire::device::DevicePlane> {
+fn devices(pid: u32) -> Arc<dyn troupe_value::device::DevicePlane> {
     Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
         pid,
     ))))

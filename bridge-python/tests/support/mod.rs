@@ -13,7 +13,7 @@ use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRou
 use troupe_bridge_python::provision;
 use troupe_protocol::Target;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Registry};
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// The cache all bridge tests share (kept between runs under the target dir).
 pub(crate) fn cache() -> EnvCache {

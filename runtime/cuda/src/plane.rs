@@ -1,12 +1,12 @@
 //! CUDA arrays over a troupe connection: [`CudaPlane`] is the
-//! [`DevicePlane`](troupe_wire::device::DevicePlane) of one connection, and
+//! [`DevicePlane`](troupe_value::device::DevicePlane) of one connection, and
 //! [`DeviceMemory`] the memory behind a [`DeviceArray`] value.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use cudarc::driver::sys;
-use troupe_wire::device::{
+use troupe_value::device::{
     CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId,
     ExportReleases, WireArray,
 };
@@ -258,8 +258,8 @@ impl CudaBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use troupe_wire::DType;
-    use troupe_wire::device::{IPC_HANDLE_LEN, IpcHandle};
+    use troupe_value::DType;
+    use troupe_value::device::{IPC_HANDLE_LEN, IpcHandle};
 
     /// Releases a connection would send, kept.
     #[derive(Default)]

@@ -8,8 +8,8 @@ use troupe_cuda::{
     CudaIpcDescriptor, CudaPlane, DType, ExportId, IPC_HANDLE_LEN, IpcHandle, PeerId,
 };
 use troupe_protocol::{CallFrame, Envelope, Ledger, ToChild, ToHost};
-use troupe_wire::device::{DeviceArray, DeviceError, WireArray};
-use troupe_wire::{Map, Value, decode, encode};
+use troupe_value::device::{DeviceArray, DeviceError, WireArray};
+use troupe_value::{Map, Value, decode, encode};
 
 fn descriptor(export: u64) -> CudaIpcDescriptor {
     CudaIpcDescriptor {

@@ -16,8 +16,8 @@ use troupe_pipeline::PipelineBuilder;
 use troupe_protocol::SHM_THRESHOLD;
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
-use troupe_wire::pool::Pool;
-use troupe_wire::{Array, Buffer, CallError, DType, Map, Value};
+use troupe_shm::pool::Pool;
+use troupe_value::{Array, Buffer, CallError, DType, Map, Value};
 
 use super::{Answer, MODULE, SystemError};
 use crate::scenarios::Count;

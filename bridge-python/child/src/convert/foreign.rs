@@ -8,8 +8,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTypeMethods};
 use troupe_cuda::{CudaBuffer, CudaDevice, device_of, driver_available};
-use troupe_wire::device::DeviceError;
-use troupe_wire::{DType, Value};
+use troupe_value::device::DeviceError;
+use troupe_value::{DType, Value};
 
 use super::Path;
 use super::numpy::{array_from_python, numpy};

@@ -7,7 +7,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
     PyTypeMethods,
 };
-use troupe_wire::{MAX_DEPTH, Map, Value};
+use troupe_value::{MAX_DEPTH, Map, Value};
 
 use super::Path;
 use super::foreign::foreign_from_python;
@@ -147,7 +147,7 @@ fn buffer_bytes(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Value, Conver
     let data = if buffer.is_c_contiguous() {
         let len = buffer.len_bytes();
         if len == 0 {
-            troupe_wire::Buffer::new()
+            troupe_value::Buffer::new()
         } else {
             // SAFETY: the exporter keeps `len` bytes at `buf_ptr` valid while `buffer` is held.
             let bytes = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, len) };

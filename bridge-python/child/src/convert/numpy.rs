@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
 use troupe_protocol::SHM_THRESHOLD;
-use troupe_wire::pool::{Pool, PoolError};
-use troupe_wire::{Array, Buffer, DType};
+use troupe_shm::pool::{Pool, PoolError};
+use troupe_value::{Array, Buffer, DType};
 
 use super::Path;
 use crate::errors::{ConvertError, ConvertErrorKind};

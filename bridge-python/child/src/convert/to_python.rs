@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use super::Path;
 use super::media::{audio_to_python, video_to_python};

@@ -1,10 +1,12 @@
-//! troupe's data model and its wire encoding.
+//! troupe's value model: the [`Value`]s every actor message and every bridged call carries
+//! (with their [`Buffer`]s, [`Array`]s, media, [`device`] arrays and [`CallError`]s), and
+//! their postcard encoding ([`encode`], [`decode`]).
 //!
-//! Every actor message and every bridged call carries [`Value`]s. This crate holds them with
-//! no actix and no PyO3, so that the child-side extension module can link it alone.
+//! It stands on `troupe-shm` alone (a buffer may live in shared memory) and knows no actix,
+//! no PyO3 and no CUDA, so that the child-side extension module can link it.
 //!
 //! ```
-//! use troupe_wire::{Array, Value};
+//! use troupe_value::{Array, Value};
 //!
 //! let frame = Value::map([
 //!     ("rate", Value::Int(16_000)),
@@ -26,10 +28,6 @@ pub mod device;
 mod dtype;
 mod media;
 mod value;
-
-/// Shared-memory regions (`troupe-shm`).
-pub use troupe_shm as shm;
-pub use troupe_shm::pool;
 
 pub use array::{Array, ArrayError, MAX_NDIM};
 pub use buffer::Buffer;

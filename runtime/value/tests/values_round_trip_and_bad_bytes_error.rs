@@ -1,7 +1,7 @@
 //! Property tests: every value round-trips; random and mutated bytes never panic.
 
 use proptest::prelude::*;
-use troupe_wire::{Array, Audio, Buffer, DType, Map, PixelFormat, Value, VideoFrame};
+use troupe_value::{Array, Audio, Buffer, DType, Map, PixelFormat, Value, VideoFrame};
 
 fn array() -> impl Strategy<Value = Array> {
     (
