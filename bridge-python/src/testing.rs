@@ -214,9 +214,7 @@ impl Launcher for FakeChild {
             host_end,
             doorbell,
             wake,
-            Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
-                process.pid,
-            )))),
+            crate::process::devices(process.pid),
             spec.limits,
         )
         .map_err(LaunchError::Setup)?;

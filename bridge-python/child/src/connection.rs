@@ -79,6 +79,9 @@ impl Connection {
             },
             Some(doorbell.clone()),
         ));
+        let ledger = Ledger::new(SHM_THRESHOLD);
+        #[cfg(feature = "cuda")]
+        let ledger = ledger.with_devices(crate::cuda::devices());
         let made = Connection {
             receiving: Mutex::new(Receiving::new(
                 socket.clone(),
@@ -87,7 +90,7 @@ impl Connection {
             )),
             socket,
             outgoing: outgoing.clone(),
-            ledger: Ledger::new(SHM_THRESHOLD).with_devices(crate::cuda::devices()),
+            ledger,
             doorbell,
             next_call: AtomicU64::new(1),
             methods: RwLock::new(None),

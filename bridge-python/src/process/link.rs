@@ -71,8 +71,9 @@ pub struct Link {
 }
 
 impl Link {
-    /// The host's end over `socket`, with the connection's `doorbell` and the reader's
-    /// `wake`; starts the threads that send what waits (when the child makes room) and the
+    /// The host's end over `socket`, with the connection's `doorbell`, the reader's `wake`
+    /// and the connection's device plane (none: it carries no device arrays); starts the
+    /// threads that send what waits (when the child makes room) and the
     /// releases the host owes.
     ///
     /// # Errors
@@ -81,7 +82,7 @@ impl Link {
         socket: Socket,
         doorbell: Doorbell,
         wake: Wake,
-        devices: Arc<dyn DevicePlane>,
+        devices: Option<Arc<dyn DevicePlane>>,
         limits: LinkLimits,
     ) -> std::io::Result<Arc<Link>> {
         let socket = Arc::new(socket);
@@ -94,6 +95,11 @@ impl Link {
             },
             Some(doorbell.clone()),
         ));
+        let ledger = Ledger::new(SHM_THRESHOLD);
+        let ledger = match devices {
+            Some(plane) => ledger.with_devices(plane),
+            None => ledger,
+        };
         let link = Arc::new(Link {
             incoming: Mutex::new(Incoming::new(
                 socket.clone(),
@@ -106,7 +112,7 @@ impl Link {
                 max_queued_bytes: limits.max_queued_bytes,
             },
             outgoing: outgoing.clone(),
-            ledger: Ledger::new(SHM_THRESHOLD).with_devices(devices),
+            ledger,
             doorbell,
             wake,
             takers: AtomicUsize::new(0),

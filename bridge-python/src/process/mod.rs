@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use troupe_protocol::transport::{Doorbell, Socket, Wake};
 use troupe_protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
+use troupe_value::device::DevicePlane;
 use troupe_value::{CrashInfo, ExitCause, HandshakeError};
 
 pub use child::{ChildProcess, Process};
@@ -349,8 +350,15 @@ pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
 }
 
 /// The CUDA IPC of a connection to child `pid`: its exports, its imports.
-fn devices(pid: u32) -> Arc<dyn troupe_value::device::DevicePlane> {
-    Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
-        pid,
-    ))))
+#[cfg(feature = "cuda")]
+pub(crate) fn devices(pid: u32) -> Option<Arc<dyn DevicePlane>> {
+    let peer = troupe_cuda::PeerId(u64::from(pid));
+    Some(Arc::new(troupe_cuda::CudaPlane::new(peer)))
+}
+
+/// None: built without the `cuda` feature, a connection carries no device arrays (one in a
+/// frame is refused with `DeviceError::NoPlane`).
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn devices(_pid: u32) -> Option<Arc<dyn DevicePlane>> {
+    None
 }

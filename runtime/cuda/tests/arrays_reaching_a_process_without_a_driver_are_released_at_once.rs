@@ -1,6 +1,7 @@
-//! A CUDA array arriving over a connection whose process has no CUDA driver: the frame still
-//! decodes, the array says why it cannot be used, and its release goes back to the exporter
-//! on the next frame, so the exporter's table does not leak.
+//! A CUDA array arriving over a connection whose process has no CUDA driver (or that has no
+//! device plane at all, as in a build without CUDA): the frame still decodes, the array says
+//! why it cannot be used, and its release goes back to the exporter on the next frame, so
+//! the exporter's table does not leak.
 
 use std::sync::Arc;
 
@@ -101,4 +102,20 @@ fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
         ),
         "{sealed:?}"
     );
+}
+
+#[test]
+fn a_device_array_reaching_a_connection_without_a_plane_is_refused_and_released_at_once() {
+    let plain = Ledger::new(1024);
+    let envelope = plain
+        .open::<ToChild>(&call_with_array(9))
+        .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
+    let ToChild::Call(call) = envelope.body else {
+        panic!("expected the call")
+    };
+    assert!(matches!(
+        call.args[0].device_error(),
+        Some(DeviceError::NoPlane)
+    ));
+    assert_eq!(plain.releases().take_exports(), vec![ExportId(9)]);
 }

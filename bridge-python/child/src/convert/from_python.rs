@@ -13,6 +13,7 @@ use super::Path;
 use super::foreign::foreign_from_python;
 use super::media::media_from_python;
 use super::numpy::{NumpyKind, array_from_python, copy_bytes, numpy_kind};
+#[cfg(feature = "cuda")]
 use crate::cuda::CudaArray;
 use crate::errors::{ConvertError, ConvertErrorKind};
 
@@ -88,6 +89,7 @@ pub(crate) fn from_python(
     if let Some(media) = media_from_python(obj, path)? {
         return Ok(media);
     }
+    #[cfg(feature = "cuda")]
     if let Ok(array) = obj.cast::<CudaArray>() {
         return Ok(Value::DeviceArray(array.get().array().clone()));
     }

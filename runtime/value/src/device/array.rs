@@ -141,7 +141,8 @@ impl DeviceArray {
     ///
     /// # Errors
     /// Why this process cannot use the array: the import failed ([`DeviceError::NoDriver`],
-    /// [`DeviceError::Import`]) or never happened ([`DeviceError::NotImported`]).
+    /// [`DeviceError::Import`]), the connection it came through carries no device arrays
+    /// ([`DeviceError::NoPlane`]), or it was never imported ([`DeviceError::NotImported`]).
     pub fn owner(&self) -> Result<&DeviceOwner, DeviceError> {
         match &self.memory {
             Memory::Local(owner) => Ok(owner),
@@ -210,7 +211,8 @@ impl Serialize for DeviceArray {
 }
 
 /// Decoding within [`with_plane`](super::with_plane) (as a connection opens a peer's frame)
-/// imports the array with the connection's plane; elsewhere it stays a descriptor.
+/// imports the array with the connection's plane (or refuses it, without one); elsewhere it
+/// stays a descriptor.
 impl<'de> Deserialize<'de> for DeviceArray {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeviceArray, D::Error> {
         let wire = WireArray::deserialize(deserializer)?;

@@ -65,37 +65,42 @@ pub trait ExportReleases: Send + Sync {
     fn release_export(&self, export: ExportId);
 }
 
-/// The plane that imports what the current thread decodes.
-type Importing = Option<(Arc<dyn DevicePlane>, Arc<dyn ExportReleases>)>;
+/// The connection whose frame the current thread decodes: its plane (none when it carries
+/// no device arrays) and where the releases of what it imports go.
+type Importing = Option<(Option<Arc<dyn DevicePlane>>, Arc<dyn ExportReleases>)>;
 
 thread_local! {
     static IMPORTING: RefCell<Importing> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (a decode of a peer's frame) with `plane` importing the device arrays it meets,
-/// their releases going to `releases`; without a plane they stay descriptors.
+/// Runs `f` (a decode of a peer's frame on a connection) with `plane` importing the device
+/// arrays it meets, their releases going to `releases`. A connection without a plane refuses
+/// them as a process without a driver does: each is unusable ([`DeviceError::NoPlane`]) and
+/// its release is due at once.
 pub fn with_plane<E: ExportReleases + 'static, R>(
     plane: Option<&Arc<dyn DevicePlane>>,
     releases: &Arc<E>,
     f: impl FnOnce() -> R,
 ) -> R {
-    let Some(plane) = plane else {
-        return f();
-    };
     let releases: Arc<dyn ExportReleases> = releases.clone();
-    let before = IMPORTING.replace(Some((plane.clone(), releases)));
+    let before = IMPORTING.replace(Some((plane.cloned(), releases)));
     let result = f();
     IMPORTING.set(before);
     result
 }
 
-/// Imports `wire` (or takes back this process's own array) with the plane of the decode in
-/// progress; `None` outside one.
+/// Imports `wire` (or takes back this process's own array) with the plane of the connection
+/// being decoded; `None` outside one.
 pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceError>> {
-    let importing = IMPORTING.with_borrow(Clone::clone)?;
-    let (plane, releases) = importing;
-    Some(match wire {
-        WireArray::Exported(descriptor) => plane.import(descriptor, &releases),
-        WireArray::Returned { export_id, .. } => plane.returned(*export_id),
+    let (plane, releases) = IMPORTING.with_borrow(Clone::clone)?;
+    Some(match (plane, wire) {
+        (Some(plane), WireArray::Exported(descriptor)) => plane.import(descriptor, &releases),
+        (Some(plane), WireArray::Returned { export_id, .. }) => plane.returned(*export_id),
+        (None, WireArray::Exported(descriptor)) => {
+            releases.release_export(descriptor.export_id);
+            Err(DeviceError::NoPlane)
+        }
+        // An echo is no hold: nothing to release.
+        (None, WireArray::Returned { .. }) => Err(DeviceError::NoPlane),
     })
 }

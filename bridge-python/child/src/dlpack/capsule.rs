@@ -1,6 +1,6 @@
-//! DLPack, the C ABI array libraries exchange tensors through: the structs, a capsule that
-//! hands a troupe CUDA array to a consumer (`torch.from_dlpack`), and reading a producer's
-//! capsule (a CUDA tensor of a library without `__cuda_array_interface__`).
+//! DLPack capsules: the structs, a capsule that hands a troupe CUDA array to a consumer
+//! (`torch.from_dlpack`), and reading a producer's capsule (a CUDA tensor of a library
+//! without `__cuda_array_interface__`).
 //!
 //! Layout from `dlpack.h` (v0.8+, unversioned `DLManagedTensor` in a `"dltensor"` capsule,
 //! which every consumer accepts).
@@ -11,10 +11,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use troupe_value::DType;
 
-/// `kDLCPU`: host memory.
-pub(crate) const KDL_CPU: i32 = 1;
-/// `kDLCUDA`: CUDA device memory.
-pub(crate) const KDL_CUDA: i32 = 2;
+use super::KDL_CUDA;
 
 /// The name of an unconsumed capsule.
 const DLTENSOR: &CStr = c"dltensor";
