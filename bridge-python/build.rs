@@ -4,7 +4,8 @@
 //! The child crate is built with the same cargo, in release mode, into its own target
 //! directory under `OUT_DIR` (so its PyO3 features never unify with anything else), and the
 //! library is copied to `OUT_DIR/_native.abi3.so` for `include_bytes!`. Cargo's own
-//! fingerprints make a rerun with unchanged sources a no-op.
+//! fingerprints make a rerun with unchanged sources a no-op. The child gets the `cuda`
+//! feature when the bridge has it, and only then.
 
 use std::env;
 use std::fs;
@@ -34,13 +35,24 @@ fn build_child() -> Result<(), String> {
         .parent()
         .ok_or("the bridge crate has no parent directory")?;
     let child = manifest_dir.join("child");
-    for path in [
+    // Cargo sets it for a build script when the package's feature is on.
+    let cuda = env::var_os("CARGO_FEATURE_CUDA").is_some();
+    let mut sources = vec![
         child.join("src"),
         child.join("Cargo.toml"),
-        workspace.join("runtime/wire/src"),
-        workspace.join("runtime/wire/Cargo.toml"),
+        workspace.join("runtime/shm/src"),
+        workspace.join("runtime/shm/Cargo.toml"),
+        workspace.join("runtime/value/src"),
+        workspace.join("runtime/value/Cargo.toml"),
+        manifest_dir.join("protocol/src"),
+        manifest_dir.join("protocol/Cargo.toml"),
         workspace.join("Cargo.lock"),
-    ] {
+    ];
+    if cuda {
+        sources.push(workspace.join("runtime/cuda/src"));
+        sources.push(workspace.join("runtime/cuda/Cargo.toml"));
+    }
+    for path in sources {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     for name in ["CARGO_NET_OFFLINE", "RUSTFLAGS"] {
@@ -59,7 +71,11 @@ fn build_child() -> Result<(), String> {
         .args(["build", "--release", "--locked", "--lib", "--manifest-path"])
         .arg(child.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(&target_dir)
+        .arg("--no-default-features");
+    if cuda {
+        command.args(["--features", "cuda"]);
+    }
     if cross {
         command.args(["--target", &target]);
     }

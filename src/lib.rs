@@ -3,7 +3,9 @@
 //! with bounded mailboxes and zero-copy data.
 //!
 //! This facade re-exports the public API of the workspace crates:
-//! - [`wire`]: the data model ([`Value`], [`Array`], [`Audio`], [`VideoFrame`], [`Buffer`]).
+//! - [`value`]: the value model ([`Value`], [`Array`], [`Audio`], [`VideoFrame`], [`Buffer`])
+//!   and its encoding; [`shm`]: shared memory between processes (regions, the pool);
+//!   [`protocol`]: the frames a host and a bridged child exchange, and their transport.
 //! - [`runtime`]: actors on actix: [`ActorBuilder`], [`Address`], [`Call`], [`Caller`],
 //!   [`Registry`], [`supervision`], [`telemetry`], [`resource`].
 //! - [`bridge`]: Python extensions as bridged actors ([`bridge::extension`]), their venvs
@@ -46,10 +48,12 @@ pub use troupe_host::{extension_host, singleton};
 pub use troupe_manifest as manifest;
 pub use troupe_nodes as nodes;
 pub use troupe_pipeline as pipeline;
+pub use troupe_protocol as protocol;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     ActorBuilder, Address, Call, CallError, CallResult, Caller, Lane, MailboxConfig, MailboxError,
     Registry, RegistryError, TrySendError, resource, supervision, telemetry,
 };
-pub use troupe_wire as wire;
-pub use troupe_wire::{Array, Audio, Buffer, DType, Map, PixelFormat, Value, VideoFrame};
+pub use troupe_shm as shm;
+pub use troupe_value as value;
+pub use troupe_value::{Array, Audio, Buffer, DType, Map, PixelFormat, Value, VideoFrame};

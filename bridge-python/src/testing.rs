@@ -11,7 +11,7 @@
 //! use std::sync::Arc;
 //! use troupe_bridge_python::extension::{self, ExtensionConfig, NoRoutes};
 //! use troupe_bridge_python::testing::{FakeChild, Reply};
-//! use troupe_wire::Value;
+//! use troupe_value::Value;
 //!
 //! actix::System::new().block_on(async {
 //!     let fake = FakeChild::new(|call| match call.method.as_str() {
@@ -37,13 +37,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Incoming, Outgoing, OutgoingLimits, ReadError, Socket, Wake, wait_readable,
 };
-use troupe_wire::protocol::{
-    CallFrame, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
+use troupe_protocol::{
+    CallFrame, Ledger, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
-use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
+use troupe_value::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
 use crate::process::{
     LaunchError, LaunchSpec, Launched, Launcher, Link, LinkLimits, NoHello, Process, await_hello,
@@ -214,9 +214,7 @@ impl Launcher for FakeChild {
             host_end,
             doorbell,
             wake,
-            Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
-                process.pid,
-            )))),
+            crate::process::devices(process.pid),
             spec.limits,
         )
         .map_err(LaunchError::Setup)?;
@@ -232,7 +230,7 @@ impl Launcher for FakeChild {
                 },
                 Some(child_bell.clone()),
             )),
-            outbox: Outbox::new(SHM_THRESHOLD),
+            ledger: Ledger::new(SHM_THRESHOLD),
             delayed: Mutex::default(),
             outstanding: Mutex::default(),
         };
@@ -328,7 +326,7 @@ struct Instance {
     fake: Arc<Inner>,
     process: Arc<FakeProcess>,
     outgoing: Arc<Outgoing>,
-    outbox: Outbox,
+    ledger: Ledger,
     /// Answers due later, by call id.
     delayed: Mutex<HashMap<u64, Due>>,
     /// Calls received and not answered.
@@ -337,7 +335,7 @@ struct Instance {
 
 impl Instance {
     fn send(&self, frame: ToHost) {
-        if let Ok(bytes) = self.outbox.seal(frame) {
+        if let Ok(bytes) = self.ledger.seal(frame) {
             let _ = self.outgoing.send(bytes);
         }
     }
@@ -378,7 +376,7 @@ impl Instance {
     }
 
     fn handle(&self, bytes: &[u8], start: &Start) -> ControlFlow<()> {
-        let Ok(envelope) = self.outbox.open::<ToChild>(bytes) else {
+        let Ok(envelope) = self.ledger.open::<ToChild>(bytes) else {
             return ControlFlow::Break(());
         };
         if let Some(hold) = envelope.hold {

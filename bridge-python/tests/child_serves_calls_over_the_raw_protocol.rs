@@ -7,8 +7,8 @@ mod child_support;
 use std::time::Duration;
 
 use child_support::{Driver, Handler, i, module_dir, s};
-use troupe_wire::protocol::{CallFrame, PROTOCOL_VERSION, Target, ToChild, ToHost};
-use troupe_wire::{Array, CallError, Map, RemoteException, Value};
+use troupe_protocol::{CallFrame, PROTOCOL_VERSION, Target, ToChild, ToHost};
+use troupe_value::{Array, CallError, Map, RemoteException, Value};
 
 const PROBE: &str = r#"
 import asyncio

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use support::{plugins, venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_runtime::{ActorBuilder, Call, Caller};
-use troupe_wire::pool::Pool;
-use troupe_wire::{Array, Buffer, CallError, DType, Value};
+use troupe_shm::pool::Pool;
+use troupe_value::{Array, Buffer, CallError, DType, Value};
 
 /// Rounds per burst size and payload.
 const ROUNDS: usize = 30;
@@ -45,7 +45,7 @@ fn payloads() -> Vec<(&'static str, Value)> {
     let pooled = Pool::global()
         .copy_from_slice(array.data().as_slice())
         .unwrap();
-    let array = Array::new(DType::U8, vec![1 << 20], pooled).unwrap();
+    let array = Array::new(DType::U8, vec![1 << 20], Buffer::from(pooled)).unwrap();
     vec![
         ("0 B", Value::Null),
         ("16 KiB", Value::Bytes(Buffer::from(vec![3u8; 16 << 10]))),

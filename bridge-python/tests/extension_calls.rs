@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use support::{Kv, TestRouter, host_service, probe, venv};
 use troupe_bridge_python::extension::{self, ExtensionRef};
+use troupe_protocol::Target;
 use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
 use troupe_runtime::{ActorBuilder, Call, Registry};
-use troupe_wire::protocol::Target;
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// Starts the probe with host, `kv` singleton and the given grants.
 async fn start_probe(name: &str, allowed: Vec<Target>) -> ExtensionRef {

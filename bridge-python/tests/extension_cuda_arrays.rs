@@ -20,7 +20,7 @@ use support::{start_plugin, venv_for};
 use troupe_bridge_python::env::EnvSpec;
 use troupe_bridge_python::extension::ExtensionRef;
 use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory, device_count, driver_available};
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// Set to `1` to build the test venv on the system site-packages, installing nothing.
 const SYSTEM_SITE_PACKAGES: &str = "TROUPE_TEST_SYSTEM_SITE_PACKAGES";

@@ -16,7 +16,7 @@ use troupe_runtime::Call;
 use troupe_runtime::supervision::{
     Backoff, ExitReason, RestartLimit, RestartPolicy, RestartSpec, SupervisorStatus,
 };
-use troupe_wire::{CallError, ExitCause, Value};
+use troupe_value::{CallError, ExitCause, Value};
 
 fn quick_restarts(max_restarts: u32) -> RestartSpec {
     RestartSpec {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use support::start_plugin_with;
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_wire::{Array, CallError, DType, DeviceArray, Value};
+use troupe_value::{Array, CallError, DType, DeviceArray, Value};
 
 async fn start(name: &str) -> ExtensionRef {
     start_plugin_with(name, "foreign_arrays", &["numpy>=2,<3"]).await
@@ -78,9 +78,11 @@ fn refused_and_unusable_tensors_are_errors_that_say_why() {
         assert!(message.contains("result"), "the path: {message}");
 
         // A CUDA tensor in a process without a driver (or, with one, at an address no device
-        // holds): refused with a typed error, the child stays up.
+        // holds; or in a build without CUDA): refused with a typed error, the child stays up.
         let message = remote_message(ext.call("fake_cuda", vec![]).await);
-        if troupe_cuda::driver_available() {
+        if !cfg!(feature = "cuda") {
+            assert!(message.contains("carries no CUDA arrays"), "{message}");
+        } else if troupe_cuda::driver_available() {
             assert!(message.contains("cuPointerGetAttribute"), "{message}");
         } else {
             assert!(message.contains("no CUDA driver"), "{message}");
@@ -100,13 +102,19 @@ fn refused_and_unusable_tensors_are_errors_that_say_why() {
 fn device_arrays_of_unknown_memory_are_refused_before_sending() {
     actix::System::new().block_on(async {
         let ext = start("foreign-unknown").await;
-        // Memory the CUDA plane does not know (not a troupe_cuda buffer) never leaves.
+        // Memory the CUDA plane does not know (not a troupe_cuda buffer) never leaves; nor
+        // does any device array in a build without CUDA.
         let owner: Arc<dyn Any + Send + Sync> = Arc::new(vec![0u8; 16]);
         let array = DeviceArray::local(owner, DType::U8, vec![16], 0).unwrap();
         let result = ext.call("echo", vec![Value::DeviceArray(array)]).await;
         match result {
             Err(CallError::BadArguments { reason, .. }) => {
-                assert!(reason.contains("does not know"), "{reason}")
+                let why = if cfg!(feature = "cuda") {
+                    "does not know"
+                } else {
+                    "carries no CUDA arrays"
+                };
+                assert!(reason.contains(why), "{reason}")
             }
             other => panic!("expected BadArguments, got {other:?}"),
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::{probe, venv};
 use troupe_bridge_python::extension::{self, ExtensionRef, NoRoutes};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

@@ -7,7 +7,7 @@ mod support;
 
 use support::start_plugin_with;
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_wire::{Array, DType, Value};
+use troupe_value::{Array, DType, Value};
 
 async fn start(name: &str, numpy: &'static str) -> ExtensionRef {
     start_plugin_with(name, "arrays", &[numpy]).await

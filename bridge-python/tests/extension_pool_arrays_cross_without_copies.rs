@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use support::start_plugin_with;
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_wire::pool::{Pool, SlotKey};
-use troupe_wire::shm;
-use troupe_wire::{Array, Buffer, DType, Value};
+use troupe_shm::pool::{Pool, SlotKey};
+use troupe_value::{Array, Buffer, DType, Value};
 
 const MIB: usize = 1 << 20;
 
@@ -28,7 +27,7 @@ fn pooled(len: usize, fill: u8) -> Array {
             bytes[len - 1] = fill.wrapping_add(1);
         })
         .unwrap();
-    Array::new(DType::U8, vec![len], data).unwrap()
+    Array::new(DType::U8, vec![len], Buffer::from(data)).unwrap()
 }
 
 fn array(value: Value) -> Array {
@@ -221,7 +220,7 @@ fn a_killed_childs_slots_are_reclaimed_and_its_arrays_stay_readable() {
         let theirs: Buffer = array(items[0].clone()).data().clone();
         let pid = ext.pid().unwrap();
         assert!(
-            shm::count_regions_of(pid) > 0,
+            troupe_shm::count_regions_of(pid) > 0,
             "the child has a pool region"
         );
         assert!(Pool::global().contains(&key));
@@ -233,7 +232,7 @@ fn a_killed_childs_slots_are_reclaimed_and_its_arrays_stay_readable() {
         })
         .await;
         eventually("the killed child's region names are removed", || {
-            shm::count_regions_of(pid) == 0
+            troupe_shm::count_regions_of(pid) == 0
         })
         .await;
         // What the host holds of the dead child's memory is still mapped and readable.

@@ -13,7 +13,7 @@ use troupe_runtime::Call;
 use troupe_runtime::supervision::{
     Backoff, ExitReason, RestartLimit, RestartPolicy, RestartSpec, SupervisorStatus,
 };
-use troupe_wire::{CallError, ExitCause, HandshakeError, RemoteException, Value};
+use troupe_value::{CallError, ExitCause, HandshakeError, RemoteException, Value};
 
 fn restarts(policy: RestartPolicy, max_restarts: u32) -> RestartSpec {
     RestartSpec {
@@ -99,7 +99,7 @@ fn a_clean_exit_follows_each_policys_rule() {
         assert!(ext.call("exit", vec![Value::Int(0)]).await.is_err());
         assert_eq!(
             settled(&ext).await,
-            SupervisorStatus::Stopped(ExitReason::Crashed(troupe_wire::CrashInfo::new(
+            SupervisorStatus::Stopped(ExitReason::Crashed(troupe_value::CrashInfo::new(
                 ExitCause::Exited(0)
             )))
         );
@@ -333,7 +333,7 @@ fn failed_starts_count_as_crashes_with_typed_causes_up_to_giving_up() {
                 ExitCause::StartFailed(exception),
                 ExitCause::Exited(7),
                 ExitCause::Handshake(HandshakeError::Version {
-                    host: troupe_wire::protocol::PROTOCOL_VERSION,
+                    host: troupe_protocol::PROTOCOL_VERSION,
                     child: 1
                 }),
                 ExitCause::ConnectTimeout(Duration::from_millis(100)),

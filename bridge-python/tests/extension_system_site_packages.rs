@@ -13,7 +13,7 @@ use support::cache;
 use troupe_bridge_python::env::{self, EnvSpec};
 use troupe_bridge_python::extension::{self, ExtensionConfig, NoRoutes};
 use troupe_bridge_python::provision;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 const MODULE: &str = r#"
 import os

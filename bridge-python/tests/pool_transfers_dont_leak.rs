@@ -1,7 +1,7 @@
 //! 100,000 array transfers through the shared-memory pool leave nothing behind: every slot
 //! returns to its pool, on both sides, and no region name outlives its use.
 //!
-//! Each call sends a 64 KiB array host -> child (the host's outbox copies it once into the
+//! Each call sends a 64 KiB array host -> child (the host's ledger copies it once into the
 //! host's pool) and gets a new 64 KiB array back that the child made with `troupe.empty` (a
 //! slot of the child's pool, sent without a copy): two transfers per call. One test in this
 //! binary, so the host pool's counters are this test's alone.
@@ -11,9 +11,9 @@ mod child_support;
 use std::time::{Duration, Instant};
 
 use child_support::{Driver, module_dir, venv};
-use troupe_wire::pool::Pool;
-use troupe_wire::protocol::{ToChild, ToHost};
-use troupe_wire::{Array, Value, shm};
+use troupe_protocol::{ToChild, ToHost};
+use troupe_shm::pool::Pool;
+use troupe_value::{Array, Value};
 
 const PUMP: &str = r#"
 import numpy as np
@@ -49,7 +49,7 @@ fn stat(stats: &Value, key: &str) -> i64 {
 fn a_hundred_thousand_transfers_return_every_slot_and_leave_no_names() {
     let venv = venv(&["numpy>=2,<3"]);
     let dir = module_dir("pump", PUMP);
-    let host_names = shm::count_regions_of(std::process::id());
+    let host_names = troupe_shm::count_regions_of(std::process::id());
     let host_slots = Pool::global().stats().live_slots;
     let (mut driver, _) = Driver::started(&venv, dir.path(), "pump");
     let before = driver.call("stats", vec![]).unwrap();
@@ -98,7 +98,7 @@ fn a_hundred_thousand_transfers_return_every_slot_and_leave_no_names() {
 
     Pool::global().trim();
     assert_eq!(
-        shm::count_regions_of(std::process::id()),
+        troupe_shm::count_regions_of(std::process::id()),
         host_names,
         "host region names"
     );
@@ -107,7 +107,7 @@ fn a_hundred_thousand_transfers_return_every_slot_and_leave_no_names() {
     assert!(matches!(driver.next(), ToHost::ShutdownDone));
     assert!(driver.wait_exit(Duration::from_secs(10)).success());
     assert_eq!(
-        shm::count_regions_of(child),
+        troupe_shm::count_regions_of(child),
         0,
         "the child removed its names"
     );

@@ -1,6 +1,6 @@
 //! Every built-in node type, its parameters, and how to build it.
 
-use troupe_wire::Map;
+use troupe_value::Map;
 
 use crate::node::{Node, NodeError, Source};
 use crate::params::{ParamError, ParamSpec, Params};

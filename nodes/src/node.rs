@@ -2,7 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use thiserror::Error;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::params::ParamError;
 
@@ -50,7 +50,7 @@ pub enum NodeError {
         method: String,
         /// Why it gave no answer (boxed: it is large, and rare).
         #[source]
-        source: Box<troupe_wire::CallError>,
+        source: Box<troupe_value::CallError>,
     },
     /// A file's contents could not be decoded or encoded (bad WAV header, corrupt frame...).
     #[error("{node}: {reason}")]

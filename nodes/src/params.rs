@@ -1,5 +1,5 @@
 use thiserror::Error;
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 /// What went wrong with a node's parameters.
 #[derive(Debug, Clone, PartialEq, Error)]

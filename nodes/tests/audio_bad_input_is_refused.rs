@@ -2,7 +2,7 @@
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, NodeError, ParamError};
-use troupe_wire::{Audio, Map, Value};
+use troupe_value::{Audio, Map, Value};
 
 fn params(pairs: &[(&str, Value)]) -> Map {
     pairs

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
-use troupe_wire::{Audio, Map, Value};
+use troupe_value::{Audio, Map, Value};
 
 fn params(pairs: &[(&str, Value)]) -> Map {
     pairs

@@ -5,7 +5,7 @@
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, Source, SourceState};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 /// Where the bursts are, in seconds.
 const SPEECH: [(f64, f64); 4] = [(0.8, 2.3), (3.5, 4.3), (5.6, 7.6), (8.4, 9.0)];

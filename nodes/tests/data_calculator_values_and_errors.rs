@@ -3,7 +3,7 @@
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 fn calc(op: &str, operand: impl Into<Value>) -> Box<dyn Node> {
     let params: Map = [

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
-use troupe_wire::{Buffer, Map, Value};
+use troupe_value::{Buffer, Map, Value};
 
 fn path_params(path: &Path) -> Map {
     [(

@@ -2,7 +2,7 @@
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 fn text_node(op: &str) -> Box<dyn Node> {
     let params: Map = [("op".to_owned(), Value::from(op))].into_iter().collect();

@@ -9,7 +9,7 @@
 use troupe_nodes::Emitter;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::video::{ColorRange, Convert};
-use troupe_wire::{Array, PixelFormat, Value, VideoFrame};
+use troupe_value::{Array, PixelFormat, Value, VideoFrame};
 
 const W: u32 = 64;
 const H: u32 = 48;

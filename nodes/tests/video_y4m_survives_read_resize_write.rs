@@ -6,7 +6,7 @@ use std::path::Path;
 
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, Source, SourceState};
-use troupe_wire::{Map, PixelFormat, Value, VideoFrame};
+use troupe_value::{Map, PixelFormat, Value, VideoFrame};
 
 const W: usize = 64;
 const H: usize = 48;

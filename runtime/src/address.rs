@@ -11,7 +11,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
-use troupe_wire::CallError;
+use troupe_value::CallError;
 
 use crate::call::{Call, CallResult};
 use crate::mailbox::Senders;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use actix::Message;
 use tokio::sync::oneshot;
-use troupe_wire::{CallError, FromValue, Map, Value};
+use troupe_value::{CallError, FromValue, Map, Value};
 
 /// What a [`Call`] answers.
 pub type CallResult = Result<Value, CallError>;

@@ -10,7 +10,7 @@
 //! ```
 //! use actix::prelude::*;
 //! use troupe_runtime::{ActorBuilder, Call, CallResult};
-//! use troupe_wire::Value;
+//! use troupe_value::Value;
 //!
 //! struct Echo;
 //! impl Actor for Echo { type Context = Context<Self>; }
@@ -49,4 +49,4 @@ pub use call::{Abandoned, Call, CallResult};
 pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, Intake, MailboxConfig};
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;
-pub use troupe_wire::{CallError, Value};
+pub use troupe_value::{CallError, Value};

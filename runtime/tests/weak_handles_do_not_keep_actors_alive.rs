@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use troupe_runtime::{ActorBuilder, Call, CallResult};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 struct Echo(tokio::sync::mpsc::UnboundedSender<&'static str>);
 

@@ -6,7 +6,7 @@
 //! ```
 //! use troupe_host::singleton::{SingletonKinds, SingletonSpec};
 //! use troupe_runtime::{Call, Registry};
-//! use troupe_wire::{Map, Value};
+//! use troupe_value::{Map, Value};
 //!
 //! actix::System::new().block_on(async {
 //!     let registry = Registry::new();

@@ -16,7 +16,7 @@ use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeS
 use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
 use troupe_runtime::supervision::RestartSpec;
-use troupe_wire::{Audio, Map, PixelFormat, Value, VideoFrame};
+use troupe_value::{Audio, Map, PixelFormat, Value, VideoFrame};
 
 async fn host() -> ExtensionHost {
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
@@ -223,7 +223,7 @@ fn audio_and_video_reach_python_as_numpy_arrays() {
         }
 
         let pixels: Vec<u8> = (0..16 * 8 * 3).map(|i| (i % 256) as u8).collect();
-        let array = troupe_wire::Array::from_slice(&pixels, vec![8, 16, 3]).unwrap();
+        let array = troupe_value::Array::from_slice(&pixels, vec![8, 16, 3]).unwrap();
         let frame = VideoFrame::new(array, 16, 8, PixelFormat::Rgb24, 7).unwrap();
         let (items, _) = run(
             &host,

@@ -6,7 +6,7 @@ use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Node, NodeError};
 use troupe_pipeline::{Pipeline, PipelineBuilder};
-use troupe_wire::Map;
+use troupe_value::Map;
 
 use crate::Manifest;
 use crate::document::KeyPath;

@@ -7,7 +7,7 @@ use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{NodeError, ParamError};
 use troupe_pipeline::ErrorPolicy;
 use troupe_runtime::supervision::RestartSpec;
-use troupe_wire::Map;
+use troupe_value::Map;
 
 use crate::document::{Document, KeyPath};
 use crate::error::{ManifestError, ManifestErrorKind};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use troupe_nodes::catalog::NodeType;
 use troupe_nodes::{ParamError, ParamKind, ParamSpec};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 /// A TOML value as a troupe value (a date-time becomes its text).
 pub(crate) fn to_value(value: toml::Value) -> Value {

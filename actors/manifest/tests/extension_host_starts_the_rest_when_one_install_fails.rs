@@ -8,7 +8,7 @@ use std::path::Path;
 
 use troupe_host::extension_host::{ExtensionHost, HostError};
 use troupe_manifest::Manifest;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 const MANIFEST: &str = r#"
 [extensions.broken]

@@ -12,7 +12,7 @@ use troupe_manifest::{Manifest, ManifestError, ManifestErrorKind, NodeBody};
 use troupe_nodes::{Emitter, Node, NodeError, ParamError};
 use troupe_pipeline::{EdgePolicy, ErrorPolicy};
 use troupe_runtime::supervision::RestartPolicy;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 const FILE: &str = "/manifests/app.toml";
 

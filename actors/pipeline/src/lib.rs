@@ -26,7 +26,7 @@
 //! ```
 //! use troupe_pipeline::{EdgePolicy, PipelineBuilder};
 //! use troupe_nodes::catalog;
-//! use troupe_wire::Map;
+//! use troupe_value::Map;
 //!
 //! # struct Count(i64);
 //! # impl troupe_nodes::Source for Count {

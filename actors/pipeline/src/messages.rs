@@ -1,7 +1,7 @@
 //! Messages between node actors, and events to the run monitor.
 
 use actix::Message;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::error::PipelineError;
 use crate::summary::NodeStats;

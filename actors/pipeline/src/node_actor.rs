@@ -8,7 +8,7 @@ use actix::fut::{ActorFutureExt, wrap_future};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
 use troupe_nodes::{Deferred, Emitter, Node, NodeError};
 use troupe_runtime::supervision::Decision;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::builder::ErrorPolicy;
 use crate::edge::{EdgeBatches, OutEdge, Ring};

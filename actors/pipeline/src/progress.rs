@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 /// A snapshot of a run's progress through its media.
 #[derive(Debug, Clone, Copy, PartialEq)]

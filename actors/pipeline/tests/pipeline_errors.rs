@@ -12,7 +12,7 @@ use support::{Collect, PanicAt, Range, ints};
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::{ErrorPolicy, PipelineBuilder, PipelineError};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 fn divide_by(operand: i64) -> Built {
     let mut map = Map::new();

@@ -15,7 +15,7 @@ use actix::Arbiter;
 use support::{Collect, Hold, Range, Seen, ints};
 use troupe_nodes::catalog::{self, Built};
 use troupe_pipeline::{EdgePolicy, PipelineBuilder, RunSummary};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 fn catalog_node(name: &str, params: &[(&str, Value)]) -> Built {
     let mut map = Map::new();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::{Collect, ints};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::PipelineBuilder;
-use troupe_wire::Value;
+use troupe_value::Value;
 
 /// Emits 0..5, then idles (pulls that emit nothing) until `release`, then emits 5..10.
 struct Gated {

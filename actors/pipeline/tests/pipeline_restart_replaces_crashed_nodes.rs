@@ -15,7 +15,7 @@ use support::{Collect, PanicAt, Range, Seen, ints};
 use troupe_nodes::{Emitter, Node, NodeError};
 use troupe_pipeline::{EdgePolicy, PipelineBuilder, PipelineError, RunSummary};
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 /// Panics on each of `at`; otherwise passes its input on.
 struct PanicOn(Vec<i64>);

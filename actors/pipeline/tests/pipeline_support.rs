@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 /// Emits `from..to` as ints, one per pull.
 pub struct Range {

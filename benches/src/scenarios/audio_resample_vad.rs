@@ -13,7 +13,7 @@ use std::time::Instant;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::PipelineBuilder;
-use troupe_wire::{Audio, Map, Value};
+use troupe_value::{Audio, Map, Value};
 
 use crate::{BenchError, Effort, Measurement};
 

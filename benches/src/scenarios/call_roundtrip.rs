@@ -28,7 +28,7 @@ const SCENARIO: &str = "call-roundtrip";
 const PAYLOADS: [usize; 2] = [64, 4096];
 
 mod bytes_payload {
-    use troupe_wire::Buffer;
+    use troupe_value::Buffer;
 
     /// The payload a raw actix message carries: the same buffer type troupe's values use.
     pub(super) struct Payload(pub(super) Buffer);
@@ -102,7 +102,7 @@ where
 
 async fn time_raw(
     addr: &Addr<RawEcho>,
-    payload: &troupe_wire::Buffer,
+    payload: &troupe_value::Buffer,
     warmup: usize,
     n: usize,
 ) -> Vec<u64> {
@@ -118,7 +118,7 @@ async fn time_raw(
 
 async fn time_troupe(
     caller: &Caller,
-    payload: &troupe_wire::Buffer,
+    payload: &troupe_value::Buffer,
     warmup: usize,
     n: usize,
 ) -> Vec<u64> {
@@ -137,7 +137,7 @@ pub(super) fn run(effort: Effort) -> Vec<Measurement> {
     let warmup = n / 10;
     let mut rows = Vec::new();
     for payload_bytes in PAYLOADS {
-        let payload = troupe_wire::Buffer::from(vec![0xA5; payload_bytes]);
+        let payload = troupe_value::Buffer::from(vec![0xA5; payload_bytes]);
         for placement in [Placement::Same, Placement::Cross] {
             let system = System::new();
             let (mut raw, mut troupe) = system.block_on(async {

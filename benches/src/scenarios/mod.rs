@@ -6,6 +6,7 @@ mod call_roundtrip;
 mod calls_per_second;
 mod chain_throughput;
 mod cold_start;
+#[cfg(feature = "cuda")]
 mod cuda_handoff;
 mod nested_chain;
 mod pipeline_chain;
@@ -16,7 +17,8 @@ pub(crate) use pipeline_chain::Count;
 
 use crate::{BenchError, Effort, Measurement};
 
-/// Every scenario, in the order a full run goes through them.
+/// Every scenario, in the order a full run goes through them (`cuda-handoff` only in a build
+/// with the `cuda` feature).
 pub const NAMES: &[&str] = &[
     "call-roundtrip",
     "chain-throughput",
@@ -28,6 +30,7 @@ pub const NAMES: &[&str] = &[
     "pipeline-chain",
     "pipeline-python-node",
     "array-handoff",
+    #[cfg(feature = "cuda")]
     "cuda-handoff",
 ];
 
@@ -44,6 +47,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "pipeline-chain" => pipeline_chain::run(effort),
         "pipeline-python-node" => pipeline_python_node::run(effort),
         "array-handoff" => array_handoff::run(effort),
+        #[cfg(feature = "cuda")]
         "cuda-handoff" => cuda_handoff::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),
     }

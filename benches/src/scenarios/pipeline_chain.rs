@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, NodeError, Source, SourceState};
 use troupe_pipeline::{DEFAULT_NODE_CAPACITY, PipelineBuilder};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 use crate::{BenchError, Effort, Measurement};
 

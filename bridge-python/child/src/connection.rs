@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Incoming as Receiving, Outgoing, OutgoingLimits, ReadError, Socket, Wake,
 };
-use troupe_wire::protocol::{
-    ChildFds, FDS_ENV, MAX_FRAME, Outbox, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
+use troupe_protocol::{
+    ChildFds, FDS_ENV, Ledger, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, ToChild, ToHost,
 };
 
 use crate::errors::ConnectionError;
@@ -23,7 +23,7 @@ pub(crate) struct Connection {
     socket: Arc<Socket>,
     outgoing: Arc<Outgoing>,
     receiving: Mutex<Receiving>,
-    outbox: Outbox,
+    ledger: Ledger,
     doorbell: Arc<Doorbell>,
     next_call: AtomicU64,
     /// The extension's public methods, once `started` said them.
@@ -79,6 +79,9 @@ impl Connection {
             },
             Some(doorbell.clone()),
         ));
+        let ledger = Ledger::new(SHM_THRESHOLD);
+        #[cfg(feature = "cuda")]
+        let ledger = ledger.with_devices(crate::cuda::devices());
         let made = Connection {
             receiving: Mutex::new(Receiving::new(
                 socket.clone(),
@@ -87,7 +90,7 @@ impl Connection {
             )),
             socket,
             outgoing: outgoing.clone(),
-            outbox: Outbox::new(SHM_THRESHOLD).with_devices(crate::cuda::devices()),
+            ledger,
             doorbell,
             next_call: AtomicU64::new(1),
             methods: RwLock::new(None),
@@ -107,7 +110,7 @@ impl Connection {
             "troupe-flush",
             Box::new(move || outgoing.flush_when_writable()),
         )?;
-        let releases = connection.outbox.releases().clone();
+        let releases = connection.ledger.releases().clone();
         thread(
             "troupe-release",
             Box::new(move || {
@@ -128,7 +131,7 @@ impl Connection {
 
     /// Seals and sends `frame`; any thread may call this, and it never waits.
     pub(crate) fn send(&self, frame: ToHost) -> Result<(), ConnectionError> {
-        let bytes = self.outbox.seal(frame)?;
+        let bytes = self.ledger.seal(frame)?;
         self.outgoing.send(bytes)?;
         Ok(())
     }
@@ -152,17 +155,17 @@ impl Connection {
 
     /// How many of this child's envelopes still wait for the host's `Release`.
     pub(crate) fn held(&self) -> usize {
-        self.outbox.held()
+        self.ledger.held()
     }
 
     /// How many slots of this child's pool the host holds.
     pub(crate) fn lent(&self) -> usize {
-        self.outbox.lent()
+        self.ledger.lent()
     }
 
     /// How many releases of the host's slots wait to be sent.
     pub(crate) fn owed(&self) -> usize {
-        self.outbox.releases().pending()
+        self.ledger.releases().pending()
     }
 
     /// Frames and bytes waiting for the host to make room.
@@ -192,7 +195,7 @@ impl Connection {
                     return Incoming::Closed;
                 }
             };
-            let envelope = match self.outbox.open::<ToChild>(&bytes) {
+            let envelope = match self.ledger.open::<ToChild>(&bytes) {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     eprintln!("troupe: ignoring a frame from the host that does not decode: {e}");
@@ -212,10 +215,10 @@ impl Connection {
             }
             match envelope.body {
                 ToChild::Release { hold } => {
-                    self.outbox.release(hold);
+                    self.ledger.release(hold);
                 }
                 ToChild::ReleaseSlots { slots } => {
-                    self.outbox.release_slots(&slots);
+                    self.ledger.release_slots(&slots);
                 }
                 frame => return Incoming::Frame(frame),
             }

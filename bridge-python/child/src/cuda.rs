@@ -7,8 +7,8 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use troupe_cuda::{CudaPlane, DeviceMemory, PeerId};
-use troupe_wire::DeviceArray;
-use troupe_wire::device::{DeviceError, DevicePlane};
+use troupe_value::DeviceArray;
+use troupe_value::device::{DeviceError, DevicePlane};
 
 use crate::dlpack::{KDL_CUDA, export_capsule};
 
@@ -20,7 +20,7 @@ pub(crate) fn plane() -> Arc<CudaPlane> {
         .clone()
 }
 
-/// The plane, as the connection's outbox takes it.
+/// The plane, as the connection's ledger takes it.
 pub(crate) fn devices() -> Arc<dyn DevicePlane> {
     plane()
 }

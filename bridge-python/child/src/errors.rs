@@ -7,9 +7,10 @@ use pyo3::exceptions::{
     PyConnectionError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use thiserror::Error;
-use troupe_wire::protocol::transport::SendError;
-use troupe_wire::protocol::{FDS_ENV, FrameError};
-use troupe_wire::{MediaError, pool::PoolError};
+use troupe_protocol::transport::SendError;
+use troupe_protocol::{FDS_ENV, FrameError};
+use troupe_shm::pool::PoolError;
+use troupe_value::MediaError;
 
 /// Why the connection to the host could not be made or used.
 #[derive(Debug, Error)]
@@ -107,6 +108,7 @@ pub(crate) enum ConvertErrorKind {
         reason: String,
     },
     /// A `__cuda_array_interface__` troupe cannot use.
+    #[cfg(feature = "cuda")]
     #[error("cannot take a {type_name} through __cuda_array_interface__: {reason}")]
     CudaInterface {
         /// The object's type.
@@ -114,10 +116,12 @@ pub(crate) enum ConvertErrorKind {
         /// What is wrong with it.
         reason: String,
     },
-    /// A device array cannot be used in this process (no CUDA driver, a failed import).
+    /// A device array cannot be used in this process (no CUDA driver, a failed import, a
+    /// build without CUDA).
     #[error(transparent)]
-    Device(#[from] troupe_wire::device::DeviceError),
+    Device(#[from] troupe_value::device::DeviceError),
     /// The CUDA driver refused (the pointer of a CUDA tensor, waiting for its device).
+    #[cfg(feature = "cuda")]
     #[error(transparent)]
     Cuda(#[from] troupe_cuda::CudaError),
     /// Python raised while the value was read or built.
@@ -143,9 +147,11 @@ impl From<ConvertError> for PyErr {
             | ConvertErrorKind::Media(_)
             | ConvertErrorKind::SharedMemory(_)
             | ConvertErrorKind::Dlpack { .. }
-            | ConvertErrorKind::CudaInterface { .. }
-            | ConvertErrorKind::Device(_)
-            | ConvertErrorKind::Cuda(_) => PyValueError::new_err(message),
+            | ConvertErrorKind::Device(_) => PyValueError::new_err(message),
+            #[cfg(feature = "cuda")]
+            ConvertErrorKind::CudaInterface { .. } | ConvertErrorKind::Cuda(_) => {
+                PyValueError::new_err(message)
+            }
             ConvertErrorKind::Python(err) => with_path(err, &e.path),
             _ => PyTypeError::new_err(message),
         }

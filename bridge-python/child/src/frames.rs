@@ -18,8 +18,8 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use troupe_wire::protocol::{CallFrame, StartInfo, ToChild, ToHost};
-use troupe_wire::{CallError, ExitCause, Value};
+use troupe_protocol::{CallFrame, StartInfo, ToChild, ToHost};
+use troupe_value::{CallError, ExitCause, Value};
 
 use crate::connection::Connection;
 use crate::convert::{Path, to_python};

@@ -23,6 +23,10 @@
 //! CudaArray                                     a CUDA array from the host (`troupe.CudaArray`)
 //! ```
 //!
+//! Built without the `cuda` feature there is no `CudaArray`, `cuda_stats` says no export and
+//! no driver, and the connection carries no device arrays: one from the host, or a CUDA
+//! tensor sent to it, fails its call with a typed error.
+//!
 //! Bad input from the host never panics the child: a frame that does not decode is skipped
 //! with a line on stderr, a call whose arguments cannot become Python objects is answered
 //! with `CallError::BadArguments`.
@@ -31,6 +35,7 @@
 
 mod connection;
 mod convert;
+#[cfg(feature = "cuda")]
 mod cuda;
 mod dlpack;
 mod errors;
@@ -43,8 +48,8 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use troupe_wire::protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
-use troupe_wire::{CallError, Map, RemoteException};
+use troupe_protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
+use troupe_value::{CallError, Map, RemoteException};
 
 use connection::{Connection, Incoming, connection};
 use convert::{Path, from_python};
@@ -243,7 +248,7 @@ fn pool_alloc(py: Python<'_>, nbytes: usize, zero: bool) -> PyResult<view::Buffe
 /// make room).
 #[pyfunction]
 fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let stats = troupe_wire::pool::Pool::global().stats();
+    let stats = troupe_shm::pool::Pool::global().stats();
     let dict = PyDict::new(py);
     dict.set_item("live_slots", stats.live_slots)?;
     dict.set_item("live_bytes", stats.live_bytes)?;
@@ -270,13 +275,19 @@ fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(String, u64, bool)> {
 }
 
 /// This child's CUDA exports: `exported` (arrays sent to the host and not yet released by
-/// it) and `driver` (whether a CUDA driver is here).
+/// it) and `driver` (whether a CUDA driver is here that this build can use).
 #[pyfunction]
 fn cuda_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    use troupe_wire::device::DevicePlane;
+    #[cfg(feature = "cuda")]
+    let (exported, driver) = {
+        use troupe_value::device::DevicePlane;
+        (cuda::plane().exported(), troupe_cuda::driver_available())
+    };
+    #[cfg(not(feature = "cuda"))]
+    let (exported, driver) = (0, false);
     let dict = PyDict::new(py);
-    dict.set_item("exported", cuda::plane().exported())?;
-    dict.set_item("driver", troupe_cuda::driver_available())?;
+    dict.set_item("exported", exported)?;
+    dict.set_item("driver", driver)?;
     Ok(dict)
 }
 
@@ -304,6 +315,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve::turn_give, m)?)?;
     m.add_function(wrap_pyfunction!(serve::stop_serving, m)?)?;
     m.add_class::<view::BufferView>()?;
+    #[cfg(feature = "cuda")]
     m.add_class::<cuda::CudaArray>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("SHM_THRESHOLD", SHM_THRESHOLD)?;

@@ -26,7 +26,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use troupe_wire::protocol::{CallFrame, ToChild, ToHost};
+use troupe_protocol::{CallFrame, ToChild, ToHost};
 
 use crate::connection::{Connection, Incoming, connection};
 use crate::convert::{Path, from_python};

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ptr;
-use troupe_wire::Buffer;
+use troupe_value::Buffer;
 
 /// Exposes a [`Buffer`] through the buffer protocol (bytes, format `B`).
 ///

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
+use troupe_protocol::{StartInfo, ToChild};
 use troupe_runtime::resource::ResourceMonitor;
 use troupe_runtime::supervision::{Decision, ExitReason, Supervisor};
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::protocol::{StartInfo, ToChild};
-use troupe_wire::{CallError, CrashInfo, ExitCause};
+use troupe_value::{CallError, CrashInfo, ExitCause};
 
 use super::calls::Calls;
 use super::config::ExtensionConfig;

@@ -12,10 +12,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
+use troupe_protocol::transport::SendError;
+use troupe_protocol::{CallFrame, ToChild};
 use troupe_runtime::{Call, CallResult, Intake};
-use troupe_wire::CallError;
-use troupe_wire::protocol::transport::SendError;
-use troupe_wire::protocol::{CallFrame, ToChild};
+use troupe_value::CallError;
 
 use super::session::Session;
 use crate::process::LinkError;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use troupe_runtime::supervision::{SupervisionEvent, SupervisionWatch, SupervisorStatus};
 use troupe_runtime::{Address, Call, CallResult, Caller, Lane, PendingCall};
-use troupe_wire::{CallError, FromValue, Value};
+use troupe_value::{CallError, FromValue, Value};
 
 use super::actor::{Extension, StopExtension};
 use super::calls::{CallCounts, Calls};

@@ -7,7 +7,7 @@
 //! extension nesting does not deadlock.
 //!
 //! Failure: when the child dies (crash, `os._exit`, kill -9, OOM, memory limit), every call
-//! in flight fails at once with [`CallError::Crashed`](troupe_wire::CallError::Crashed)
+//! in flight fails at once with [`CallError::Crashed`](troupe_value::CallError::Crashed)
 //! carrying the typed cause and the tail of its stderr; calls made meanwhile wait; the
 //! extension restarts per its [`RestartSpec`](troupe_runtime::supervision::RestartSpec)
 //! under the runtime's [`Supervisor`] and runs its start-up hooks again; past the restart

@@ -1,8 +1,8 @@
 //! Where calls from an extension go: the host, singletons, other extensions.
 
+use troupe_protocol::Target;
 use troupe_runtime::Caller;
-use troupe_wire::CallError;
-use troupe_wire::protocol::Target;
+use troupe_value::CallError;
 
 /// Resolves a call an extension makes to the actor that serves it, applying grants.
 ///

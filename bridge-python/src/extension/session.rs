@@ -31,10 +31,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_rt::ArbiterHandle;
 use tokio::sync::{mpsc, oneshot};
+use troupe_protocol::transport::{ASIDE_TIMEOUT, ReadError, wait_readable};
+use troupe_protocol::{CallFrame, Target, ToChild, ToHost};
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::protocol::transport::{ASIDE_TIMEOUT, ReadError, wait_readable};
-use troupe_wire::protocol::{CallFrame, Target, ToChild, ToHost};
-use troupe_wire::{CallError, CrashInfo, ExitCause, RemoteException, Value};
+use troupe_value::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
 use super::calls::Calls;
 use super::router::Router;
@@ -281,10 +281,9 @@ impl Session {
     /// more than the connection's limit pile up is not reading: it is killed.
     fn send_owed(&self, frame: ToChild) {
         match self.link.send(frame) {
-            Ok(()) | Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Closed)) => {}
-            Err(LinkError::Send(troupe_wire::protocol::transport::SendError::Full {
-                queued,
-                ..
+            Ok(()) | Err(LinkError::Send(troupe_protocol::transport::SendError::Closed)) => {}
+            Err(LinkError::Send(troupe_protocol::transport::SendError::Full {
+                queued, ..
             })) => self.kill(ExitCause::Protocol(format!(
                 "stopped reading: {} MiB wait for it",
                 queued >> 20
@@ -415,7 +414,7 @@ impl Session {
         // Everything the child held of the host's pool comes back; the names of its own
         // regions go (a killed child could not remove them; the host's mappings stay valid).
         self.link.close();
-        troupe_wire::shm::remove_regions_of(self.process.pid());
+        troupe_shm::remove_regions_of(self.process.pid());
         self.lock_inbound().clear();
         if !stopping {
             tracing::warn!(extension = %self.name, pid = self.process.pid(), failed_calls = failed, crash = %info, "extension process ended");

@@ -2,7 +2,7 @@
 //!
 //! A call's answer is handed over by the reader thread. If the arbiter's thread has gone to
 //! sleep in the kernel meanwhile, waking it costs more than the rest of the round trip on a
-//! small virtual machine (see [`DEFAULT_SPIN`](troupe_wire::protocol::DEFAULT_SPIN)). So a
+//! small virtual machine (see [`DEFAULT_SPIN`](troupe_protocol::DEFAULT_SPIN)). So a
 //! caller's wait polls for the same short time the receivers poll, keeping the thread awake,
 //! and then waits like any future. While it polls it also takes the child's frames itself
 //! ([`Session::take_frames`]): the answer then needs no hand-over from the reader thread, and
@@ -21,7 +21,7 @@ use super::session::Session;
 const YIELD_EVERY: Duration = Duration::from_micros(2);
 
 /// `inner`, asking to be polled again at once while it is pending, for up to
-/// [`spin`](troupe_wire::protocol::spin) each time it is the newest pending wait of its
+/// [`spin`](troupe_protocol::spin) each time it is the newest pending wait of its
 /// thread.
 ///
 /// Only the newest wait of a thread polls: when a call waits on calls it caused (a nested
@@ -150,7 +150,7 @@ impl<F: Future + Unpin> Future for SpinWait<F> {
         });
         let until = *self
             .until
-            .get_or_insert_with(|| now + troupe_wire::protocol::spin());
+            .get_or_insert_with(|| now + troupe_protocol::spin());
         if !newest || now >= until {
             // Stop polling; be woken when the newest wait ends (or by the answer).
             self.stop_taking(false);
@@ -206,7 +206,7 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
         std::thread::spawn(move || {
             // Past the polling time: the wait must have fallen back to the waker.
-            std::thread::sleep(troupe_wire::protocol::spin() * 4);
+            std::thread::sleep(troupe_protocol::spin() * 4);
             let _ = tx.send(2);
         });
         assert_eq!(SpinWait::new(rx, None).await, Ok(2));

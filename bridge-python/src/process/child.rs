@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use troupe_wire::{CrashInfo, ExitCause};
+use troupe_value::{CrashInfo, ExitCause};
 
 use super::output::{self, StderrTail};
 
@@ -116,8 +116,7 @@ impl ChildProcess {
             let nap = (deadline - now).min(Duration::from_millis(1));
             match &self.pidfd {
                 Some(fd) => {
-                    let _ =
-                        troupe_wire::protocol::transport::wait_readable(&[fd.as_fd()], Some(nap));
+                    let _ = troupe_protocol::transport::wait_readable(&[fd.as_fd()], Some(nap));
                 }
                 None => std::thread::sleep(nap),
             }

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use thiserror::Error;
-use troupe_wire::device::DevicePlane;
-use troupe_wire::pool::{Releases, SlotKey};
-use troupe_wire::protocol::transport::{
+use troupe_protocol::transport::{
     Doorbell, Drained, Incoming, Outgoing, OutgoingLimits, Queued, ReadError, SendError, Socket,
     Wake,
 };
-use troupe_wire::protocol::{Envelope, FrameError, MAX_FRAME, Outbox, SHM_THRESHOLD, ToChild};
-use troupe_wire::{DecodeError, encode};
+use troupe_protocol::{Envelope, FrameError, Ledger, MAX_FRAME, Releases, SHM_THRESHOLD, ToChild};
+use troupe_shm::pool::SlotKey;
+use troupe_value::device::DevicePlane;
+use troupe_value::{DecodeError, encode};
 
 /// Why a frame was not sent.
 #[derive(Debug, Error)]
@@ -54,7 +54,7 @@ impl Default for LinkLimits {
 /// The host's end of one child connection: frames go out through a bounded queue that never
 /// makes a sender wait ([`Outgoing`]); frames come in through [`Link::drain`], which one
 /// thread at a time runs (the reader thread, or a caller polling for its answer). It also
-/// owns the connection's buffer bookkeeping ([`Outbox`]): what the child was lent, what it
+/// owns the connection's buffer bookkeeping ([`Ledger`]): what the child was lent, what it
 /// holds, what the host owes it.
 #[derive(Debug)]
 pub struct Link {
@@ -63,7 +63,7 @@ pub struct Link {
     /// Only the calls, bounded by `max_queued_bytes`; everything else goes through `owed`.
     calls: OutgoingLimits,
     incoming: Mutex<Incoming>,
-    ledger: Outbox,
+    ledger: Ledger,
     doorbell: Arc<Doorbell>,
     wake: Wake,
     /// Callers taking frames themselves now (see [`Link::begin_taking`]).
@@ -71,8 +71,9 @@ pub struct Link {
 }
 
 impl Link {
-    /// The host's end over `socket`, with the connection's `doorbell` and the reader's
-    /// `wake`; starts the threads that send what waits (when the child makes room) and the
+    /// The host's end over `socket`, with the connection's `doorbell`, the reader's `wake`
+    /// and the connection's device plane (none: it carries no device arrays); starts the
+    /// threads that send what waits (when the child makes room) and the
     /// releases the host owes.
     ///
     /// # Errors
@@ -81,7 +82,7 @@ impl Link {
         socket: Socket,
         doorbell: Doorbell,
         wake: Wake,
-        devices: Arc<dyn DevicePlane>,
+        devices: Option<Arc<dyn DevicePlane>>,
         limits: LinkLimits,
     ) -> std::io::Result<Arc<Link>> {
         let socket = Arc::new(socket);
@@ -94,6 +95,11 @@ impl Link {
             },
             Some(doorbell.clone()),
         ));
+        let ledger = Ledger::new(SHM_THRESHOLD);
+        let ledger = match devices {
+            Some(plane) => ledger.with_devices(plane),
+            None => ledger,
+        };
         let link = Arc::new(Link {
             incoming: Mutex::new(Incoming::new(
                 socket.clone(),
@@ -106,7 +112,7 @@ impl Link {
                 max_queued_bytes: limits.max_queued_bytes,
             },
             outgoing: outgoing.clone(),
-            ledger: Outbox::new(SHM_THRESHOLD).with_devices(devices),
+            ledger,
             doorbell,
             wake,
             takers: AtomicUsize::new(0),

@@ -3,7 +3,7 @@
 //! [`launch`] makes the connection first (a socket pair, the doorbell page, the eventfd that
 //! wakes the host's reader), then starts `<venv>/bin/python -u -m troupe` with an explicit
 //! environment and the child's ends at fixed descriptor numbers
-//! ([`ChildFds`](troupe_wire::protocol::ChildFds)): there is no name to connect to, so no
+//! ([`ChildFds`]): there is no name to connect to, so no
 //! other process can reach the connection, and no accept can hang. It waits for the child's
 //! [`ToHost::Hello`] and hands back the [`ChildProcess`] and the [`Link`]. A child that exits
 //! before its hello is reported as soon as it is reaped (a few milliseconds), with its exit
@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use troupe_wire::protocol::transport::{Doorbell, Socket, Wake};
-use troupe_wire::protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
-use troupe_wire::{CrashInfo, ExitCause, HandshakeError};
+use troupe_protocol::transport::{Doorbell, Socket, Wake};
+use troupe_protocol::{ChildFds, Envelope, FDS_ENV, PROTOCOL_VERSION, ToHost};
+use troupe_value::device::DevicePlane;
+use troupe_value::{CrashInfo, ExitCause, HandshakeError};
 
 pub use child::{ChildProcess, Process};
 pub use link::{Link, LinkError, LinkLimits};
@@ -288,7 +289,7 @@ pub(crate) fn await_hello(
         match link.next_frame() {
             Ok(Some(bytes)) => return check_hello(&bytes).map_err(NoHello::Bad),
             Ok(None) => {}
-            Err(troupe_wire::protocol::transport::ReadError::Closed) => {
+            Err(troupe_protocol::transport::ReadError::Closed) => {
                 return Err(NoHello::Exited);
             }
             Err(e) => return Err(NoHello::Bad(HandshakeError::NotHello(e.to_string()))),
@@ -351,8 +352,15 @@ pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
 }
 
 /// The CUDA IPC of a connection to child `pid`: its exports, its imports.
-fn devices(pid: u32) -> Arc<dyn troupe_wire::device::DevicePlane> {
-    Arc::new(troupe_cuda::CudaPlane::new(troupe_cuda::PeerId(u64::from(
-        pid,
-    ))))
+#[cfg(feature = "cuda")]
+pub(crate) fn devices(pid: u32) -> Option<Arc<dyn DevicePlane>> {
+    let peer = troupe_cuda::PeerId(u64::from(pid));
+    Some(Arc::new(troupe_cuda::CudaPlane::new(peer)))
+}
+
+/// None: built without the `cuda` feature, a connection carries no device arrays (one in a
+/// frame is refused with `DeviceError::NoPlane`).
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn devices(_pid: u32) -> Option<Arc<dyn DevicePlane>> {
+    None
 }

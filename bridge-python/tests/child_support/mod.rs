@@ -15,8 +15,8 @@ use std::time::Duration;
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
 use troupe_bridge_python::process::{self, ChildProcess, LaunchSpec, Link, LinkLimits, Process};
 use troupe_bridge_python::{Venv, provision};
-use troupe_wire::protocol::{CallFrame, Envelope, StartInfo, Target, ToChild, ToHost};
-use troupe_wire::{CallError, Map, Value};
+use troupe_protocol::{CallFrame, Envelope, StartInfo, Target, ToChild, ToHost};
+use troupe_value::{CallError, Map, Value};
 
 /// How long any single wait of the driver may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -221,7 +221,7 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.process.kill();
         // As the host does: a killed child cannot remove its pool's region names.
-        troupe_wire::shm::remove_regions_of(self.pid);
+        troupe_shm::remove_regions_of(self.pid);
     }
 }
 

@@ -11,9 +11,9 @@ use actix::prelude::*;
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec, Venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes, Router};
 use troupe_bridge_python::provision;
+use troupe_protocol::Target;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Registry};
-use troupe_wire::protocol::Target;
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// The cache all bridge tests share (kept between runs under the target dir).
 pub(crate) fn cache() -> EnvCache {

@@ -5,7 +5,7 @@
 //! usual layouts) of a wider one; `select` keeps the one channel `channel`. Output is f32,
 //! except that a chunk already in the asked layout passes on unchanged.
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
@@ -141,7 +141,7 @@ fn no_such_channel(channel: u16, channels: u16) -> NodeError {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::Audio;
+    use troupe_value::Audio;
 
     use super::super::testing::{audio_of, concat, node, run};
     use super::*;

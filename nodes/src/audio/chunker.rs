@@ -6,7 +6,7 @@
 //! gap in the input timestamps carries over to the output. A change of rate or channel count
 //! first emits what is buffered (short), then starts afresh.
 
-use troupe_wire::{Audio, Value};
+use troupe_value::{Audio, Value};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

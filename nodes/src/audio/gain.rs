@@ -8,7 +8,7 @@
 //! in front to choose the window. Output is f32, clamped to [-1, 1] so it never clips when
 //! converted to integer samples.
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
@@ -124,7 +124,7 @@ impl Node for Gain {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::{Array, Audio};
+    use troupe_value::{Array, Audio};
 
     use super::super::testing::{audio_of, concat, node, run};
     use super::*;

@@ -1,4 +1,4 @@
-//! Audio nodes: pure processing of [`Audio`](troupe_wire::Audio) chunks.
+//! Audio nodes: pure processing of [`Audio`](troupe_value::Audio) chunks.
 //!
 //! | node | does |
 //! |---|---|

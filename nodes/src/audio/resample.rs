@@ -23,7 +23,7 @@ use rubato::{
     Async, Fft, FixedAsync, FixedSync, Indexing, Resampler, SincInterpolationParameters,
     WindowFunction,
 };
-use troupe_wire::{Audio, Value};
+use troupe_value::{Audio, Value};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
@@ -320,7 +320,7 @@ impl Node for Resample {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::Value;
+    use troupe_value::Value;
 
     use super::super::testing::{audio_of, chunks, concat, node, run, sine};
     use super::*;

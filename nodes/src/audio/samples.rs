@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use troupe_wire::{Audio, DType, Value};
+use troupe_value::{Audio, DType, Value};
 
 use crate::node::NodeError;
 
@@ -94,7 +94,7 @@ pub(crate) fn db_to_gain(db: f64) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::Array;
+    use troupe_value::Array;
 
     use super::*;
 

@@ -1,6 +1,6 @@
 //! Helpers for the audio nodes' unit tests.
 
-use troupe_wire::{Audio, Map, Value};
+use troupe_value::{Audio, Map, Value};
 
 use crate::catalog::{self, Built};
 use crate::node::{Emitter, Node};

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::BufWriter;
 
-use troupe_wire::{Audio, Value};
+use troupe_value::{Audio, Value};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

@@ -1,6 +1,6 @@
 //! `data.calculator`: one arithmetic operation with a fixed operand.
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 /// One JSON text as a value.
 pub(crate) fn parse(text: &str) -> Result<Value, serde_json::Error> {
@@ -156,7 +156,7 @@ impl Serialize for ToJson<'_> {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::{Array, Audio, Buffer};
+    use troupe_value::{Array, Audio, Buffer};
 
     use super::*;
 

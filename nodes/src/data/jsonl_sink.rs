@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::catalog::{Built, NodeType};
 use crate::data::json::ToJson;

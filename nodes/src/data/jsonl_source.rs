@@ -32,7 +32,7 @@ fn build(params: &Params) -> Result<Built, NodeError> {
     Ok(Built::Source(Box::new(JsonlSource::open(path)?)))
 }
 
-/// Emits one [`Value`](troupe_wire::Value) per line of a JSON Lines file.
+/// Emits one [`Value`](troupe_value::Value) per line of a JSON Lines file.
 ///
 /// Lines holding only whitespace are skipped. A line that is not one JSON value (or not
 /// UTF-8) is a [`NodeError::Format`] error naming the file and its 1-based line number;
@@ -128,7 +128,7 @@ impl Source for JsonlSource {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::Value;
+    use troupe_value::Value;
 
     use super::*;
 

@@ -1,6 +1,6 @@
 //! Data nodes: JSON Lines files in and out, text and arithmetic operations, pass-through.
 //!
-//! How JSON maps to [`Value`](troupe_wire::Value)s, both ways: objects are maps in the
+//! How JSON maps to [`Value`](troupe_value::Value)s, both ways: objects are maps in the
 //! order written (a repeated key keeps its first place and its last value), arrays are
 //! lists, integers are ints (one above `i64::MAX` becomes the nearest float, as JavaScript
 //! reads it), other numbers are floats. Writing adds compact objects for what JSON has no

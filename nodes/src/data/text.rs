@@ -1,6 +1,6 @@
 //! `data.text`: small string operations.
 
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

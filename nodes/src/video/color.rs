@@ -12,7 +12,7 @@
 //! by about a pixel (a red ramp of 10 levels per pixel came back 7 levels high everywhere,
 //! against +3/-4 alternating with the repeating decoder), so they are not used.
 
-use troupe_wire::{PixelFormat, VideoFrame};
+use troupe_value::{PixelFormat, VideoFrame};
 use yuv::{
     BufferStoreMut, YuvConversionMode, YuvError, YuvGrayImage, YuvGrayImageMut, YuvPlanarImage,
     YuvPlanarImageMut, YuvRange, YuvStandardMatrix,

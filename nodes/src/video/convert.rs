@@ -1,6 +1,6 @@
 //! `video.convert`: pixel-format conversion.
 
-use troupe_wire::{PixelFormat, Value, VideoFrame};
+use troupe_value::{PixelFormat, Value, VideoFrame};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
@@ -81,7 +81,7 @@ impl Node for Convert {
 
 #[cfg(test)]
 mod tests {
-    use troupe_wire::Map;
+    use troupe_value::Map;
 
     use super::*;
     use crate::catalog;

@@ -1,7 +1,7 @@
 //! Helpers the video nodes share: taking a frame from a value, making one from bytes, and
 //! finding the planes of a Yuv420p frame.
 
-use troupe_wire::{Array, PixelFormat, Value, VideoFrame};
+use troupe_value::{Array, PixelFormat, Value, VideoFrame};
 
 use crate::node::NodeError;
 

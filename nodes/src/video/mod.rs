@@ -1,6 +1,6 @@
 //! Video nodes: Y4M files in and out, resizing and pixel-format conversion.
 //!
-//! Frames are [`VideoFrame`](troupe_wire::VideoFrame)s of u8 pixels; colour conversions
+//! Frames are [`VideoFrame`](troupe_value::VideoFrame)s of u8 pixels; colour conversions
 //! use BT.601, and Yuv420p is limited range unless a node says otherwise.
 
 mod color;

@@ -2,7 +2,7 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use troupe_wire::{PixelFormat, Value, VideoFrame};
+use troupe_value::{PixelFormat, Value, VideoFrame};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

@@ -5,7 +5,7 @@
 //! The 4:2:0 variants (`420`, `420jpeg`, `420paldv`, `420mpeg2`) differ only in where chroma
 //! samples sit; troupe's Yuv420p does not record that, so it is dropped.
 
-use troupe_wire::PixelFormat;
+use troupe_value::PixelFormat;
 use y4m::Colorspace;
 
 use crate::video::frame::chroma_size;

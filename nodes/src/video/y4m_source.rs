@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use troupe_wire::PixelFormat;
+use troupe_value::PixelFormat;
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, NodeError, Source, SourceState};

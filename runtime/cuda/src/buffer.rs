@@ -5,11 +5,11 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::sys;
-use troupe_wire::DType;
+use troupe_value::DType;
 
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
-use troupe_wire::device::{DescriptorError, IpcHandle, byte_len, check_range};
+use troupe_value::device::{DescriptorError, IpcHandle, byte_len, check_range};
 
 use crate::handle;
 

@@ -2,7 +2,7 @@
 
 use cudarc::driver::sys;
 use thiserror::Error;
-use troupe_wire::device::DescriptorError;
+use troupe_value::device::DescriptorError;
 
 use crate::export::ExportError;
 

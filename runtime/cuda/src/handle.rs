@@ -1,7 +1,7 @@
-//! The driver's IPC handle types and troupe-wire's [`IpcHandle`] bytes, one into the other.
+//! The driver's IPC handle types and troupe-value's [`IpcHandle`] bytes, one into the other.
 
 use cudarc::driver::sys;
-use troupe_wire::device::{IPC_HANDLE_LEN, IpcHandle};
+use troupe_value::device::{IPC_HANDLE_LEN, IpcHandle};
 
 // `c_char` is `i8` on some targets and `u8` on others: the casts below are byte copies.
 #[allow(clippy::unnecessary_cast)]

@@ -82,8 +82,8 @@ pub use error::CudaError;
 pub use export::{ExportError, Exports, PeerId, Release};
 pub use import::{ImportedBuffer, Importer};
 pub use plane::{CudaPlane, DeviceMemory, Import};
-pub use troupe_wire::DType;
-pub use troupe_wire::device::{
+pub use troupe_value::DType;
+pub use troupe_value::device::{
     CudaIpcDescriptor, DescriptorError, ExportId, IPC_HANDLE_LEN, IpcHandle,
 };
 

@@ -1,15 +1,15 @@
 //! CUDA arrays over a troupe connection: [`CudaPlane`] is the
-//! [`DevicePlane`](troupe_wire::device::DevicePlane) of one connection, and
+//! [`DevicePlane`](troupe_value::device::DevicePlane) of one connection, and
 //! [`DeviceMemory`] the memory behind a [`DeviceArray`] value.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use cudarc::driver::sys;
-use troupe_wire::device::{
-    CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId, WireArray,
+use troupe_value::device::{
+    CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId,
+    ExportReleases, WireArray,
 };
-use troupe_wire::pool::Releases;
 
 use crate::buffer::CudaBuffer;
 use crate::device::CudaDevice;
@@ -19,8 +19,8 @@ use crate::export::{Exports, PeerId, Release};
 use crate::import::{ImportedBuffer, Importer};
 
 /// One connection's CUDA IPC: an [`Exports`] table for what this process sent the peer, and
-/// an [`Importer`] for what the peer sent. Give it to the connection's
-/// [`Outbox`](troupe_wire::protocol::Outbox::with_devices).
+/// an [`Importer`] for what the peer sent. Give it to the connection (`troupe-protocol`'s
+/// `Ledger::with_devices`).
 ///
 /// Each connection has its own importer, so that the releases of its imports go back over
 /// it; no allocation reaches a process over two connections, since an imported array cannot
@@ -96,11 +96,11 @@ impl DevicePlane for CudaPlane {
     fn import(
         &self,
         descriptor: &CudaIpcDescriptor,
-        releases: &Arc<Releases>,
+        releases: &Arc<dyn ExportReleases>,
     ) -> Result<DeviceOwner, DeviceError> {
         let export = descriptor.export_id;
         if !driver_available() {
-            releases.push_export(export);
+            releases.release_export(export);
             return Err(DeviceError::NoDriver);
         }
         match self.import_buffer(descriptor) {
@@ -115,9 +115,10 @@ impl DevicePlane for CudaPlane {
                 // A failed import made its release due (or never reached the importer).
                 let due = self.importer.take_releases();
                 if !due.iter().any(|r| r.export_id == export) {
-                    releases.push_export(export);
+                    releases.release_export(export);
                 }
-                due.iter().for_each(|r| releases.push_export(r.export_id));
+                due.iter()
+                    .for_each(|r| releases.release_export(r.export_id));
                 Err(DeviceError::import(export, e))
             }
         }
@@ -151,7 +152,7 @@ pub struct Import {
     peer_device: u32,
     buffer: Option<ImportedBuffer>,
     importer: Importer,
-    releases: Weak<Releases>,
+    releases: Weak<dyn ExportReleases>,
 }
 
 impl Import {
@@ -174,7 +175,8 @@ impl Drop for Import {
         drop(buffer);
         let due = self.importer.take_releases();
         if let Some(releases) = self.releases.upgrade() {
-            due.iter().for_each(|r| releases.push_export(r.export_id));
+            due.iter()
+                .for_each(|r| releases.release_export(r.export_id));
         }
     }
 }
@@ -256,8 +258,21 @@ impl CudaBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use troupe_wire::DType;
-    use troupe_wire::device::{IPC_HANDLE_LEN, IpcHandle};
+    use troupe_value::DType;
+    use troupe_value::device::{IPC_HANDLE_LEN, IpcHandle};
+
+    /// Releases a connection would send, kept.
+    #[derive(Default)]
+    struct Owed(Mutex<Vec<ExportId>>);
+
+    impl ExportReleases for Owed {
+        fn release_export(&self, export: ExportId) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(export);
+        }
+    }
 
     #[test]
     fn without_a_driver_an_import_fails_typed_and_releases_at_once() {
@@ -266,7 +281,8 @@ mod tests {
             return;
         }
         let plane = CudaPlane::new(PeerId(1));
-        let releases = Arc::new(Releases::default());
+        let owed = Arc::new(Owed::default());
+        let releases: Arc<dyn ExportReleases> = owed.clone();
         let descriptor = CudaIpcDescriptor {
             mem_handle: IpcHandle([1; IPC_HANDLE_LEN]),
             event_handle: IpcHandle([2; IPC_HANDLE_LEN]),
@@ -281,7 +297,10 @@ mod tests {
             plane.import(&descriptor, &releases),
             Err(DeviceError::NoDriver)
         ));
-        assert_eq!(releases.take_exports(), vec![ExportId(5)]);
+        assert_eq!(
+            *owed.0.lock().unwrap_or_else(PoisonError::into_inner),
+            vec![ExportId(5)]
+        );
         assert_eq!(plane.exported(), 0);
         assert_eq!(plane.released(&[ExportId(5)]), 0, "no such export: ignored");
     }

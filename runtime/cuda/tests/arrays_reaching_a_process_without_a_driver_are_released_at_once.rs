@@ -1,15 +1,16 @@
-//! A CUDA array arriving over a connection whose process has no CUDA driver: the frame still
-//! decodes, the array says why it cannot be used, and its release goes back to the exporter
-//! on the next frame, so the exporter's table does not leak.
+//! A CUDA array arriving over a connection whose process has no CUDA driver (or that has no
+//! device plane at all, as in a build without CUDA): the frame still decodes, the array says
+//! why it cannot be used, and its release goes back to the exporter on the next frame, so
+//! the exporter's table does not leak.
 
 use std::sync::Arc;
 
 use troupe_cuda::{
     CudaIpcDescriptor, CudaPlane, DType, ExportId, IPC_HANDLE_LEN, IpcHandle, PeerId,
 };
-use troupe_wire::device::{DeviceArray, DeviceError, WireArray};
-use troupe_wire::protocol::{CallFrame, Envelope, Outbox, ToChild, ToHost};
-use troupe_wire::{Map, Value, decode, encode};
+use troupe_protocol::{CallFrame, Envelope, Ledger, ToChild, ToHost};
+use troupe_value::device::{DeviceArray, DeviceError, WireArray};
+use troupe_value::{Map, Value, decode, encode};
 
 fn descriptor(export: u64) -> CudaIpcDescriptor {
     CudaIpcDescriptor {
@@ -24,7 +25,7 @@ fn descriptor(export: u64) -> CudaIpcDescriptor {
     }
 }
 
-/// A host frame carrying the array of export `export`, as a host's outbox seals it.
+/// A host frame carrying the array of export `export`, as a host's ledger seals it.
 fn call_with_array(export: u64) -> Vec<u8> {
     // An array in transit, as it is decoded outside a connection.
     let wire = encode(&WireArray::Exported(descriptor(export))).unwrap_or_default();
@@ -49,7 +50,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
         println!("skipped: a CUDA driver is present (this test is for machines without one)");
         return;
     }
-    let child = Outbox::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(0))));
+    let child = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(0))));
     let envelope = child
         .open::<ToChild>(&call_with_array(7))
         .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
@@ -79,7 +80,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
     assert_eq!(child.releases().pending_exports(), 0);
 
     // The host's plane applies it; an export it does not hold is ignored, never a panic.
-    let host = Outbox::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(42))));
+    let host = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(42))));
     host.open::<ToHost>(&reply)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(host.devices().map(|p| p.exported()), Some(0));
@@ -89,7 +90,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
 fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
     let wire = encode(&WireArray::Exported(descriptor(3))).unwrap_or_default();
     let in_transit: DeviceArray = decode(&wire).unwrap_or_else(|e| panic!("{e}"));
-    let plain = Outbox::new(1024);
+    let plain = Ledger::new(1024);
     let sealed = plain.seal(ToHost::Reply {
         id: 1,
         result: Ok(Value::DeviceArray(in_transit)),
@@ -97,10 +98,24 @@ fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
     assert!(
         matches!(
             sealed,
-            Err(troupe_wire::protocol::FrameError::Device(
-                DeviceError::NoPlane
-            ))
+            Err(troupe_protocol::FrameError::Device(DeviceError::NoPlane))
         ),
         "{sealed:?}"
     );
+}
+
+#[test]
+fn a_device_array_reaching_a_connection_without_a_plane_is_refused_and_released_at_once() {
+    let plain = Ledger::new(1024);
+    let envelope = plain
+        .open::<ToChild>(&call_with_array(9))
+        .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
+    let ToChild::Call(call) = envelope.body else {
+        panic!("expected the call")
+    };
+    assert!(matches!(
+        call.args[0].device_error(),
+        Some(DeviceError::NoPlane)
+    ));
+    assert_eq!(plain.releases().take_exports(), vec![ExportId(9)]);
 }

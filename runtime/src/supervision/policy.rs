@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use troupe_wire::CrashInfo;
+use troupe_value::CrashInfo;
 
 use super::Backoff;
 

@@ -223,11 +223,11 @@ mod tests {
 
     #[test]
     fn a_clean_exit_is_normal_for_transient_and_restarts_permanent() {
-        let clean = ExitReason::Crashed(troupe_wire::CrashInfo::new(
-            troupe_wire::ExitCause::Exited(0),
+        let clean = ExitReason::Crashed(troupe_value::CrashInfo::new(
+            troupe_value::ExitCause::Exited(0),
         ));
-        let failed = ExitReason::Crashed(troupe_wire::CrashInfo::new(
-            troupe_wire::ExitCause::Exited(3),
+        let failed = ExitReason::Crashed(troupe_value::CrashInfo::new(
+            troupe_value::ExitCause::Exited(3),
         ));
         let spec = |policy| RestartSpec {
             policy,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use troupe_wire::protocol::Target;
+use troupe_protocol::Target;
 
 /// The calls one extension may make besides answering its own. Everything not granted is
 /// refused with `CallError::PermissionDenied` and logged.

@@ -4,7 +4,7 @@
 //! ```no_run
 //! use troupe_host::extension_host::{ExtensionHost, Grants};
 //! use troupe_bridge_python::extension::ExtensionConfig;
-//! use troupe_wire::Value;
+//! use troupe_value::Value;
 //!
 //! # async fn run() {
 //! let host = ExtensionHost::builder()
@@ -262,7 +262,7 @@ impl std::fmt::Debug for ExtensionHost {
 impl ExtensionHost {
     /// Makes python nodes from these extensions (a manifest's pipeline loader takes it for
     /// the pipelines' python nodes). A node whose extension did not start fails to build with
-    /// [`CallError::ActorStopped`](troupe_wire::CallError::ActorStopped).
+    /// [`CallError::ActorStopped`](troupe_value::CallError::ActorStopped).
     pub fn python_nodes(
         &self,
     ) -> impl Fn(&PythonNodeSpec) -> Result<Box<dyn troupe_nodes::Node>, troupe_nodes::NodeError>
@@ -274,7 +274,7 @@ impl ExtensionHost {
             Some(extension) => Ok(Box::new(PythonNode::new(extension.clone(), spec))),
             None => Err(troupe_nodes::NodeError::Call {
                 method: spec.method.clone(),
-                source: Box::new(troupe_wire::CallError::ActorStopped),
+                source: Box::new(troupe_value::CallError::ActorStopped),
             }),
         }
     }

@@ -2,7 +2,7 @@
 
 use troupe_bridge_python::extension::ExtensionRef;
 use troupe_nodes::{Emitter, Node, NodeError};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 /// A python node as data: which method of which extension it calls, and how. A manifest's
 /// `type = "python"` node is one; [`PythonNode::new`] makes it into a node.
@@ -73,7 +73,7 @@ impl PythonNode {
                 (true, Value::List(items)) => Ok(items),
                 (true, other) => Err(NodeError::Call {
                     method,
-                    source: Box::new(troupe_wire::CallError::bad_argument(
+                    source: Box::new(troupe_value::CallError::bad_argument(
                         "result",
                         format!("expected a generator or a list, got {}", other.type_name()),
                     )),

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use troupe_bridge_python::extension::Router;
+use troupe_protocol::Target;
 use troupe_runtime::{Caller, Registry, WeakCaller};
-use troupe_wire::CallError;
-use troupe_wire::protocol::Target;
+use troupe_value::CallError;
 
 use super::grants::Grants;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use actix::prelude::*;
 use troupe_runtime::{Call, CallResult};
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 /// A bounded key-value store behind a [`Call`] interface:
 ///

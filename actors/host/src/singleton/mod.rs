@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use troupe_runtime::{ActorBuilder, Caller, Registry, RegistryError};
-use troupe_wire::{Map, Value};
+use troupe_value::{Map, Value};
 
 pub use key_value::KeyValue;
 

@@ -1,5 +1,5 @@
 use troupe_runtime::{Call, Registry};
-use troupe_wire::{CallError, Value};
+use troupe_value::{CallError, Value};
 
 use super::{SingletonError, SingletonKinds, SingletonSpec};
 

@@ -10,14 +10,15 @@ use tokio::sync::mpsc;
 use troupe_bridge_python::env::{self, EnvCache};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
 use troupe_bridge_python::{Venv, provision};
+#[cfg(feature = "cuda")]
 use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
 use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
 use troupe_pipeline::PipelineBuilder;
+use troupe_protocol::SHM_THRESHOLD;
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
-use troupe_wire::pool::Pool;
-use troupe_wire::protocol::SHM_THRESHOLD;
-use troupe_wire::{Array, Buffer, CallError, DType, Map, Value};
+use troupe_shm::pool::Pool;
+use troupe_value::{Array, Buffer, CallError, DType, Map, Value};
 
 use super::{Answer, MODULE, SystemError};
 use crate::scenarios::Count;
@@ -54,6 +55,7 @@ pub(crate) enum Job {
     },
     /// One echo of a CUDA device buffer of `bytes` bytes (made once per size on device 0),
     /// host -> Python (a `troupe.CudaArray`) -> host (the host's own buffer again).
+    #[cfg(feature = "cuda")]
     DeviceArray {
         /// The buffer's size.
         bytes: usize,
@@ -103,6 +105,7 @@ struct Extensions {
     /// unmapping of the last one (the pool gives idle memory back past its bound).
     arrays: std::cell::RefCell<std::collections::HashMap<usize, Array>>,
     /// The device buffer of each size, made once.
+    #[cfg(feature = "cuda")]
     device_buffers: std::cell::RefCell<std::collections::HashMap<usize, CudaBuffer>>,
 }
 
@@ -170,6 +173,7 @@ impl Extensions {
             config,
             venv,
             arrays: Default::default(),
+            #[cfg(feature = "cuda")]
             device_buffers: Default::default(),
         })
     }
@@ -191,6 +195,7 @@ impl Extensions {
         let data = if bytes >= SHM_THRESHOLD {
             Pool::global()
                 .alloc_with(bytes, |b| b.fill(0x3f))
+                .map(Buffer::from)
                 .map_err(|e| failed("pool", e))?
         } else {
             Buffer::copy_from_slice(&vec![0x3f; bytes])
@@ -202,6 +207,7 @@ impl Extensions {
     }
 
     /// The device buffer of `bytes` bytes on device 0.
+    #[cfg(feature = "cuda")]
     fn device_buffer_of(&self, bytes: usize) -> Result<CudaBuffer, SystemError> {
         if let Some(buffer) = self.device_buffers.borrow().get(&bytes) {
             return Ok(buffer.clone());
@@ -287,6 +293,7 @@ impl Extensions {
                     other => Err(failed("echo", format!("{other:?}"))),
                 };
             }
+            #[cfg(feature = "cuda")]
             Job::DeviceArray { bytes } => {
                 let buffer = self.device_buffer_of(bytes)?;
                 let sent = buffer.to_device_array().map_err(|e| failed("cuda", e))?;

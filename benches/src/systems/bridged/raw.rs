@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use troupe_bridge_python::env::{self, EnvCache, EnvSpec};
 use troupe_bridge_python::process::{LaunchSpec, Launched, LinkLimits, launch};
 use troupe_bridge_python::provision;
-use troupe_wire::protocol::{CallFrame, StartInfo, ToChild, ToHost};
+use troupe_protocol::{CallFrame, StartInfo, ToChild, ToHost};
 
 use super::super::{Sampler, SystemError};
 use super::MODULE;

@@ -7,12 +7,13 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
     PyTypeMethods,
 };
-use troupe_wire::{MAX_DEPTH, Map, Value};
+use troupe_value::{MAX_DEPTH, Map, Value};
 
 use super::Path;
 use super::foreign::foreign_from_python;
 use super::media::media_from_python;
 use super::numpy::{NumpyKind, array_from_python, copy_bytes, numpy_kind};
+#[cfg(feature = "cuda")]
 use crate::cuda::CudaArray;
 use crate::errors::{ConvertError, ConvertErrorKind};
 
@@ -88,6 +89,7 @@ pub(crate) fn from_python(
     if let Some(media) = media_from_python(obj, path)? {
         return Ok(media);
     }
+    #[cfg(feature = "cuda")]
     if let Ok(array) = obj.cast::<CudaArray>() {
         return Ok(Value::DeviceArray(array.get().array().clone()));
     }
@@ -147,7 +149,7 @@ fn buffer_bytes(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Value, Conver
     let data = if buffer.is_c_contiguous() {
         let len = buffer.len_bytes();
         if len == 0 {
-            troupe_wire::Buffer::new()
+            troupe_value::Buffer::new()
         } else {
             // SAFETY: the exporter keeps `len` bytes at `buf_ptr` valid while `buffer` is held.
             let bytes = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, len) };

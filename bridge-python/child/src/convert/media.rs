@@ -5,7 +5,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
-use troupe_wire::{Audio, PixelFormat, Value, VideoFrame};
+use troupe_value::{Audio, PixelFormat, Value, VideoFrame};
 
 use super::Path;
 use super::numpy::{array_from_python, array_to_python};

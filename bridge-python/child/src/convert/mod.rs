@@ -14,6 +14,8 @@
 //!
 //! Anything else is refused with an error naming the type and where it sits.
 
+#[cfg(feature = "cuda")]
+mod cuda_tensor;
 mod foreign;
 mod from_python;
 mod media;

@@ -7,9 +7,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
-use troupe_wire::pool::{Pool, PoolError};
-use troupe_wire::protocol::SHM_THRESHOLD;
-use troupe_wire::{Array, Buffer, DType};
+use troupe_protocol::SHM_THRESHOLD;
+use troupe_shm::pool::{Pool, PoolError};
+use troupe_value::{Array, Buffer, DType};
 
 use super::Path;
 use crate::errors::{ConvertError, ConvertErrorKind};
@@ -218,25 +218,26 @@ pub(super) fn array_from_python(
 }
 
 /// `bytes` as a buffer of its own: one copy, straight into a slot of the child's pool when it
-/// is large enough to travel through shared memory (the outbox then sends it without copying
-/// again).
+/// is large enough to travel through shared memory (the connection then sends it without
+/// copying again).
 pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, PoolError> {
     if bytes.len() < SHM_THRESHOLD {
         return Ok(Buffer::copy_from_slice(bytes));
     }
     // Large copies run without the GIL so other Python threads go on meanwhile.
-    Pool::global().alloc_with(bytes.len(), |target| {
+    let slot = Pool::global().alloc_with(bytes.len(), |target| {
         py.detach(|| target.copy_from_slice(bytes))
-    })
+    })?;
+    Ok(Buffer::from(slot))
 }
 
 /// A writable view of a fresh slot of `len` bytes of the child's pool, zero-filled when
 /// `zero` (else its bytes are whatever the slot held before).
 pub(crate) fn pool_view(py: Python<'_>, len: usize, zero: bool) -> Result<BufferView, PoolError> {
-    let buffer = if zero {
+    let slot = if zero {
         Pool::global().alloc_with(len, |target| py.detach(|| target.fill(0)))?
     } else {
         Pool::global().alloc(len)?
     };
-    Ok(BufferView::writable(buffer))
+    Ok(BufferView::writable(Buffer::from(slot)))
 }

@@ -2,16 +2,18 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
-use troupe_wire::Value;
+use troupe_value::Value;
 
 use super::Path;
 use super::media::{audio_to_python, video_to_python};
 use super::numpy::array_to_python;
+#[cfg(feature = "cuda")]
 use crate::cuda::CudaArray;
 use crate::errors::{ConvertError, ConvertErrorKind};
 
 /// `value` as a Python object: arrays become read-only numpy views of the received bytes,
-/// bytes become `bytes`, lists `list`, maps `dict`, device arrays `troupe.CudaArray`.
+/// bytes become `bytes`, lists `list`, maps `dict`, device arrays `troupe.CudaArray` (refused
+/// in a build without the `cuda` feature, whose connection carries none).
 pub(crate) fn to_python<'py>(
     py: Python<'py>,
     value: &Value,
@@ -44,10 +46,16 @@ pub(crate) fn to_python<'py>(
         Value::Array(array) => array_to_python(py, array, path)?,
         Value::Audio(audio) => audio_to_python(py, audio, path)?,
         Value::Video(frame) => video_to_python(py, frame, path)?,
+        #[cfg(feature = "cuda")]
         Value::DeviceArray(array) => {
             let array = CudaArray::new(array.clone())
                 .map_err(|e| ConvertError::new(path, ConvertErrorKind::Device(e)))?;
             Bound::new(py, array).map_err(python)?.into_any()
+        }
+        #[cfg(not(feature = "cuda"))]
+        Value::DeviceArray(_) => {
+            let refused = troupe_value::device::DeviceError::NoPlane;
+            return Err(ConvertError::new(path, ConvertErrorKind::Device(refused)));
         }
     })
 }

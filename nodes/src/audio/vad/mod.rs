@@ -25,7 +25,7 @@ mod noise_floor;
 mod segmenter;
 
 use earshot::Detector;
-use troupe_wire::{Audio, Value};
+use troupe_value::{Audio, Value};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};

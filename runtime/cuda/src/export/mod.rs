@@ -12,7 +12,7 @@ use crate::buffer::CudaBuffer;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
 use table::ExportTable;
-use troupe_wire::device::{CudaIpcDescriptor, ExportId};
+use troupe_value::device::{CudaIpcDescriptor, ExportId};
 
 /// The process a descriptor was sent to, as the transport names it (a child's id, a pid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

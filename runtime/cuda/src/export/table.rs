@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{ExportError, PeerId};
-use troupe_wire::device::ExportId;
+use troupe_value::device::ExportId;
 
 /// Exports by id, each with what keeps it alive (`T`) and how many holds each peer has on it.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use troupe_wire::device::IpcHandle;
+use troupe_value::device::IpcHandle;
 
 /// Which mapping: a peer's allocation (its memory handle) on one of our devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +84,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use troupe_wire::device::IPC_HANDLE_LEN;
+    use troupe_value::device::IPC_HANDLE_LEN;
 
     fn key(byte: u8, device: usize) -> MappingKey {
         MappingKey {

@@ -5,13 +5,13 @@ mod cache;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cudarc::driver::sys;
-use troupe_wire::DType;
+use troupe_value::DType;
 
 use crate::buffer::copy_to_host;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
 use crate::export::Release;
-use troupe_wire::device::{CudaIpcDescriptor, DescriptorError, ExportId, IpcHandle};
+use troupe_value::device::{CudaIpcDescriptor, DescriptorError, ExportId, IpcHandle};
 
 use crate::handle;
 use cache::{MappingCache, MappingKey};
