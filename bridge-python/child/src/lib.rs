@@ -1,7 +1,7 @@
 //! `troupe._native`: the child side of troupe's Python bridge, a PyO3 extension module built
 //! for the stable ABI of Python 3.11+ (one `.abi3.so` serves every venv).
 //!
-//! It owns the ipc-channel link to the host and the conversion of values between Python and
+//! It owns the connection to the host (inherited at spawn) and the conversion of values between Python and
 //! troupe's wire model; the `troupe` Python package drives it (dispatch, threads, asyncio).
 //! Every blocking step (receiving, sending, large copies) runs without the GIL, and any
 //! thread may send. The functions, as Python sees them:
@@ -56,7 +56,7 @@ use convert::{Path, from_python};
 use errors::ConnectionError;
 use frames::Surfaced;
 
-/// Connects to the host named by `TROUPE_IPC_SERVER` and says hello.
+/// Takes over the connection the host passed at spawn (`TROUPE_FDS`) and says hello.
 #[pyfunction]
 fn connect(py: Python<'_>) -> PyResult<()> {
     let version: String = py.import("sys")?.getattr("version")?.extract()?;

@@ -73,6 +73,9 @@ pub struct Receipt {
     hold: Option<u64>,
     slots: Vec<SlotKey>,
     exported: Vec<ExportId>,
+    /// Releases owed to the peer that rode on the frame.
+    released: Vec<SlotKey>,
+    exports_released: Vec<ExportId>,
 }
 
 enum Staged {
@@ -145,20 +148,22 @@ impl Ledger {
             self.lock_held().insert(hold, held);
             hold
         });
+        // Releases owed to the peer ride along (see `Envelope::released`).
+        let envelope = Envelope {
+            hold,
+            body: &frame,
+            released: self.releases.take(),
+            exports_released: self.releases.take_exports(),
+        };
+        let encoded = encode(&envelope);
         let receipt = Receipt {
             hold,
             slots: keys,
             exported,
+            released: envelope.released,
+            exports_released: envelope.exports_released,
         };
-        // Releases owed to the peer ride along (see `Envelope::released`).
-        let released = self.releases.take();
-        let exports_released = self.releases.take_exports();
-        match encode(&Envelope {
-            hold,
-            body: &frame,
-            released,
-            exports_released,
-        }) {
+        match encoded {
             Ok(bytes) => Ok((bytes, receipt)),
             Err(e) => {
                 self.unseal(receipt);
@@ -167,7 +172,8 @@ impl Ledger {
         }
     }
 
-    /// Forgets what a sealed frame that was never sent lent the peer.
+    /// Forgets what a sealed frame that was never sent lent the peer, and owes the peer again
+    /// the releases it would have carried.
     pub fn unseal(&self, receipt: Receipt) {
         if let Some(hold) = receipt.hold {
             self.release(hold);
@@ -176,6 +182,8 @@ impl Ledger {
         if let Some(plane) = &self.devices {
             plane.released(&receipt.exported);
         }
+        self.releases
+            .restore(receipt.released, receipt.exports_released);
     }
 
     fn stage(&self, buffer: &mut Buffer) -> Result<Staged, PoolError> {
@@ -438,6 +446,21 @@ mod tests {
         assert_eq!(child.releases().pending(), 0);
         let envelope = host.open::<ToHost>(&reply).unwrap();
         assert_eq!(envelope.released, vec![key]);
+    }
+
+    #[test]
+    fn a_frame_never_sent_gives_back_what_it_lent_and_the_releases_it_carried() {
+        let ledger = Ledger::new(1024);
+        let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
+        let slot = with_releases(ledger.releases(), || resolve(region.name(), 0, 4096)).unwrap();
+        drop(slot);
+        assert_eq!(ledger.releases().pending(), 1);
+        let (_, receipt) = ledger
+            .seal_with_receipt(call(vec![Value::Bytes(vec![1u8; 4096].into())]))
+            .unwrap();
+        assert_eq!((ledger.lent(), ledger.releases().pending()), (1, 0));
+        ledger.unseal(receipt);
+        assert_eq!((ledger.lent(), ledger.releases().pending()), (0, 1));
     }
 
     #[test]

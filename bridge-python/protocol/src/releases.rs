@@ -63,6 +63,17 @@ impl Releases {
         }
     }
 
+    /// Puts back releases taken for a frame that was never sent (ahead of newer ones).
+    pub fn restore(&self, keys: Vec<SlotKey>, exports: Vec<ExportId>) {
+        if keys.is_empty() && exports.is_empty() {
+            return;
+        }
+        self.queue(|state| {
+            state.keys.splice(0..0, keys);
+            state.exports.splice(0..0, exports);
+        });
+    }
+
     /// Takes every queued device export release without waiting; empty when none. They ride
     /// on the envelope of any frame (`Envelope::exports_released`).
     pub fn take_exports(&self) -> Vec<ExportId> {

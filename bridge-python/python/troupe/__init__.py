@@ -1,7 +1,7 @@
 """troupe: write Python extensions that a troupe host runs as supervised actors.
 
 Each extension runs in its own process, inside its own virtualenv, connected to the host
-(a Rust program) over ipc-channel. Subclass :class:`Extension`; its public methods (no
+(a Rust program) by a socket pair it inherits when the host starts it. Subclass :class:`Extension`; its public methods (no
 leading underscore, not a lifecycle hook) are what the host may call, ``def`` or
 ``async def``::
 
@@ -85,18 +85,22 @@ def __getattr__(name):
     if name in ("CudaArray", "cuda_stats"):
         from . import _native
 
+        if not hasattr(_native, name):
+            raise AttributeError(
+                f"troupe.{name} is not available: this troupe was built without CUDA support"
+            )
         return getattr(_native, name)
     raise AttributeError(f"module 'troupe' has no attribute {name!r}")
 
 
 __all__ = [
+    # (CudaArray is not listed: a troupe built without CUDA has none; use troupe.CudaArray.)
     "ActorStoppedError",
     "Audio",
     "BadArgumentsError",
     "CallCancelledError",
     "CallTimeoutError",
     "CrashedError",
-    "CudaArray",
     "Extension",
     "MailboxFullError",
     "PermissionDeniedError",
