@@ -441,6 +441,11 @@ impl WeakCaller {
     }
 }
 
+/// Whether `deadline` (set) has passed.
+fn deadline_passed(deadline: Option<std::time::Instant>) -> bool {
+    deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline)
+}
+
 /// The one implementation of a dynamic call, behind [`Caller::call`], [`Address::call`] and
 /// the handles built on them: a `call` tracing span (actor, method, call id); the call put in
 /// the data lane, waiting for room when it is full; the caller's deadline, if any, recorded
@@ -453,6 +458,7 @@ async fn call_on(target: &dyn CallTarget, mut call: Call, timeout: Option<Durati
     if let Some(timeout) = timeout {
         call.deadline = Some(std::time::Instant::now() + timeout);
     }
+    let deadline = call.deadline;
     let answer = async move {
         let reply = match target.try_enqueue(call) {
             Ok(reply) => reply,
@@ -466,9 +472,15 @@ async fn call_on(target: &dyn CallTarget, mut call: Call, timeout: Option<Durati
     };
     let answer = async move {
         match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, answer)
-                .await
-                .unwrap_or(Err(CallError::Timeout(timeout))),
+            // The actor may enforce the same deadline itself and answer first; either way
+            // the caller sees the timeout it asked for.
+            Some(timeout) => match tokio::time::timeout(timeout, answer).await {
+                Ok(Err(CallError::Timeout(_))) if deadline_passed(deadline) => {
+                    Err(CallError::Timeout(timeout))
+                }
+                Ok(answer) => answer,
+                Err(_) => Err(CallError::Timeout(timeout)),
+            },
             None => answer.await,
         }
     };
