@@ -1,16 +1,19 @@
-//! Shared memory between processes, as a building block: named regions several processes
-//! map ([`ShmRegion`]), and a pool of long-lived regions cut into slots ([`pool::Pool`]).
+//! Shared memory between processes, as a building block: anonymous memory files several
+//! processes map once handed their descriptor ([`ShmRegion`]), and a pool of long-lived
+//! regions cut into slots ([`pool::Pool`]).
 //!
 //! It knows bytes, not values, and depends on no other troupe crate: `troupe-value` makes
-//! buffers of regions and slots, `troupe-protocol` sends their descriptors and releases
-//! between processes.
+//! buffers of slots, `troupe-protocol` sends their descriptors, the regions' file
+//! descriptors and releases between processes.
 //!
 //! ```
+//! use std::os::fd::AsFd;
 //! use troupe_shm::pool::Pool;
 //!
 //! let slot = Pool::global().copy_from_slice(b"shared bytes").unwrap();
-//! // Another process opens the region by name and reads the slot at its offset.
-//! let region = troupe_shm::open(slot.region().name()).unwrap();
+//! // Another process receives the region's descriptor and maps it (read-only).
+//! let fd = slot.region().as_fd().try_clone_to_owned().unwrap();
+//! let region = troupe_shm::adopt(fd).unwrap();
 //! assert_eq!(&region.as_slice()[slot.offset()..][..12], b"shared bytes");
 //! ```
 
@@ -19,4 +22,4 @@
 pub mod pool;
 mod region;
 
-pub use region::{NAME_PREFIX, ShmError, ShmRegion, count_regions_of, open, remove_regions_of};
+pub use region::{MAX_REGION_LEN, ShmError, ShmRegion, adopt};

@@ -1,41 +1,49 @@
-//! Named shared-memory regions that several processes map.
+//! Shared-memory regions: anonymous memory files that travel between processes as file
+//! descriptors, never by name.
 //!
-//! A region is a file in `/dev/shm` mapped read-write. The process that created it owns the
-//! name and unlinks it when its last handle drops; other processes open it by name and keep
-//! their mapping alive for as long as they hold a handle, even after the name is gone.
-//! [`open`] maps each name at most once per process: later opens return the same mapping.
+//! A region is a `memfd`: it has no name in any file system, so no process can list or open
+//! it; a process maps it only once it was handed the descriptor (troupe passes them over
+//! the connection to a peer, see `troupe-protocol`). The creator maps it read-write, then
+//! seals it: it can never shrink (so no mapping of it can fault with `SIGBUS`) nor grow, and
+//! nobody can map it writable again (`F_SEAL_FUTURE_WRITE`): a peer that receives the
+//! descriptor can only read. A region received from a peer is checked ([`adopt`]: a sealed
+//! memory file of a sane size) and mapped read-only. Memory files vanish with the last
+//! descriptor and mapping: nothing is left behind when a process dies, however it dies.
+//!
+//! Regions are known across processes by their inode number ([`ShmRegion::id`]), the same in
+//! every process that holds the file; each process maps a region at most once (a process-wide
+//! table of live regions by id).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
-use memmap2::MmapRaw;
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{MemfdFlags, SealFlags};
 use thiserror::Error;
 
-/// Prefix of every region name troupe creates; names without it are refused on open.
-pub const NAME_PREFIX: &str = "troupe-";
+/// The largest region a peer may hand over (64 GiB): a mapping is address space, and a peer
+/// must not make this process reserve an absurd amount of it.
+pub const MAX_REGION_LEN: u64 = 64 << 30;
 
-const SHM_DIR: &str = "/dev/shm";
-const MAX_NAME_LEN: usize = 96;
+/// Seals a creator puts on its regions: size fixed, never mapped writable again.
+const CREATOR_SEALS: SealFlags = SealFlags::SHRINK
+    .union(SealFlags::GROW)
+    .union(SealFlags::FUTURE_WRITE)
+    .union(SealFlags::SEAL);
 
-/// Why a region could not be created or opened.
+/// Why a region could not be created, received or viewed.
 #[derive(Debug, Error)]
 pub enum ShmError {
-    /// The name is not one troupe creates (prefix, length or characters).
-    #[error("invalid shared-memory region name {0:?}")]
-    InvalidName(String),
     /// A zero-length region was asked for.
     #[error("a shared-memory region cannot be empty")]
     Empty,
     /// A slice was asked for that does not lie inside the region.
-    #[error("slice {offset}+{len} is outside region {name} of {region_len} bytes")]
+    #[error("slice {offset}+{len} is outside region {region} of {region_len} bytes")]
     OutOfBounds {
-        /// The region's name.
-        name: String,
+        /// The region's id.
+        region: u64,
         /// Start of the slice.
         offset: usize,
         /// Length of the slice.
@@ -43,33 +51,48 @@ pub enum ShmError {
         /// Length of the region.
         region_len: usize,
     },
-    /// The operating system refused to create, size or map the region.
-    #[error("shared-memory region {name}: {source}")]
-    Io {
-        /// The region's name.
-        name: String,
-        /// What the operating system said.
-        #[source]
-        source: io::Error,
+    /// A descriptor from a peer is not an anonymous memory file.
+    #[error("the descriptor is not a shared-memory region")]
+    NotARegion,
+    /// A region from a peer is not sealed against shrinking: it could vanish under a
+    /// mapping (`SIGBUS`).
+    #[error("region {region} is not sealed against shrinking")]
+    NotSealed {
+        /// The region's id.
+        region: u64,
     },
+    /// A region from a peer is empty or larger than [`MAX_REGION_LEN`].
+    #[error("region {region} has a size of {len} bytes, outside 1..={MAX_REGION_LEN}")]
+    BadSize {
+        /// The region's id.
+        region: u64,
+        /// Its size.
+        len: u64,
+    },
+    /// The operating system refused to create, seal, inspect or map a region.
+    #[error("shared-memory region: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// A mapped shared-memory region.
 ///
 /// The bytes are shared with other processes: troupe's ownership rules (see
-/// `docs/semantics.md`) say who may write them and when. Reading through [`ShmRegion::as_slice`]
-/// is safe as long as no process writes the part being read, which those rules guarantee for
-/// every buffer handed to an actor.
+/// `docs/semantics.md`, *Buffers*) say who may write them and when. Only the creator can
+/// write (its mapping is the only writable one there will ever be). Reading through
+/// [`ShmRegion::as_slice`] is sound as long as nobody writes the part being read, which those
+/// rules promise for every buffer handed to an actor; a peer that breaks them can only
+/// change the values read from its own regions.
 pub struct ShmRegion {
-    name: String,
+    id: u64,
     map: MmapRaw,
+    fd: OwnedFd,
     owner: bool,
 }
 
 impl std::fmt::Debug for ShmRegion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmRegion")
-            .field("name", &self.name)
+            .field("id", &self.id)
             .field("len", &self.len())
             .field("owner", &self.owner)
             .finish()
@@ -77,46 +100,36 @@ impl std::fmt::Debug for ShmRegion {
 }
 
 impl ShmRegion {
-    /// Creates a new zero-filled region of `len` bytes with a fresh name.
+    /// Creates a new zero-filled region of `len` bytes, mapped read-write here and sealed.
+    ///
+    /// # Errors
+    /// `len` is 0, or the system refused to create, size, map or seal the memory file.
     pub fn create(len: usize) -> Result<Arc<ShmRegion>, ShmError> {
         if len == 0 {
             return Err(ShmError::Empty);
         }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "{NAME_PREFIX}{}-{}-{:08x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            fastrand::u32(..)
-        );
-        let io_err = |source| ShmError::Io {
-            name: name.clone(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path_of(&name))
-            .map_err(io_err)?;
-        let region = file
-            .set_len(len as u64)
-            .and_then(|()| MmapRaw::map_raw(&file))
-            .map(|map| ShmRegion {
-                name: name.clone(),
-                map,
-                owner: true,
-            });
-        if region.is_err() {
-            let _ = std::fs::remove_file(path_of(&name));
-        }
-        let region = Arc::new(region.map_err(io_err)?);
-        cache().insert(region.name.clone(), Arc::downgrade(&region));
+        let fd =
+            rustix::fs::memfd_create("troupe", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .map_err(io::Error::from)?;
+        rustix::fs::ftruncate(&fd, len as u64).map_err(io::Error::from)?;
+        let map = MmapOptions::new().len(len).map_raw(&fd)?;
+        // After the writable mapping exists: it stays writable, no later one can be.
+        rustix::fs::fcntl_add_seals(&fd, CREATOR_SEALS).map_err(io::Error::from)?;
+        let id = rustix::fs::fstat(&fd).map_err(io::Error::from)?.st_ino;
+        let region = Arc::new(ShmRegion {
+            id,
+            map,
+            fd,
+            owner: true,
+        });
+        live().insert(id, Arc::downgrade(&region));
         Ok(region)
     }
 
     /// Creates a region holding a copy of `bytes`.
+    ///
+    /// # Errors
+    /// As [`ShmRegion::create`].
     pub fn create_from(bytes: &[u8]) -> Result<Arc<ShmRegion>, ShmError> {
         let region = ShmRegion::create(bytes.len())?;
         // SAFETY: the region was just created and no other handle to it exists yet.
@@ -124,9 +137,9 @@ impl ShmRegion {
         Ok(region)
     }
 
-    /// The name other processes open the region by.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The id every process holding the region knows it by (its inode number).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Length in bytes.
@@ -139,153 +152,169 @@ impl ShmRegion {
         self.map.len() == 0
     }
 
-    /// Whether this process created the region (and unlinks its name on drop).
+    /// Whether this process created the region (and so is the only one that can write it).
     pub fn is_owner(&self) -> bool {
         self.owner
     }
 
     /// The region's bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the mapping is valid for `len` bytes for as long as `self` lives.
+        // SAFETY: the mapping is valid for `len` bytes for as long as `self` lives, and the
+        // file can never shrink under it (sealed).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
     /// The region's bytes, writable.
     ///
     /// # Safety
-    /// The caller must ensure that nobody reads or writes the bytes it writes while it holds the
-    /// slice, in this process or another: in practice, that the part written has not been
-    /// handed to anyone yet.
+    /// The region must be this process's own ([`ShmRegion::is_owner`]; a peer's is mapped
+    /// read-only and writing it faults), and the caller must ensure that nobody reads or
+    /// writes the bytes it writes while it holds the slice, in this process or another: in
+    /// practice, that the part written has not been handed to anyone yet.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn as_mut_slice(&self) -> &mut [u8] {
-        // SAFETY: valid mapping; exclusivity is the caller's promise.
+        debug_assert!(self.owner, "only a region's creator writes it");
+        // SAFETY: valid mapping; ownership and exclusivity are the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr(), self.map.len()) }
+    }
+}
+
+impl AsFd for ShmRegion {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
 impl Drop for ShmRegion {
     fn drop(&mut self) {
-        let mut cache = cache();
-        if cache.get(&self.name).is_some_and(|w| w.strong_count() == 0) {
-            cache.remove(&self.name);
-        }
-        drop(cache);
-        if self.owner {
-            let _ = std::fs::remove_file(path_of(&self.name));
+        let mut live = live();
+        if live.get(&self.id).is_some_and(|w| w.strong_count() == 0) {
+            live.remove(&self.id);
         }
     }
 }
 
-/// Opens the region called `name`, mapping it if this process has not mapped it yet.
-pub fn open(name: &str) -> Result<Arc<ShmRegion>, ShmError> {
-    validate_name(name)?;
-    let mut cache = cache();
-    if let Some(region) = cache.get(name).and_then(Weak::upgrade) {
+/// The region a peer handed over as `fd`: this process's mapping of it if it has one
+/// already (the descriptor is then closed), else a new read-only mapping, once the file is
+/// checked to be a memory file sealed against shrinking, of 1 to [`MAX_REGION_LEN`] bytes.
+///
+/// # Errors
+/// The descriptor is not such a file ([`ShmError::NotARegion`], [`ShmError::NotSealed`],
+/// [`ShmError::BadSize`]), or it cannot be inspected or mapped.
+pub fn adopt(fd: OwnedFd) -> Result<Arc<ShmRegion>, ShmError> {
+    let stat = rustix::fs::fstat(&fd).map_err(io::Error::from)?;
+    let id = stat.st_ino;
+    if let Some(region) = live().get(&id).and_then(Weak::upgrade)
+        && same_file(&region.fd, &stat)
+    {
         return Ok(region);
     }
-    let io_err = |source| ShmError::Io {
-        name: name.to_owned(),
-        source,
-    };
-    let file: File = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path_of(name))
-        .map_err(io_err)?;
-    let map = MmapRaw::map_raw(&file).map_err(io_err)?;
+    // Memory files live on the kernel's internal shared-memory mount; so do ours.
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile
+        || Some(stat.st_dev) != memory_file_device()
+    {
+        return Err(ShmError::NotARegion);
+    }
+    let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| ShmError::NotARegion)?;
+    if !seals.contains(SealFlags::SHRINK) {
+        return Err(ShmError::NotSealed { region: id });
+    }
+    let len = u64::try_from(stat.st_size).unwrap_or(0);
+    if len == 0 || len > MAX_REGION_LEN {
+        return Err(ShmError::BadSize { region: id, len });
+    }
+    let len = usize::try_from(len).map_err(|_| ShmError::BadSize { region: id, len })?;
+    let map = MmapOptions::new().len(len).map_raw_read_only(&fd)?;
     let region = Arc::new(ShmRegion {
-        name: name.to_owned(),
+        id,
         map,
+        fd,
         owner: false,
     });
-    cache.insert(name.to_owned(), Arc::downgrade(&region));
+    let mut live = live();
+    // Two threads may adopt the same region at once: the first one in the table wins.
+    if let Some(mapped) = live.get(&id).and_then(Weak::upgrade) {
+        return Ok(mapped);
+    }
+    live.insert(id, Arc::downgrade(&region));
     Ok(region)
 }
 
-/// Removes the name of a region (mappings stay valid); errors are ignored: it may be gone.
-pub(crate) fn unlink(name: &str) {
-    if validate_name(name).is_ok() {
-        let _ = std::fs::remove_file(path_of(name));
-    }
+/// Whether `fd` is the file `stat` describes (inode numbers are unique per device).
+fn same_file(fd: &OwnedFd, stat: &rustix::fs::Stat) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|own| own.st_dev == stat.st_dev)
 }
 
-/// Removes the names of every region process `pid` created (they carry its pid), and
-/// returns how many went. For a host after a child ended: a killed process cannot remove
-/// its own. Mappings that other processes hold stay valid.
-pub fn remove_regions_of(pid: u32) -> usize {
-    region_files_of(pid)
-        .filter(|path| std::fs::remove_file(path).is_ok())
-        .count()
+/// The device memory files live on (learned once from one of our own).
+fn memory_file_device() -> Option<u64> {
+    static DEVICE: LazyLock<Option<u64>> = LazyLock::new(|| {
+        let fd = rustix::fs::memfd_create("troupe-probe", MemfdFlags::CLOEXEC).ok()?;
+        rustix::fs::fstat(&fd).ok().map(|stat| stat.st_dev)
+    });
+    *DEVICE
 }
 
-/// How many region names process `pid` has in `/dev/shm` now.
-pub fn count_regions_of(pid: u32) -> usize {
-    region_files_of(pid).count()
-}
+static LIVE: LazyLock<Mutex<HashMap<u64, Weak<ShmRegion>>>> = LazyLock::new(Mutex::default);
 
-/// The `/dev/shm` files of the regions process `pid` created (none if the directory
-/// cannot be read).
-fn region_files_of(pid: u32) -> impl Iterator<Item = PathBuf> {
-    let prefix = format!("{NAME_PREFIX}{pid}-");
-    std::fs::read_dir(SHM_DIR)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(move |e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .map(|e| e.path())
-}
-
-fn validate_name(name: &str) -> Result<(), ShmError> {
-    let ok = name.starts_with(NAME_PREFIX)
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ShmError::InvalidName(name.to_owned()))
-    }
-}
-
-fn path_of(name: &str) -> PathBuf {
-    PathBuf::from(SHM_DIR).join(name)
-}
-
-static CACHE: LazyLock<Mutex<HashMap<String, Weak<ShmRegion>>>> = LazyLock::new(Mutex::default);
-
-fn cache() -> MutexGuard<'static, HashMap<String, Weak<ShmRegion>>> {
-    CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn live() -> MutexGuard<'static, HashMap<u64, Weak<ShmRegion>>> {
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsRawFd;
+
     use super::*;
 
-    #[test]
-    fn created_region_is_shared_with_an_opener_and_unlinked_on_drop() {
-        let region = ShmRegion::create_from(b"hello shared world").unwrap();
-        let name = region.name().to_owned();
-        let opened = open(&name).unwrap();
-        assert!(Arc::ptr_eq(&region, &opened), "opened once per process");
-        assert_eq!(opened.as_slice(), b"hello shared world");
-        drop(opened);
-        drop(region);
-        assert!(!path_of(&name).exists());
-        assert!(matches!(open(&name), Err(ShmError::Io { .. })));
+    fn dup(region: &ShmRegion) -> OwnedFd {
+        region.as_fd().try_clone_to_owned().unwrap()
     }
 
     #[test]
-    fn names_outside_troupe_are_refused() {
-        for bad in ["../etc/passwd", "other", "troupe-../../x", "troupe-a b"] {
-            assert!(matches!(open(bad), Err(ShmError::InvalidName(_))), "{bad}");
-        }
+    fn a_region_is_one_mapping_per_process_and_travels_as_a_descriptor() {
+        let region = ShmRegion::create_from(b"hello shared world").unwrap();
+        assert!(region.is_owner());
+        let again = adopt(dup(&region)).unwrap();
+        assert!(Arc::ptr_eq(&region, &again), "mapped once per process");
+        assert_eq!(again.as_slice(), b"hello shared world");
         assert!(matches!(ShmRegion::create(0), Err(ShmError::Empty)));
+    }
+
+    #[test]
+    fn a_region_cannot_be_shrunk_grown_or_mapped_writable_by_whoever_receives_it() {
+        let region = ShmRegion::create(4096).unwrap();
+        let fd = dup(&region);
+        assert!(rustix::fs::ftruncate(&fd, 0).is_err(), "no shrinking");
+        assert!(rustix::fs::ftruncate(&fd, 1 << 20).is_err(), "no growing");
+        assert!(
+            MmapOptions::new().len(4096).map_raw(&fd).is_err(),
+            "no writable mapping"
+        );
+        assert!(rustix::io::write(&fd, b"x").is_err(), "no writes");
+        assert!(MmapOptions::new().len(4096).map_raw_read_only(&fd).is_ok());
+        // The creator's own mapping stays writable.
+        // SAFETY: nobody else reads this region.
+        unsafe { region.as_mut_slice()[0] = 9 };
+        assert_eq!(region.as_slice()[0], 9);
+    }
+
+    #[test]
+    fn descriptors_that_are_not_sealed_memory_files_are_refused() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(matches!(
+            adopt(OwnedFd::from(file)),
+            Err(ShmError::NotARegion)
+        ));
+        let unsealed = rustix::fs::memfd_create("x", MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&unsealed, 4096).unwrap();
+        assert!(matches!(adopt(unsealed), Err(ShmError::NotSealed { .. })));
+        let sealable =
+            rustix::fs::memfd_create("x", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::ftruncate(&sealable, MAX_REGION_LEN + 1).unwrap();
+        rustix::fs::fcntl_add_seals(&sealable, SealFlags::SHRINK).unwrap();
+        assert!(matches!(adopt(sealable), Err(ShmError::BadSize { .. })));
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(a.as_raw_fd() > 0);
+        assert!(matches!(adopt(OwnedFd::from(a)), Err(ShmError::NotARegion)));
     }
 }

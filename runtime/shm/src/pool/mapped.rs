@@ -1,79 +1,135 @@
 //! Turning a pool descriptor from a peer into a slot held here.
 //!
-//! A descriptor names `(region, offset, length)`. When the region is one of this process's
-//! pools, it resolves to the live slot there (or is refused: a peer cannot make this process
-//! read a slot it did not send). Otherwise the region is mapped (once per process; the most
-//! recently used foreign regions stay mapped, so a steady stream of transfers maps nothing
-//! new) and the slot is held on behalf of the connection the descriptor came through.
+//! A descriptor names `(region, offset, length)`, the region by its id. What it may name
+//! depends on the connection it came through ([`with_peer`]): a slot lent to that peer on
+//! that connection (it is handing it back, or on), or a slot of a region the peer handed
+//! over with the very frame being decoded (its own memory, mapped here read-only). Anything
+//! else, a slot of this process it was never lent above all, is refused: a peer cannot make
+//! this process read memory it was not handed. The most recently used peer regions stay
+//! mapped after their last slot here drops, so a steady stream of transfers maps nothing
+//! new.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use super::{Held, Owner, PoolError, Slot, SlotReleases, lock};
+use super::{Held, Owner, PoolError, Slot, SlotKey, SlotReleases, lock};
 use crate::region::{ShmError, ShmRegion};
 
-/// Foreign regions kept mapped after their last slot here dropped, at most.
+/// Peer regions kept mapped after their last slot here dropped, at most.
 const KEEP_MAPPED: usize = 8;
-/// Bytes of foreign regions kept mapped that way, at most.
+/// Bytes of peer regions kept mapped that way, at most.
 const KEEP_MAPPED_BYTES: usize = 256 << 20;
 
 static RECENT: LazyLock<Mutex<VecDeque<Arc<ShmRegion>>>> = LazyLock::new(Mutex::default);
 
-thread_local! {
-    static RELEASES: RefCell<Option<Arc<dyn SlotReleases>>> = const { RefCell::new(None) };
+/// The slots one connection lent its peer (`troupe-protocol`'s ledger keeps them).
+pub trait LentSlots: Send + Sync {
+    /// The slot `key` names, if it is lent to the peer now.
+    fn lent(&self, key: &SlotKey) -> Option<Slot>;
 }
 
-/// Runs `f` (a decode of a peer's frame) with the descriptors it resolves ([`resolve`]) held
-/// on behalf of the connection `releases` belongs to: a peer's slot queues its release
-/// there when its last handle drops.
-pub fn with_releases<S: SlotReleases + 'static, R>(releases: &Arc<S>, f: impl FnOnce() -> R) -> R {
-    let releases: Arc<dyn SlotReleases> = releases.clone();
-    let before = RELEASES.replace(Some(releases));
+/// What a connection knows while it decodes one of its peer's frames (see [`with_peer`]).
+pub struct PeerScope {
+    /// Where a release of the peer's slots goes when the last handle here drops.
+    pub releases: Arc<dyn SlotReleases>,
+    /// The slots lent to the peer on this connection.
+    pub lent: Arc<dyn LentSlots>,
+    /// The regions the peer handed over with the frame.
+    pub regions: Vec<Arc<ShmRegion>>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<PeerScope>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a decode of a peer's frame) with the descriptors it resolves ([`resolve`])
+/// checked against, and held on behalf of, the connection `scope` describes.
+pub fn with_peer<R>(scope: PeerScope, f: impl FnOnce() -> R) -> R {
+    let before = SCOPE.replace(Some(scope));
     let result = f();
-    RELEASES.set(before);
+    SCOPE.set(before);
     result
 }
 
 /// The slot a descriptor `region+offset` of `len` bytes names, as a handle viewing those
-/// `len` bytes: a live slot of this process's pool, or a peer's slot mapped here and held
-/// for the connection being decoded (see [`with_releases`]).
+/// `len` bytes.
+///
+/// Within [`with_peer`]: a slot lent to the peer (the lent handle, and the peer's reference
+/// to it is released at once: this process holds it already), else a slot of a region the
+/// peer handed over with the frame (held for the peer, released to it when the last handle
+/// here drops). Outside any connection (a decode within this process): a live slot of this
+/// process's pools.
 ///
 /// # Errors
-/// [`PoolError::UnknownSlot`] for a region of this process's pools where no such slot is
-/// live, [`PoolError::Shm`] for a peer's region that cannot be mapped or a range outside it.
-pub fn resolve(region: &str, offset: u64, len: u64) -> Result<Slot, PoolError> {
-    let releases = RELEASES.with_borrow(Clone::clone);
-    if let Some(local) = super::local_slot(region, offset, len) {
-        let held = local?;
-        // The peer counts this descriptor as a reference it holds for us; the slot is ours,
-        // so nothing here needs the peer to keep it: release it at once.
-        if let Some(releases) = releases {
-            releases.release_slot(held.key());
-        }
-        // `local_slot` checked `len` against the slot.
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        return Ok(Slot::new(held, len));
+/// [`PoolError::NotLent`] for a slot of this process the peer was not lent,
+/// [`PoolError::UnknownRegion`] for a region the peer did not hand over,
+/// [`PoolError::UnknownSlot`] for a slot of this process that is not live,
+/// [`PoolError::Shm`] for a range outside the region.
+pub fn resolve(region: u64, offset: u64, len: u64) -> Result<Slot, PoolError> {
+    if len == 0 {
+        return Err(PoolError::Empty);
     }
-    let mapped = crate::region::open(region)?;
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let key = SlotKey { region, offset };
+    let scoped = SCOPE.with_borrow(|scope| {
+        let scope = scope.as_ref()?;
+        if let Some(slot) = scope.lent.lent(&key) {
+            if as_usize(len) > slot.len() {
+                return Some(Err(PoolError::NotLent {
+                    region,
+                    offset,
+                    len,
+                }));
+            }
+            scope.releases.release_slot(key);
+            return Some(Ok(slot.truncated(as_usize(len))));
+        }
+        if super::is_local_region(region) {
+            return Some(Err(PoolError::NotLent {
+                region,
+                offset,
+                len,
+            }));
+        }
+        let Some(mapped) = scope.regions.iter().find(|r| r.id() == region) else {
+            return Some(Err(PoolError::UnknownRegion(region)));
+        };
+        Some(foreign(mapped, offset, len, scope.releases.clone()))
+    });
+    if let Some(resolved) = scoped {
+        return resolved;
+    }
+    match super::local_slot(region, offset, len) {
+        Some(held) => Ok(Slot::new(held?, as_usize(len))),
+        None => Err(PoolError::UnknownRegion(region)),
+    }
+}
+
+/// A peer's slot in `mapped`, held for it.
+fn foreign(
+    mapped: &Arc<ShmRegion>,
+    offset: u64,
+    len: u64,
+    releases: Arc<dyn SlotReleases>,
+) -> Result<Slot, PoolError> {
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let (start, length) = (as_usize(offset), as_usize(len));
-    if length == 0
-        || start
-            .checked_add(length)
-            .is_none_or(|end| end > mapped.len())
+    if start
+        .checked_add(length)
+        .is_none_or(|end| end > mapped.len())
     {
         return Err(ShmError::OutOfBounds {
-            name: region.to_owned(),
+            region: mapped.id(),
             offset: start,
             len: length,
             region_len: mapped.len(),
         }
         .into());
     }
-    keep_mapped(&mapped);
+    keep_mapped(mapped);
     let held = Arc::new(Held {
-        region: mapped,
+        region: mapped.clone(),
         offset: start,
         capacity: length,
         owner: Owner::Foreign { releases },
@@ -82,8 +138,7 @@ pub fn resolve(region: &str, offset: u64, len: u64) -> Result<Slot, PoolError> {
 }
 
 fn keep_mapped(region: &Arc<ShmRegion>) {
-    // A plain region this process created stays mapped while its owner holds it; keeping
-    // it here would keep its name in /dev/shm past the owner's drop.
+    // This process's own regions live as long as its pools keep them.
     if region.is_owner() {
         return;
     }
@@ -106,7 +161,7 @@ fn keep_mapped(region: &Arc<ShmRegion>) {
     drop(evicted);
 }
 
-/// Forgets the foreign regions kept mapped (tests that count mappings).
+/// Forgets the peer regions kept mapped (tests that count mappings).
 pub fn forget_mapped() {
     let evicted: Vec<_> = lock(&RECENT).drain(..).collect();
     drop(evicted);

@@ -5,16 +5,17 @@
 //! regions (64 MiB each by default; a larger allocation gets a region of its own) and hands
 //! out slots in them, addressed by `(region, offset, length)`. Every process maps a region
 //! once; a freed slot is reused by the next allocation that fits; fully idle regions beyond
-//! [`PoolConfig::max_idle`] bytes are unmapped and their names removed.
+//! [`PoolConfig::max_idle`] bytes are unmapped (the memory goes with the last process that
+//! maps it).
 //!
 //! Ownership across processes (see `docs/semantics.md`, *Buffers*):
 //!
 //! - A slot is held through [`Slot`] handles; in the process that allocated it, the slot
 //!   returns to the pool when the last handle drops *and* every peer it was sent to has
 //!   released it (the connection that sent it keeps a handle until then).
-//! - A peer that resolves a pool descriptor ([`resolve`]) gets a handle that keeps the slot
-//!   alive: when its last handle drops there, the peer queues a release with the connection
-//!   the descriptor came through ([`SlotReleases`], see [`with_releases`]), which sends it.
+//! - A peer that resolves a pool descriptor ([`resolve`], within the scope of the connection
+//!   it came through, [`with_peer`]) gets a handle that keeps the slot alive: when its last handle drops there, the peer queues a release with the connection
+//!   the descriptor came through ([`SlotReleases`], see [`with_peer`]), which sends it.
 //!   The sender counts one reference per descriptor it sent and frees nothing before it is
 //!   back to 0.
 //! - When a peer's connection ends (it exited or crashed), everything it held is released
@@ -43,7 +44,7 @@ use thiserror::Error;
 use crate::region::{ShmError, ShmRegion};
 
 pub use arena::ALIGN;
-pub use mapped::{forget_mapped, resolve, with_releases};
+pub use mapped::{LentSlots, PeerScope, forget_mapped, resolve, with_peer};
 pub use slot::{Slot, SlotKey, SlotReleases};
 
 use arena::{Arena, aligned};
@@ -66,17 +67,31 @@ pub enum PoolError {
     /// A region could not be created or mapped.
     #[error(transparent)]
     Shm(#[from] ShmError),
-    /// A peer named a slot of one of this process's regions that is not allocated (or is
+    /// A slot of one of this process's regions is named that is not allocated (or is
     /// shorter than it said): garbage or a stale descriptor.
     #[error("no live slot {region}+{offset} of {len} bytes in this process's pool")]
     UnknownSlot {
-        /// The region's name.
-        region: String,
+        /// The region's id.
+        region: u64,
         /// The offset named.
         offset: u64,
         /// The length named.
         len: u64,
     },
+    /// A peer named a slot it was not lent on its connection (or longer than lent): memory
+    /// it was never handed.
+    #[error("slot {region}+{offset} of {len} bytes was not lent to this peer")]
+    NotLent {
+        /// The region's id.
+        region: u64,
+        /// The offset named.
+        offset: u64,
+        /// The length named.
+        len: u64,
+    },
+    /// A peer named a region that is neither lent to it nor handed over with its frame.
+    #[error("region {0} was not handed over on this connection")]
+    UnknownRegion(u64),
 }
 
 /// How a pool grows and shrinks.
@@ -134,28 +149,13 @@ struct RegionState {
     live: HashMap<usize, Weak<Held>>,
 }
 
-/// Regions of this process's pools by name (their pool and id there), so a descriptor naming
-/// one resolves to its slot.
-type LocalRegions = HashMap<String, (Weak<Shared>, u64)>;
+/// Regions of this process's pools by region id (their pool and index there), so a
+/// descriptor naming one resolves to its slot.
+type LocalRegions = HashMap<u64, (Weak<Shared>, u64)>;
 
 static LOCAL: LazyLock<Mutex<LocalRegions>> = LazyLock::new(Mutex::default);
 
-static GLOBAL: LazyLock<Pool> = LazyLock::new(|| {
-    // Statics are never dropped: remove the region names when the process exits normally.
-    // (A killed process leaves them; its host sweeps them, see `shm::remove_regions_of`.)
-    // SAFETY: registering a plain `extern "C" fn` with no arguments.
-    unsafe { libc::atexit(unlink_global_regions) };
-    Pool::new(PoolConfig::default())
-});
-
-extern "C" fn unlink_global_regions() {
-    // Never block at exit: a lock held by a thread that is gone is skipped.
-    if let Ok(state) = GLOBAL.0.state.try_lock() {
-        for region in state.regions.values() {
-            crate::region::unlink(region.region.name());
-        }
-    }
-}
+static GLOBAL: LazyLock<Pool> = LazyLock::new(|| Pool::new(PoolConfig::default()));
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -222,7 +222,7 @@ impl Pool {
         })
     }
 
-    /// Unmaps every fully free region now (and removes its name); returns how many went.
+    /// Unmaps every fully free region now; returns how many went.
     pub fn trim(&self) -> usize {
         let gone: Vec<RegionState> = {
             let mut state = lock(&self.0.state);
@@ -260,7 +260,7 @@ impl Pool {
                 let region = ShmRegion::create(region_len)?;
                 let id = state.next_id;
                 state.next_id += 1;
-                lock(&LOCAL).insert(region.name().to_owned(), (Arc::downgrade(&self.0), id));
+                lock(&LOCAL).insert(region.id(), (Arc::downgrade(&self.0), id));
                 let mut arena = Arena::new(region_len);
                 let offset = arena.alloc(size).ok_or(PoolError::TooLarge { len })?;
                 state.regions.insert(
@@ -316,7 +316,7 @@ impl Shared {
                 .then(|| state.regions.remove(&id))
                 .flatten()
         };
-        // The region unmaps (and its name goes) outside the lock.
+        // The region unmaps outside the lock.
         if let Some(region) = gone {
             unregister(std::slice::from_ref(&region));
         }
@@ -337,20 +337,25 @@ impl Shared {
 fn unregister(regions: &[RegionState]) {
     let mut local = lock(&LOCAL);
     for region in regions {
-        local.remove(region.region.name());
+        local.remove(&region.region.id());
     }
+}
+
+/// Whether `region` is one of this process's pools' regions.
+fn is_local_region(region: u64) -> bool {
+    lock(&LOCAL).contains_key(&region)
 }
 
 /// The slot a descriptor names in one of this process's pools: `None` when the region is not
 /// one of ours, `Some(Err)` when it is but the slot is not live.
-fn local_slot(region: &str, offset: u64, len: u64) -> Option<Result<Arc<Held>, PoolError>> {
+fn local_slot(region: u64, offset: u64, len: u64) -> Option<Result<Arc<Held>, PoolError>> {
     let (pool, id) = {
         let local = lock(&LOCAL);
-        let (pool, id) = local.get(region)?;
+        let (pool, id) = local.get(&region)?;
         (pool.upgrade(), *id)
     };
     let unknown = || PoolError::UnknownSlot {
-        region: region.to_owned(),
+        region,
         offset,
         len,
     };

@@ -10,10 +10,10 @@ use super::Shared;
 use crate::region::ShmRegion;
 
 /// Names a slot across processes: its creator's region and the slot's offset there.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SlotKey {
-    /// The region's shared-memory name.
-    pub region: String,
+    /// The region's id ([`ShmRegion::id`]).
+    pub region: u64,
     /// Where the slot starts in the region.
     pub offset: u64,
 }
@@ -57,9 +57,7 @@ pub(crate) enum Owner {
         size: usize,
     },
     /// A peer made the slot and sent it here; dropping queues a release for that peer.
-    Foreign {
-        releases: Option<Arc<dyn SlotReleases>>,
-    },
+    Foreign { releases: Arc<dyn SlotReleases> },
 }
 
 impl Slot {
@@ -78,6 +76,14 @@ impl Slot {
     /// Whether the slot is one of this process's pools' (not a peer's).
     pub fn is_local(&self) -> bool {
         self.held.is_local()
+    }
+
+    /// For a peer's slot, where its release goes: the connection it came through.
+    pub fn released_to(&self) -> Option<&Arc<dyn SlotReleases>> {
+        match &self.held.owner {
+            Owner::Local { .. } => None,
+            Owner::Foreign { releases } => Some(releases),
+        }
     }
 
     /// The region the slot lies in.
@@ -133,7 +139,7 @@ impl fmt::Debug for Slot {
 impl Held {
     pub(crate) fn key(&self) -> SlotKey {
         SlotKey {
-            region: self.region.name().to_owned(),
+            region: self.region.id(),
             offset: self.offset as u64,
         }
     }
@@ -155,10 +161,7 @@ impl Drop for Held {
                 region_id,
                 size,
             } => pool.free(*region_id, self.offset, *size),
-            Owner::Foreign {
-                releases: Some(releases),
-            } => releases.release_slot(self.key()),
-            Owner::Foreign { releases: None } => {}
+            Owner::Foreign { releases } => releases.release_slot(self.key()),
         }
     }
 }
@@ -169,7 +172,7 @@ impl fmt::Debug for Held {
         write!(
             f,
             "{whose} slot {}+{} ({} bytes)",
-            self.region.name(),
+            self.region.id(),
             self.offset,
             self.capacity
         )

@@ -9,8 +9,19 @@ fn small_pool() -> Pool {
     })
 }
 
-fn place(slot: &Slot) -> (String, usize) {
-    (slot.region().name().to_owned(), slot.offset())
+fn place(slot: &Slot) -> (u64, usize) {
+    (slot.region().id(), slot.offset())
+}
+
+/// Whether this process maps region `id` now (from its memory map: inode in column 5).
+fn is_mapped(id: u64) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .any(|line| {
+            line.contains("/memfd:troupe")
+                && line.split_whitespace().nth(4) == Some(&id.to_string())
+        })
 }
 
 #[test]
@@ -71,26 +82,19 @@ fn the_pool_grows_by_regions_and_large_slots_get_their_own() {
 }
 
 #[test]
-fn idle_regions_past_the_bound_are_unmapped_and_unlinked() {
+fn idle_regions_past_the_bound_are_unmapped() {
     let pool = small_pool();
     let slots: Vec<Slot> = (0..3).map(|_| pool.alloc(MIB).unwrap()).collect();
-    let names: Vec<String> = slots.iter().map(|s| place(s).0).collect();
+    let ids: Vec<u64> = slots.iter().map(|s| place(s).0).collect();
+    assert!(ids.iter().all(|&id| is_mapped(id)));
     assert_eq!(pool.stats().regions, 3);
     drop(slots);
     // One idle region (1 MiB) is within the bound and stays; the others went.
     assert_eq!(pool.stats().regions, 1);
-    let present = names
-        .iter()
-        .filter(|n| std::path::Path::new("/dev/shm").join(n).exists())
-        .count();
-    assert_eq!(present, 1);
+    assert_eq!(ids.iter().filter(|&&id| is_mapped(id)).count(), 1);
     assert_eq!(pool.trim(), 1);
     assert_eq!(pool.stats(), PoolStats::default());
-    assert!(
-        names
-            .iter()
-            .all(|n| !std::path::Path::new("/dev/shm").join(n).exists())
-    );
+    assert!(ids.iter().all(|&id| !is_mapped(id)), "unmapped");
 }
 
 #[test]
@@ -103,52 +107,6 @@ fn empty_and_overflowing_slots_are_typed_errors() {
     ));
 }
 
-#[test]
-fn descriptors_of_own_regions_resolve_only_to_live_slots() {
-    let pool = small_pool();
-    let a = pool.copy_from_slice(&[5u8; 1000]).unwrap();
-    let (region, offset) = place(&a);
-    let back = resolve(&region, offset as u64, 1000).unwrap();
-    assert_eq!(
-        back.as_slice().as_ptr(),
-        a.as_slice().as_ptr(),
-        "the same slot"
-    );
-    assert_eq!(back.len(), 1000);
-    // Garbage a peer could send: never a panic, always a typed error.
-    for (offset, len) in [
-        (offset as u64 + 64, 10),     // not a slot start
-        (offset as u64, 1_000_000),   // longer than the slot
-        (u64::MAX, 1),                // absurd offset
-        (offset as u64 + 4096, 4096), // free space
-    ] {
-        let err = resolve(&region, offset, len).unwrap_err();
-        assert!(matches!(err, PoolError::UnknownSlot { .. }), "{err:?}");
-    }
-    drop((a, back));
-    let err = resolve(&region, offset as u64, 1000).unwrap_err();
-    assert!(
-        matches!(err, PoolError::UnknownSlot { .. }),
-        "freed: {err:?}"
-    );
-}
-
-#[test]
-fn descriptors_outside_a_foreign_region_are_typed_errors() {
-    let region = ShmRegion::create(4096).unwrap();
-    for (offset, len) in [(4000, 97), (u64::MAX, 2), (0, 0), (0, u64::MAX)] {
-        let err = resolve(region.name(), offset, len).unwrap_err();
-        assert!(matches!(err, PoolError::Shm(_)), "{offset}+{len}: {err:?}");
-    }
-    for name in ["/etc/passwd", "troupe-does-not-exist"] {
-        let err = resolve(name, 0, 1).unwrap_err();
-        assert!(matches!(err, PoolError::Shm(_)), "{err:?}");
-    }
-    let ok = resolve(region.name(), 1024, 100).unwrap();
-    assert_eq!(ok.len(), 100);
-    assert!(!ok.is_local());
-}
-
 /// Releases a connection would send, kept.
 #[derive(Default)]
 struct Owed(Mutex<Vec<SlotKey>>);
@@ -159,11 +117,123 @@ impl SlotReleases for Owed {
     }
 }
 
+/// Slots a connection lent its peer.
+#[derive(Default)]
+struct Lent(Mutex<Vec<Slot>>);
+
+impl LentSlots for Lent {
+    fn lent(&self, key: &SlotKey) -> Option<Slot> {
+        lock(&self.0).iter().find(|s| s.key() == *key).cloned()
+    }
+}
+
+/// A peer's scope that lent `lent` and handed over `regions`, its releases kept in `owed`.
+fn peer(owed: &Arc<Owed>, lent: Vec<Slot>, regions: Vec<Arc<ShmRegion>>) -> PeerScope {
+    PeerScope {
+        releases: owed.clone(),
+        lent: Arc::new(Lent(Mutex::new(lent))),
+        regions,
+    }
+}
+
+/// A region "made by a peer": this process's own, but kept out of its pools, as a peer's
+/// region would be.
+fn peer_region(len: usize) -> Arc<ShmRegion> {
+    ShmRegion::create(len).unwrap()
+}
+
 #[test]
-fn a_foreign_slot_is_released_to_its_connection_when_its_last_handle_drops() {
-    let region = ShmRegion::create(1 << 16).unwrap();
+fn a_peer_resolves_only_slots_it_was_lent_or_regions_it_handed_over() {
+    let pool = small_pool();
+    let lent = pool.copy_from_slice(&[5u8; 1000]).unwrap();
+    let never_sent = pool.copy_from_slice(&[6u8; 1000]).unwrap();
     let owed = Arc::new(Owed::default());
-    let slot = with_releases(&owed, || resolve(region.name(), 128, 512)).unwrap();
+    let theirs = peer_region(1 << 16);
+    let (region, offset) = place(&lent);
+    let scope = || peer(&owed, vec![lent.clone()], vec![theirs.clone()]);
+    let back = with_peer(scope(), || resolve(region, offset as u64, 1000)).unwrap();
+    assert_eq!(back.as_slice().as_ptr(), lent.as_slice().as_ptr());
+    assert_eq!(
+        *lock(&owed.0),
+        vec![lent.key()],
+        "released to the peer at once"
+    );
+    let (other, other_offset) = place(&never_sent);
+    for (region, offset, len) in [
+        (other, other_offset as u64, 1000), // a live slot of ours, never lent
+        (region, offset as u64, 1001),      // longer than lent
+        (region, offset as u64 + 4096, 8),  // free space of a lent region
+    ] {
+        let err = with_peer(scope(), || resolve(region, offset, len)).unwrap_err();
+        assert!(matches!(err, PoolError::NotLent { .. }), "{err:?}");
+    }
+    let err = with_peer(scope(), || resolve(u64::MAX, 0, 8)).unwrap_err();
+    assert!(matches!(err, PoolError::UnknownRegion(_)), "{err:?}");
+    let err = with_peer(peer(&owed, vec![], vec![]), || resolve(theirs.id(), 0, 8)).unwrap_err();
+    assert!(
+        matches!(err, PoolError::UnknownRegion(_)),
+        "not handed over with this frame: {err:?}"
+    );
+}
+
+#[test]
+fn descriptors_outside_a_peer_region_are_typed_errors() {
+    let theirs = peer_region(4096);
+    let owed = Arc::new(Owed::default());
+    for (offset, len) in [(4000, 97), (u64::MAX, 2), (0, 0), (0, u64::MAX)] {
+        let err = with_peer(peer(&owed, vec![], vec![theirs.clone()]), || {
+            resolve(theirs.id(), offset, len)
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, PoolError::Shm(_) | PoolError::Empty),
+            "{offset}+{len}: {err:?}"
+        );
+    }
+    let ok = with_peer(peer(&owed, vec![], vec![theirs.clone()]), || {
+        resolve(theirs.id(), 1024, 100)
+    })
+    .unwrap();
+    assert_eq!(ok.len(), 100);
+    assert!(!ok.is_local());
+}
+
+#[test]
+fn descriptors_of_own_regions_resolve_in_process_only_to_live_slots() {
+    let pool = small_pool();
+    let a = pool.copy_from_slice(&[5u8; 1000]).unwrap();
+    let (region, offset) = place(&a);
+    let back = resolve(region, offset as u64, 1000).unwrap();
+    assert_eq!(
+        back.as_slice().as_ptr(),
+        a.as_slice().as_ptr(),
+        "the same slot"
+    );
+    for (offset, len) in [
+        (offset as u64 + 64, 10),     // not a slot start
+        (offset as u64, 1_000_000),   // longer than the slot
+        (u64::MAX, 1),                // absurd offset
+        (offset as u64 + 4096, 4096), // free space
+    ] {
+        let err = resolve(region, offset, len).unwrap_err();
+        assert!(matches!(err, PoolError::UnknownSlot { .. }), "{err:?}");
+    }
+    drop((a, back));
+    let err = resolve(region, offset as u64, 1000).unwrap_err();
+    assert!(
+        matches!(err, PoolError::UnknownSlot { .. }),
+        "freed: {err:?}"
+    );
+}
+
+#[test]
+fn a_peer_slot_is_released_to_its_connection_when_its_last_handle_drops() {
+    let theirs = peer_region(1 << 16);
+    let owed = Arc::new(Owed::default());
+    let slot = with_peer(peer(&owed, vec![], vec![theirs.clone()]), || {
+        resolve(theirs.id(), 128, 512)
+    })
+    .unwrap();
     let clone = slot.truncated(100);
     drop(slot);
     assert!(lock(&owed.0).is_empty());
@@ -171,19 +241,8 @@ fn a_foreign_slot_is_released_to_its_connection_when_its_last_handle_drops() {
     assert_eq!(
         *lock(&owed.0),
         vec![SlotKey {
-            region: region.name().to_owned(),
+            region: theirs.id(),
             offset: 128
         }]
     );
-}
-
-#[test]
-fn an_own_slot_resolved_for_a_peer_is_released_to_it_at_once() {
-    let pool = small_pool();
-    let a = pool.copy_from_slice(&[5u8; 100]).unwrap();
-    let owed = Arc::new(Owed::default());
-    let (region, offset) = place(&a);
-    let back = with_releases(&owed, || resolve(&region, offset as u64, 100)).unwrap();
-    assert!(back.is_local());
-    assert_eq!(*lock(&owed.0), vec![a.key()]);
 }
