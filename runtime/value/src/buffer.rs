@@ -7,30 +7,25 @@ use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::ser::{SerializeStructVariant, Serializer};
 use serde::{Deserialize, Serialize};
 
+use troupe_shm::ShmRegion;
 use troupe_shm::pool::{self, Slot, SlotKey};
-use troupe_shm::{ShmError, ShmRegion};
 
 use crate::codec::stash;
 
-/// Immutable bytes: owned, a slice of a shared-memory region, or a slot of a shared-memory
-/// [`pool`] (this process's or a peer's).
+/// Immutable bytes: owned, or a slot of a shared-memory [`pool`] (this process's or a
+/// peer's).
 ///
 /// Cloning is cheap (a reference count) in every case. A buffer never changes after it is
 /// made: whoever holds a clone may read it from any thread for as long as it lives. An owned
-/// buffer frees its bytes when the last clone drops; a shared one keeps its region mapped
-/// until the last clone drops; a pool slot returns to its pool (or, a peer's, is released to
-/// the peer) when the last clone drops (see `docs/semantics.md`, *Buffers*).
+/// buffer frees its bytes when the last clone drops; a pool slot returns to its pool (or, a
+/// peer's, is released to the peer) when the last clone drops (see `docs/semantics.md`,
+/// *Buffers*).
 #[derive(Clone)]
 pub struct Buffer(Repr);
 
 #[derive(Clone)]
 enum Repr {
     Owned(Bytes),
-    Shared {
-        region: Arc<ShmRegion>,
-        offset: usize,
-        len: usize,
-    },
     Pooled(Slot),
 }
 
@@ -45,32 +40,10 @@ impl Buffer {
         Buffer(Repr::Owned(Bytes::copy_from_slice(bytes)))
     }
 
-    /// A view of `len` bytes of `region` from `offset`, without copying.
-    pub fn shared(region: Arc<ShmRegion>, offset: usize, len: usize) -> Result<Buffer, ShmError> {
-        if offset.checked_add(len).is_none_or(|end| end > region.len()) {
-            return Err(ShmError::OutOfBounds {
-                name: region.name().to_owned(),
-                offset,
-                len,
-                region_len: region.len(),
-            });
-        }
-        Ok(Buffer(Repr::Shared {
-            region,
-            offset,
-            len,
-        }))
-    }
-
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Owned(bytes) => bytes,
-            Repr::Shared {
-                region,
-                offset,
-                len,
-            } => &region.as_slice()[*offset..*offset + *len],
             Repr::Pooled(slot) => slot.as_slice(),
         }
     }
@@ -80,11 +53,6 @@ impl Buffer {
         let len = len.min(self.len());
         match &self.0 {
             Repr::Owned(bytes) => Buffer(Repr::Owned(bytes.slice(..len))),
-            Repr::Shared { region, offset, .. } => Buffer(Repr::Shared {
-                region: region.clone(),
-                offset: *offset,
-                len,
-            }),
             Repr::Pooled(slot) => Buffer(Repr::Pooled(slot.truncated(len))),
         }
     }
@@ -99,13 +67,9 @@ impl Buffer {
         self.len() == 0
     }
 
-    /// The shared-memory region and offset this buffer views, if it is shared.
+    /// The shared-memory region and offset this buffer views, if it is a pool slot.
     pub fn shared_region(&self) -> Option<(&Arc<ShmRegion>, usize)> {
-        match &self.0 {
-            Repr::Owned(_) => None,
-            Repr::Shared { region, offset, .. } => Some((region, *offset)),
-            Repr::Pooled(slot) => Some((slot.region(), slot.offset())),
-        }
+        self.slot().map(|slot| (slot.region(), slot.offset()))
     }
 
     /// The pool slot this buffer views, if it is one (this process's or a peer's).
@@ -122,7 +86,7 @@ impl Buffer {
     pub fn slot(&self) -> Option<&Slot> {
         match &self.0 {
             Repr::Pooled(slot) => Some(slot),
-            Repr::Owned(_) | Repr::Shared { .. } => None,
+            Repr::Owned(_) => None,
         }
     }
 
@@ -138,7 +102,7 @@ impl Buffer {
     pub fn to_bytes(&self) -> Bytes {
         match &self.0 {
             Repr::Owned(bytes) => bytes.clone(),
-            Repr::Shared { .. } | Repr::Pooled { .. } => Bytes::from_owner(self.clone()),
+            Repr::Pooled(_) => Bytes::from_owner(self.clone()),
         }
     }
 }
@@ -190,41 +154,26 @@ impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Owned(bytes) => write!(f, "Buffer({} bytes)", bytes.len()),
-            Repr::Shared {
-                region,
-                offset,
-                len,
-            } => write!(f, "Buffer({len} bytes at {}+{offset})", region.name()),
             Repr::Pooled(slot) => write!(f, "Buffer({} bytes in {slot:?})", slot.len()),
         }
     }
 }
 
-/// On the wire a buffer is either its bytes inline, a shared-memory descriptor
-/// `(region name, offset, length)`, or a pool descriptor of the same shape. Decoding a
-/// descriptor maps the region (once per process); decoding a pool descriptor within
-/// [`pool::with_releases`] (as a connection opens a peer's frame) makes a buffer that
-/// releases the slot to that connection's peer when its last clone drops.
+/// On the wire a buffer is either its bytes inline or a pool descriptor `(region id, offset,
+/// length)`. Decoding a descriptor within [`pool::with_peer`] (as a connection opens a peer's
+/// frame) resolves it to a slot lent to that peer or one of a region the peer handed over
+/// with the frame, and makes a buffer that releases the slot to the peer when its last clone
+/// drops; anything else is refused ([`pool::resolve`]). The regions' descriptors travel
+/// beside the frame (`troupe-protocol`).
 impl Serialize for Buffer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Owned(bytes) => {
                 serializer.serialize_newtype_variant("Buffer", 0, "Inline", &RawBytes::new(bytes))
             }
-            Repr::Shared {
-                region,
-                offset,
-                len,
-            } => {
-                let mut s = serializer.serialize_struct_variant("Buffer", 1, "Shared", 3)?;
-                s.serialize_field("region", region.name())?;
-                s.serialize_field("offset", &(*offset as u64))?;
-                s.serialize_field("len", &(*len as u64))?;
-                s.end()
-            }
             Repr::Pooled(slot) => {
-                let mut s = serializer.serialize_struct_variant("Buffer", 2, "Pooled", 3)?;
-                s.serialize_field("region", slot.region().name())?;
+                let mut s = serializer.serialize_struct_variant("Buffer", 1, "Pooled", 3)?;
+                s.serialize_field("region", &slot.region().id())?;
                 s.serialize_field("offset", &(slot.offset() as u64))?;
                 s.serialize_field("len", &(slot.len() as u64))?;
                 s.end()
@@ -235,7 +184,7 @@ impl Serialize for Buffer {
 
 impl<'de> Deserialize<'de> for Buffer {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_enum("Buffer", &["Inline", "Shared", "Pooled"], BufferVisitor)
+        deserializer.deserialize_enum("Buffer", &["Inline", "Pooled"], BufferVisitor)
     }
 }
 
@@ -245,12 +194,11 @@ struct BufferVisitor;
 #[serde(field_identifier)]
 enum Kind {
     Inline,
-    Shared,
     Pooled,
 }
 
-struct Descriptor<'a> {
-    region: Cow<'a, str>,
+struct Descriptor {
+    region: u64,
     offset: u64,
     len: u64,
 }
@@ -259,7 +207,7 @@ impl<'de> Visitor<'de> for BufferVisitor {
     type Value = Buffer;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("inline bytes or a shared-memory descriptor")
+        f.write_str("inline bytes or a pool descriptor")
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Buffer, A::Error> {
@@ -267,18 +215,10 @@ impl<'de> Visitor<'de> for BufferVisitor {
             (Kind::Inline, v) => Ok(Buffer::from(
                 v.newtype_variant::<RawBytes<'de>>()?.0.into_owned(),
             )),
-            (Kind::Shared, v) => {
-                let d: Descriptor<'de> =
-                    v.struct_variant(&["region", "offset", "len"], DescriptorVisitor)?;
-                let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-                troupe_shm::open(&d.region)
-                    .and_then(|region| Buffer::shared(region, as_usize(d.offset), as_usize(d.len)))
-                    .map_err(|e| stash(crate::DecodeError::SharedMemory(e)))
-            }
             (Kind::Pooled, v) => {
-                let d: Descriptor<'de> =
+                let d: Descriptor =
                     v.struct_variant(&["region", "offset", "len"], DescriptorVisitor)?;
-                pool::resolve(&d.region, d.offset, d.len)
+                pool::resolve(d.region, d.offset, d.len)
                     .map(Buffer::from)
                     .map_err(|e| stash(crate::DecodeError::PoolSlot(e)))
             }
@@ -289,14 +229,14 @@ impl<'de> Visitor<'de> for BufferVisitor {
 struct DescriptorVisitor;
 
 impl<'de> Visitor<'de> for DescriptorVisitor {
-    type Value = Descriptor<'de>;
+    type Value = Descriptor;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a shared-memory descriptor")
+        f.write_str("a pool descriptor")
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let missing = || de::Error::custom("incomplete shared-memory descriptor");
+        let missing = || de::Error::custom("incomplete pool descriptor");
         Ok(Descriptor {
             region: seq.next_element()?.ok_or_else(missing)?,
             offset: seq.next_element()?.ok_or_else(missing)?,
@@ -353,31 +293,12 @@ impl<'de> Deserialize<'de> for RawBytes<'de> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shared_buffer_views_the_region_and_round_trips_as_a_descriptor() {
-        let region = ShmRegion::create_from(&[7u8; 4096]).unwrap();
-        let buf = Buffer::shared(region.clone(), 1024, 100).unwrap();
-        assert_eq!(buf.as_slice(), &[7u8; 100][..]);
-        let encoded = postcard::to_stdvec(&buf).unwrap();
-        assert!(encoded.len() < 64, "a descriptor, not the bytes");
-        let decoded: Buffer = postcard::from_bytes(&encoded).unwrap();
-        let (decoded_region, offset) = decoded.shared_region().unwrap();
-        assert!(Arc::ptr_eq(decoded_region, &region));
-        assert_eq!(offset, 1024);
-        assert_eq!(decoded.to_bytes().as_ref(), buf.as_slice());
-    }
-
     /// A pool descriptor as a peer would write it: the `Pooled` variant of `Buffer`.
-    fn pool_descriptor(region: &str, offset: u64, len: u64) -> Vec<u8> {
+    fn pool_descriptor(region: u64, offset: u64, len: u64) -> Vec<u8> {
         #[derive(Serialize)]
-        enum Wire<'a> {
+        enum Wire {
             _Inline(()),
-            _Shared(()),
-            Pooled {
-                region: &'a str,
-                offset: u64,
-                len: u64,
-            },
+            Pooled { region: u64, offset: u64, len: u64 },
         }
         postcard::to_stdvec(&Wire::Pooled {
             region,
@@ -401,7 +322,7 @@ mod tests {
         );
         assert_eq!(back.pool_key(), Some(slot.key()));
         assert!(back.in_own_pool());
-        let (region, offset) = (slot.region().name(), slot.offset() as u64);
+        let (region, offset) = (slot.region().id(), slot.offset() as u64);
         let not_a_slot = pool_descriptor(region, offset + 64, 10);
         assert!(matches!(
             crate::decode::<Buffer>(&not_a_slot),
@@ -409,17 +330,12 @@ mod tests {
                 pool::PoolError::UnknownSlot { .. }
             ))
         ));
-        let unmappable = pool_descriptor("troupe-does-not-exist", 0, 1);
+        let unknown = pool_descriptor(u64::MAX, 0, 1);
         assert!(matches!(
-            crate::decode::<Buffer>(&unmappable),
-            Err(crate::DecodeError::PoolSlot(pool::PoolError::Shm(_)))
+            crate::decode::<Buffer>(&unknown),
+            Err(crate::DecodeError::PoolSlot(pool::PoolError::UnknownRegion(
+                _
+            )))
         ));
-    }
-
-    #[test]
-    fn slices_outside_the_region_are_refused() {
-        let region = ShmRegion::create(4096).unwrap();
-        assert!(Buffer::shared(region.clone(), 4000, 97).is_err());
-        assert!(Buffer::shared(region, usize::MAX, 2).is_err());
     }
 }

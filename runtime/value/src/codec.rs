@@ -6,7 +6,6 @@ use thiserror::Error;
 use crate::array::ArrayError;
 use crate::media::MediaError;
 use crate::value::Value;
-use troupe_shm::ShmError;
 
 /// Deepest nesting of lists and maps a decoded [`Value`] may have.
 ///
@@ -46,11 +45,8 @@ pub enum DecodeError {
     /// An audio or video value that breaks its invariants.
     #[error("invalid media: {0}")]
     InvalidMedia(#[source] MediaError),
-    /// A shared-memory buffer names a region that cannot be mapped, or a slice outside it.
-    #[error("shared-memory buffer: {0}")]
-    SharedMemory(#[source] ShmError),
-    /// A pool descriptor names a slot that is not live in this process's pool, or a slice
-    /// outside a peer's region.
+    /// A pool descriptor names a slot the peer was not lent or a region it did not hand
+    /// over, a slot that is not live in this process's pool, or a slice outside a region.
     #[error("pool slot: {0}")]
     PoolSlot(#[source] troupe_shm::pool::PoolError),
 }
