@@ -10,10 +10,8 @@
 //! Buffers of [`SHM_THRESHOLD`] bytes or more never travel as bytes:
 //! [`Ledger::seal`](crate::Ledger::seal) moves them into the process's shared-memory pool
 //! (`troupe_shm::pool`) and keeps each slot until the peer has dropped every buffer it
-//! decoded from it ([`ToChild::ReleaseSlots`] /
-//! [`ToHost::ReleaseSlots`]); a slice of a plain region is held until the peer answers
-//! [`ToChild::Release`] / [`ToHost::Release`] for the envelope's `hold` number (see
-//! `docs/semantics.md`, *Buffers*).
+//! decoded from it ([`ToChild::ReleaseSlots`] / [`ToHost::ReleaseSlots`]); the regions'
+//! file descriptors travel beside the frame (see `docs/semantics.md`, *Buffers*).
 //!
 //! CUDA arrays travel as IPC descriptors when the ledger has a
 //! [`DevicePlane`](troupe_value::device::DevicePlane): each descriptor is one hold on the
@@ -26,7 +24,7 @@ use troupe_value::device::ExportId;
 use troupe_value::{CallError, Map, RemoteException, Value};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
@@ -37,9 +35,6 @@ pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// What every frame travels in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T> {
-    /// Set when the sender holds shared-memory buffers for this frame: the receiver answers
-    /// `Release { hold }` once it has decoded the frame (and so mapped every region).
-    pub hold: Option<u64>,
     /// The frame.
     pub body: T,
     /// Slots of the receiver's pool the sender no longer holds: releases that ride on any
@@ -118,11 +113,6 @@ pub enum ToChild {
         /// The value or why there is none.
         result: Result<Value, CallError>,
     },
-    /// The host has decoded the child's envelope `hold`; the child may free its buffers.
-    Release {
-        /// The envelope's hold number.
-        hold: u64,
-    },
     /// Run `prepare_shutdown` and exit.
     Shutdown,
     /// The host dropped its last buffer of each of these slots of the child's pool (one
@@ -171,11 +161,6 @@ pub enum ToHost {
         /// The child's call id.
         id: u64,
     },
-    /// The child has decoded the host's envelope `hold`.
-    Release {
-        /// The envelope's hold number.
-        hold: u64,
-    },
     /// `prepare_shutdown` ran; the child exits now.
     ShutdownDone,
     /// The child dropped its last buffer of each of these slots of the host's pool (one
@@ -208,7 +193,7 @@ impl Frame for ToChild {
         match self {
             ToChild::Call(call) => call_values(call, f),
             ToChild::Reply { result, .. } => result_values(result, f),
-            ToChild::Start(_) | ToChild::Cancel { .. } | ToChild::Release { .. } => {}
+            ToChild::Start(_) | ToChild::Cancel { .. } => {}
             ToChild::Shutdown | ToChild::ReleaseSlots { .. } => {}
         }
     }
@@ -223,7 +208,6 @@ impl Frame for ToHost {
             | ToHost::Started { .. }
             | ToHost::StartFailed(_)
             | ToHost::Cancel { .. }
-            | ToHost::Release { .. }
             | ToHost::ReleaseSlots { .. }
             | ToHost::ShutdownDone => {}
         }

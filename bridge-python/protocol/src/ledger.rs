@@ -2,16 +2,18 @@
 //! of what was lent to the peer, what is held for it and what is owed to it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Deserialize;
 use thiserror::Error;
 
-use troupe_shm::pool::{Pool, PoolError, SlotKey, with_releases};
+use troupe_shm::pool::{LentSlots, PeerScope, Pool, PoolError, Slot, SlotKey, with_peer};
+use troupe_shm::{ShmError, ShmRegion};
 use troupe_value::device::{DeviceError, DevicePlane, ExportId, with_plane};
 use troupe_value::{Buffer, DecodeError, EncodeError, decode, encode};
 
+use crate::transport::{MAX_FDS_PER_DATAGRAM, SharedFd};
 use crate::{Envelope, Frame, Releases, devices};
 
 /// Why a frame could not be sealed.
@@ -26,28 +28,54 @@ pub enum FrameError {
     /// A device array could not be exported to the peer.
     #[error("cannot send a device array: {0}")]
     Device(#[from] DeviceError),
+    /// The frame's buffers lie in more shared-memory regions than one frame may hand over.
+    #[error("a frame's buffers lie in {0} shared-memory regions, more than {MAX_FDS_PER_DATAGRAM}")]
+    TooManyRegions(usize),
+}
+
+/// A sealed frame: its bytes and the shared-memory regions it hands the peer (their
+/// descriptors travel with it).
+#[derive(Debug)]
+#[must_use]
+pub struct Sealed {
+    /// The encoded envelope.
+    pub bytes: Vec<u8>,
+    /// Regions whose slots the frame names and that the peer may not hold yet.
+    pub regions: Vec<Arc<ShmRegion>>,
+}
+
+impl Sealed {
+    /// The regions' descriptors, for [`Outgoing::send_with`](crate::transport::Outgoing::send_with).
+    pub fn fds(&self) -> Vec<SharedFd> {
+        self.regions
+            .iter()
+            .map(|region| region.clone() as SharedFd)
+            .collect()
+    }
 }
 
 /// One end of a connection's buffer ledger: encodes frames, decodes the peer's, and keeps
-/// account of the shared buffers between the two: what was lent to the peer (pool slots),
-/// what is held for it (regions until it answers `Release`), and what is owed to it
-/// ([`Ledger::releases`]), so that every shared buffer lives as long as the peer may read it.
+/// account of the shared buffers between the two: what was lent to the peer (pool slots)
+/// and what is owed to it ([`Ledger::releases`]), so that every shared buffer lives as long
+/// as the peer may read it.
 ///
 /// Sending (`threshold` bytes or more; smaller buffers always travel inline, copied):
 /// - an owned buffer is copied once into a slot of the process's [`Pool`];
 /// - a slot of this process's pool travels as a descriptor, without copying;
-/// - a slot of a peer's pool travels as a descriptor too: back to its creator (which
-///   resolves it to its own slot), or on to a third process (which maps the creator's
-///   region); this side lends a clone of it, so the creator's slot stays alive for as long
-///   as the third process holds it;
-/// - a slice of a shared region this process created travels as a descriptor, held until
-///   the peer answers `Release { hold }`; one of a region another process created is copied
-///   into the pool.
+/// - a slot of a peer's pool travels as a descriptor too: back to its creator, or on to a
+///   third process (which maps the creator's region, read-only); this side lends a clone of
+///   it, so the creator's slot stays alive for as long as the third process holds it.
 ///
-/// Each pool descriptor sent is one reference the peer holds: the ledger keeps the slot
-/// until the peer releases it ([`Ledger::release_slots`], a `ReleaseSlots` frame), or until
-/// the connection ends ([`Ledger::clear`]). Decoding with [`Ledger::open`] makes the peer's
-/// pool descriptors into buffers that, when their last clone drops, queue a release in
+/// A sealed frame hands over the regions its descriptors lie in ([`Sealed::regions`]; not
+/// those of slots that came from this very peer, which it holds already): their file
+/// descriptors travel with the frame. Each pool descriptor sent is one reference the peer
+/// holds: the ledger keeps the slot until the peer releases it ([`Ledger::release_slots`], a
+/// `ReleaseSlots` frame), or until the connection ends ([`Ledger::clear`]).
+///
+/// Decoding with [`Ledger::open`] resolves the peer's descriptors only to slots lent to it
+/// here, or to slots of regions it handed over with that frame (its own memory, mapped
+/// read-only); anything else fails the decode (see `troupe_shm::pool::resolve`). A peer's
+/// slots become buffers that, when their last clone drops, queue a release in
 /// [`Ledger::releases`] for the connection to send.
 ///
 /// With a [`DevicePlane`] ([`Ledger::with_devices`]) it carries device arrays too: sealing
@@ -57,20 +85,32 @@ pub enum FrameError {
 #[derive(Debug)]
 pub struct Ledger {
     threshold: usize,
-    next_hold: AtomicU64,
-    held: Mutex<HashMap<u64, Vec<Buffer>>>,
-    /// Pool slots the peer holds references to: the slot and how many descriptors of it
-    /// the peer has not released.
-    lent: Mutex<HashMap<SlotKey, (Buffer, usize)>>,
+    lent: Arc<Lent>,
     releases: Arc<Releases>,
     devices: Option<Arc<dyn DevicePlane>>,
+}
+
+/// Pool slots the peer holds references to: the slot and how many descriptors of it the
+/// peer has not released.
+#[derive(Debug, Default)]
+struct Lent(Mutex<HashMap<SlotKey, (Slot, usize)>>);
+
+impl Lent {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SlotKey, (Slot, usize)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl LentSlots for Lent {
+    fn lent(&self, key: &SlotKey) -> Option<Slot> {
+        self.lock().get(key).map(|(slot, _)| slot.clone())
+    }
 }
 
 /// What sealing one frame lent the peer (see [`Ledger::seal_with_receipt`]).
 #[derive(Debug)]
 #[must_use]
 pub struct Receipt {
-    hold: Option<u64>,
     slots: Vec<SlotKey>,
     exported: Vec<ExportId>,
     /// Releases owed to the peer that rode on the frame.
@@ -81,10 +121,8 @@ pub struct Receipt {
 enum Staged {
     /// Travels inline.
     Inline,
-    /// A region of ours, held until `Release { hold }`.
-    Hold(Buffer),
     /// A pool slot lent to the peer.
-    Lent(SlotKey, Buffer),
+    Lent(SlotKey, Slot),
 }
 
 impl Ledger {
@@ -92,9 +130,7 @@ impl Ledger {
     pub fn new(threshold: usize) -> Ledger {
         Ledger {
             threshold: threshold.max(1),
-            next_hold: AtomicU64::new(1),
-            held: Mutex::default(),
-            lent: Mutex::default(),
+            lent: Arc::default(),
             releases: Arc::default(),
             devices: None,
         }
@@ -112,26 +148,38 @@ impl Ledger {
     }
 
     /// Encodes `frame` in an [`Envelope`], moving its large buffers into shared memory.
-    pub fn seal<T: Frame>(&self, frame: T) -> Result<Vec<u8>, FrameError> {
-        self.seal_with_receipt(frame).map(|(bytes, _)| bytes)
+    ///
+    /// # Errors
+    /// See [`FrameError`].
+    pub fn seal<T: Frame>(&self, frame: T) -> Result<Sealed, FrameError> {
+        self.seal_with_receipt(frame).map(|(sealed, _)| sealed)
     }
 
     /// [`Ledger::seal`], with a [`Receipt`] of what the peer is now expected to release, to
     /// [`Ledger::unseal`] if the frame is never sent.
+    ///
+    /// # Errors
+    /// See [`FrameError`].
     pub fn seal_with_receipt<T: Frame>(
         &self,
         mut frame: T,
-    ) -> Result<(Vec<u8>, Receipt), FrameError> {
-        let mut held = Vec::new();
+    ) -> Result<(Sealed, Receipt), FrameError> {
         let mut lent = Vec::new();
+        let mut regions: Vec<Arc<ShmRegion>> = Vec::new();
         let mut failed = None;
         frame.for_each_value_mut(&mut |value| {
             value.for_each_buffer_mut(&mut |buffer| {
                 if failed.is_none() {
                     match self.stage(buffer) {
                         Ok(Staged::Inline) => {}
-                        Ok(Staged::Hold(buffer)) => held.push(buffer),
-                        Ok(Staged::Lent(key, buffer)) => lent.push((key, buffer)),
+                        Ok(Staged::Lent(key, slot)) => {
+                            if !self.came_from_peer(&slot)
+                                && !regions.iter().any(|r| r.id() == key.region)
+                            {
+                                regions.push(slot.region().clone());
+                            }
+                            lent.push((key, slot));
+                        }
                         Err(e) => failed = Some(e),
                     }
                 }
@@ -140,31 +188,27 @@ impl Ledger {
         if let Some(e) = failed {
             return Err(e.into());
         }
+        if regions.len() > MAX_FDS_PER_DATAGRAM {
+            return Err(FrameError::TooManyRegions(regions.len()));
+        }
         let exported = devices::export_all(self.devices.as_ref(), &mut frame)?;
-        let keys: Vec<SlotKey> = lent.iter().map(|(key, _)| key.clone()).collect();
+        let keys: Vec<SlotKey> = lent.iter().map(|(key, _)| *key).collect();
         self.lend(lent);
-        let hold = (!held.is_empty()).then(|| {
-            let hold = self.next_hold.fetch_add(1, Ordering::Relaxed);
-            self.lock_held().insert(hold, held);
-            hold
-        });
         // Releases owed to the peer ride along (see `Envelope::released`).
         let envelope = Envelope {
-            hold,
             body: &frame,
             released: self.releases.take(),
             exports_released: self.releases.take_exports(),
         };
         let encoded = encode(&envelope);
         let receipt = Receipt {
-            hold,
             slots: keys,
             exported,
             released: envelope.released,
             exports_released: envelope.exports_released,
         };
         match encoded {
-            Ok(bytes) => Ok((bytes, receipt)),
+            Ok(bytes) => Ok((Sealed { bytes, regions }, receipt)),
             Err(e) => {
                 self.unseal(receipt);
                 Err(e.into())
@@ -175,9 +219,6 @@ impl Ledger {
     /// Forgets what a sealed frame that was never sent lent the peer, and owes the peer again
     /// the releases it would have carried.
     pub fn unseal(&self, receipt: Receipt) {
-        if let Some(hold) = receipt.hold {
-            self.release(hold);
-        }
         self.release_slots(&receipt.slots);
         if let Some(plane) = &self.devices {
             plane.released(&receipt.exported);
@@ -187,50 +228,64 @@ impl Ledger {
     }
 
     fn stage(&self, buffer: &mut Buffer) -> Result<Staged, PoolError> {
-        let slot = buffer.slot();
-        let shared = buffer.shared_region();
         if buffer.len() < self.threshold {
-            if shared.is_some_and(|(region, _)| slot.is_some() || !region.is_owner()) {
+            if buffer.slot().is_some() {
                 *buffer = Buffer::copy_from_slice(buffer.as_slice());
             }
             return Ok(Staged::Inline);
         }
-        let forward = match (slot, shared) {
-            // Ours, the peer's own, or a third process's: a descriptor in every case. The
-            // clone lent below keeps the slot (and so the third process's reference) alive
-            // until this peer releases it.
-            (Some(_), _) => true,
-            (None, Some((region, _))) if region.is_owner() => {
-                return Ok(Staged::Hold(buffer.clone()));
-            }
-            (None, _) => false,
-        };
-        if !forward {
+        // Ours, the peer's own, or a third process's: a descriptor in every case. The clone
+        // lent below keeps the slot (and so the third process's reference) alive until
+        // this peer releases it. Anything else is copied into the pool once.
+        if buffer.slot().is_none() {
             *buffer = Buffer::from(Pool::global().copy_from_slice(buffer.as_slice())?);
         }
-        let key = buffer.pool_key().ok_or(PoolError::Empty)?;
-        Ok(Staged::Lent(key, buffer.clone()))
+        let slot = buffer.slot().ok_or(PoolError::Empty)?;
+        Ok(Staged::Lent(slot.key(), slot.clone()))
     }
 
-    fn lend(&self, slots: Vec<(SlotKey, Buffer)>) {
+    /// Whether `slot` is a slot of this connection's peer (it holds the region already).
+    fn came_from_peer(&self, slot: &Slot) -> bool {
+        slot.released_to().is_some_and(|to| {
+            std::ptr::addr_eq(Arc::as_ptr(to), Arc::as_ptr(&self.releases))
+        })
+    }
+
+    fn lend(&self, slots: Vec<(SlotKey, Slot)>) {
         if slots.is_empty() {
             return;
         }
-        let mut lent = self.lock_lent();
-        for (key, buffer) in slots {
-            lent.entry(key).or_insert((buffer, 0)).1 += 1;
+        let mut lent = self.lent.lock();
+        for (key, slot) in slots {
+            lent.entry(key).or_insert((slot, 0)).1 += 1;
         }
     }
 
-    /// Decodes an envelope the peer sealed; its pool descriptors become buffers that
-    /// release their slot to the peer through [`Ledger::releases`] when they drop, and its
-    /// device arrays are imported with the plane (their releases go the same way). The
-    /// caller answers `Release` for `hold` once it has the frame.
+    /// Decodes an envelope the peer sealed, with the descriptors of the regions it handed
+    /// over (`fds`, checked and mapped read-only here); its pool descriptors become buffers
+    /// (slots lent to the peer, or of regions it handed over: nothing else) that release
+    /// their slot to the peer through [`Ledger::releases`] when they drop, and its device
+    /// arrays are imported with the plane (their releases go the same way).
+    ///
+    /// # Errors
+    /// A descriptor is not a sealed memory region, the bytes do not decode, or a pool
+    /// descriptor names memory the peer was not handed ([`DecodeError::PoolSlot`]).
     pub fn open<'de, T: Deserialize<'de>>(
         &self,
         bytes: &'de [u8],
+        fds: Vec<OwnedFd>,
     ) -> Result<Envelope<T>, DecodeError> {
-        let envelope: Envelope<T> = with_releases(&self.releases, || {
+        let regions = fds
+            .into_iter()
+            .map(troupe_shm::adopt)
+            .collect::<Result<Vec<_>, ShmError>>()
+            .map_err(|e| DecodeError::PoolSlot(PoolError::Shm(e)))?;
+        let scope = PeerScope {
+            releases: self.releases.clone(),
+            lent: self.lent.clone(),
+            regions,
+        };
+        let envelope: Envelope<T> = with_peer(scope, || {
             with_plane(self.devices.as_ref(), &self.releases, || decode(bytes))
         })?;
         if !envelope.released.is_empty() {
@@ -249,13 +304,6 @@ impl Ledger {
         &self.releases
     }
 
-    /// The peer has mapped the regions of envelope `hold`: stop holding them. Returns whether
-    /// anything was held under that number.
-    pub fn release(&self, hold: u64) -> bool {
-        let released = self.lock_held().remove(&hold);
-        released.is_some()
-    }
-
     /// The peer dropped one reference to each slot in `keys`; a slot whose last reference
     /// went is no longer kept for it. Returns how many keys matched a lent slot (the others
     /// are ignored: a peer can send anything).
@@ -263,7 +311,7 @@ impl Ledger {
         let mut freed = Vec::new();
         let mut matched = 0;
         {
-            let mut lent = self.lock_lent();
+            let mut lent = self.lent.lock();
             for key in keys {
                 if let Some(entry) = lent.get_mut(key) {
                     matched += 1;
@@ -279,14 +327,9 @@ impl Ledger {
         matched
     }
 
-    /// How many envelopes' buffers are held.
-    pub fn held(&self) -> usize {
-        self.lock_held().len()
-    }
-
     /// How many pool slots the peer holds references to.
     pub fn lent(&self) -> usize {
-        self.lock_lent().len()
+        self.lent.lock().len()
     }
 
     /// The peer is gone: drops every held buffer, lent slot and device export, and stops
@@ -296,24 +339,18 @@ impl Ledger {
         if let Some(plane) = &self.devices {
             plane.peer_gone();
         }
-        let held = std::mem::take(&mut *self.lock_held());
-        let lent = std::mem::take(&mut *self.lock_lent());
-        drop((held, lent));
-    }
-
-    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, Vec<Buffer>>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_lent(&self) -> MutexGuard<'_, HashMap<SlotKey, (Buffer, usize)>> {
-        self.lent.lock().unwrap_or_else(|p| p.into_inner())
+        let lent = std::mem::take(&mut *self.lent.lock());
+        drop(lent);
     }
 }
 
 impl Envelope<()> {
-    /// Decodes an envelope sealed by [`Ledger::seal`], outside any connection: pool
-    /// descriptors of a peer release nothing when they drop. Connections use
-    /// [`Ledger::open`]. The caller answers `Release` for `hold` once it has the frame.
+    /// Decodes an envelope sealed by [`Ledger::seal`] in this process, outside any
+    /// connection: pool descriptors resolve to this process's live slots only. Connections
+    /// use [`Ledger::open`].
+    ///
+    /// # Errors
+    /// The bytes do not decode.
     pub fn open<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<Envelope<T>, DecodeError> {
         decode(bytes)
     }
@@ -321,6 +358,8 @@ impl Envelope<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use troupe_shm::ShmRegion;
     use troupe_shm::pool::{SlotReleases, resolve};
 
@@ -338,14 +377,28 @@ mod tests {
         })
     }
 
+    /// The descriptors a sealed frame hands over, as the peer receives them.
+    fn fds(sealed: &Sealed) -> Vec<OwnedFd> {
+        sealed
+            .regions
+            .iter()
+            .map(|r| r.as_fd().try_clone_to_owned().unwrap())
+            .collect()
+    }
+
+    /// Opens `sealed` at `ledger` as if it came over the connection.
+    fn receive<T: for<'de> Deserialize<'de>>(ledger: &Ledger, sealed: &Sealed) -> Envelope<T> {
+        ledger.open(&sealed.bytes, fds(sealed)).unwrap()
+    }
+
     #[test]
-    fn small_frames_travel_inline_and_hold_nothing() {
+    fn small_frames_travel_inline_and_hand_over_nothing() {
         let ledger = Ledger::new(1024);
-        let bytes = ledger.seal(call(vec![Value::from("hi")])).unwrap();
-        let envelope: Envelope<ToChild> = Envelope::open(&bytes).unwrap();
-        assert_eq!(envelope.hold, None);
+        let sealed = ledger.seal(call(vec![Value::from("hi")])).unwrap();
+        assert!(sealed.regions.is_empty());
+        let envelope: Envelope<ToChild> = Envelope::open(&sealed.bytes).unwrap();
         assert_eq!(envelope.body, call(vec![Value::from("hi")]));
-        assert_eq!(ledger.held(), 0);
+        assert_eq!(ledger.lent(), 0);
     }
 
     fn args(frame: ToChild) -> Vec<Value> {
@@ -365,66 +418,77 @@ mod tests {
 
     #[test]
     fn large_buffers_are_copied_once_into_the_pool_and_lent_until_released() {
-        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
+        let host = Ledger::new(1024);
         let big = Array::from_vec(vec![1.5f32; 4096]);
         let sent = call(vec![
             Value::Array(big.clone()),
             Value::Bytes(vec![9u8; 2048].into()),
         ]);
-        let bytes = host.seal(sent.clone()).unwrap();
-        assert!(bytes.len() < 512, "descriptors, not bytes: {}", bytes.len());
-        let envelope: Envelope<ToChild> = child.open(&bytes).unwrap();
-        assert_eq!(envelope.hold, None, "pool slots need no hold");
+        let sealed = host.seal(sent.clone()).unwrap();
+        assert!(sealed.bytes.len() < 512, "descriptors, not bytes");
+        assert_eq!(sealed.regions.len(), 1, "both slots lie in one region");
+        // (Decoded in this process: the descriptors name its own live slots.)
+        let envelope: Envelope<ToChild> = Envelope::open(&sealed.bytes).unwrap();
         assert_eq!(envelope.body, sent, "same values on the other side");
         assert_eq!(host.lent(), 2);
-        let received = args(envelope.body);
-        let keys: Vec<SlotKey> = received
+        let keys: Vec<SlotKey> = args(envelope.body)
             .iter()
             .map(|v| data(v).pool_key().unwrap())
             .collect();
-        // Dropping the received values queues one release per descriptor.
-        drop(received);
-        let owed = child.releases().take();
-        assert_eq!(owed.len(), 2);
-        assert!(keys.iter().all(|k| owed.contains(k)));
-        assert_eq!(host.release_slots(&owed), 2);
+        assert_eq!(host.release_slots(&keys), 2);
         assert_eq!(host.lent(), 0);
-        assert_eq!(host.release_slots(&owed), 0, "garbage is ignored");
+        assert_eq!(host.release_slots(&keys), 0, "garbage is ignored");
+    }
+
+    /// What a peer sealing `value` in a reply would send: a fresh ledger names the slot and
+    /// hands over its region.
+    fn reply_naming(value: Buffer) -> Sealed {
+        Ledger::new(1024)
+            .seal(ToHost::Reply {
+                id: 7,
+                result: Ok(Value::Bytes(value)),
+            })
+            .unwrap()
     }
 
     #[test]
-    fn own_slots_travel_without_copying_and_come_back_as_the_same_slot() {
-        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
+    fn a_slot_lent_to_the_peer_comes_back_as_the_same_slot_and_only_while_lent() {
+        let host = Ledger::new(1024);
         let slot = Buffer::from(Pool::global().copy_from_slice(&[4u8; 8192]).unwrap());
         let ptr = slot.as_slice().as_ptr();
-        let bytes = host.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
-        let received = args(child.open::<ToChild>(&bytes).unwrap().body);
-        assert_eq!(data(&received[0]).pool_key(), slot.pool_key());
-        // The child echoes it through the same connection: a descriptor again, no copy.
-        let echo = child
-            .seal(ToHost::Reply {
-                id: 7,
-                result: Ok(received[0].clone()),
-            })
-            .unwrap();
-        assert_eq!(child.lent(), 1);
+        let sealed = host.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        assert_eq!(host.lent(), 1);
+        // The peer echoes it.
+        let echo = reply_naming(slot.clone());
         let ToHost::Reply {
             result: Ok(back), ..
-        } = host.open::<ToHost>(&echo).unwrap().body
+        } = receive::<ToHost>(&host, &echo).body
         else {
             unreachable!()
         };
         assert_eq!(data(&back).as_slice().as_ptr(), ptr, "the very same bytes");
         assert!(data(&back).in_own_pool());
-        // Resolving its own slot, the host owes the child the release at once.
-        let owed = host.releases().take();
-        assert_eq!(child.release_slots(&owed), 1);
-        assert_eq!(child.lent(), 0);
-        drop(received);
-        // (Host and "child" share one process here, so the child resolved the host's slot
-        // as its own and released it at once; the release rode on the echo's envelope.)
-        host.release_slots(&child.releases().take());
-        assert_eq!(host.lent(), 0);
+        // Resolving a slot it lent, the host owes the peer the release at once.
+        assert_eq!(host.releases().take(), vec![slot.pool_key().unwrap()]);
+        // Once the peer released it, naming it again is refused.
+        drop(sealed);
+        assert_eq!(host.release_slots(&[slot.pool_key().unwrap()]), 1);
+        let err = host.open::<ToHost>(&echo.bytes, fds(&echo)).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::PoolSlot(PoolError::NotLent { .. })),
+            "{err:?}"
+        );
+    }
+
+    /// A region "of a peer" (kept out of this process's pools, as a peer's would be) and the
+    /// frame-decoding scope of `ledger` that received it.
+    fn peer_slot(ledger: &Ledger, region: &Arc<ShmRegion>, offset: u64, len: u64) -> Slot {
+        let scope = PeerScope {
+            releases: ledger.releases.clone(),
+            lent: ledger.lent.clone(),
+            regions: vec![region.clone()],
+        };
+        with_peer(scope, || resolve(region.id(), offset, len)).unwrap()
     }
 
     #[test]
@@ -432,7 +496,7 @@ mod tests {
         let (host, child) = (Ledger::new(1024), Ledger::new(1024));
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
         // The child resolved a slot of the host's and dropped it: it owes a release.
-        let slot = with_releases(child.releases(), || resolve(region.name(), 0, 4096)).unwrap();
+        let slot = peer_slot(&child, &region, 0, 4096);
         let key = slot.key();
         drop(slot);
         assert_eq!(child.releases().pending(), 1);
@@ -444,7 +508,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(child.releases().pending(), 0);
-        let envelope = host.open::<ToHost>(&reply).unwrap();
+        let envelope = receive::<ToHost>(&host, &reply);
         assert_eq!(envelope.released, vec![key]);
     }
 
@@ -452,8 +516,7 @@ mod tests {
     fn a_frame_never_sent_gives_back_what_it_lent_and_the_releases_it_carried() {
         let ledger = Ledger::new(1024);
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
-        let slot = with_releases(ledger.releases(), || resolve(region.name(), 0, 4096)).unwrap();
-        drop(slot);
+        drop(peer_slot(&ledger, &region, 0, 4096));
         assert_eq!(ledger.releases().pending(), 1);
         let (_, receipt) = ledger
             .seal_with_receipt(call(vec![Value::Bytes(vec![1u8; 4096].into())]))
@@ -464,31 +527,83 @@ mod tests {
     }
 
     #[test]
-    fn a_peers_slot_travels_on_as_a_descriptor_and_is_held_until_released() {
-        let (from_a, to_b) = (Ledger::new(1024), Ledger::new(1024));
-        // A region of "peer A" (not one of this process's pools) and a slot of it.
+    fn a_peers_slot_travels_on_with_its_region_and_is_held_until_released() {
+        let (from_a, to_b, b) = (Ledger::new(1024), Ledger::new(1024), Ledger::new(1024));
         let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
-        let slot = with_releases(from_a.releases(), || resolve(region.name(), 0, 4096));
-        let slot = Buffer::from(slot.unwrap());
+        let slot = Buffer::from(peer_slot(&from_a, &region, 0, 4096));
         assert!(!slot.in_own_pool());
-        // On to "peer B": the same slot, no copy, lent until B releases it.
+        // On to "peer B": the same slot, no copy, its region handed over, lent until B
+        // releases it.
         let to_b_frame = to_b.seal(call(vec![Value::Bytes(slot.clone())])).unwrap();
+        assert_eq!(to_b_frame.regions.len(), 1);
+        assert_eq!(to_b_frame.regions[0].id(), region.id());
         assert_eq!(to_b.lent(), 1);
-        let forwarded = args(Envelope::open::<ToChild>(&to_b_frame).unwrap().body);
+        let forwarded = args(receive::<ToChild>(&b, &to_b_frame).body);
         assert_eq!(data(&forwarded[0]).pool_key(), slot.pool_key(), "forwarded");
         assert_eq!(
             data(&forwarded[0]).as_slice().as_ptr(),
             slot.as_slice().as_ptr(),
             "the very same mapping"
         );
+        // Back to A, the frame hands over nothing: A's own region.
+        let to_a = from_a
+            .seal(ToChild::Reply {
+                id: 1,
+                result: Ok(Value::Bytes(slot.clone())),
+            })
+            .unwrap();
+        assert!(to_a.regions.is_empty());
         let key = slot.pool_key().unwrap();
         drop(slot);
         drop(forwarded);
+        from_a.clear();
         // What this side still holds of A's slot goes back to A only once B released it.
-        assert_eq!(from_a.releases().pending(), 0);
         assert_eq!(to_b.release_slots(&[key]), 1);
         assert_eq!(to_b.lent(), 0);
-        assert_eq!(from_a.releases().pending(), 1);
+    }
+
+    #[test]
+    fn a_peer_cannot_name_memory_it_was_not_handed() {
+        let (host, child) = (Ledger::new(1024), Ledger::new(1024));
+        let never_sent = Pool::global().copy_from_slice(&[1u8; 4096]).unwrap();
+        // The child's reply names a live host slot it was never lent.
+        let forged = {
+            let forger = Ledger::new(1024);
+            forger
+                .seal(ToHost::Reply {
+                    id: 1,
+                    result: Ok(Value::Bytes(Buffer::from(never_sent.clone()))),
+                })
+                .unwrap()
+        };
+        let err = host.open::<ToHost>(&forged.bytes, vec![]).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::PoolSlot(PoolError::NotLent { .. })),
+            "{err:?}"
+        );
+        // A region of its own it did not hand over with the frame.
+        let region = ShmRegion::create_from(&[6u8; 8192]).unwrap();
+        let theirs = Buffer::from(peer_slot(&child, &region, 0, 4096));
+        let reply = Ledger::new(1024)
+            .seal(ToHost::Reply {
+                id: 1,
+                result: Ok(Value::Bytes(theirs)),
+            })
+            .unwrap();
+        let err = host.open::<ToHost>(&reply.bytes, vec![]).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::PoolSlot(PoolError::UnknownRegion(_))),
+            "{err:?}"
+        );
+        // A descriptor that is not a sealed memory region.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = host
+            .open::<ToHost>(&reply.bytes, vec![OwnedFd::from(file)])
+            .unwrap_err();
+        assert!(
+            matches!(err, DecodeError::PoolSlot(PoolError::Shm(_))),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -497,7 +612,7 @@ mod tests {
         let sealed = host
             .seal(call(vec![Value::Bytes(vec![1u8; 4096].into())]))
             .unwrap();
-        let sent = args(Envelope::open::<ToChild>(&sealed).unwrap().body);
+        let sent = args(Envelope::open::<ToChild>(&sealed.bytes).unwrap().body);
         let key = data(&sent[0]).pool_key().unwrap();
         drop(sent);
         assert_eq!(host.lent(), 1);
@@ -505,40 +620,11 @@ mod tests {
         assert_eq!(host.lent(), 0);
         // The slot went back to the pool: its descriptor no longer resolves.
         assert!(matches!(
-            resolve(&key.region, key.offset, 4096),
+            resolve(key.region, key.offset, 4096),
             Err(PoolError::UnknownSlot { .. })
         ));
         // Releases owed to a gone peer are not queued.
         host.releases().release_slot(key);
         assert_eq!(host.releases().pending(), 0);
-    }
-
-    #[test]
-    fn buffers_of_foreign_regions_are_copied_not_forwarded() {
-        // A region another process made (written here as a plain file), opened by name.
-        let name = format!("{}{}-foreign", troupe_shm::NAME_PREFIX, std::process::id());
-        let path = std::path::Path::new("/dev/shm").join(&name);
-        std::fs::write(&path, [3u8; 100]).unwrap();
-        let foreign = troupe_shm::open(&name).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert!(!foreign.is_owner());
-        let buffer = Buffer::shared(foreign, 0, 100).unwrap();
-        let ledger = Ledger::new(1024);
-        let bytes = ledger
-            .seal(ToHost::Reply {
-                id: 1,
-                result: Ok(Value::Bytes(buffer)),
-            })
-            .unwrap();
-        let envelope: Envelope<ToHost> = Envelope::open(&bytes).unwrap();
-        let ToHost::Reply {
-            result: Ok(Value::Bytes(received)),
-            ..
-        } = envelope.body
-        else {
-            unreachable!()
-        };
-        assert!(received.shared_region().is_none(), "small: inline copy");
-        assert_eq!(received.as_slice(), &[3u8; 100][..]);
     }
 }

@@ -19,7 +19,9 @@
 //!     kwargs: Map::new(),
 //! });
 //! let sealed = host.seal(call.clone()).unwrap();
-//! assert_eq!(child.open::<ToChild>(&sealed).unwrap().body, call);
+//! // The regions' descriptors travel beside the bytes (none here: nothing large).
+//! assert!(sealed.regions.is_empty());
+//! assert_eq!(child.open::<ToChild>(&sealed.bytes, vec![]).unwrap().body, call);
 //! ```
 
 #![warn(missing_docs, unreachable_pub)]
@@ -37,6 +39,6 @@ pub use frames::{
     CallFrame, Envelope, Frame, MAX_FRAME, PROTOCOL_VERSION, SHM_THRESHOLD, StartInfo, Target,
     ToChild, ToHost,
 };
-pub use ledger::{FrameError, Ledger, Receipt};
+pub use ledger::{FrameError, Ledger, Receipt, Sealed};
 pub use releases::{LINGER, MAX_RELEASES_PER_FRAME, Releases};
 pub use spin::{DEFAULT_SPIN, SPIN_ENV, poll_then_block, spin};

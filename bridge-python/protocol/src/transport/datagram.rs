@@ -9,12 +9,16 @@
 //! | `MORE` (3) | the next bytes of that frame; it is complete when its length is reached |
 //!
 //! The pieces of a large frame are never interleaved with other datagrams (one sender
-//! sends them in a row). Everything about a datagram is checked before use: an unknown
+//! sends them in a row). File descriptors a frame carries (its shared-memory regions) ride
+//! on the datagram that starts it: a frame that carries any is the first of its batch, or
+//! travels in pieces with them on its `FIRST`; the receiver gives a datagram's descriptors
+//! to the first frame it starts. Everything about a datagram is checked before use: an unknown
 //! kind, a length past the datagram or past the receiver's frame limit, a piece out of
 //! place, are [`FramingError`]s; nothing is allocated on a peer's word beyond what it has
 //! actually sent.
 
 use std::ops::ControlFlow;
+use std::os::fd::OwnedFd;
 
 use thiserror::Error;
 
@@ -61,7 +65,14 @@ pub enum FramingError {
         /// The announced length.
         len: usize,
     },
+    /// A `MORE` piece carried file descriptors (only a frame's first datagram may).
+    #[error("a piece of a large frame carried file descriptors")]
+    DescriptorsOnPiece,
 }
+
+/// What a completed frame is handed to: its bytes and the descriptors it carried; it says
+/// whether to go on.
+pub type OnFrame<'a> = dyn FnMut(&[u8], Vec<OwnedFd>) -> ControlFlow<()> + 'a;
 
 /// Turns datagrams into frames, holding the pieces of a large frame between datagrams.
 #[derive(Debug)]
@@ -74,6 +85,7 @@ pub struct Assembler {
 struct Open {
     len: usize,
     bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
 }
 
 impl Assembler {
@@ -85,16 +97,18 @@ impl Assembler {
         }
     }
 
-    /// Feeds one datagram; `frame` is called with each frame it completes, in order, until it
-    /// breaks. Returns whether it broke.
+    /// Feeds one datagram and the descriptors it carried; `frame` is called with each frame
+    /// it completes, in order, until it breaks. Returns whether it broke.
     ///
     /// # Errors
     /// The datagram is malformed (see [`FramingError`]); the connection should end.
     pub fn push(
         &mut self,
         datagram: &[u8],
-        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+        fds: Vec<OwnedFd>,
+        frame: &mut OnFrame<'_>,
     ) -> Result<ControlFlow<()>, FramingError> {
+        let mut fds = Some(fds);
         let truncated = || FramingError::Truncated {
             len: datagram.len(),
         };
@@ -119,7 +133,7 @@ impl Assembler {
                         });
                     }
                     let (bytes, tail) = tail.split_at_checked(len).ok_or_else(truncated)?;
-                    if frame(bytes).is_break() {
+                    if frame(bytes, fds.take().unwrap_or_default()).is_break() {
                         // The caller stops: frames after this one in the batch are dropped,
                         // as the connection ends.
                         return Ok(ControlFlow::Break(()));
@@ -146,17 +160,22 @@ impl Assembler {
                 if data.len() > len {
                     return Err(FramingError::Overrun { len });
                 }
+                let fds = fds.take().unwrap_or_default();
                 if data.len() == len {
-                    return Ok(frame(data));
+                    return Ok(frame(data, fds));
                 }
                 // Grows with what arrives, never by the announced length alone.
                 self.open = Some(Open {
                     len,
                     bytes: data.to_vec(),
+                    fds,
                 });
                 Ok(ControlFlow::Continue(()))
             }
             MORE => {
+                if fds.as_ref().is_some_and(|fds| !fds.is_empty()) {
+                    return Err(FramingError::DescriptorsOnPiece);
+                }
                 let open = self.open.as_mut().ok_or(FramingError::OutOfOrder)?;
                 if open.bytes.len() + rest.len() > open.len {
                     return Err(FramingError::Overrun { len: open.len });
@@ -165,8 +184,10 @@ impl Assembler {
                 if open.bytes.len() < open.len {
                     return Ok(ControlFlow::Continue(()));
                 }
-                let done = self.open.take().map(|open| open.bytes).unwrap_or_default();
-                Ok(frame(&done))
+                let Some(done) = self.open.take() else {
+                    return Err(FramingError::OutOfOrder);
+                };
+                Ok(frame(&done.bytes, done.fds))
             }
             other => Err(FramingError::UnknownKind(other)),
         }
@@ -189,7 +210,7 @@ mod tests {
 
     fn collect(assembler: &mut Assembler, datagram: &[u8]) -> Result<Vec<Vec<u8>>, FramingError> {
         let mut frames = Vec::new();
-        let _ = assembler.push(datagram, &mut |f| {
+        let _ = assembler.push(datagram, Vec::new(), &mut |f, _| {
             frames.push(f.to_vec());
             ControlFlow::Continue(())
         })?;
@@ -274,7 +295,7 @@ mod tests {
         let mut a = Assembler::new(100);
         let mut seen = 0;
         let flow = a
-            .push(&batch(&[b"a", b"b", b"c"]), &mut |_| {
+            .push(&batch(&[b"a", b"b", b"c"]), Vec::new(), &mut |_, _| {
                 seen += 1;
                 if seen == 2 {
                     ControlFlow::Break(())

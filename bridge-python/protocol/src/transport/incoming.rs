@@ -1,14 +1,16 @@
 //! The receiving half of a connection: takes whatever datagrams wait, without ever waiting
-//! for more, and hands out the frames they complete, in order.
+//! for more, and hands out the frames they complete, in order, each with the descriptors it
+//! carried.
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use super::Doorbell;
-use super::datagram::{Assembler, FramingError, MAX_DATAGRAM};
+use super::datagram::{Assembler, FramingError, MAX_DATAGRAM, OnFrame};
 use super::socket::{Received, Socket};
 
 /// Why the connection cannot be read any more.
@@ -23,9 +25,9 @@ pub enum ReadError {
     /// The peer sent a datagram larger than any it may send.
     #[error("datagram of {0} bytes is larger than the limit")]
     Oversized(usize),
-    /// The peer attached file descriptors to a datagram (they were closed).
-    #[error("the peer attached {0} file descriptors that were not asked for")]
-    UnexpectedFds(usize),
+    /// The peer attached more file descriptors to a datagram than it may (they were closed).
+    #[error("the peer attached {0} file descriptors to one datagram, more than allowed")]
+    TooManyFds(usize),
     /// The system call failed.
     #[error("reading the connection failed: {0}")]
     Io(#[from] std::io::Error),
@@ -42,6 +44,15 @@ pub enum Drained {
     Stopped,
 }
 
+/// A frame as received: its bytes and the descriptors it carried.
+#[derive(Debug)]
+pub struct InFrame {
+    /// The frame's bytes.
+    pub bytes: Vec<u8>,
+    /// The descriptors it carried (its shared-memory regions), owned here.
+    pub fds: Vec<OwnedFd>,
+}
+
 /// The receiving half of one connection. One thread at a time drains it (hold it in a
 /// mutex); frames are handed out in the order the peer sent them.
 #[derive(Debug)]
@@ -51,7 +62,7 @@ pub struct Incoming {
     assembler: Assembler,
     doorbell: Option<Arc<Doorbell>>,
     /// Frames completed by [`Incoming::try_next`] and not handed out yet.
-    ready: VecDeque<Vec<u8>>,
+    ready: VecDeque<InFrame>,
 }
 
 impl Incoming {
@@ -80,25 +91,25 @@ impl Incoming {
     pub fn drain(
         &mut self,
         budget: usize,
-        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+        frame: &mut OnFrame<'_>,
     ) -> Result<Drained, ReadError> {
-        while let Some(bytes) = self.ready.pop_front() {
-            if frame(&bytes).is_break() {
+        while let Some(ready) = self.ready.pop_front() {
+            if frame(&ready.bytes, ready.fds).is_break() {
                 return Ok(Drained::Stopped);
             }
         }
         for _ in 0..budget {
-            let len = match self.socket.recv(&mut self.buf)? {
-                Received::Datagram(len) => len,
+            let (len, fds) = match self.socket.recv(&mut self.buf)? {
+                Received::Datagram(len, fds) => (len, fds),
                 Received::Nothing => return Ok(Drained::Empty),
                 Received::Closed => return Err(ReadError::Closed),
                 Received::Oversized(len) => return Err(ReadError::Oversized(len)),
-                Received::UnexpectedFds(n) => return Err(ReadError::UnexpectedFds(n)),
+                Received::TooManyFds(n) => return Err(ReadError::TooManyFds(n)),
             };
             if let Some(doorbell) = &self.doorbell {
                 doorbell.took();
             }
-            if self.assembler.push(&self.buf[..len], frame)?.is_break() {
+            if self.assembler.push(&self.buf[..len], fds, frame)?.is_break() {
                 return Ok(Drained::Stopped);
             }
         }
@@ -109,14 +120,17 @@ impl Incoming {
     ///
     /// # Errors
     /// As [`Incoming::drain`].
-    pub fn try_next(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+    pub fn try_next(&mut self) -> Result<Option<InFrame>, ReadError> {
         loop {
-            if let Some(bytes) = self.ready.pop_front() {
-                return Ok(Some(bytes));
+            if let Some(ready) = self.ready.pop_front() {
+                return Ok(Some(ready));
             }
             let mut completed = VecDeque::new();
-            let drained = self.drain(1, &mut |bytes| {
-                completed.push_back(bytes.to_vec());
+            let drained = self.drain(1, &mut |bytes, fds| {
+                completed.push_back(InFrame {
+                    bytes: bytes.to_vec(),
+                    fds,
+                });
                 ControlFlow::Continue(())
             })?;
             self.ready = completed;

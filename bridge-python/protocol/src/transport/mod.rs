@@ -18,8 +18,8 @@ mod incoming;
 mod outgoing;
 mod socket;
 
-pub use datagram::{Assembler, FramingError, MAX_DATAGRAM};
+pub use datagram::{Assembler, FramingError, MAX_DATAGRAM, OnFrame};
 pub use doorbell::{ASIDE_TIMEOUT, Doorbell, Wake};
-pub use incoming::{Drained, Incoming, ReadError};
-pub use outgoing::{Outgoing, OutgoingLimits, Queued, SendError};
-pub use socket::{Ready, Received, Sent, Socket, wait_readable};
+pub use incoming::{Drained, InFrame, Incoming, ReadError};
+pub use outgoing::{Outgoing, OutgoingLimits, Queued, SendError, SharedFd};
+pub use socket::{MAX_FDS_PER_DATAGRAM, Ready, Received, Sent, Socket, wait_readable};

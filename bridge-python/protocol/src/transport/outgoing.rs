@@ -6,12 +6,14 @@
 //! (it stopped reading, or reads slower than frames come) makes the frame wait in this
 //! side's queue instead, and a flusher thread ([`Outgoing::flush_when_writable`]) sends the
 //! queue as the peer makes room, packing as many waiting frames as fit into each datagram.
-//! Frames leave in the order `send` was called. A queue past its limit refuses further
-//! frames with [`SendError::Full`], so a peer that stops reading costs this side at most the
-//! limit.
+//! Frames leave in the order `send` was called, each with the descriptors it carries
+//! ([`Outgoing::send_with`]) on the datagram that starts it. A queue past its limit refuses
+//! further frames with [`SendError::Full`], so a peer that stops reading costs this side at
+//! most the limit.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ use super::Doorbell;
 use super::datagram::{
     BATCH, FIRST, FIRST_HEADER, LEN_PREFIX, MAX_BATCH_FRAMES, MAX_DATAGRAM, MORE, fits_in_batch,
 };
-use super::socket::{Sent, Socket};
+use super::socket::{MAX_FDS_PER_DATAGRAM, Sent, Socket};
+
+/// A descriptor a frame carries, kept open until the frame is sent.
+pub type SharedFd = Arc<dyn AsFd + Send + Sync>;
 
 /// How long the flusher sleeps in one wait for room before it looks again at whether the
 /// connection closed.
@@ -49,6 +54,9 @@ pub enum SendError {
     /// The connection is closed (the peer is gone, or this side closed it).
     #[error("the connection is closed")]
     Closed,
+    /// The frame carries more descriptors than one datagram may.
+    #[error("a frame carries {0} descriptors, more than the limit of {MAX_FDS_PER_DATAGRAM}")]
+    TooManyFds(usize),
 }
 
 /// Bounds of an [`Outgoing`].
@@ -80,9 +88,21 @@ pub struct Outgoing {
     doorbell: Option<Arc<Doorbell>>,
 }
 
+/// A frame waiting to be sent, with the descriptors it carries.
+struct Out {
+    bytes: Vec<u8>,
+    fds: Vec<SharedFd>,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Out({} bytes, {} fds)", self.bytes.len(), self.fds.len())
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    frames: VecDeque<Vec<u8>>,
+    frames: VecDeque<Out>,
     bytes: usize,
     /// A frame too large for one datagram, partly sent: the bytes and how many went.
     piece: Option<(Vec<u8>, usize)>,
@@ -135,6 +155,18 @@ impl Outgoing {
     /// The frame is too large, the queue is full, or the connection is closed; the frame is
     /// dropped.
     pub fn send(&self, frame: Vec<u8>) -> Result<(), SendError> {
+        self.send_with(frame, Vec::new())
+    }
+
+    /// [`Outgoing::send`] of a frame carrying `fds` (at most [`MAX_FDS_PER_DATAGRAM`]), which
+    /// stay open until it is sent.
+    ///
+    /// # Errors
+    /// As [`Outgoing::send`], and too many descriptors.
+    pub fn send_with(&self, frame: Vec<u8>, fds: Vec<SharedFd>) -> Result<(), SendError> {
+        if fds.len() > MAX_FDS_PER_DATAGRAM {
+            return Err(SendError::TooManyFds(fds.len()));
+        }
         if frame.len() > self.limits.max_frame {
             return Err(SendError::TooLarge {
                 len: frame.len(),
@@ -153,7 +185,7 @@ impl Outgoing {
         }
         let was_empty = state.is_empty();
         state.bytes += frame.len();
-        state.frames.push_back(frame);
+        state.frames.push_back(Out { bytes: frame, fds });
         self.flush_locked(&mut state);
         if state.closed {
             return Err(SendError::Closed);
@@ -230,53 +262,62 @@ impl Outgoing {
     }
 
     /// Sends the frames at the front of the queue: as one batch when the first fits in a
-    /// datagram, else the first piece of it. `Ok(false)`: the peer has no room.
+    /// datagram (a frame carrying descriptors only ever first in its batch), else the first
+    /// piece of it. `Ok(false)`: the peer has no room.
     fn send_front(&self, state: &mut State) -> io::Result<bool> {
         let Some(first) = state.frames.front() else {
             return Ok(true);
         };
-        if !fits_in_batch(first.len()) {
-            let frame = state.frames.pop_front().unwrap_or_default();
-            let len = frame.len();
+        if !fits_in_batch(first.bytes.len()) {
+            let Some(frame) = state.frames.pop_front() else {
+                return Ok(true);
+            };
+            let len = frame.bytes.len();
             let mut header = [0u8; FIRST_HEADER];
             header[0] = FIRST;
             header[1..].copy_from_slice(&(len as u64).to_le_bytes());
             let take = MAX_DATAGRAM - FIRST_HEADER;
-            let parts = [IoSlice::new(&header), IoSlice::new(&frame[..take])];
-            if self.socket.send(&parts)? == Sent::WouldBlock {
+            let parts = [IoSlice::new(&header), IoSlice::new(&frame.bytes[..take])];
+            if self.socket.send(&parts, &borrowed(&frame.fds))? == Sent::WouldBlock {
                 state.frames.push_front(frame);
                 return Ok(false);
             }
             state.bytes -= take;
-            state.piece = Some((frame, take));
+            state.piece = Some((frame.bytes, take));
             return Ok(true);
         }
         let mut count = 0;
         let mut size = 1;
         for frame in &state.frames {
-            if count == MAX_BATCH_FRAMES || size + LEN_PREFIX + frame.len() > MAX_DATAGRAM {
+            if count == MAX_BATCH_FRAMES
+                || size + LEN_PREFIX + frame.bytes.len() > MAX_DATAGRAM
+                || (count > 0 && !frame.fds.is_empty())
+            {
                 break;
             }
-            size += LEN_PREFIX + frame.len();
+            size += LEN_PREFIX + frame.bytes.len();
             count += 1;
         }
         let prefixes: Vec<[u8; LEN_PREFIX]> = state
             .frames
             .iter()
             .take(count)
-            .map(|f| (f.len() as u32).to_le_bytes())
+            .map(|f| (f.bytes.len() as u32).to_le_bytes())
             .collect();
         let mut parts = Vec::with_capacity(1 + 2 * count);
         parts.push(IoSlice::new(&[BATCH]));
         for (frame, prefix) in state.frames.iter().zip(&prefixes) {
             parts.push(IoSlice::new(prefix));
-            parts.push(IoSlice::new(frame));
+            parts.push(IoSlice::new(&frame.bytes));
         }
-        if self.socket.send(&parts)? == Sent::WouldBlock {
+        let fds = borrowed(&first.fds);
+        if self.socket.send(&parts, &fds)? == Sent::WouldBlock {
             return Ok(false);
         }
+        drop(parts);
+        drop(fds);
         for frame in state.frames.drain(..count) {
-            state.bytes -= frame.len();
+            state.bytes -= frame.bytes.len();
         }
         Ok(true)
     }
@@ -288,7 +329,7 @@ impl Outgoing {
             IoSlice::new(&[MORE]),
             IoSlice::new(&frame[done..done + take]),
         ];
-        if self.socket.send(&parts)? == Sent::WouldBlock {
+        if self.socket.send(&parts, &[])? == Sent::WouldBlock {
             state.piece = Some((frame, done));
             return Ok(false);
         }
@@ -298,6 +339,11 @@ impl Outgoing {
         }
         Ok(true)
     }
+}
+
+/// The descriptors of `fds`, borrowed for one send.
+fn borrowed(fds: &[SharedFd]) -> Vec<BorrowedFd<'_>> {
+    fds.iter().map(|fd| fd.as_fd()).collect()
 }
 
 #[cfg(test)]
@@ -318,10 +364,10 @@ mod tests {
     fn drain(socket: &Socket, assembler: &mut Assembler, frames: &mut Vec<Vec<u8>>) -> bool {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut any = false;
-        while let Ok(Received::Datagram(n)) = socket.recv(&mut buf) {
+        while let Ok(Received::Datagram(n, fds)) = socket.recv(&mut buf) {
             any = true;
             let _ = assembler
-                .push(&buf[..n], &mut |f| {
+                .push(&buf[..n], fds, &mut |f, _| {
                     frames.push(f.to_vec());
                     ControlFlow::Continue(())
                 })

@@ -13,11 +13,12 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendFlags, SocketFlags, SocketType,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
-/// File descriptors a peer may attach to one datagram; more is a protocol error.
-const MAX_FDS_PER_DATAGRAM: usize = 8;
+/// File descriptors one datagram may carry (a frame's shared-memory regions); more is a
+/// protocol error.
+pub const MAX_FDS_PER_DATAGRAM: usize = 16;
 
 /// What a send did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +32,9 @@ pub enum Sent {
 /// What a receive found.
 #[derive(Debug)]
 pub enum Received {
-    /// A datagram of this many bytes is at the start of the buffer.
-    Datagram(usize),
+    /// A datagram of this many bytes is at the start of the buffer, with the descriptors
+    /// it carried.
+    Datagram(usize, Vec<OwnedFd>),
     /// Nothing is waiting.
     Nothing,
     /// The peer has closed its end (or sent an empty datagram, which troupe never does).
@@ -40,8 +42,9 @@ pub enum Received {
     /// The peer sent a datagram larger than the buffer (its length), which troupe never
     /// does; its bytes are gone.
     Oversized(usize),
-    /// The peer attached file descriptors the receiver did not ask for; they are closed.
-    UnexpectedFds(usize),
+    /// The peer attached more than [`MAX_FDS_PER_DATAGRAM`] descriptors (or ones that were
+    /// cut); those that came are closed.
+    TooManyFds(usize),
 }
 
 /// A connected `SOCK_SEQPACKET` unix socket in non-blocking mode.
@@ -83,13 +86,24 @@ impl Socket {
         Ok(Socket { fd })
     }
 
-    /// Sends one datagram made of `parts`, without waiting.
+    /// Sends one datagram made of `parts`, with `fds` attached, without waiting.
     ///
     /// # Errors
     /// The peer is gone (`BrokenPipe`, `ConnectionReset`) or the datagram is too large for
-    /// the socket (`EMSGSIZE`).
-    pub fn send(&self, parts: &[IoSlice<'_>]) -> io::Result<Sent> {
-        let mut control = SendAncillaryBuffer::new(&mut []);
+    /// the socket (`EMSGSIZE`), or more than [`MAX_FDS_PER_DATAGRAM`] descriptors are given.
+    pub fn send(&self, parts: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<Sent> {
+        if fds.len() > MAX_FDS_PER_DATAGRAM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many descriptors for one datagram",
+            ));
+        }
+        let mut space =
+            [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_DATAGRAM))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::other("no room for the descriptors"));
+        }
         loop {
             match rustix::net::sendmsg(
                 &self.fd,
@@ -129,15 +143,15 @@ impl Socket {
                 Err(e) => return Err(e.into()),
             }
         };
-        // Whatever descriptors came are owned (and so closed) here.
-        let mut fds = 0;
+        // Whatever descriptors came are owned (and so closed on every early return) here.
+        let mut fds = Vec::new();
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(received) = message {
-                fds += received.count();
+                fds.extend(received);
             }
         }
-        if fds > 0 || got.flags.contains(ReturnFlags::CTRUNC) {
-            return Ok(Received::UnexpectedFds(fds.max(1)));
+        if got.flags.contains(ReturnFlags::CTRUNC) {
+            return Ok(Received::TooManyFds(fds.len().max(MAX_FDS_PER_DATAGRAM + 1)));
         }
         if got.flags.contains(ReturnFlags::TRUNC) || got.bytes > capacity {
             return Ok(Received::Oversized(got.bytes));
@@ -145,7 +159,7 @@ impl Socket {
         if got.bytes == 0 {
             return Ok(Received::Closed);
         }
-        Ok(Received::Datagram(got.bytes))
+        Ok(Received::Datagram(got.bytes, fds))
     }
 
     /// Waits until the socket is readable (`readable`) or writable (`!readable`), it hangs
@@ -241,15 +255,15 @@ mod tests {
         let mut buf = [0u8; 16];
         assert!(matches!(b.recv(&mut buf), Ok(Received::Nothing)));
         assert_eq!(
-            a.send(&[IoSlice::new(b"he"), IoSlice::new(b"llo")])
+            a.send(&[IoSlice::new(b"he"), IoSlice::new(b"llo")], &[])
                 .expect("send"),
             Sent::All
         );
-        assert!(matches!(b.recv(&mut buf), Ok(Received::Datagram(5))));
+        assert!(matches!(b.recv(&mut buf), Ok(Received::Datagram(5, fds)) if fds.is_empty()));
         assert_eq!(&buf[..5], b"hello");
         // A peer that never reads fills up: the send says so and returns at once.
         let mut sent = 0;
-        while a.send(&[IoSlice::new(&[7u8; 1024])]).expect("send") == Sent::All {
+        while a.send(&[IoSlice::new(&[7u8; 1024])], &[]).expect("send") == Sent::All {
             sent += 1;
             assert!(sent < 100_000, "the queue never filled");
         }
@@ -262,7 +276,22 @@ mod tests {
         let mut small = [0u8; 8];
         assert!(matches!(b.recv(&mut small), Ok(Received::Oversized(1024))));
         drop(b);
-        assert!(a.send(&[IoSlice::new(b"x")]).is_err());
+        assert!(a.send(&[IoSlice::new(b"x")], &[]).is_err());
+    }
+
+    #[test]
+    fn descriptors_ride_with_their_datagram_and_too_many_are_refused() {
+        let (a, b) = Socket::pair().expect("pair");
+        let file = std::fs::File::open("/dev/null").expect("open");
+        a.send(&[IoSlice::new(b"x")], &[file.as_fd(), file.as_fd()])
+            .expect("send");
+        let mut buf = [0u8; 4];
+        match b.recv(&mut buf) {
+            Ok(Received::Datagram(1, fds)) => assert_eq!(fds.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let many = vec![file.as_fd(); MAX_FDS_PER_DATAGRAM + 1];
+        assert!(a.send(&[IoSlice::new(b"x")], &many).is_err());
     }
 
     #[test]
