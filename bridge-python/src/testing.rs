@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -335,8 +335,9 @@ struct Instance {
 
 impl Instance {
     fn send(&self, frame: ToHost) {
-        if let Ok(bytes) = self.ledger.seal(frame) {
-            let _ = self.outgoing.send(bytes);
+        if let Ok(sealed) = self.ledger.seal(frame) {
+            let fds = sealed.fds();
+            let _ = self.outgoing.send_with(sealed.bytes, fds);
         }
     }
 
@@ -359,7 +360,7 @@ impl Instance {
         }
         let mut incoming = Incoming::new(self.process.socket.clone(), MAX_FRAME, Some(doorbell));
         while !self.process.stop.load(Ordering::SeqCst) {
-            let flow = incoming.drain(64, &mut |bytes| self.handle(bytes, &start));
+            let flow = incoming.drain(64, &mut |bytes, fds| self.handle(bytes, fds, &start));
             match flow {
                 Err(ReadError::Closed) => return self.exit(0),
                 Err(_) => return self.exit(70),
@@ -375,13 +376,10 @@ impl Instance {
         }
     }
 
-    fn handle(&self, bytes: &[u8], start: &Start) -> ControlFlow<()> {
-        let Ok(envelope) = self.ledger.open::<ToChild>(bytes) else {
+    fn handle(&self, bytes: &[u8], fds: Vec<OwnedFd>, start: &Start) -> ControlFlow<()> {
+        let Ok(envelope) = self.ledger.open::<ToChild>(bytes, fds) else {
             return ControlFlow::Break(());
         };
-        if let Some(hold) = envelope.hold {
-            self.send(ToHost::Release { hold });
-        }
         match envelope.body {
             ToChild::Start(_) => match start {
                 Start::Ok(methods) => self.send(ToHost::Started {
@@ -411,7 +409,7 @@ impl Instance {
                 self.exit(0);
                 return ControlFlow::Break(());
             }
-            ToChild::Reply { .. } | ToChild::Release { .. } | ToChild::ReleaseSlots { .. } => {}
+            ToChild::Reply { .. } | ToChild::ReleaseSlots { .. } => {}
         }
         ControlFlow::Continue(())
     }

@@ -32,7 +32,7 @@ pub(crate) struct Connection {
 
 /// What one receive brought.
 pub(crate) enum Incoming {
-    /// A frame for the Python side (never `Release`, which is handled here).
+    /// A frame for the Python side (never `ReleaseSlots`, which is handled here).
     Frame(ToChild),
     /// The host's end is gone: the child should exit.
     Closed,
@@ -131,8 +131,9 @@ impl Connection {
 
     /// Seals and sends `frame`; any thread may call this, and it never waits.
     pub(crate) fn send(&self, frame: ToHost) -> Result<(), ConnectionError> {
-        let bytes = self.ledger.seal(frame)?;
-        self.outgoing.send(bytes)?;
+        let sealed = self.ledger.seal(frame)?;
+        let fds = sealed.fds();
+        self.outgoing.send_with(sealed.bytes, fds)?;
         Ok(())
     }
 
@@ -153,11 +154,6 @@ impl Connection {
         methods.as_ref().map(|m| m.contains(name))
     }
 
-    /// How many of this child's envelopes still wait for the host's `Release`.
-    pub(crate) fn held(&self) -> usize {
-        self.ledger.held()
-    }
-
     /// How many slots of this child's pool the host holds.
     pub(crate) fn lent(&self) -> usize {
         self.ledger.lent()
@@ -174,16 +170,16 @@ impl Connection {
         (queued.frames, queued.bytes)
     }
 
-    /// Waits for the next frame for the Python side (at most `timeout` when given). Answers
-    /// `Release` for every envelope that holds buffers, handles the host's `Release` frames,
-    /// and skips (with a line on stderr) frames that do not decode. Polls the doorbell for a
+    /// Waits for the next frame for the Python side (at most `timeout` when given). Handles
+    /// the host's `ReleaseSlots` frames, and skips (with a line on stderr) frames that do not
+    /// decode. Polls the doorbell for a
     /// moment, then sleeps on the socket.
     pub(crate) fn next_frame(&self, timeout: Option<Duration>) -> Incoming {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut receiving = lock(&self.receiving);
         loop {
-            let bytes = match receiving.try_next() {
-                Ok(Some(bytes)) => bytes,
+            let frame = match receiving.try_next() {
+                Ok(Some(frame)) => frame,
                 Ok(None) => match self.wait(deadline) {
                     Waited::Maybe => continue,
                     Waited::TimedOut => return Incoming::TimedOut,
@@ -195,28 +191,14 @@ impl Connection {
                     return Incoming::Closed;
                 }
             };
-            let envelope = match self.ledger.open::<ToChild>(&bytes) {
+            let envelope = match self.ledger.open::<ToChild>(&frame.bytes, frame.fds) {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     eprintln!("troupe: ignoring a frame from the host that does not decode: {e}");
-                    // Still let the host free what it holds for it.
-                    if let Ok((Some(hold), _)) = postcard::take_from_bytes::<Option<u64>>(&bytes)
-                        && self.send(ToHost::Release { hold }).is_err()
-                    {
-                        return Incoming::Closed;
-                    }
                     continue;
                 }
             };
-            if let Some(hold) = envelope.hold
-                && self.send(ToHost::Release { hold }).is_err()
-            {
-                return Incoming::Closed;
-            }
             match envelope.body {
-                ToChild::Release { hold } => {
-                    self.ledger.release(hold);
-                }
                 ToChild::ReleaseSlots { slots } => {
                     self.ledger.release_slots(&slots);
                 }

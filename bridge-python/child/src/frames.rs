@@ -46,7 +46,7 @@ pub(crate) fn surface<'py>(
         ToChild::Start(info) => (intern!(py, "start"), start_dict(py, info)?).into_pyobject(py)?,
         ToChild::Shutdown => (intern!(py, "shutdown"),).into_pyobject(py)?,
         // Handled by the connection; never surfaces.
-        ToChild::Release { .. } | ToChild::ReleaseSlots { .. } => return Ok(Surfaced::Answered),
+        ToChild::ReleaseSlots { .. } => return Ok(Surfaced::Answered),
     };
     Ok(Surfaced::Tuple(tuple))
 }

@@ -228,12 +228,6 @@ fn shutdown_done(py: Python<'_>) -> PyResult<()> {
     send(py, ToHost::ShutdownDone)
 }
 
-/// How many of this child's frames still hold shared memory until the host releases them.
-#[pyfunction]
-fn held_frames() -> PyResult<usize> {
-    Ok(connection()?.held())
-}
-
 /// A writable buffer of `nbytes` in the child's shared-memory pool (what `troupe.empty` and
 /// `troupe.zeros` wrap in a numpy array); zero-filled when `zero`.
 #[pyfunction]
@@ -264,10 +258,10 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
-/// `(region, offset, local)` of the pool slot whose start `obj` (a numpy array) views, or
-/// `None`; `local` says whether the slot is this child's.
+/// `(region id, offset, local)` of the pool slot whose start `obj` (a numpy array) views,
+/// or `None`; `local` says whether the slot is this child's.
 #[pyfunction]
-fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(String, u64, bool)> {
+fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(u64, u64, bool)> {
     let view = view::find_view(obj)?;
     let buffer = view.get().buffer();
     let key = buffer.pool_key()?;
@@ -305,7 +299,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call, m)?)?;
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_done, m)?)?;
-    m.add_function(wrap_pyfunction!(held_frames, m)?)?;
     m.add_function(wrap_pyfunction!(pool_alloc, m)?)?;
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
     m.add_function(wrap_pyfunction!(slot_of, m)?)?;

@@ -114,7 +114,7 @@ impl BufferView {
 
     fn __repr__(&self) -> String {
         let place = match self.buffer.shared_region() {
-            Some((region, offset)) => format!("shared memory {}+{offset}", region.name()),
+            Some((region, offset)) => format!("shared memory region {}+{offset}", region.id()),
             None => "process memory".to_owned(),
         };
         format!(

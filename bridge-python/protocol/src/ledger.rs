@@ -246,9 +246,8 @@ impl Ledger {
 
     /// Whether `slot` is a slot of this connection's peer (it holds the region already).
     fn came_from_peer(&self, slot: &Slot) -> bool {
-        slot.released_to().is_some_and(|to| {
-            std::ptr::addr_eq(Arc::as_ptr(to), Arc::as_ptr(&self.releases))
-        })
+        slot.released_to()
+            .is_some_and(|to| std::ptr::addr_eq(Arc::as_ptr(to), Arc::as_ptr(&self.releases)))
     }
 
     fn lend(&self, slots: Vec<(SlotKey, Slot)>) {

@@ -56,5 +56,5 @@ def pool_stats():
 
 
 def slot_of(array):
-    """``(region, offset, local)`` of the pool slot ``array`` starts at, or ``None``."""
+    """``(region id, offset, local)`` of the pool slot ``array`` starts at, or ``None``."""
     return _native.slot_of(array)

@@ -141,6 +141,9 @@ impl Calls {
                     format!("the call's frame is {len} bytes, over the limit of {max}"),
                 ))
             }
+            Err(LinkError::Send(e @ SendError::TooManyFds(_))) => {
+                Some(CallError::bad_argument("args", e.to_string()))
+            }
             Err(LinkError::Send(SendError::Full { .. })) => Some(CallError::MailboxFull),
             // The child is gone and its end not reported yet: the call counts as in flight
             // and fails with the crash, like the others.

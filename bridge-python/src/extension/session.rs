@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -173,10 +173,9 @@ impl Session {
         if !self.link.doorbell().has_mail() {
             return;
         }
-        match self
-            .link
-            .try_drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes))
-        {
+        match self.link.try_drain(DRAIN_BUDGET, &mut |bytes, fds| {
+            self.handle_bytes(bytes, fds)
+        }) {
             None | Some(Ok(_)) => {}
             Some(Err(e)) => {
                 self.read_failed(e);
@@ -208,7 +207,9 @@ impl Session {
                 link.wake().clear();
                 let exited = ready.get(1).copied().unwrap_or(false);
                 // Whatever callers do, what waits is taken at least this often.
-                let drained = link.try_drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes));
+                let drained = link.try_drain(DRAIN_BUDGET, &mut |bytes, fds| {
+                    self.handle_bytes(bytes, fds)
+                });
                 if let Some(Err(e)) = drained {
                     self.read_failed(e);
                     break;
@@ -219,7 +220,9 @@ impl Session {
                 }
                 continue;
             }
-            if let Err(e) = link.drain(DRAIN_BUDGET, &mut |bytes| self.handle_bytes(bytes)) {
+            if let Err(e) = link.drain(DRAIN_BUDGET, &mut |bytes, fds| {
+                self.handle_bytes(bytes, fds)
+            }) {
                 self.read_failed(e);
                 break;
             }
@@ -249,7 +252,7 @@ impl Session {
     fn drain_rest(&self) {
         let _ = self
             .link
-            .drain(usize::MAX, &mut |bytes| self.handle_bytes(bytes));
+            .drain(usize::MAX, &mut |bytes, fds| self.handle_bytes(bytes, fds));
     }
 
     /// The connection cannot be read any more: a closed one is the child's end; anything
@@ -260,13 +263,11 @@ impl Session {
         }
     }
 
-    /// Decodes and handles one frame; an undecodable one kills the child.
-    fn handle_bytes(&self, bytes: &[u8]) -> ControlFlow<()> {
-        match self.link.open::<ToHost>(bytes) {
+    /// Decodes and handles one frame (with the descriptors it carried); an undecodable one,
+    /// or one naming memory the child was not handed, kills the child.
+    fn handle_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> ControlFlow<()> {
+        match self.link.open::<ToHost>(bytes, fds) {
             Ok(envelope) => {
-                if let Some(hold) = envelope.hold {
-                    self.send_owed(ToChild::Release { hold });
-                }
                 self.handle(envelope.body);
                 ControlFlow::Continue(())
             }
@@ -304,7 +305,6 @@ impl Session {
                     let _ = cancel.send(());
                 }
             }
-            ToHost::Release { hold } => self.link.release(hold),
             ToHost::ReleaseSlots { slots } => self.link.release_slots(&slots),
             ToHost::Started { methods } => {
                 let _ = self.events.send(SessionEvent::Started {
@@ -411,10 +411,9 @@ impl Session {
             CallError::Crashed(info.clone())
         };
         let failed = self.calls.child_gone(self.generation, err);
-        // Everything the child held of the host's pool comes back; the names of its own
-        // regions go (a killed child could not remove them; the host's mappings stay valid).
+        // Everything the child held of the host's pool comes back (its own regions vanish
+        // with the last mapping: nothing to clean up, however it died).
         self.link.close();
-        troupe_shm::remove_regions_of(self.process.pid());
         self.lock_inbound().clear();
         if !stopping {
             tracing::warn!(extension = %self.name, pid = self.process.pid(), failed_calls = failed, crash = %info, "extension process ended");

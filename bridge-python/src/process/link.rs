@@ -1,6 +1,6 @@
 //! The host's end of a child connection.
 
-use std::ops::ControlFlow;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use thiserror::Error;
 use troupe_protocol::transport::{
-    Doorbell, Drained, Incoming, Outgoing, OutgoingLimits, Queued, ReadError, SendError, Socket,
-    Wake,
+    Doorbell, Drained, InFrame, Incoming, OnFrame, Outgoing, OutgoingLimits, Queued, ReadError,
+    SendError, Socket, Wake,
 };
 use troupe_protocol::{Envelope, FrameError, Ledger, MAX_FRAME, Releases, SHM_THRESHOLD, ToChild};
 use troupe_shm::pool::SlotKey;
@@ -54,8 +54,8 @@ impl Default for LinkLimits {
 /// The host's end of one child connection: frames go out through a bounded queue that never
 /// makes a sender wait ([`Outgoing`]); frames come in through [`Link::drain`], which one
 /// thread at a time runs (the reader thread, or a caller polling for its answer). It also
-/// owns the connection's buffer bookkeeping ([`Ledger`]): what the child was lent, what it
-/// holds, what the host owes it.
+/// owns the connection's buffer bookkeeping ([`Ledger`]): what the child was lent and what
+/// the host owes it.
 #[derive(Debug)]
 pub struct Link {
     socket: Arc<Socket>,
@@ -151,8 +151,9 @@ impl Link {
     /// # Errors
     /// See [`LinkError`]; nothing is sent, and nothing stays lent for it.
     pub fn send(&self, frame: ToChild) -> Result<(), LinkError> {
-        let (bytes, receipt) = self.ledger.seal_with_receipt(frame)?;
-        if let Err(e) = self.outgoing.send(bytes) {
+        let (sealed, receipt) = self.ledger.seal_with_receipt(frame)?;
+        let fds = sealed.fds();
+        if let Err(e) = self.outgoing.send_with(sealed.bytes, fds) {
             self.ledger.unseal(receipt);
             return Err(e.into());
         }
@@ -169,11 +170,7 @@ impl Link {
     ///
     /// # Errors
     /// The child closed the connection or broke the framing.
-    pub fn drain(
-        &self,
-        budget: usize,
-        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
-    ) -> Result<Drained, ReadError> {
+    pub fn drain(&self, budget: usize, frame: &mut OnFrame<'_>) -> Result<Drained, ReadError> {
         self.lock_incoming().drain(budget, frame)
     }
 
@@ -184,7 +181,7 @@ impl Link {
     pub fn try_drain(
         &self,
         budget: usize,
-        frame: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+        frame: &mut OnFrame<'_>,
     ) -> Option<Result<Drained, ReadError>> {
         let mut incoming = match self.incoming.try_lock() {
             Ok(incoming) => incoming,
@@ -198,7 +195,7 @@ impl Link {
     ///
     /// # Errors
     /// As [`Link::drain`].
-    pub fn next_frame(&self) -> Result<Option<Vec<u8>>, ReadError> {
+    pub fn next_frame(&self) -> Result<Option<InFrame>, ReadError> {
         self.lock_incoming().try_next()
     }
 
@@ -208,11 +205,11 @@ impl Link {
     ///
     /// # Errors
     /// As [`Link::drain`].
-    pub fn wait_frame(&self, timeout: Duration) -> Result<Option<Vec<u8>>, ReadError> {
+    pub fn wait_frame(&self, timeout: Duration) -> Result<Option<InFrame>, ReadError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(bytes) = self.next_frame()? {
-                return Ok(Some(bytes));
+            if let Some(frame) = self.next_frame()? {
+                return Ok(Some(frame));
             }
             if self.doorbell.wait_unless(|| false) {
                 continue;
@@ -267,21 +264,19 @@ impl Link {
         self.takers.load(Ordering::SeqCst)
     }
 
-    /// Decodes a frame from the child; buffers of the child's pool in it release their slot
-    /// to the child when their last clone drops.
+    /// Decodes a frame from the child, with the descriptors of the regions it handed over;
+    /// buffers of the child's pool in it release their slot to the child when their last
+    /// clone drops.
     ///
     /// # Errors
-    /// The frame does not decode.
+    /// The frame does not decode, or names memory the child was not handed (see
+    /// [`Ledger::open`]).
     pub fn open<'de, T: Deserialize<'de>>(
         &self,
         bytes: &'de [u8],
+        fds: Vec<OwnedFd>,
     ) -> Result<Envelope<T>, DecodeError> {
-        self.ledger.open(bytes)
-    }
-
-    /// The child has mapped the buffers of envelope `hold`.
-    pub fn release(&self, hold: u64) {
-        self.ledger.release(hold);
+        self.ledger.open(bytes, fds)
     }
 
     /// The child dropped its buffers of these slots of the host's pool.
@@ -312,7 +307,6 @@ impl Drop for Link {
 fn send_releases(releases: &Releases, outgoing: &Outgoing) {
     while let Some(slots) = releases.wait() {
         let frame = Envelope {
-            hold: None,
             body: ToChild::ReleaseSlots { slots },
             released: Vec::new(),
             exports_released: releases.take_exports(),

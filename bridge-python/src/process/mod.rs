@@ -287,7 +287,7 @@ pub(crate) fn await_hello(
 ) -> Result<String, NoHello> {
     loop {
         match link.next_frame() {
-            Ok(Some(bytes)) => return check_hello(&bytes).map_err(NoHello::Bad),
+            Ok(Some(frame)) => return check_hello(&frame.bytes).map_err(NoHello::Bad),
             Ok(None) => {}
             Err(troupe_protocol::transport::ReadError::Closed) => {
                 return Err(NoHello::Exited);
@@ -345,7 +345,6 @@ pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
         ToHost::Reply { .. } => "Reply",
         ToHost::Call { .. } => "Call",
         ToHost::Cancel { .. } => "Cancel",
-        ToHost::Release { .. } => "Release",
         ToHost::ShutdownDone => "ShutdownDone",
         ToHost::ReleaseSlots { .. } => "ReleaseSlots",
     }

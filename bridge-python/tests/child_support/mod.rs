@@ -46,8 +46,6 @@ pub struct Driver {
     pub pid: u32,
     pub hello: ToHost,
     link: Option<Arc<Link>>,
-    /// Holds of the child's envelopes this driver has released.
-    pub released: RefCell<Vec<u64>>,
     next_id: RefCell<u64>,
     stashed: RefCell<HashMap<u64, Result<Value, CallError>>>,
 }
@@ -79,7 +77,6 @@ impl Driver {
             pid,
             hello: ToHost::ShutdownDone,
             link: Some(link),
-            released: Vec::new().into(),
             next_id: RefCell::new(1),
             stashed: RefCell::default(),
         };
@@ -108,23 +105,20 @@ impl Driver {
         self.link().lent()
     }
 
-    /// The next frame from the child. Like a host, it answers `Release` for every envelope
-    /// that holds buffers, and applies (and skips) the child's releases.
+    /// The next frame from the child. Like a host, it applies (and skips) the child's
+    /// releases.
     pub fn next(&self) -> ToHost {
         loop {
             let link = self.link();
-            let bytes = match link.wait_frame(PATIENCE) {
-                Ok(Some(bytes)) => bytes,
+            let frame = match link.wait_frame(PATIENCE) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => panic!("no frame from the child in {PATIENCE:?}"),
                 Err(e) => panic!("the child's connection ended: {e}"),
             };
-            let envelope: Envelope<ToHost> = link.open(&bytes).expect("child frame decodes");
-            if let Some(hold) = envelope.hold {
-                self.send(ToChild::Release { hold });
-                self.released.borrow_mut().push(hold);
-            }
+            let envelope: Envelope<ToHost> = link
+                .open(&frame.bytes, frame.fds)
+                .expect("child frame decodes");
             match envelope.body {
-                ToHost::Release { hold } => link.release(hold),
                 ToHost::ReleaseSlots { slots } => link.release_slots(&slots),
                 frame => return frame,
             }
@@ -220,8 +214,6 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         self.process.kill();
-        // As the host does: a killed child cannot remove its pool's region names.
-        troupe_shm::remove_regions_of(self.pid);
     }
 }
 

@@ -31,7 +31,6 @@ fn call_with_array(export: u64) -> Vec<u8> {
     let wire = encode(&WireArray::Exported(descriptor(export))).unwrap_or_default();
     let in_transit: DeviceArray = decode(&wire).unwrap_or_else(|e| panic!("{e}"));
     encode(&Envelope {
-        hold: None,
         body: ToChild::Call(CallFrame {
             id: 1,
             method: "f".into(),
@@ -52,7 +51,7 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
     }
     let child = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(0))));
     let envelope = child
-        .open::<ToChild>(&call_with_array(7))
+        .open::<ToChild>(&call_with_array(7), vec![])
         .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
     let ToChild::Call(call) = envelope.body else {
         panic!("expected the call")
@@ -75,13 +74,13 @@ fn the_array_is_unusable_and_its_release_rides_on_the_next_frame() {
             result: Ok(Value::Null),
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    let sent: Envelope<ToHost> = Envelope::open(&reply).unwrap_or_else(|e| panic!("{e}"));
+    let sent: Envelope<ToHost> = Envelope::open(&reply.bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sent.exports_released, vec![ExportId(7)]);
     assert_eq!(child.releases().pending_exports(), 0);
 
     // The host's plane applies it; an export it does not hold is ignored, never a panic.
     let host = Ledger::new(1024).with_devices(Arc::new(CudaPlane::new(PeerId(42))));
-    host.open::<ToHost>(&reply)
+    host.open::<ToHost>(&reply.bytes, vec![])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(host.devices().map(|p| p.exported()), Some(0));
 }
@@ -108,7 +107,7 @@ fn a_device_array_cannot_be_sent_over_a_connection_without_a_plane() {
 fn a_device_array_reaching_a_connection_without_a_plane_is_refused_and_released_at_once() {
     let plain = Ledger::new(1024);
     let envelope = plain
-        .open::<ToChild>(&call_with_array(9))
+        .open::<ToChild>(&call_with_array(9), vec![])
         .unwrap_or_else(|e| panic!("the frame decodes: {e}"));
     let ToChild::Call(call) = envelope.body else {
         panic!("expected the call")

@@ -333,9 +333,9 @@ mod tests {
         let unknown = pool_descriptor(u64::MAX, 0, 1);
         assert!(matches!(
             crate::decode::<Buffer>(&unknown),
-            Err(crate::DecodeError::PoolSlot(pool::PoolError::UnknownRegion(
-                _
-            )))
+            Err(crate::DecodeError::PoolSlot(
+                pool::PoolError::UnknownRegion(_)
+            ))
         ));
     }
 }

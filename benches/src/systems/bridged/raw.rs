@@ -80,17 +80,17 @@ pub(crate) fn noop_sampler(plugins: &Path, warmup: usize) -> Result<Sampler, Sys
 /// The next frame from the child that is not buffer bookkeeping.
 fn next(child: &Launched) -> Result<ToHost, SystemError> {
     loop {
-        let bytes = child
+        let frame = child
             .link
             .wait_frame(Duration::from_secs(30))
             .map_err(|e| failed("receiving", e))?
             .ok_or_else(|| failed("receiving", "no frame within 30 s"))?;
         let envelope = child
             .link
-            .open::<ToHost>(&bytes)
+            .open::<ToHost>(&frame.bytes, frame.fds)
             .map_err(|e| failed("decoding", e))?;
         match envelope.body {
-            ToHost::Release { .. } | ToHost::ReleaseSlots { .. } => {}
+            ToHost::ReleaseSlots { .. } => {}
             frame => return Ok(frame),
         }
     }

@@ -88,11 +88,7 @@ impl Incoming {
     ///
     /// # Errors
     /// The peer closed the connection or broke the framing: nothing more can be read.
-    pub fn drain(
-        &mut self,
-        budget: usize,
-        frame: &mut OnFrame<'_>,
-    ) -> Result<Drained, ReadError> {
+    pub fn drain(&mut self, budget: usize, frame: &mut OnFrame<'_>) -> Result<Drained, ReadError> {
         while let Some(ready) = self.ready.pop_front() {
             if frame(&ready.bytes, ready.fds).is_break() {
                 return Ok(Drained::Stopped);
@@ -109,7 +105,11 @@ impl Incoming {
             if let Some(doorbell) = &self.doorbell {
                 doorbell.took();
             }
-            if self.assembler.push(&self.buf[..len], fds, frame)?.is_break() {
+            if self
+                .assembler
+                .push(&self.buf[..len], fds, frame)?
+                .is_break()
+            {
                 return Ok(Drained::Stopped);
             }
         }

@@ -151,7 +151,9 @@ impl Socket {
             }
         }
         if got.flags.contains(ReturnFlags::CTRUNC) {
-            return Ok(Received::TooManyFds(fds.len().max(MAX_FDS_PER_DATAGRAM + 1)));
+            return Ok(Received::TooManyFds(
+                fds.len().max(MAX_FDS_PER_DATAGRAM + 1),
+            ));
         }
         if got.flags.contains(ReturnFlags::TRUNC) || got.bytes > capacity {
             return Ok(Received::Oversized(got.bytes));
