@@ -189,7 +189,9 @@ fn files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
 }
 
 /// Hash of every file's name and bytes, computed once per process.
-fn stamp() -> &'static str {
+/// The hash of the package this build provisions (the native module and every Python file):
+/// two builds share a venv only when they would put the same package in it.
+pub(crate) fn stamp() -> &'static str {
     static STAMP: OnceLock<String> = OnceLock::new();
     STAMP.get_or_init(|| {
         let mut hash = Sha256::new();

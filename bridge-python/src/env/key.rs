@@ -12,7 +12,9 @@ const HASH_CHARS: usize = 16;
 
 /// Names one cached venv, and its directory: `cpython-311-1f2e3d4c5b6a7988`. Equal keys
 /// mean the same interpreter build, the same normalised requirements, the same
-/// `system_site_packages` and the same troupe version.
+/// `system_site_packages` and the same troupe package (version and build: two builds that
+/// would provision different child modules never share a venv, so neither can start a
+/// child with the other's module).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EnvKey(String);
 
@@ -21,6 +23,7 @@ pub struct EnvKey(String);
 struct KeyMaterial<'a> {
     scheme: u32,
     troupe: &'static str,
+    package: &'static str,
     implementation: &'a str,
     version: &'a str,
     platform: &'a str,
@@ -36,8 +39,9 @@ impl EnvKey {
         system_site_packages: bool,
     ) -> Self {
         let material = KeyMaterial {
-            scheme: 1,
+            scheme: 2,
             troupe: env!("CARGO_PKG_VERSION"),
+            package: crate::provision::stamp(),
             implementation: &interpreter.implementation,
             version: &interpreter.version,
             platform: &interpreter.platform,
