@@ -359,3 +359,42 @@ fn stop_asks_the_child_to_shut_down_and_waits_for_it() {
         assert_eq!(ext.call("echo", vec![]).await, Err(CallError::ActorStopped));
     });
 }
+
+/// A child whose reply names a slot of the host's pool it was never lent (a confused deputy:
+/// "give me back your memory") is killed with a typed protocol error; the host's slot is
+/// untouched, and the next instance serves calls. (A real child, in its own process, hands
+/// back what it was lent: see `extension_pool_arrays_cross_without_copies`.)
+#[test]
+fn a_child_naming_host_memory_it_was_never_lent_is_killed() {
+    use troupe_shm::pool::Pool;
+    use troupe_value::Buffer;
+
+    let secret = Buffer::from(Pool::global().copy_from_slice(&[42u8; 1 << 17]).unwrap());
+    let forged = secret.clone();
+    let fake = FakeChild::new(move |call| match call.method.as_str() {
+        "forge" => Reply::value(Value::Bytes(forged.clone())),
+        "echo" => Reply::Now(Ok(call.args.first().cloned().unwrap_or(Value::Null))),
+        _ => Reply::Hang,
+    });
+    actix::System::new().block_on(async {
+        let ext = start(
+            &fake,
+            ExtensionConfig::new("deputy", "unused").restart(restarts(RestartPolicy::Always, 3)),
+        );
+        running(&ext).await;
+        let Err(CallError::Crashed(info)) = ext.call("forge", vec![]).await else {
+            panic!("the forged reply is refused");
+        };
+        assert!(
+            matches!(&info.cause, ExitCause::Protocol(why) if why.contains("not lent")),
+            "{info:?}"
+        );
+        assert!(secret.as_slice().iter().all(|&b| b == 42), "untouched");
+        until_instance(&ext, 2).await;
+        assert_eq!(
+            ext.call("echo", vec![Value::Int(1)]).await,
+            Ok(Value::Int(1))
+        );
+        ext.stop().await;
+    });
+}
