@@ -379,7 +379,7 @@ fn a_child_naming_host_memory_it_was_never_lent_is_killed() {
     actix::System::new().block_on(async {
         let ext = start(
             &fake,
-            ExtensionConfig::new("deputy", "unused").restart(restarts(RestartPolicy::Always, 3)),
+            ExtensionConfig::new("deputy", "unused").restart(restarts(RestartPolicy::Permanent, 3)),
         );
         running(&ext).await;
         let Err(CallError::Crashed(info)) = ext.call("forge", vec![]).await else {

@@ -65,7 +65,12 @@ pub(crate) fn convert(
     use PixelFormat::{Gray8, Rgb24, Rgba32, Yuv420p};
     let (w, h) = (frame.width(), frame.height());
     let src = frame.pixels().data().as_slice();
-    let mut out = vec![0u8; to.frame_len(w, h)];
+    // A frame's sides are bounded (`MAX_VIDEO_SIDE`), so its length is known.
+    let len = to.frame_len(w, h).ok_or_else(|| NodeError::InvalidInput {
+        node,
+        reason: format!("a {w}x{h} frame is too large"),
+    })?;
+    let mut out = vec![0u8; len];
     let stride = |channels: u32| {
         w.checked_mul(channels)
             .ok_or_else(|| NodeError::InvalidInput {

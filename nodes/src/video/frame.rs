@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn planes_of_an_odd_sized_frame() {
-        let bytes: Vec<u8> = (0..PixelFormat::Yuv420p.frame_len(5, 3))
+        let bytes: Vec<u8> = (0..PixelFormat::Yuv420p.frame_len(5, 3).expect("bounded"))
             .map(|i| i as u8)
             .collect();
         let (y, u, v) = yuv_planes(&bytes, 5, 3);

@@ -2,7 +2,7 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use troupe_value::{PixelFormat, Value, VideoFrame};
+use troupe_value::{MAX_VIDEO_SIDE, PixelFormat, Value, VideoFrame};
 
 use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
@@ -135,10 +135,12 @@ pub struct Resize {
 impl Resize {
     /// A node that outputs `width` x `height` frames, both positive.
     pub fn new(width: u32, height: u32, filter: ResizeFilter) -> Result<Resize, NodeError> {
-        if width == 0 || height == 0 {
+        if width == 0 || height == 0 || width > MAX_VIDEO_SIDE || height > MAX_VIDEO_SIDE {
             return Err(NodeError::InvalidInput {
                 node: NAME,
-                reason: format!("cannot resize to {width}x{height}"),
+                reason: format!(
+                    "cannot resize to {width}x{height} (each side 1..={MAX_VIDEO_SIDE})"
+                ),
             });
         }
         Ok(Resize {
@@ -157,7 +159,9 @@ impl Resize {
         }
         let (dw, dh) = (self.width, self.height);
         let src = frame.pixels().data().as_slice();
-        let mut out = vec![0u8; frame.format().frame_len(dw, dh)];
+        // `new` bounded the target size.
+        let len = frame.format().frame_len(dw, dh).unwrap_or(0);
+        let mut out = vec![0u8; len];
         match frame.format() {
             PixelFormat::Gray8 => self.plane(src, (w, h), &mut out, (dw, dh), PixelType::U8)?,
             PixelFormat::Rgb24 => self.plane(src, (w, h), &mut out, (dw, dh), PixelType::U8x3)?,
@@ -211,7 +215,15 @@ mod tests {
     use super::*;
 
     fn uniform(format: PixelFormat, w: u32, h: u32, value: u8) -> VideoFrame {
-        make_frame("t", vec![value; format.frame_len(w, h)], w, h, format, 9).expect("frame")
+        make_frame(
+            "t",
+            vec![value; format.frame_len(w, h).expect("bounded")],
+            w,
+            h,
+            format,
+            9,
+        )
+        .expect("frame")
     }
 
     #[test]
@@ -229,7 +241,7 @@ mod tests {
                 assert_eq!((out.width(), out.height(), out.format()), (7, 5, format));
                 assert_eq!(out.timestamp_ns(), 9);
                 let bytes = out.pixels().data().as_slice();
-                assert_eq!(bytes.len(), format.frame_len(7, 5));
+                assert_eq!(bytes.len(), format.frame_len(7, 5).expect("bounded"));
                 assert!(
                     bytes.iter().all(|b| b.abs_diff(200) <= 1),
                     "{name} {format:?}"

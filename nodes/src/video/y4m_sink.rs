@@ -179,7 +179,7 @@ mod tests {
         let mut sink = Y4mSink::new(&path, (30, 1));
         let mut out = Emitter::new();
         let frame = |w, h| {
-            let len = PixelFormat::Gray8.frame_len(w, h);
+            let len = PixelFormat::Gray8.frame_len(w, h).expect("bounded");
             Value::from(make_frame("t", vec![0; len], w, h, PixelFormat::Gray8, 0).expect("frame"))
         };
         sink.process(frame(4, 2), &mut out).expect("first frame");

@@ -36,5 +36,5 @@ pub use codec::{DecodeError, EncodeError, MAX_DEPTH, decode, encode};
 pub use convert::FromValue;
 pub use device::DeviceArray;
 pub use dtype::{DType, Element};
-pub use media::{Audio, MediaError, PixelFormat, VideoFrame};
+pub use media::{Audio, MAX_VIDEO_SIDE, MediaError, PixelFormat, VideoFrame};
 pub use value::{Map, Value};

@@ -41,10 +41,23 @@ pub enum MediaError {
         /// Pixels' dtype.
         dtype: DType,
     },
+    /// A frame's width or height is above [`MAX_VIDEO_SIDE`].
+    #[error("a {width}x{height} frame is larger than {MAX_VIDEO_SIDE} pixels on a side")]
+    TooLarge {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// Building the samples or pixels array failed.
     #[error(transparent)]
     Array(#[from] ArrayError),
 }
+
+/// The longest side of a video frame, in pixels (32768: twice 16K video). Sizes come from
+/// peers, manifests and Python values: bounding them keeps every frame's byte count far
+/// from overflow (at most 4 GiB).
+pub const MAX_VIDEO_SIDE: u32 = 1 << 15;
 
 /// A chunk of audio: interleaved samples with their rate, channel count and start time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,15 +208,21 @@ impl PixelFormat {
         PixelFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// Bytes one frame of this format needs at `width` x `height`.
-    pub fn frame_len(self, width: u32, height: u32) -> usize {
-        let (w, h) = (width as usize, height as usize);
-        match self {
+    /// Bytes one frame of this format needs at `width` x `height`; `None` when a side is
+    /// above [`MAX_VIDEO_SIDE`].
+    pub fn frame_len(self, width: u32, height: u32) -> Option<usize> {
+        if width > MAX_VIDEO_SIDE || height > MAX_VIDEO_SIDE {
+            return None;
+        }
+        // At most 2^15 x 2^15 x 4 bytes: no overflow even on 32-bit targets' u64.
+        let (w, h) = (u64::from(width), u64::from(height));
+        let len = match self {
             PixelFormat::Gray8 => w * h,
             PixelFormat::Rgb24 => w * h * 3,
             PixelFormat::Rgba32 => w * h * 4,
             PixelFormat::Yuv420p => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
-        }
+        };
+        usize::try_from(len).ok()
     }
 }
 
@@ -248,7 +267,9 @@ impl VideoFrame {
         if width == 0 || height == 0 {
             return Err(MediaError::Zero("frame size"));
         }
-        let expected = format.frame_len(width, height);
+        let expected = format
+            .frame_len(width, height)
+            .ok_or(MediaError::TooLarge { width, height })?;
         if pixels.dtype() != DType::U8 || pixels.data().len() != expected {
             return Err(MediaError::VideoSize {
                 format,
@@ -320,5 +341,25 @@ mod tests {
         let px = Array::from_vec(vec![0u8; 4 * 2 + 2 * 2]);
         assert!(VideoFrame::new(px.clone(), 4, 2, PixelFormat::Yuv420p, 0).is_ok());
         assert!(VideoFrame::new(px, 4, 2, PixelFormat::Rgb24, 0).is_err());
+    }
+
+    #[test]
+    fn absurd_frame_sizes_are_typed_errors_never_an_overflow() {
+        let empty = Array::from_vec(Vec::<u8>::new());
+        for (w, h) in [(1 << 31, 1 << 31), (u32::MAX, u32::MAX), (MAX_VIDEO_SIDE + 1, 1)] {
+            for format in PixelFormat::ALL {
+                assert_eq!(format.frame_len(w, h), None);
+                assert!(matches!(
+                    VideoFrame::new(empty.clone(), w, h, format, 0),
+                    Err(MediaError::TooLarge { .. })
+                ));
+            }
+        }
+        let side = MAX_VIDEO_SIDE;
+        assert_eq!(
+            PixelFormat::Rgba32.frame_len(side, side),
+            Some(4 << 30),
+            "the largest frame is 4 GiB"
+        );
     }
 }

@@ -39,7 +39,7 @@ fn video() -> impl Strategy<Value = VideoFrame> {
     )
         .prop_map(|(format, w, h, ts)| {
             let pixels = Array::from_vec(
-                (0..format.frame_len(w, h))
+                (0..format.frame_len(w, h).unwrap_or(0))
                     .map(|i| i as u8)
                     .collect::<Vec<u8>>(),
             );
