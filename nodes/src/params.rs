@@ -50,8 +50,13 @@ pub enum ParamError {
 /// The type of a node parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
-    /// An integer.
-    Int,
+    /// An integer from `min` to `max` (both included).
+    Int {
+        /// The smallest value accepted.
+        min: i64,
+        /// The largest value accepted.
+        max: i64,
+    },
     /// A number (an integer is accepted).
     Float,
     /// A boolean.
@@ -64,10 +69,21 @@ pub enum ParamKind {
     Choice(&'static [&'static str]),
 }
 
+impl ParamKind {
+    /// Any integer.
+    pub const ANY_INT: ParamKind = ParamKind::Int {
+        min: i64::MIN,
+        max: i64::MAX,
+    };
+}
+
 impl std::fmt::Display for ParamKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ParamKind::Int => f.write_str("an integer"),
+            ParamKind::Int { min, max } if (*min, *max) == (i64::MIN, i64::MAX) => {
+                f.write_str("an integer")
+            }
+            ParamKind::Int { min, max } => write!(f, "an integer from {min} to {max}"),
             ParamKind::Float => f.write_str("a number"),
             ParamKind::Bool => f.write_str("a boolean"),
             ParamKind::Str => f.write_str("a string"),
@@ -158,7 +174,7 @@ impl Params {
         match self.map.get(param) {
             Some(v) => v
                 .as_int()
-                .ok_or_else(|| self.wrong(param, ParamKind::Int, v)),
+                .ok_or_else(|| self.wrong(param, ParamKind::ANY_INT, v)),
             None => default.ok_or_else(|| self.missing(param)),
         }
     }
@@ -258,7 +274,10 @@ mod tests {
         ));
         let spec = [ParamSpec {
             name: "rate",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int {
+                min: 1,
+                max: 768_000,
+            },
             default: None,
             doc: "",
         }];

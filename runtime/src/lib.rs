@@ -46,7 +46,9 @@ pub use address::{
     Address, Caller, Lane, MailboxError, PendingCall, Reply, TrySendError, WeakAddress, WeakCaller,
 };
 pub use call::{Abandoned, Call, CallResult};
-pub use mailbox::{DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, Intake, MailboxConfig};
+pub use mailbox::{
+    DEFAULT_CAPACITY, DEFAULT_CONTROL_CAPACITY, Intake, MAX_CAPACITY, MailboxConfig,
+};
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;
 pub use troupe_value::{CallError, Value};

@@ -21,6 +21,10 @@ use crate::supervision::ExitReason;
 
 /// Default data-lane capacity.
 pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The largest data-lane capacity (2^20 messages): capacities come from manifests, and a
+/// bound far above any real need keeps a typo from reserving absurd memory.
+pub const MAX_CAPACITY: usize = 1 << 20;
 /// Default control-lane capacity.
 pub const DEFAULT_CONTROL_CAPACITY: usize = 64;
 
@@ -46,10 +50,11 @@ impl Default for MailboxConfig {
 }
 
 impl MailboxConfig {
-    /// A mailbox of `capacity` data messages (at least 1) and the default control lane.
+    /// A mailbox of `capacity` data messages (1 to [`MAX_CAPACITY`]) and the default
+    /// control lane.
     pub fn bounded(capacity: usize) -> MailboxConfig {
         MailboxConfig {
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, MAX_CAPACITY),
             ..MailboxConfig::default()
         }
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_bridge_python::extension::{ExtensionConfig, MAX_MEMORY_LIMIT_MB};
 use troupe_host::extension_host::Grants;
 use troupe_runtime::supervision::RestartSpec;
 
@@ -133,8 +133,13 @@ impl ExtensionManifest {
                 .map_err(|reason| invalid(path.key("pyproject"), &reason))?;
             dependencies.extend(extra);
         }
-        if raw.memory_limit_mb == Some(0) {
-            return Err(invalid(path.key("memory_limit_mb"), "must be positive"));
+        if let Some(mb) = raw.memory_limit_mb
+            && !(1..=MAX_MEMORY_LIMIT_MB).contains(&mb)
+        {
+            return Err(invalid(
+                path.key("memory_limit_mb"),
+                &format!("must be from 1 to {MAX_MEMORY_LIMIT_MB}"),
+            ));
         }
         if raw.call_timeout_ms == Some(0) {
             return Err(invalid(path.key("call_timeout_ms"), "must be positive"));

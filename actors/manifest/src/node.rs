@@ -6,6 +6,7 @@ use troupe_host::extension_host::PythonNodeSpec;
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{NodeError, ParamError};
 use troupe_pipeline::ErrorPolicy;
+use troupe_runtime::MAX_CAPACITY;
 use troupe_runtime::supervision::RestartSpec;
 use troupe_value::Map;
 
@@ -82,8 +83,13 @@ impl NodeManifest {
         if raw.id.is_empty() {
             return Err(invalid(path.key("id"), "must not be empty".into()));
         }
-        if raw.capacity == Some(0) {
-            return Err(invalid(path.key("capacity"), "must be at least 1".into()));
+        if let Some(capacity) = raw.capacity
+            && !(1..=MAX_CAPACITY).contains(&capacity)
+        {
+            return Err(invalid(
+                path.key("capacity"),
+                format!("must be from 1 to {MAX_CAPACITY}"),
+            ));
         }
         let mut params: Map = raw
             .params

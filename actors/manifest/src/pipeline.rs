@@ -5,6 +5,7 @@ use std::path::Path;
 
 use troupe_host::extension_host::PythonNodeSpec;
 use troupe_pipeline::{EdgePolicy, ErrorPolicy, graph};
+use troupe_runtime::MAX_CAPACITY;
 use troupe_runtime::supervision::RestartSpec;
 
 use crate::document::{Document, KeyPath};
@@ -49,8 +50,13 @@ impl PipelineManifest {
         let invalid = |key: KeyPath, reason: String| {
             document.error(&key, ManifestErrorKind::Invalid { reason })
         };
-        if raw.capacity == Some(0) {
-            return Err(invalid(path.key("capacity"), "must be at least 1".into()));
+        if let Some(capacity) = raw.capacity
+            && !(1..=MAX_CAPACITY).contains(&capacity)
+        {
+            return Err(invalid(
+                path.key("capacity"),
+                format!("must be from 1 to {MAX_CAPACITY}"),
+            ));
         }
         let defaults = NodeDefaults {
             error_policy: raw
@@ -112,10 +118,10 @@ impl PipelineManifest {
                 ));
             }
             if let Some(capacity) = edge.capacity {
-                if capacity == 0 {
+                if !(1..=MAX_CAPACITY).contains(&capacity) {
                     return Err(invalid(
                         edge_path.key("capacity"),
-                        "must be at least 1".into(),
+                        format!("must be from 1 to {MAX_CAPACITY}"),
                     ));
                 }
                 match edge_capacity.insert(to, (capacity, e)) {

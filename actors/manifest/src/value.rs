@@ -62,7 +62,17 @@ pub(crate) fn check_params(
 
 fn check_kind(node: &'static str, spec: &ParamSpec, value: &Value) -> Result<(), ParamError> {
     let fits = match spec.kind {
-        ParamKind::Int => matches!(value, Value::Int(_)),
+        ParamKind::Int { min, max } => match value {
+            Value::Int(n) if (min..=max).contains(&n) => true,
+            Value::Int(n) => {
+                return Err(ParamError::OutOfRange {
+                    node,
+                    param: spec.name,
+                    reason: format!("must be from {min} to {max}, got {n}"),
+                });
+            }
+            _ => false,
+        },
         ParamKind::Float => matches!(value, Value::Int(_) | Value::Float(_)),
         ParamKind::Bool => matches!(value, Value::Bool(_)),
         ParamKind::Str | ParamKind::Path => matches!(value, Value::Str(_)),

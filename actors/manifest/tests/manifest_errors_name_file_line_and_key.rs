@@ -225,7 +225,7 @@ fn unknown_node_type_and_bad_parameters() {
         error.kind(),
         ManifestErrorKind::BadParameter(NodeError::Params(ParamError::Missing { param: "op", .. }))
     ));
-    // A range only the node's constructor checks is found at load too.
+    // A parameter's range is checked at load.
     let vad = r#"
 [[pipelines.p.nodes]]
 id = "in"
@@ -242,7 +242,53 @@ from = "in"
 to = "vad"
 "#;
     let error = error_at(vad, 10, "pipelines.p.nodes[1].params.aggressiveness");
-    assert!(error.to_string().contains("0..=3"), "{error}");
+    assert!(error.to_string().contains("from 0 to 3"), "{error}");
+}
+
+/// What `troupe run` could not do, `troupe check` refuses: absurd capacities, memory limits
+/// and frame sizes are errors at their key, never an overflow later.
+#[test]
+fn sizes_beyond_what_a_run_can_do_are_refused() {
+    for (from, to, key) in [
+        (
+            "capacity = 8",
+            "capacity = 4611686018427387904",
+            "pipelines.speech.edges[0].capacity",
+        ),
+        (
+            "memory_limit_mb = 512",
+            "memory_limit_mb = 17592186044416",
+            "extensions.features.memory_limit_mb",
+        ),
+        (
+            "error_policy = \"fail_pipeline\"",
+            "error_policy = \"fail_pipeline\"\ncapacity = 4611686018427387904",
+            "pipelines.speech.nodes[1].capacity",
+        ),
+    ] {
+        let text = good_with(from, to);
+        let wrong = to.lines().last().unwrap();
+        let line = text.lines().position(|l| l.contains(wrong)).unwrap() + 1;
+        let error = error_at(&text, line, key);
+        assert!(error.to_string().contains("must be from 1 to"), "{error}");
+    }
+    let resize = r#"
+[[pipelines.p.nodes]]
+id = "in"
+type = "video.y4m_source"
+params = { path = "x.y4m" }
+
+[[pipelines.p.nodes]]
+id = "resize"
+type = "video.resize"
+params = { width = 2147483648, height = 8 }
+
+[[pipelines.p.edges]]
+from = "in"
+to = "resize"
+"#;
+    let error = error_at(resize, 10, "pipelines.p.nodes[1].params.width");
+    assert!(error.to_string().contains("from 1 to 32768"), "{error}");
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of calls that may wait to be sent (for a (re)start, or for room in the
 /// window of calls in flight).
 pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The largest memory limit, in MiB (16 TiB): larger is no limit at all, and a typo.
+pub const MAX_MEMORY_LIMIT_MB: u64 = 1 << 24;
 /// Default number of calls in the child at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Default number of the child's own calls (to the host, singletons, other extensions) the
@@ -177,15 +180,16 @@ impl ExtensionConfig {
         self
     }
 
-    /// Kills and restarts the child above `mb` MiB of resident memory.
+    /// Kills and restarts the child above `mb` MiB of resident memory (at most
+    /// [`MAX_MEMORY_LIMIT_MB`]).
     pub fn memory_limit_mb(mut self, mb: u64) -> Self {
-        self.memory_limit = Some(mb.saturating_mul(1024 * 1024));
+        self.memory_limit = Some(mb.min(MAX_MEMORY_LIMIT_MB).saturating_mul(1024 * 1024));
         self
     }
 
-    /// Sets how many calls may wait to be sent.
+    /// Sets how many calls may wait to be sent (1 to [`troupe_runtime::MAX_CAPACITY`]).
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
+        self.capacity = capacity.clamp(1, troupe_runtime::MAX_CAPACITY);
         self
     }
 

@@ -37,6 +37,7 @@ pub use calls::CallCounts;
 pub use config::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CAPACITY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CHILD_CALLS,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ExtensionConfig,
+    MAX_MEMORY_LIMIT_MB,
 };
 pub use handle::ExtensionRef;
 pub use router::{NoRoutes, Router};

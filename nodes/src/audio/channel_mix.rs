@@ -31,7 +31,7 @@ pub(crate) const TYPE: NodeType = NodeType {
         },
         ParamSpec {
             name: "channel",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int { min: 0, max: 63 },
             default: Some("0"),
             doc: "Channel index (from 0) kept by mode=select.",
         },

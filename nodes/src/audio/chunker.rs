@@ -25,7 +25,10 @@ pub(crate) const TYPE: NodeType = NodeType {
     is_source: false,
     params: &[ParamSpec {
         name: "frames",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: 1 << 24,
+        },
         default: Some("1024"),
         doc: "Frames (samples per channel) in each chunk, at most 2^24.",
     }],

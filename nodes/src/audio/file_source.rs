@@ -44,7 +44,10 @@ pub(crate) const TYPE: NodeType = NodeType {
         },
         ParamSpec {
             name: "chunk_frames",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int {
+                min: 1,
+                max: 1 << 24,
+            },
             default: Some("1024"),
             doc: "Frames per emitted chunk, at most 2^24 (the last chunk may be shorter).",
         },

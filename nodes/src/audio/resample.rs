@@ -53,7 +53,10 @@ pub(crate) const TYPE: NodeType = NodeType {
     is_source: false,
     params: &[ParamSpec {
         name: "rate",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: 768_000,
+        },
         default: None,
         doc: "Output sample rate in Hz.",
     }],

@@ -14,13 +14,19 @@ const NAME: &str = "video.resize";
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "width",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: MAX_VIDEO_SIDE as i64,
+        },
         default: None,
         doc: "Width of the output frames, in pixels.",
     },
     ParamSpec {
         name: "height",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: MAX_VIDEO_SIDE as i64,
+        },
         default: None,
         doc: "Height of the output frames, in pixels.",
     },

@@ -22,13 +22,19 @@ const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "fps_num",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
         default: Some("25"),
         doc: "Frame rate written in the header: numerator (30000 for 29.97 fps).",
     },
     ParamSpec {
         name: "fps_den",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
         default: Some("1"),
         doc: "Frame rate written in the header: denominator (1001 for 29.97 fps).",
     },

@@ -346,7 +346,11 @@ mod tests {
     #[test]
     fn absurd_frame_sizes_are_typed_errors_never_an_overflow() {
         let empty = Array::from_vec(Vec::<u8>::new());
-        for (w, h) in [(1 << 31, 1 << 31), (u32::MAX, u32::MAX), (MAX_VIDEO_SIDE + 1, 1)] {
+        for (w, h) in [
+            (1 << 31, 1 << 31),
+            (u32::MAX, u32::MAX),
+            (MAX_VIDEO_SIDE + 1, 1),
+        ] {
             for format in PixelFormat::ALL {
                 assert_eq!(format.frame_len(w, h), None);
                 assert!(matches!(

@@ -74,26 +74,35 @@ pub(crate) const TYPE: NodeType = NodeType {
         },
         ParamSpec {
             name: "aggressiveness",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int { min: 0, max: 3 },
             default: Some("1"),
             doc: "0..=3, higher rejects more: earshot threshold 0.4/0.5/0.6/0.7, energy \
                   margin over the noise floor 6/9/12/15 dB to open (3/4/5/6 dB to stay).",
         },
         ParamSpec {
             name: "min_speech_ms",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int {
+                min: 0,
+                max: 3_600_000,
+            },
             default: Some("150"),
             doc: "Voiced time a segment needs before it counts; shorter bursts are dropped.",
         },
         ParamSpec {
             name: "min_silence_ms",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int {
+                min: 0,
+                max: 3_600_000,
+            },
             default: Some("300"),
             doc: "Hangover: unvoiced time that ends a segment; shorter pauses are bridged.",
         },
         ParamSpec {
             name: "pad_ms",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int {
+                min: 0,
+                max: 3_600_000,
+            },
             default: Some("30"),
             doc: "Extra audio kept before and after each segment (at most min_silence_ms).",
         },
