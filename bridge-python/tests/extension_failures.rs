@@ -150,6 +150,36 @@ fn a_crash_fails_pending_calls_at_once_and_the_extension_restarts() {
 }
 
 #[test]
+fn a_start_that_hangs_is_reported_at_the_start_deadline() {
+    actix::System::new().block_on(async {
+        let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();
+        let config = ExtensionConfig::new("hangs", "slow_import")
+            .path(support::plugins())
+            .start_timeout(Duration::from_millis(1500))
+            .restart(quick_restarts(0));
+        let began = Instant::now();
+        let ext = extension::start(config, venv, Arc::new(NoRoutes));
+        let status = ext.ready().await;
+        let SupervisorStatus::GaveUp(give_up) = status else {
+            panic!("expected GaveUp, got {status:?}");
+        };
+        let ExitReason::Crashed(last) = &give_up.last_exit else {
+            panic!("expected a crash, got {:?}", give_up.last_exit);
+        };
+        assert_eq!(
+            last.cause,
+            ExitCause::StartTimeout(Duration::from_millis(1500))
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(last.to_string().contains("start"), "{last}");
+    });
+}
+
+#[test]
 fn past_the_restart_limit_the_extension_fails_with_the_reason() {
     actix::System::new().block_on(async {
         let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();

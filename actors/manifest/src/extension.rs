@@ -42,6 +42,9 @@ pub struct ExtensionManifest {
     pub memory_limit_mb: Option<u64>,
     /// How long one call may take before it fails with a timeout.
     pub call_timeout: Option<Duration>,
+    /// How long importing the module and its start-up hooks may take (`None`: the default,
+    /// `DEFAULT_START_TIMEOUT`).
+    pub start_timeout: Option<Duration>,
     /// What the extension may call, as listed (see [`ExtensionManifest::host_grants`]).
     pub grants: GrantsTable,
     /// Extra environment variables of its child process.
@@ -80,6 +83,9 @@ impl ExtensionManifest {
         }
         if let Some(timeout) = self.call_timeout {
             config = config.call_timeout(timeout);
+        }
+        if let Some(timeout) = self.start_timeout {
+            config = config.start_timeout(timeout);
         }
         for (key, value) in &self.env {
             config = config.var(key, value);
@@ -144,6 +150,9 @@ impl ExtensionManifest {
         if raw.call_timeout_ms == Some(0) {
             return Err(invalid(path.key("call_timeout_ms"), "must be positive"));
         }
+        if raw.start_timeout_ms == Some(0) {
+            return Err(invalid(path.key("start_timeout_ms"), "must be positive"));
+        }
         let restart = match &raw.restart {
             Some(restart) => restart_spec(restart, &path.key("restart"), document)?,
             None => RestartSpec::default(),
@@ -159,6 +168,7 @@ impl ExtensionManifest {
             restart,
             memory_limit_mb: raw.memory_limit_mb,
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
+            start_timeout: raw.start_timeout_ms.map(Duration::from_millis),
             grants: GrantsTable {
                 singletons: raw.grants.singletons,
                 extensions: raw.grants.extensions,

@@ -32,6 +32,7 @@ pub(crate) struct RawExtension {
     pub(crate) restart: Option<RawRestart>,
     pub(crate) memory_limit_mb: Option<u64>,
     pub(crate) call_timeout_ms: Option<u64>,
+    pub(crate) start_timeout_ms: Option<u64>,
     #[serde(default)]
     pub(crate) grants: RawGrants,
     #[serde(default)]

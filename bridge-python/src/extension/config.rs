@@ -13,8 +13,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// machine can take seconds to start Python, and a hang in the extension's own code is
 /// bounded by the start deadline instead).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default deadline for importing the module and running the start-up hooks.
-pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline for importing the module and running the start-up hooks: a start that
+/// hangs (a module sleeping at import, an `initialize` that never returns) is reported as
+/// `StartTimeout` after this, not as a first call's timeout. Set it higher (`start_timeout`,
+/// manifest `start_timeout_ms`) for extensions that load large models at start.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default time `prepare_shutdown` gets before the child is terminated, then killed.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of calls that may wait to be sent (for a (re)start, or for room in the
