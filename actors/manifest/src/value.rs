@@ -63,7 +63,7 @@ pub(crate) fn check_params(
 fn check_kind(node: &'static str, spec: &ParamSpec, value: &Value) -> Result<(), ParamError> {
     let fits = match spec.kind {
         ParamKind::Int { min, max } => match value {
-            Value::Int(n) if (min..=max).contains(&n) => true,
+            Value::Int(n) if (min..=max).contains(n) => true,
             Value::Int(n) => {
                 return Err(ParamError::OutOfRange {
                     node,
