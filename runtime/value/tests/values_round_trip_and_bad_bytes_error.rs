@@ -110,3 +110,73 @@ fn truncated_encodings_are_errors() {
         );
     }
 }
+
+/// Numbers a peer would pick to break a decoder: around every power of two, and the edges of
+/// u32 and u64.
+fn nasty_numbers() -> Vec<u64> {
+    let mut numbers: Vec<u64> = (0..64)
+        .flat_map(|k| {
+            let p = 1u64 << k;
+            [p - 1, p, p + 1]
+        })
+        .collect();
+    numbers.extend([u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX]);
+    numbers
+}
+
+/// `n` as postcard writes a length or an unsigned integer (LEB128).
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Every encoding made from `encoded` by putting a nasty number at some position (in place
+/// of one byte, or inserted): lengths, counts, dimensions and sizes near 2^k and u32::MAX
+/// wherever a varint can sit.
+fn spliced(encoded: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let numbers = nasty_numbers();
+    (0..encoded.len()).flat_map(move |at| {
+        numbers.clone().into_iter().flat_map(move |n| {
+            let number = varint(n);
+            let replaced = [&encoded[..at], &number, &encoded[at + 1..]].concat();
+            let inserted = [&encoded[..at], &number, &encoded[at..]].concat();
+            [replaced, inserted]
+        })
+    })
+}
+
+#[test]
+fn sizes_near_powers_of_two_and_u32_max_anywhere_never_panic() {
+    let frame = VideoFrame::new(
+        Array::from_vec(vec![0u8; 4 * 2 * 3]),
+        4,
+        2,
+        PixelFormat::Rgb24,
+        9,
+    )
+    .unwrap();
+    let samples = vec![
+        Value::from(frame),
+        Value::Array(Array::new(DType::F32, vec![2, 3], Buffer::from(vec![0u8; 24])).unwrap()),
+        Value::from(Audio::from_interleaved(vec![0.5; 8], 16_000, 2, 0).unwrap()),
+        Value::List(vec![Value::from("text"), Value::Bytes(vec![1, 2, 3].into())]),
+        Value::Map(Map::from_iter([("k".to_owned(), Value::Int(7))])),
+    ];
+    let mut tried = 0;
+    for value in samples {
+        let encoded = troupe_value::encode(&value).unwrap();
+        for bytes in spliced(&encoded) {
+            let _ = troupe_value::decode::<Value>(&bytes);
+            tried += 1;
+        }
+    }
+    assert!(tried > 10_000, "{tried}");
+}
