@@ -231,7 +231,7 @@ fn a_killed_childs_slots_are_reclaimed_and_its_arrays_stay_readable() {
             !Pool::global().contains(&key)
         })
         .await;
-        assert_eq!(shm_names(), 0, "nothing of it is left with a name");
+        assert_eq!(shm_names(pid), 0, "nothing of it is left with a name");
         // What the host holds of the dead child's memory is still mapped and readable.
         assert_eq!(theirs.as_slice()[255], 255);
         assert_eq!(theirs.len(), MIB);

@@ -14,13 +14,15 @@ pub(crate) fn mapped_regions(pid: u32) -> usize {
     inodes.len()
 }
 
-/// Names of troupe's in `/dev/shm` (there are none: regions are memory files without a
-/// name, which vanish with their last holder).
-pub(crate) fn shm_names() -> usize {
+/// Names process `pid` has in `/dev/shm` in troupe's old scheme (`troupe-<pid>-...`):
+/// there are none, regions are memory files without a name, which vanish with their last
+/// holder.
+pub(crate) fn shm_names(pid: u32) -> usize {
+    let prefix = format!("troupe-{pid}-");
     std::fs::read_dir("/dev/shm")
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("troupe-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .count()
 }

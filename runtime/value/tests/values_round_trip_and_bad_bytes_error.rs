@@ -167,7 +167,10 @@ fn sizes_near_powers_of_two_and_u32_max_anywhere_never_panic() {
         Value::from(frame),
         Value::Array(Array::new(DType::F32, vec![2, 3], Buffer::from(vec![0u8; 24])).unwrap()),
         Value::from(Audio::from_interleaved(vec![0.5; 8], 16_000, 2, 0).unwrap()),
-        Value::List(vec![Value::from("text"), Value::Bytes(vec![1, 2, 3].into())]),
+        Value::List(vec![
+            Value::from("text"),
+            Value::Bytes(vec![1, 2, 3].into()),
+        ]),
         Value::Map(Map::from_iter([("k".to_owned(), Value::Int(7))])),
     ];
     let mut tried = 0;
