@@ -124,7 +124,19 @@ impl Session {
         let reader = session.clone();
         std::thread::Builder::new()
             .name(format!("troupe-read-{}", session.name))
-            .spawn(move || reader.run())?;
+            .spawn(move || {
+                let session = reader.clone();
+                // A bug here must not leave the extension "running" with nobody reading:
+                // the child is killed and its end reported like any other.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.run()))
+                    .is_err()
+                {
+                    session.kill(ExitCause::Protocol(
+                        "the host's reader of this child failed".into(),
+                    ));
+                    session.finish();
+                }
+            })?;
         if let Err(e) = session.link.send(start) {
             session.kill(ExitCause::Protocol(format!(
                 "cannot send the start frame: {e}"
