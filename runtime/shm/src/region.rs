@@ -84,6 +84,8 @@ pub enum ShmError {
 /// change the values read from its own regions.
 pub struct ShmRegion {
     id: u64,
+    /// The device its inode lives on (ids are unique per device).
+    device: u64,
     map: MmapRaw,
     fd: OwnedFd,
     owner: bool,
@@ -115,14 +117,15 @@ impl ShmRegion {
         let map = MmapOptions::new().len(len).map_raw(&fd)?;
         // After the writable mapping exists: it stays writable, no later one can be.
         rustix::fs::fcntl_add_seals(&fd, CREATOR_SEALS).map_err(io::Error::from)?;
-        let id = rustix::fs::fstat(&fd).map_err(io::Error::from)?.st_ino;
+        let stat = rustix::fs::fstat(&fd).map_err(io::Error::from)?;
         let region = Arc::new(ShmRegion {
-            id,
+            id: stat.st_ino,
+            device: stat.st_dev,
             map,
             fd,
             owner: true,
         });
-        live().insert(id, Arc::downgrade(&region));
+        live().insert(region.id, Arc::downgrade(&region));
         Ok(region)
     }
 
@@ -205,7 +208,7 @@ pub fn adopt(fd: OwnedFd) -> Result<Arc<ShmRegion>, ShmError> {
     let stat = rustix::fs::fstat(&fd).map_err(io::Error::from)?;
     let id = stat.st_ino;
     if let Some(region) = live().get(&id).and_then(Weak::upgrade)
-        && same_file(&region.fd, &stat)
+        && region.device == stat.st_dev
     {
         return Ok(region);
     }
@@ -227,6 +230,7 @@ pub fn adopt(fd: OwnedFd) -> Result<Arc<ShmRegion>, ShmError> {
     let map = MmapOptions::new().len(len).map_raw_read_only(&fd)?;
     let region = Arc::new(ShmRegion {
         id,
+        device: stat.st_dev,
         map,
         fd,
         owner: false,
@@ -238,11 +242,6 @@ pub fn adopt(fd: OwnedFd) -> Result<Arc<ShmRegion>, ShmError> {
     }
     live.insert(id, Arc::downgrade(&region));
     Ok(region)
-}
-
-/// Whether `fd` is the file `stat` describes (inode numbers are unique per device).
-fn same_file(fd: &OwnedFd, stat: &rustix::fs::Stat) -> bool {
-    rustix::fs::fstat(fd).is_ok_and(|own| own.st_dev == stat.st_dev)
 }
 
 /// The device memory files live on (learned once from one of our own).
