@@ -246,6 +246,9 @@ fn spec(python: std::path::PathBuf, connect_timeout: Duration) -> LaunchSpec {
         python,
         env: vec![],
         cwd: None,
+        sys_path: vec![],
+        memory_limit: None,
+        sandbox: Default::default(),
         connect_timeout,
         limits: LinkLimits::default(),
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use troupe_runtime::supervision::RestartSpec;
 
 use crate::env::EnvSpec;
+use crate::process::SandboxConfig;
 
 /// Default deadline of a call from the host to an extension.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,6 +79,8 @@ pub struct ExtensionConfig {
     pub link: crate::process::LinkLimits,
     /// Whether the extension may call the host (`troupe.host`).
     pub host_calls: bool,
+    /// How its child is confined (default: the `default` level).
+    pub sandbox: SandboxConfig,
 }
 
 impl ExtensionConfig {
@@ -102,6 +105,7 @@ impl ExtensionConfig {
             max_child_calls: DEFAULT_MAX_CHILD_CALLS,
             link: crate::process::LinkLimits::default(),
             host_calls: true,
+            sandbox: SandboxConfig::default(),
         }
     }
 
@@ -180,6 +184,13 @@ impl ExtensionConfig {
     /// Kills and restarts the child above `mb` MiB of resident memory.
     pub fn memory_limit_mb(mut self, mb: u64) -> Self {
         self.memory_limit = Some(mb.saturating_mul(1024 * 1024));
+        self
+    }
+
+    /// Sets the sandbox of its child: a [`SandboxLevel`](crate::process::SandboxLevel) or a
+    /// whole [`SandboxConfig`].
+    pub fn sandbox(mut self, sandbox: impl Into<SandboxConfig>) -> Self {
+        self.sandbox = sandbox.into();
         self
     }
 
