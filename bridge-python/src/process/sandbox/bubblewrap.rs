@@ -28,6 +28,8 @@ const SECCOMP_FDS: [RawFd; 2] = [11, 12];
 pub(crate) const LANDLOCK_FD: RawFd = 13;
 /// The variable naming [`LANDLOCK_FD`] to the child.
 pub(crate) const LANDLOCK_FD_ENV: &str = "TROUPE_LANDLOCK_FD";
+/// The first and last descriptor bwrap inherits beside the connection's.
+pub(crate) const INHERITED: (RawFd, RawFd) = (INFO_FD, LANDLOCK_FD);
 /// How often to look for the pid namespace's init's child.
 const PID_POLL: Duration = Duration::from_millis(1);
 

@@ -29,7 +29,13 @@ pub(crate) struct Confinement {
     pub(crate) landlock: Option<OwnedFd>,
     /// The seccomp filters to install, last.
     pub(crate) seccomp: Option<Filters>,
+    /// Descriptor ranges (inclusive) marked close-on-exec: whatever the host left open
+    /// there without the flag (a leaked descriptor would bypass Landlock) stays behind.
+    pub(crate) cloexec_ranges: Vec<(libc::c_uint, libc::c_uint)>,
 }
+
+/// `CLOSE_RANGE_CLOEXEC`.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// The layout of `struct __user_cap_header_struct`.
 #[repr(C)]
@@ -68,6 +74,10 @@ impl Confinement {
         // SAFETY (this block and the calls below): plain system calls on values that live
         // on this stack frame or in `self`, which outlives them.
         check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) })?;
+        for &(first, last) in &self.cloexec_ranges {
+            // Best effort: kernels before 5.11 lack the flag (ENOSYS, EINVAL).
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) };
+        }
         if let Some(procs) = &self.cgroup_procs {
             let written = unsafe { libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) };
             if written != 1 {

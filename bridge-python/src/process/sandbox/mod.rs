@@ -28,6 +28,7 @@ use std::path::Path;
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
+use troupe_protocol::ChildFds;
 use troupe_value::Protection;
 
 pub use config::{SandboxConfig, SandboxLevel};
@@ -157,8 +158,16 @@ pub(crate) fn prepare(
         },
         ..Prepared::default()
     };
+    // Above the connection's descriptors (3, 4, 5), nothing else of the host's reaches the
+    // child, but bwrap's own (`bubblewrap::INHERITED`).
+    let first_free = ChildFds::STANDARD
+        .socket
+        .max(ChildFds::STANDARD.doorbell)
+        .max(ChildFds::STANDARD.wake)
+        + 1;
     match bwrap {
         None => {
+            prepared.confinement.cloexec_ranges = vec![(first_free as u32, u32::MAX)];
             prepared.confinement.drop_capabilities = runs_as_root();
             prepared.confinement.landlock = ruleset.map(|r| r.fd);
             prepared.confinement.seccomp = filters;
@@ -169,6 +178,11 @@ pub(crate) fn prepare(
                 return Err(SandboxError::Unavailable(vec![Protection::Landlock]));
             };
             prepared.wrapper = Some(Wrapper::new(&bwrap, config, &paths, &filters, ruleset.fd)?);
+            let (low, high) = bubblewrap::INHERITED;
+            prepared.confinement.cloexec_ranges = vec![
+                (first_free as u32, low as u32 - 1),
+                (high as u32 + 1, u32::MAX),
+            ];
             env.push((
                 bubblewrap::LANDLOCK_FD_ENV.into(),
                 bubblewrap::LANDLOCK_FD.to_string().into(),
