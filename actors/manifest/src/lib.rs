@@ -15,6 +15,8 @@
 //! call_timeout_ms = 5000
 //! grants = { singletons = ["store"], extensions = [] }
 //! env = { OMP_NUM_THREADS = "1", HF_HOME = "${HOME}/.cache/hf" }
+//! sandbox = "default"               # "off", "default" or "strict"; or a table:
+//! # sandbox = { level = "strict", network = false, read = ["models"], write = [], gpu = false, require = true }
 //!
 //! [singletons.store]
 //! kind = "kv"                       # built in (see `singleton`), or a kind the host registers
@@ -115,6 +117,7 @@ mod node;
 mod pipeline;
 mod raw;
 mod restart;
+mod sandbox;
 mod singleton;
 mod value;
 
@@ -130,6 +133,7 @@ pub use extension::{ExtensionManifest, GrantsTable};
 pub use loader::{PipelineLoader, PythonNodeMaker};
 pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
+pub use sandbox::SandboxSettingError;
 
 use document::{Document, KeyPath};
 use raw::RawManifest;
