@@ -53,3 +53,27 @@ impl SandboxError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use troupe_value::ExitCause;
+
+    use super::*;
+    use crate::process::LaunchError;
+
+    #[test]
+    fn a_refused_sandbox_is_a_typed_exit_cause() {
+        let lost = vec![Protection::Landlock, Protection::Seccomp];
+        let crash = LaunchError::Sandbox(SandboxError::Unavailable(lost.clone())).into_crash();
+        assert_eq!(
+            crash.cause,
+            ExitCause::Sandbox(SandboxFailure::Unavailable(lost))
+        );
+        let crash = LaunchError::from(SandboxError::NoBubblewrap).into_crash();
+        assert_eq!(
+            crash.cause,
+            ExitCause::Sandbox(SandboxFailure::NoBubblewrap)
+        );
+        assert!(crash.cause.to_string().contains("bwrap"), "{}", crash.cause);
+    }
+}
