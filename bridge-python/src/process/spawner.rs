@@ -14,8 +14,9 @@ use std::sync::{LazyLock, Mutex};
 use super::sandbox::Confinement;
 
 /// Descriptors are moved above this number before they are put in place in the child, so
-/// that placing one never overwrites another that is still to be placed.
-const SCRATCH_FD: RawFd = 64;
+/// that placing one never overwrites another that is still to be placed, nor one the
+/// child's confinement uses.
+pub(crate) const SCRATCH_FD: RawFd = 64;
 
 /// A descriptor the child inherits at a fixed number.
 #[derive(Debug)]

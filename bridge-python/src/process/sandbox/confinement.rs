@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use seccompiler::BpfProgram;
 
+use super::super::spawner::SCRATCH_FD;
 use super::seccomp::Filters;
 
 /// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two words.
@@ -19,6 +20,9 @@ const SECURE_BITS: libc::c_ulong = 0b1110_1111;
 /// The steps of one child's confinement, ready to apply.
 #[derive(Debug, Default)]
 pub(crate) struct Confinement {
+    /// Forbid core dumps (`RLIMIT_CORE` 0): a dump would write the child's memory where
+    /// its sandbox does not let it write.
+    pub(crate) no_core_dumps: bool,
     /// Set no-new-privileges (needed by Landlock and seccomp without `CAP_SYS_ADMIN`).
     pub(crate) no_new_privs: bool,
     /// Drop every capability (bounding set, then the sets): the host runs as root.
@@ -36,6 +40,13 @@ pub(crate) struct Confinement {
 
 /// `CLOSE_RANGE_CLOEXEC`.
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// `fd`, moved above every number a child's descriptors are put at (the spawner's scratch
+/// range): between fork and exec those are overwritten before the confinement runs, and a
+/// ruleset at 3 would have become the connection's socket by then.
+pub(crate) fn out_of_the_way(fd: OwnedFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, SCRATCH_FD)?)
+}
 
 /// The layout of `struct __user_cap_header_struct`.
 #[repr(C)]
@@ -73,7 +84,9 @@ impl Confinement {
         };
         // SAFETY (this block and the calls below): plain system calls on values that live
         // on this stack frame or in `self`, which outlives them.
-        check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) })?;
+        if self.no_core_dumps {
+            check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) })?;
+        }
         for &(first, last) in &self.cloexec_ranges {
             // Best effort: kernels before 5.11 lack the flag (ENOSYS, EINVAL).
             unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) };
@@ -171,5 +184,17 @@ fn check(r: libc::c_int) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_it_uses_are_moved_out_of_the_way() {
+        let (low, _) = std::io::pipe().expect("pipe");
+        let moved = out_of_the_way(low.into()).expect("dup");
+        assert!(moved.as_raw_fd() >= SCRATCH_FD);
     }
 }

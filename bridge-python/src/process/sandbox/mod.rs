@@ -153,6 +153,7 @@ pub(crate) fn prepare(
     ];
     let mut prepared = Prepared {
         confinement: Confinement {
+            no_core_dumps: true,
             no_new_privs: true,
             ..Confinement::default()
         },
@@ -169,7 +170,10 @@ pub(crate) fn prepare(
         None => {
             prepared.confinement.cloexec_ranges = vec![(first_free as u32, u32::MAX)];
             prepared.confinement.drop_capabilities = runs_as_root();
-            prepared.confinement.landlock = ruleset.map(|r| r.fd);
+            prepared.confinement.landlock = ruleset
+                .map(|r| confinement::out_of_the_way(r.fd))
+                .transpose()
+                .map_err(SandboxError::io("landlock ruleset"))?;
             prepared.confinement.seccomp = filters;
         }
         Some(bwrap) => {
@@ -187,10 +191,12 @@ pub(crate) fn prepare(
                 bubblewrap::LANDLOCK_FD_ENV.into(),
                 bubblewrap::LANDLOCK_FD.to_string().into(),
             ));
-            prepared.guard.cgroup = child_cgroup(name, memory_limit).map(|(cgroup, procs)| {
+            if let Some((cgroup, procs)) = child_cgroup(name, memory_limit) {
+                let procs =
+                    confinement::out_of_the_way(procs).map_err(SandboxError::io("cgroup.procs"))?;
                 prepared.confinement.cgroup_procs = Some(procs);
-                cgroup
-            });
+                prepared.guard.cgroup = Some(cgroup);
+            }
         }
     }
     prepared.env = env;
