@@ -130,6 +130,7 @@ pub(crate) fn prepare(
     if filters.is_some() {
         applied.push(Protection::Seccomp);
     }
+    tracing::debug!(extension = name, level = ?config.level, ?applied, "sandbox built");
     let mut lost = landlock::wanted(config.network);
     lost.push(Protection::Seccomp);
     lost.retain(|p| !applied.contains(p));
