@@ -49,6 +49,7 @@ const PACKAGE_FILES: &[(&str, &str)] = &[
     ("errors.py", include_str!("../python/troupe/errors.py")),
     ("media.py", include_str!("../python/troupe/media.py")),
     ("pool.py", include_str!("../python/troupe/pool.py")),
+    ("_sandbox.py", include_str!("../python/troupe/_sandbox.py")),
 ];
 
 /// Why the child side could not be put into a venv.
@@ -93,14 +94,25 @@ pub struct Provisioned {
 }
 
 /// Puts the `troupe` package and its native module into `venv`'s site-packages.
+///
+/// The package's bytecode is compiled too (with the venv's interpreter), so that a child
+/// whose sandbox makes the venv read-only never has to write it.
 pub fn provision(venv: &Venv) -> Result<Provisioned, ProvisionError> {
     let site = site_packages(&venv.root, Some(&venv.python))?;
-    provision_site_packages(&site)
+    provision_into(&site, Some(&venv.python))
 }
 
 /// Puts the `troupe` package and its native module into `site_packages` (a directory on an
 /// interpreter's path). Idempotent; safe to run from several processes at once.
 pub fn provision_site_packages(site_packages: &Path) -> Result<Provisioned, ProvisionError> {
+    provision_into(site_packages, None)
+}
+
+/// [`provision_site_packages`], compiling the bytecode with `python` when given.
+fn provision_into(
+    site_packages: &Path,
+    python: Option<&Path>,
+) -> Result<Provisioned, ProvisionError> {
     let package_dir = site_packages.join(PACKAGE_DIR);
     let stamp_path = package_dir.join(STAMP_FILE);
     let stamp = stamp();
@@ -117,6 +129,9 @@ pub fn provision_site_packages(site_packages: &Path) -> Result<Provisioned, Prov
         write_atomically(&package_dir.join(name), bytes)?;
     }
     remove_stale_modules(&package_dir)?;
+    if let Some(python) = python {
+        compile_bytecode(python, &package_dir);
+    }
     // Last: a crash before this leaves no stamp, and the next run writes everything again.
     write_atomically(&stamp_path, format!("{stamp}\n").as_bytes())?;
     Ok(Provisioned {
@@ -180,6 +195,24 @@ fn ask_interpreter(python: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Compiles the package's modules to `__pycache__` (best effort: without bytecode the child
+/// only starts slower).
+fn compile_bytecode(python: &Path, package_dir: &Path) {
+    let compiled = Command::new(python)
+        .args(["-m", "compileall", "-q"])
+        .arg(package_dir)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match compiled {
+        Ok(out) if out.status.success() => {}
+        other => tracing::warn!(
+            package = %package_dir.display(),
+            outcome = ?other.map(|o| String::from_utf8_lossy(&o.stderr).into_owned()),
+            "cannot compile the troupe package's bytecode; sandboxed children start slower"
+        ),
+    }
+}
+
 /// Every file of the package with its bytes.
 fn files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     PACKAGE_FILES
@@ -195,6 +228,8 @@ pub(crate) fn stamp() -> &'static str {
     static STAMP: OnceLock<String> = OnceLock::new();
     STAMP.get_or_init(|| {
         let mut hash = Sha256::new();
+        // Venvs provisioned before the bytecode was compiled get it once.
+        hash.update(b"bytecode compiled\n");
         for (name, bytes) in files() {
             hash.update((name.len() as u64).to_le_bytes());
             hash.update(name.as_bytes());

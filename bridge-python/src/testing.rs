@@ -160,6 +160,9 @@ impl FakeChild {
             venv: "fake-venv".into(),
             env: Vec::new(),
             cwd: None,
+            sys_path: Vec::new(),
+            memory_limit: None,
+            sandbox: crate::process::SandboxConfig::default(),
             connect_timeout: Duration::from_secs(5),
             limits: LinkLimits::default(),
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::{probe, venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
-use troupe_bridge_python::process::{LaunchError, LaunchSpec, LinkLimits, launch};
+use troupe_bridge_python::process::{LaunchError, LaunchSpec, LinkLimits, SandboxConfig, launch};
 use troupe_runtime::Call;
 use troupe_runtime::supervision::{
     Backoff, ExitReason, RestartLimit, RestartPolicy, RestartSpec, SupervisorStatus,
@@ -246,7 +246,10 @@ fn graceful_stop_runs_prepare_shutdown() {
     actix::System::new().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("shutdown");
-        let config = probe("graceful").var("PROBE_SHUTDOWN_MARKER", marker.to_string_lossy());
+        // The marker lies outside the child's temp dir: its sandbox must let it write there.
+        let config = probe("graceful")
+            .var("PROBE_SHUTDOWN_MARKER", marker.to_string_lossy())
+            .sandbox(SandboxConfig::default().write(dir.path()));
         let ext = start(config).await;
         ext.stop().await;
         assert_eq!(ext.status(), SupervisorStatus::Stopped(ExitReason::Stopped));
@@ -276,6 +279,9 @@ fn spec(python: std::path::PathBuf, connect_timeout: Duration) -> LaunchSpec {
         python,
         env: vec![],
         cwd: None,
+        sys_path: vec![],
+        memory_limit: None,
+        sandbox: Default::default(),
         connect_timeout,
         limits: LinkLimits::default(),
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::{probe, venv};
 use troupe_bridge_python::extension::{self, ExtensionRef, NoRoutes};
+use troupe_bridge_python::process::SandboxConfig;
 use troupe_value::Value;
 
 fn alive(pid: u32) -> bool {
@@ -22,6 +23,8 @@ async fn start(name: &str, marker: &Path) -> ExtensionRef {
     let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();
     let config = probe(name)
         .var("PROBE_SHUTDOWN_MARKER", marker.to_string_lossy())
+        // The marker lies outside the child's temp dir: its sandbox must let it write there.
+        .sandbox(SandboxConfig::default().write(marker.parent().unwrap()))
         .stop_timeout(Duration::from_secs(2));
     let ext = extension::start(config, venv, Arc::new(NoRoutes));
     assert!(ext.ready_within(Duration::from_secs(60)).await.is_ok());

@@ -1,7 +1,9 @@
-//! `troupe check MANIFEST`: read and check a manifest, run nothing.
+//! `troupe check [MANIFEST]`: what this machine's sandboxes can have, and a manifest read
+//! and checked; nothing runs.
 
 use std::path::PathBuf;
 
+use troupe_bridge_python::process::sandbox::{Bubblewrap, Support};
 use troupe_manifest::{Manifest, NodeBody};
 
 use crate::error::CliError;
@@ -9,20 +11,53 @@ use crate::error::CliError;
 /// Arguments of `troupe check`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
-    /// The manifest (TOML).
-    manifest: PathBuf,
+    /// The manifest (TOML); without one, only the machine is checked.
+    manifest: Option<PathBuf>,
 }
 
-/// Checks the manifest and prints what it holds.
+/// Prints what the machine gives sandboxes, then checks the manifest and prints what it
+/// holds.
 pub(crate) fn check(args: &CheckArgs) -> Result<(), CliError> {
-    let manifest = Manifest::load(&args.manifest)?;
-    println!("{}: ok", args.manifest.display());
+    print_support(&Support::probe());
+    match &args.manifest {
+        Some(manifest) => check_manifest(manifest),
+        None => Ok(()),
+    }
+}
+
+/// What the kernel and the tools here give an extension's sandbox.
+fn print_support(support: &Support) {
+    println!("sandbox support on this machine:");
+    match support.landlock_abi {
+        Some(abi) => println!("  landlock:   ABI {abi}"),
+        None => println!("  landlock:   none (default loses its file, TCP and signal rules)"),
+    }
+    let yes_no = |yes: bool| if yes { "yes" } else { "no" };
+    println!("  seccomp:    {}", yes_no(support.seccomp));
+    match &support.bubblewrap {
+        Bubblewrap::Works(path) => println!("  bubblewrap: works ({})", path.display()),
+        Bubblewrap::Missing => println!("  bubblewrap: not on PATH (strict cannot start)"),
+        Bubblewrap::Broken { path, reason } => println!(
+            "  bubblewrap: {} fails (strict cannot start): {reason}",
+            path.display()
+        ),
+    }
+    match &support.cgroup {
+        Some(dir) => println!("  cgroup:     writable ({})", dir.display()),
+        None => println!("  cgroup:     none writable (strict runs without one)"),
+    }
+}
+
+fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
+    let manifest = Manifest::load(path)?;
+    println!("{}: ok", path.display());
     for (name, extension) in &manifest.extensions {
         println!(
-            "  extension {name}: module {} ({} dependencies, restart {:?})",
+            "  extension {name}: module {} ({} dependencies, restart {:?}, sandbox {:?})",
             extension.module,
             extension.dependencies.len(),
-            extension.restart.policy
+            extension.restart.policy,
+            extension.sandbox.level
         );
     }
     for (name, singleton) in &manifest.singletons {

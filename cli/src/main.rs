@@ -30,8 +30,9 @@ struct Cli {
 enum Command {
     /// Run a pipeline of a manifest and print its summary.
     Run(run::RunArgs),
-    /// Check a manifest (keys, node types and parameters, edges, cycles, extensions) without
-    /// running anything.
+    /// Print what this machine gives extension sandboxes (Landlock, seccomp, bubblewrap,
+    /// cgroups), and check a manifest (keys, node types and parameters, edges, cycles,
+    /// extensions) without running anything.
     Check(check::CheckArgs),
     /// List the built-in node types and their parameters.
     Nodes(nodes::NodesArgs),

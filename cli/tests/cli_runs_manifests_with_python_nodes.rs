@@ -67,3 +67,13 @@ fn check_names_the_file_line_and_key_of_a_mistake() {
     );
     assert!(stderr.contains("missing"), "{stderr}");
 }
+
+#[test]
+fn check_without_a_manifest_prints_what_sandboxes_get_here() {
+    let check = troupe().arg("check").output().expect("troupe runs");
+    assert!(check.status.success(), "{check:?}");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    for layer in ["landlock:", "seccomp:", "bubblewrap:", "cgroup:"] {
+        assert!(stdout.contains(layer), "{layer} missing: {stdout}");
+    }
+}

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use support::{Collect, Range};
 use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_bridge_python::process::SandboxConfig;
 use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
 use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
@@ -19,11 +20,21 @@ use troupe_runtime::supervision::RestartSpec;
 use troupe_value::{Audio, Map, PixelFormat, Value, VideoFrame};
 
 async fn host() -> ExtensionHost {
+    host_writing(None).await
+}
+
+/// The host, its extension's sandbox letting it write to `dir` too.
+async fn host_writing(dir: Option<&Path>) -> ExtensionHost {
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
+    let mut sandbox = SandboxConfig::default();
+    if let Some(dir) = dir {
+        sandbox = sandbox.write(dir);
+    }
     let config = ExtensionConfig::new("nodes", "nodes")
         .path(plugins)
         .dependencies(["numpy>=1.26,<3"])
-        .restart(RestartSpec::default());
+        .restart(RestartSpec::default())
+        .sandbox(sandbox);
     let host = ExtensionHost::builder()
         .extension(config, Grants::host_only())
         .start()
@@ -143,8 +154,9 @@ fn python_exceptions_follow_the_error_policy() {
 #[test]
 fn a_crashed_extension_costs_one_item_and_the_run_goes_on() {
     actix::System::new().block_on(async {
-        let host = host().await;
         let dir = tempfile::tempdir().unwrap();
+        // The marker lies outside the child's temp dir.
+        let host = host_writing(Some(dir.path())).await;
         let marker = dir.path().join("crashed-once");
         let params = Map::from_iter([(
             "marker".to_owned(),

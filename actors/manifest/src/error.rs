@@ -130,6 +130,9 @@ pub enum ManifestErrorKind {
         /// What is wrong.
         reason: String,
     },
+    /// An extension's `sandbox` setting is not one a sandbox can be made of.
+    #[error("{0}")]
+    Sandbox(#[source] crate::sandbox::SandboxSettingError),
     /// No pipeline of the name asked for (or several and none named).
     #[error("no pipeline `{name}`; this manifest has: {}", .known.join(", "))]
     UnknownPipeline {

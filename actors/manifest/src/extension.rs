@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use troupe_bridge_python::extension::{ExtensionConfig, MAX_MEMORY_LIMIT_MB};
+use troupe_bridge_python::process::SandboxConfig;
 use troupe_host::extension_host::Grants;
 use troupe_runtime::supervision::RestartSpec;
 
@@ -12,6 +13,7 @@ use crate::document::{Document, KeyPath};
 use crate::error::{ManifestError, ManifestErrorKind};
 use crate::raw::RawExtension;
 use crate::restart::restart_spec;
+use crate::sandbox::sandbox_config;
 
 /// A Python extension as the manifest declares it: what to import, in which environment,
 /// under which limits and with which rights. The extension host turns it into a running
@@ -49,6 +51,8 @@ pub struct ExtensionManifest {
     pub grants: GrantsTable,
     /// Extra environment variables of its child process.
     pub env: IndexMap<String, String>,
+    /// How its child process is confined (`sandbox`; default: the `default` level).
+    pub sandbox: SandboxConfig,
 }
 
 /// An extension's `grants` table as the manifest lists it, names in file order so that an
@@ -68,7 +72,8 @@ impl ExtensionManifest {
         let mut config = ExtensionConfig::new(&self.name, &self.module)
             .dependencies(self.dependencies.iter().cloned())
             .system_site_packages(self.system_site_packages)
-            .restart(self.restart);
+            .restart(self.restart)
+            .sandbox(self.sandbox.clone());
         if let Some(path) = &self.path {
             config = config.path(path);
         }
@@ -157,6 +162,10 @@ impl ExtensionManifest {
             Some(restart) => restart_spec(restart, &path.key("restart"), document)?,
             None => RestartSpec::default(),
         };
+        let sandbox = match &raw.sandbox {
+            Some(sandbox) => sandbox_config(sandbox, &path.key("sandbox"), base, document)?,
+            None => SandboxConfig::default(),
+        };
         Ok(ExtensionManifest {
             name: name.to_owned(),
             module: raw.module,
@@ -174,6 +183,7 @@ impl ExtensionManifest {
                 extensions: raw.grants.extensions,
             },
             env: raw.env,
+            sandbox,
         })
     }
 

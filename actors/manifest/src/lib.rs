@@ -16,6 +16,8 @@
 //! start_timeout_ms = 20000            # import + start-up hooks (default 20 s)
 //! grants = { singletons = ["store"], extensions = [] }
 //! env = { OMP_NUM_THREADS = "1", HF_HOME = "${HOME}/.cache/hf" }
+//! sandbox = "default"               # "off", "default" or "strict"; or a table:
+//! # sandbox = { level = "strict", network = false, read = ["models"], write = [], gpu = false, require = true }
 //!
 //! [singletons.store]
 //! kind = "kv"                       # built in (see `singleton`), or a kind the host registers
@@ -116,6 +118,7 @@ mod node;
 mod pipeline;
 mod raw;
 mod restart;
+mod sandbox;
 mod singleton;
 mod value;
 
@@ -131,6 +134,7 @@ pub use extension::{ExtensionManifest, GrantsTable};
 pub use loader::{PipelineLoader, PythonNodeMaker};
 pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
+pub use sandbox::SandboxSettingError;
 
 use document::{Document, KeyPath};
 use raw::RawManifest;

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use troupe_bridge_python::process::{SandboxConfig, SandboxLevel};
 use troupe_host::extension_host::PythonNodeSpec;
-use troupe_manifest::{Manifest, ManifestError, ManifestErrorKind, NodeBody};
+use troupe_manifest::{Manifest, ManifestError, ManifestErrorKind, NodeBody, SandboxSettingError};
 use troupe_nodes::{Emitter, Node, NodeError, ParamError};
 use troupe_pipeline::{EdgePolicy, ErrorPolicy};
 use troupe_runtime::supervision::RestartPolicy;
@@ -29,6 +30,7 @@ memory_limit_mb = 512
 call_timeout_ms = 2500
 grants = { singletons = ["store"], extensions = ["features"] }
 env = { MODEL_DIR = "${MODELS}/small" }
+sandbox = { level = "strict", network = true, read = ["models"], write = ["/var/cache/x"], require = true }
 
 [singletons.store]
 kind = "kv"
@@ -124,6 +126,15 @@ fn a_good_manifest_becomes_plain_structs() {
     assert_eq!(features.call_timeout, Some(Duration::from_millis(2500)));
     assert_eq!(features.grants.singletons, ["store"]);
     assert_eq!(features.env["MODEL_DIR"], "/opt/models/small");
+    assert_eq!(
+        features.sandbox,
+        SandboxConfig::strict()
+            .network(true)
+            .read("/manifests/models")
+            .write("/var/cache/x")
+            .require(true)
+    );
+    assert_eq!(features.config().sandbox, features.sandbox);
 
     let store = &manifest.singletons["store"];
     assert_eq!(store.kind, "kv");
@@ -185,6 +196,73 @@ fn bad_toml_and_unknown_keys() {
         line_of("memory_limit_mb"),
         "extensions.features.memory_limit_mb",
     );
+}
+
+#[test]
+fn sandbox_levels_and_tables_are_checked() {
+    let sandbox = |setting: &str| {
+        let text = GOOD.replace(
+            GOOD.lines().find(|l| l.starts_with("sandbox")).unwrap(),
+            &format!("sandbox = {setting}"),
+        );
+        parse(&text).map(|m| m.extensions["features"].sandbox.clone())
+    };
+    assert_eq!(sandbox("\"off\"").unwrap(), SandboxConfig::off());
+    assert_eq!(sandbox("\"default\"").unwrap().level, SandboxLevel::Default);
+    let no_sandbox_key = GOOD.replace(GOOD.lines().find(|l| l.starts_with("sandbox")).unwrap(), "");
+    assert_eq!(
+        parse(&no_sandbox_key).unwrap().extensions["features"].sandbox,
+        SandboxConfig::default(),
+        "on by default"
+    );
+    let line = line_of("sandbox =");
+    for (setting, key, expected) in [
+        (
+            "\"loose\"",
+            "extensions.features.sandbox",
+            SandboxSettingError::UnknownLevel {
+                given: "loose".into(),
+            },
+        ),
+        (
+            "{ level = \"strict\", netwrk = true }",
+            "extensions.features.sandbox.netwrk",
+            SandboxSettingError::UnknownKey {
+                key: "netwrk".into(),
+            },
+        ),
+        (
+            "{ network = \"yes\" }",
+            "extensions.features.sandbox.network",
+            SandboxSettingError::WrongType {
+                expected: "true or false",
+            },
+        ),
+        (
+            "{ read = [\"a\", 3] }",
+            "extensions.features.sandbox.read[1]",
+            SandboxSettingError::WrongType {
+                expected: "a list of paths",
+            },
+        ),
+        (
+            "3",
+            "extensions.features.sandbox",
+            SandboxSettingError::WrongType {
+                expected: "\"off\", \"default\", \"strict\" or a table",
+            },
+        ),
+    ] {
+        let text = GOOD.replace(
+            GOOD.lines().find(|l| l.starts_with("sandbox")).unwrap(),
+            &format!("sandbox = {setting}"),
+        );
+        let error = error_at(&text, line, key);
+        assert!(
+            matches!(error.kind(), ManifestErrorKind::Sandbox(e) if *e == expected),
+            "{setting}: {error}"
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! `ExtensionManager`, loads the extension (its venv exists: one untimed start comes
 //! first) and awaits one no-op call, then stops it.
 
+use troupe_bridge_python::process::SandboxLevel;
+
 use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
 use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
@@ -30,19 +32,22 @@ impl CrossProcess for ColdStart {
     }
 
     /// The slot for troupe's bridged extension host: spawn an extension whose venv is
-    /// cached and time it to its first answered no-op call; one series (payload 0), a
-    /// sample per start.
+    /// cached and time it to its first answered no-op call; one series (payload 0) per
+    /// sandbox level (`default`, the default, and `off`), a sample per start.
     fn troupe_bridged(effort: Effort) -> Outcome {
         let lab = Lab::start()?;
-        lab.sample(Job::ColdStart, 1)?;
-        let series = Series::new(
-            TROUPE_BRIDGED,
-            0,
-            1,
-            effort.pick(10, 50),
-            lab.sampler(Job::ColdStart),
-        );
-        Ok(vec![series.with("venv", "cached")])
+        let mut series = Vec::new();
+        for (sandbox, name) in [
+            (SandboxLevel::Default, "default"),
+            (SandboxLevel::Off, "off"),
+        ] {
+            let job = Job::ColdStart { sandbox };
+            lab.sample(job, 1)?;
+            let samples = effort.pick(10, 50);
+            let one = Series::new(TROUPE_BRIDGED, 0, 1, samples, lab.sampler(job));
+            series.push(one.with("venv", "cached").with("sandbox", name));
+        }
+        Ok(series)
     }
 
     fn pyisolate(effort: Effort) -> Outcome {

@@ -178,6 +178,7 @@ pub(crate) fn call_error<'py>(
                 ExitCause::Handshake(_) => ("Handshake", None, None),
                 ExitCause::Protocol(_) => ("Protocol", None, None),
                 ExitCause::Spawn(_) => ("Spawn", None, None),
+                ExitCause::Sandbox(_) => ("Sandbox", None, None),
                 ExitCause::Unknown => ("Unknown", None, None),
             };
             fields.set_item("cause", cause)?;

@@ -59,6 +59,14 @@ Errors: an exception a method raises reaches the host with its type, message and
 traceback; errors of calls made from here are raised as :class:`RemoteError` subclasses.
 """
 
+import os as _os
+
+# A strict sandbox's Landlock ruleset: enforced before any other troupe code runs.
+if "TROUPE_LANDLOCK_FD" in _os.environ:
+    from ._sandbox import enforce as _enforce
+
+    _enforce(int(_os.environ.pop("TROUPE_LANDLOCK_FD")))
+
 from .base import Extension
 from .calls import Target, extension, host, singleton
 from .errors import (

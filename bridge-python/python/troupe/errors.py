@@ -114,8 +114,8 @@ class CrashedError(RemoteError):
 
     ``cause`` names why (the host's ``ExitCause`` variant: ``"Exited"``, ``"Signaled"``,
     ``"MemoryLimit"``, ``"StartFailed"``, ``"StartTimeout"``, ``"ConnectTimeout"``,
-    ``"Handshake"``, ``"Protocol"``, ``"Spawn"`` or ``"Unknown"``); ``exit_code`` and
-    ``signal`` are set for ``"Exited"`` and ``"Signaled"``; ``reason`` says it in words;
+    ``"Handshake"``, ``"Protocol"``, ``"Spawn"``, ``"Sandbox"`` or ``"Unknown"``);
+    ``exit_code`` and ``signal`` are set for ``"Exited"`` and ``"Signaled"``; ``reason`` says it in words;
     ``gave_up_after`` is the number of restarts made when the target's supervisor gave up.
     """
 

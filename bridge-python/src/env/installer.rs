@@ -110,7 +110,11 @@ impl Installer {
         let mut command = match self {
             Self::Uv(uv) => {
                 let mut command = Command::new(uv);
-                command.args(["pip", "install", "--python"]).arg(python);
+                // Bytecode now: a sandboxed child reads its venv but cannot write to it.
+                // (pip compiles by default.)
+                command
+                    .args(["pip", "install", "--compile-bytecode", "--python"])
+                    .arg(python);
                 command
             }
             Self::Pip => pip(python, "install"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use troupe_runtime::supervision::RestartSpec;
 
 use crate::env::EnvSpec;
+use crate::process::SandboxConfig;
 
 /// Default deadline of a call from the host to an extension.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +85,8 @@ pub struct ExtensionConfig {
     pub link: crate::process::LinkLimits,
     /// Whether the extension may call the host (`troupe.host`).
     pub host_calls: bool,
+    /// How its child is confined (default: the `default` level).
+    pub sandbox: SandboxConfig,
 }
 
 impl ExtensionConfig {
@@ -108,6 +111,7 @@ impl ExtensionConfig {
             max_child_calls: DEFAULT_MAX_CHILD_CALLS,
             link: crate::process::LinkLimits::default(),
             host_calls: true,
+            sandbox: SandboxConfig::default(),
         }
     }
 
@@ -187,6 +191,13 @@ impl ExtensionConfig {
     /// [`MAX_MEMORY_LIMIT_MB`]).
     pub fn memory_limit_mb(mut self, mb: u64) -> Self {
         self.memory_limit = Some(mb.min(MAX_MEMORY_LIMIT_MB).saturating_mul(1024 * 1024));
+        self
+    }
+
+    /// Sets the sandbox of its child: a [`SandboxLevel`](crate::process::SandboxLevel) or a
+    /// whole [`SandboxConfig`].
+    pub fn sandbox(mut self, sandbox: impl Into<SandboxConfig>) -> Self {
+        self.sandbox = sandbox.into();
         self
     }
 

@@ -74,6 +74,9 @@ fn launch_spec(config: &ExtensionConfig, venv: &Venv) -> LaunchSpec {
         venv: venv.root.clone(),
         env: config.vars.clone(),
         cwd: config.cwd.clone(),
+        sys_path: config.sys_path.clone(),
+        memory_limit: config.memory_limit,
+        sandbox: config.sandbox.clone(),
         connect_timeout: config.connect_timeout,
         limits: config.link,
     }

@@ -128,8 +128,7 @@ impl Session {
                 let session = reader.clone();
                 // A bug here must not leave the extension "running" with nobody reading:
                 // the child is killed and its end reported like any other.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.run()))
-                    .is_err()
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.run())).is_err()
                 {
                     session.kill(ExitCause::Protocol(
                         "the host's reader of this child failed".into(),

@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 use troupe_value::{CrashInfo, ExitCause};
 
 use super::output::{self, StderrTail};
+use super::sandbox::SandboxGuard;
+
+/// What the host knows of a freshly spawned child beside its `Child`.
+#[derive(Debug)]
+pub(crate) struct Adopted {
+    /// The Python process's pid (the spawned process's, unless it is bwrap).
+    pub(crate) pid: u32,
+    /// Whether the spawned process is bwrap around the child (`strict`): its exit status
+    /// `128 + N` is the child's death by signal `N`.
+    pub(crate) wrapped: bool,
+    /// The child's sandbox, removed once the child is gone.
+    pub(crate) sandbox: SandboxGuard,
+}
 
 /// What the host needs of a child: a real process ([`ChildProcess`]), or in tests a fake one.
 pub trait Process: Send + Sync + std::fmt::Debug {
@@ -39,12 +52,15 @@ pub trait Process: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct ChildProcess {
     pid: u32,
+    wrapped: bool,
     child: Mutex<Child>,
     status: Mutex<Option<ExitStatus>>,
     /// Readable once the process ends (`pidfd_open`), where the kernel has it.
     pidfd: Option<OwnedFd>,
     stderr: StderrTail,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
+    /// Dropped after the process is reaped (fields drop after `Drop::drop`).
+    sandbox: SandboxGuard,
 }
 
 impl ChildProcess {
@@ -53,9 +69,13 @@ impl ChildProcess {
     ///
     /// # Errors
     /// A forwarding thread could not be started.
-    pub(crate) fn adopt(name: &str, mut child: Child) -> std::io::Result<ChildProcess> {
+    pub(crate) fn adopt(
+        name: &str,
+        mut child: Child,
+        adopted: Adopted,
+    ) -> std::io::Result<ChildProcess> {
         let name: Arc<str> = Arc::from(name);
-        let pid = child.id();
+        let pid = adopted.pid;
         let stderr = StderrTail::default();
         let mut forwarders = Vec::new();
         let mut forward = |out: Box<dyn std::io::Read + Send>,
@@ -79,17 +99,25 @@ impl ChildProcess {
             let _ = child.wait();
             return Err(e);
         }
-        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|pid| {
+        // The spawned process's: bwrap's when wrapped (it ends with the child).
+        let pidfd = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| {
             rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
         });
         Ok(ChildProcess {
             pid,
+            wrapped: adopted.wrapped,
             child: Mutex::new(child),
             status: Mutex::new(None),
             pidfd,
             stderr,
             forwarders: Mutex::new(forwarders),
+            sandbox: adopted.sandbox,
         })
+    }
+
+    /// The child's private temp dir, when it is sandboxed.
+    pub fn private_tmp(&self) -> Option<&std::path::Path> {
+        self.sandbox.private_tmp()
     }
 
     /// The exit status, if the process has exited (reaps it).
@@ -124,6 +152,18 @@ impl ChildProcess {
     }
 }
 
+impl ChildProcess {
+    /// Sends `signal` to the Python process (not yet reaped: its bwrap still runs, or it is
+    /// the spawned process itself).
+    fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.pid) {
+            // SAFETY: plain syscall on a pid whose process (or its bwrap parent) we have not
+            // reaped.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+}
+
 impl Process for ChildProcess {
     fn pid(&self) -> u32 {
         self.pid
@@ -131,17 +171,17 @@ impl Process for ChildProcess {
 
     fn kill(&self) {
         if self.try_status().is_none() {
+            if self.wrapped {
+                self.signal(libc::SIGKILL);
+            }
             let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
             let _ = child.kill();
         }
     }
 
     fn terminate(&self) {
-        if self.try_status().is_none()
-            && let Ok(pid) = libc::pid_t::try_from(self.pid)
-        {
-            // SAFETY: plain syscall on a pid we spawned and have not reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+        if self.try_status().is_none() {
+            self.signal(libc::SIGTERM);
         }
     }
 
@@ -167,7 +207,13 @@ impl Process for ChildProcess {
         for forwarder in forwarders {
             let _ = forwarder.join();
         }
-        let cause = cause.unwrap_or_else(|| cause_of(status));
+        let cause = cause.unwrap_or_else(|| match cause_of(status) {
+            // bwrap reports its child's death by signal N as exit status 128 + N.
+            ExitCause::Exited(code) if self.wrapped && (129..129 + 64).contains(&code) => {
+                ExitCause::Signaled(code - 128)
+            }
+            cause => cause,
+        });
         CrashInfo {
             cause,
             stderr_tail: self.stderr.text(),

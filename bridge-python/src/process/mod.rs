@@ -16,10 +16,12 @@
 mod child;
 mod link;
 mod output;
+pub mod sandbox;
 mod spawner;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,7 @@ use troupe_value::{CrashInfo, ExitCause, HandshakeError};
 pub use child::{ChildProcess, Process};
 pub use link::{Link, LinkError, LinkLimits};
 pub use output::StderrTail;
+pub use sandbox::{SandboxConfig, SandboxError, SandboxLevel};
 
 /// Variables passed through from the host's environment (everything else is cleared).
 const PASSED_THROUGH: &[&str] = &[
@@ -51,6 +54,10 @@ const PASSED_THROUGH: &[&str] = &[
     "TROUPE_SPIN_US",
 ];
 
+/// The interpreter's arguments. `-P`: the working directory is not put on `sys.path`, so a
+/// file there cannot shadow a module the extension imports.
+const PYTHON_ARGS: &[&str] = &["-P", "-u", "-m", "troupe"];
+
 /// Longest sleep between two looks at a child that has not said hello yet (when its exit
 /// cannot be waited on directly).
 const HELLO_POLL: Duration = Duration::from_millis(5);
@@ -68,6 +75,12 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; the host's when `None`.
     pub cwd: Option<PathBuf>,
+    /// The extension's module paths (its sandbox lets it read them).
+    pub sys_path: Vec<PathBuf>,
+    /// Resident memory the child may use (a `strict` sandbox's cgroup enforces it too).
+    pub memory_limit: Option<u64>,
+    /// The child's sandbox.
+    pub sandbox: SandboxConfig,
     /// How long the child may take to say hello.
     pub connect_timeout: Duration,
     /// The connection's bounds.
@@ -100,6 +113,9 @@ pub enum LaunchError {
         /// The last lines of its stderr.
         stderr_tail: String,
     },
+    /// The sandbox the configuration asks for cannot be had; the child was not started.
+    #[error("cannot sandbox the child: {0}")]
+    Sandbox(#[from] SandboxError),
     /// The child's first frame was not a good hello; it was killed.
     #[error("bad handshake from the child: {error}")]
     Handshake {
@@ -126,6 +142,7 @@ impl LaunchError {
             LaunchError::Handshake { error, stderr_tail } => {
                 with_tail(ExitCause::Handshake(error), stderr_tail)
             }
+            LaunchError::Sandbox(error) => CrashInfo::new(ExitCause::Sandbox(error.failure())),
             spawn @ (LaunchError::Spawn { .. } | LaunchError::Setup(_)) => {
                 CrashInfo::new(ExitCause::Spawn(spawn.to_string()))
             }
@@ -195,35 +212,35 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, LaunchError> {
 /// # Errors
 /// The connection could not be made, or the child could not be spawned.
 pub fn spawn(spec: &LaunchSpec) -> Result<(Arc<ChildProcess>, Arc<Link>), LaunchError> {
+    let subject = sandbox::Subject {
+        python: &spec.python,
+        venv: &spec.venv,
+        sys_path: &spec.sys_path,
+        cwd: spec.cwd.as_deref(),
+    };
+    let mut prepared = sandbox::prepare(&spec.name, &spec.sandbox, &subject, spec.memory_limit)?;
     let (host_end, child_end) = Socket::pair().map_err(LaunchError::Setup)?;
     let (doorbell, page) = Doorbell::create().map_err(LaunchError::Setup)?;
     let wake = Wake::new().map_err(LaunchError::Setup)?;
     let child_wake = wake.duplicate().map_err(LaunchError::Setup)?;
     let fds = ChildFds::STANDARD;
-    let mut command = std::process::Command::new(&spec.python);
+    let env = child_env(spec, fds, &prepared.env);
+    let mut command = match &prepared.wrapper {
+        Some(wrapper) => wrapper.command(&spec.python, PYTHON_ARGS, &env),
+        None => {
+            let mut command = Command::new(&spec.python);
+            command.args(PYTHON_ARGS).env_clear().envs(env);
+            command
+        }
+    };
     command
-        // -P: the working directory is not put on `sys.path`, so a file there cannot
-        // shadow a module the extension imports.
-        .args(["-P", "-u", "-m", "troupe"])
-        .env_clear()
-        .envs(
-            PASSED_THROUGH
-                .iter()
-                .filter_map(|k| Some((k, std::env::var_os(k)?))),
-        )
-        .env("VIRTUAL_ENV", &spec.venv)
-        .env("PYTHONNOUSERSITE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .env("TROUPE_EXTENSION", &spec.name)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(FDS_ENV, fds.to_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    let inherit = vec![
+    let mut inherit = vec![
         spawner::Inherit {
             fd: child_end.into(),
             at: fds.socket,
@@ -237,11 +254,23 @@ pub fn spawn(spec: &LaunchSpec) -> Result<(Arc<ChildProcess>, Arc<Link>), Launch
             at: fds.wake,
         },
     ];
-    let child = spawner::spawn(command, inherit).map_err(|source| LaunchError::Spawn {
-        python: spec.python.clone(),
-        source,
-    })?;
-    let process = Arc::new(ChildProcess::adopt(&spec.name, child).map_err(LaunchError::Setup)?);
+    if let Some(wrapper) = &mut prepared.wrapper {
+        inherit.extend(wrapper.take_inherit());
+    }
+    let confinement = std::mem::take(&mut prepared.confinement);
+    let child =
+        spawner::spawn(command, inherit, confinement).map_err(|source| LaunchError::Spawn {
+            python: spec.python.clone(),
+            source,
+        })?;
+    let pid = prepared.child_pid(child.id(), Instant::now() + spec.connect_timeout);
+    let adopted = child::Adopted {
+        pid,
+        wrapped: prepared.wrapper.is_some(),
+        sandbox: prepared.guard,
+    };
+    let process =
+        Arc::new(ChildProcess::adopt(&spec.name, child, adopted).map_err(LaunchError::Setup)?);
     let link = Link::new(
         host_end,
         doorbell,
@@ -251,6 +280,43 @@ pub fn spawn(spec: &LaunchSpec) -> Result<(Arc<ChildProcess>, Arc<Link>), Launch
     )
     .map_err(LaunchError::Setup)?;
     Ok((process, link))
+}
+
+/// The child's whole environment: the passed-through variables, the venv's, troupe's, the
+/// extension's own, the sandbox's (`sandboxed`: its `TMPDIR` wins), and the descriptors it
+/// inherits.
+fn child_env(
+    spec: &LaunchSpec,
+    fds: ChildFds,
+    sandboxed: &[(OsString, OsString)],
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = PASSED_THROUGH
+        .iter()
+        .filter_map(|k| Some((OsString::from(k), std::env::var_os(k)?)))
+        .collect();
+    let fixed = [
+        ("VIRTUAL_ENV", spec.venv.as_os_str()),
+        ("PYTHONNOUSERSITE", "1".as_ref()),
+        ("PYTHONUNBUFFERED", "1".as_ref()),
+        ("TROUPE_EXTENSION", spec.name.as_ref()),
+    ];
+    env.extend(
+        fixed
+            .iter()
+            .map(|(k, v)| (OsString::from(k), v.to_os_string())),
+    );
+    env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.extend(sandboxed.iter().cloned());
+    env.push((FDS_ENV.into(), fds.to_env().into()));
+    // The last setting of a variable wins, as with `Command::env`.
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<_> = env
+        .into_iter()
+        .rev()
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .collect();
+    unique.reverse();
+    unique
 }
 
 /// Why no hello came.

@@ -11,11 +11,15 @@ use std::process::{Child, Command};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{LazyLock, Mutex};
 
+use super::sandbox::Confinement;
+
 /// Descriptors are moved above this number before they are put in place in the child, so
-/// that placing one never overwrites another that is still to be placed.
-const SCRATCH_FD: RawFd = 64;
+/// that placing one never overwrites another that is still to be placed, nor one the
+/// child's confinement uses.
+pub(crate) const SCRATCH_FD: RawFd = 64;
 
 /// A descriptor the child inherits at a fixed number.
+#[derive(Debug)]
 pub(crate) struct Inherit {
     /// The descriptor (closed in the host once the child is spawned).
     pub(crate) fd: OwnedFd,
@@ -23,23 +27,32 @@ pub(crate) struct Inherit {
     pub(crate) at: RawFd,
 }
 
-type Request = (Command, Vec<Inherit>, Sender<io::Result<Child>>);
+type Request = (
+    Command,
+    Vec<Inherit>,
+    Confinement,
+    Sender<io::Result<Child>>,
+);
 
 static SPAWNER: LazyLock<Mutex<Option<Sender<Request>>>> = LazyLock::new(|| {
     let (tx, rx) = channel::<Request>();
     let started = std::thread::Builder::new()
         .name("troupe-spawner".into())
         .spawn(move || {
-            for (mut command, inherit, reply) in rx {
-                let _ = reply.send(spawn_here(&mut command, inherit));
+            for (mut command, inherit, confinement, reply) in rx {
+                let _ = reply.send(spawn_here(&mut command, inherit, confinement));
             }
         });
     Mutex::new(started.ok().map(|_| tx))
 });
 
-/// Spawns `command` from the spawner thread, with `inherit` in place; the child gets SIGKILL
-/// when the host dies.
-pub(crate) fn spawn(command: Command, inherit: Vec<Inherit>) -> io::Result<Child> {
+/// Spawns `command` from the spawner thread, with `inherit` in place and `confinement`
+/// applied; the child gets SIGKILL when the host dies.
+pub(crate) fn spawn(
+    command: Command,
+    inherit: Vec<Inherit>,
+    confinement: Confinement,
+) -> io::Result<Child> {
     let (reply_tx, reply_rx) = channel();
     let spawner = SPAWNER
         .lock()
@@ -47,14 +60,18 @@ pub(crate) fn spawn(command: Command, inherit: Vec<Inherit>) -> io::Result<Child
         .clone()
         .ok_or_else(|| io::Error::other("the spawner thread could not be started"))?;
     spawner
-        .send((command, inherit, reply_tx))
+        .send((command, inherit, confinement, reply_tx))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
     reply_rx
         .recv()
         .map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
 
-fn spawn_here(command: &mut Command, inherit: Vec<Inherit>) -> io::Result<Child> {
+fn spawn_here(
+    command: &mut Command,
+    inherit: Vec<Inherit>,
+    confinement: Confinement,
+) -> io::Result<Child> {
     // Above every target number, close-on-exec: only the copies placed below survive exec.
     let mut moves = Vec::with_capacity(inherit.len());
     let mut scratch = Vec::with_capacity(inherit.len());
@@ -63,8 +80,8 @@ fn spawn_here(command: &mut Command, inherit: Vec<Inherit>) -> io::Result<Child>
         moves.push((high.as_raw_fd(), *at));
         scratch.push(high);
     }
-    // SAFETY: getpid/getppid/prctl/dup2 are async-signal-safe, as required between fork
-    // and exec; `moves` is only read.
+    // SAFETY: getpid/getppid/prctl/dup2 and the confinement's calls are async-signal-safe,
+    // as required between fork and exec; `moves` and `confinement` are only read.
     let parent = unsafe { libc::getpid() };
     unsafe {
         command.pre_exec(move || {
@@ -81,7 +98,8 @@ fn spawn_here(command: &mut Command, inherit: Vec<Inherit>) -> io::Result<Child>
                     return Err(io::Error::last_os_error());
                 }
             }
-            Ok(())
+            // Last: Landlock and seccomp would refuse nothing above, but come after it all.
+            confinement.apply()
         });
     }
     let spawned = command.spawn();

@@ -67,6 +67,10 @@ impl Driver {
             venv: venv.root.clone(),
             env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
             cwd: None,
+            sys_path: Vec::new(),
+            memory_limit: None,
+            // The tests' modules live in temp dirs of their own.
+            sandbox: process::SandboxConfig::default().read(std::env::temp_dir()),
             connect_timeout: PATIENCE,
             limits: LinkLimits::default(),
         };

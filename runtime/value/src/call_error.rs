@@ -137,9 +137,65 @@ pub enum ExitCause {
     /// It could not be started at all (what the operating system said).
     #[error("could not be started: {0}")]
     Spawn(String),
+    /// It was not started because the sandbox its configuration asks for cannot be set up
+    /// here.
+    #[error("sandbox: {0}")]
+    Sandbox(SandboxFailure),
     /// How it ended could not be found out (it could not be reaped).
     #[error("ended for an unknown reason")]
     Unknown,
+}
+
+/// One protection of an extension's sandbox (see the bridge's `process::sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protection {
+    /// Landlock: files the child may read and write.
+    Landlock,
+    /// Landlock ABI 4+: no TCP bind or connect (unless the network is allowed).
+    LandlockNetwork,
+    /// Landlock ABI 6+: no signals to, and no abstract unix sockets of, processes outside.
+    LandlockScopes,
+    /// seccomp: the system calls that reach other processes or the kernel's attack surface.
+    Seccomp,
+    /// bubblewrap: namespaces around the child (`strict`).
+    Bubblewrap,
+    /// A cgroup bounding the child's memory and process count (`strict`, best effort).
+    Cgroup,
+}
+
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protection::Landlock => "landlock (files)",
+            Protection::LandlockNetwork => "landlock (tcp)",
+            Protection::LandlockScopes => "landlock (signals, abstract sockets)",
+            Protection::Seccomp => "seccomp",
+            Protection::Bubblewrap => "bubblewrap",
+            Protection::Cgroup => "cgroup",
+        })
+    }
+}
+
+/// Why a child's sandbox could not be set up, so that it was not started.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum SandboxFailure {
+    /// The kernel lacks protections the sandbox requires (`require = true`, or `strict`).
+    #[error("unavailable here: {}", list(.0))]
+    Unavailable(Vec<Protection>),
+    /// `strict` needs bubblewrap, and `bwrap` is not on `PATH`.
+    #[error("strict needs bubblewrap (`bwrap`), which is not on PATH")]
+    NoBubblewrap,
+    /// `bwrap` is there but failed its probe (e.g. no user namespaces); what it said.
+    #[error("bubblewrap does not work here: {0}")]
+    BubblewrapBroken(String),
+    /// Building the sandbox failed (a path, a ruleset, a filter); what failed.
+    #[error("cannot build it: {0}")]
+    Setup(String),
+}
+
+fn list(protections: &[Protection]) -> String {
+    let names: Vec<String> = protections.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 /// Why a child's first frame was not a good hello.

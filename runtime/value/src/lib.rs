@@ -31,7 +31,9 @@ mod value;
 
 pub use array::{Array, ArrayError, MAX_NDIM};
 pub use buffer::Buffer;
-pub use call_error::{CallError, CrashInfo, ExitCause, HandshakeError, RemoteException};
+pub use call_error::{
+    CallError, CrashInfo, ExitCause, HandshakeError, Protection, RemoteException, SandboxFailure,
+};
 pub use codec::{DecodeError, EncodeError, MAX_DEPTH, decode, encode};
 pub use convert::FromValue;
 pub use device::DeviceArray;

@@ -9,6 +9,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 use troupe_bridge_python::env::{self, EnvCache};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use troupe_bridge_python::process::SandboxLevel;
 use troupe_bridge_python::{Venv, provision};
 #[cfg(feature = "cuda")]
 use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
@@ -43,8 +44,12 @@ pub(crate) enum Job {
         /// Calls in the chain.
         depth: i64,
     },
-    /// Spawning a fresh extension process (venv ready) to its first answered call.
-    ColdStart,
+    /// Spawning a fresh extension process (venv ready) to its first answered call, in the
+    /// sandbox `sandbox` (the default level, or off).
+    ColdStart {
+        /// The level.
+        sandbox: SandboxLevel,
+    },
     /// The `crasher` extension's crash to the first call its replacement answers.
     Restart,
     /// One echo of an f32 array of `bytes` bytes in the host's shared-memory pool (made
@@ -260,9 +265,9 @@ impl Extensions {
                 let reached = self.bench.call("down", vec![Value::Int(depth)]).await;
                 expect(reached, Value::Int(depth))?;
             }
-            Job::ColdStart => {
-                let ext =
-                    extension::start(self.config.clone(), self.venv.clone(), Arc::new(NoRoutes));
+            Job::ColdStart { sandbox } => {
+                let config = self.config.clone().sandbox(sandbox);
+                let ext = extension::start(config, self.venv.clone(), Arc::new(NoRoutes));
                 let answered = ext.call("noop", Vec::new()).await;
                 let took = elapsed_ns(started);
                 ext.stop().await;

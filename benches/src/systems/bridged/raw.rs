@@ -32,6 +32,9 @@ pub(crate) fn noop_sampler(plugins: &Path, warmup: usize) -> Result<Sampler, Sys
         venv: venv.root.clone(),
         env: Vec::new(),
         cwd: None,
+        sys_path: vec![plugins.to_path_buf()],
+        memory_limit: None,
+        sandbox: Default::default(),
         connect_timeout: Duration::from_secs(10),
         limits: LinkLimits::default(),
     })
