@@ -1,13 +1,19 @@
 //! A hostile extension against the shared memory it was lent: it cannot write it (by a
 //! writable mapping, a write, a fresh read-write open, or numpy flags), shrink it (no
 //! `SIGBUS` for the host), or find any region by name; writing it by address crashes only
-//! the writer, and the host's array is intact.
+//! the writer, and the host's array is intact. This holds without the sandbox (it is the
+//! memory's own protection), and with it.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use support::start_plugin_with;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{plugins, venv};
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use troupe_bridge_python::process::SandboxLevel;
 use troupe_shm::pool::Pool;
 use troupe_value::{Array, Buffer, CallError, DType, ExitCause, Value};
 
@@ -39,10 +45,32 @@ fn all_are(map: &Value, key: &str, expected: &str) {
     }
 }
 
+async fn start(sandbox: SandboxLevel) -> ExtensionRef {
+    let venv = actix_rt::task::spawn_blocking(|| venv(&["numpy>=2,<3"]))
+        .await
+        .unwrap();
+    let config = ExtensionConfig::new("hostile-memory", "hostile_memory")
+        .path(plugins())
+        .sandbox(sandbox);
+    let ext = extension::start(config, venv, Arc::new(NoRoutes));
+    let status = ext.ready_within(Duration::from_secs(60)).await;
+    assert!(status.is_ok(), "{status:?}");
+    ext
+}
+
 #[test]
-fn a_hostile_extension_cannot_write_shrink_or_find_lent_memory() {
-    actix::System::new().block_on(async {
-        let ext = start_plugin_with("hostile-memory", "hostile_memory", &["numpy>=2,<3"]).await;
+fn unsandboxed_a_hostile_extension_cannot_write_shrink_or_find_lent_memory() {
+    actix::System::new().block_on(attack(SandboxLevel::Off));
+}
+
+#[test]
+fn sandboxed_a_hostile_extension_cannot_write_shrink_or_find_lent_memory() {
+    actix::System::new().block_on(attack(SandboxLevel::Default));
+}
+
+async fn attack(sandbox: SandboxLevel) {
+    {
+        let ext = start(sandbox).await;
         let array = lent();
         let got = ext
             .call("attack", vec![Value::Array(array.clone())])
@@ -60,19 +88,27 @@ fn a_hostile_extension_cannot_write_shrink_or_find_lent_memory() {
         all_are(&got, "write_reopened", "PermissionError");
         // (Names other programs left in /dev/shm are none of troupe's business.)
         let ours = [std::process::id(), ext.pid().unwrap()];
-        let Value::List(names) = outcome(&got, "shm_names") else {
-            panic!("{got:?}")
+        let names = match outcome(&got, "shm_names") {
+            Value::List(names) => names.clone(),
+            // Sandboxed, /dev/shm cannot even be listed.
+            Value::Str(denied) if sandbox != SandboxLevel::Off => {
+                assert_eq!(denied, "PermissionError");
+                Vec::new()
+            }
+            other => panic!("{other:?}"),
         };
         assert!(
-            !names.iter().any(|name| ours
-                .iter()
-                .any(|pid| name.as_str().is_some_and(|n| n.starts_with(&format!("troupe-{pid}-"))))),
+            !names.iter().any(|name| ours.iter().any(|pid| name
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("troupe-{pid}-"))))),
             "no region of the host or the child has a name: {names:?}"
         );
         assert!(array.data().as_slice().iter().all(|&b| b == 7), "intact");
 
         // Writing it by address faults in the child, not in the host.
-        let crashed = ext.call("scribble", vec![Value::Array(array.clone())]).await;
+        let crashed = ext
+            .call("scribble", vec![Value::Array(array.clone())])
+            .await;
         let Err(CallError::Crashed(info)) = crashed else {
             panic!("the scribbler crashes: {crashed:?}")
         };
@@ -82,5 +118,5 @@ fn a_hostile_extension_cannot_write_shrink_or_find_lent_memory() {
         );
         assert!(array.data().as_slice().iter().all(|&b| b == 7), "intact");
         ext.stop().await;
-    });
+    }
 }
