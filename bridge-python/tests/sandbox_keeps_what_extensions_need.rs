@@ -1,5 +1,5 @@
 //! What extensions need still works in a sandbox: numpy (BLAS threads), pool arrays of 64
-//! KiB and 64 MiB both ways, a subprocess, writing to `$TMPDIR` (private, removed when the
+//! KiB, 64 MiB and 256 MiB both ways, a subprocess, writing to `$TMPDIR` (private, removed when the
 //! child ends), a crash and a restart. Under `default`, and under `strict` where bubblewrap
 //! works (a clear skip message elsewhere).
 
@@ -72,7 +72,7 @@ async fn keeps_what_extensions_need(level: SandboxLevel) {
     );
 
     // Pool arrays both ways, small and large.
-    for len in [64 << 10, 64 << 20] {
+    for len in [64 << 10, 64 << 20, 256 << 20] {
         let sent = pooled(len);
         let key = sent.data().pool_key();
         let Value::Array(back) = call(&ext, "echo", vec![Value::Array(sent)]).await else {
