@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use troupe_bridge_python::process::sandbox::{Bubblewrap, Support};
-use troupe_manifest::{Manifest, NodeBody};
+use troupe_manifest::{ExtensionManifest, Manifest, NodeBody};
 
 use crate::error::CliError;
 
@@ -50,6 +50,19 @@ fn print_support(support: &Support) {
 
 fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     let manifest = Manifest::load(path)?;
+    let problems: Vec<String> = manifest
+        .extensions
+        .iter()
+        .filter_map(|(name, extension)| missing_code(name, extension))
+        .collect();
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{}: {problem}", path.display());
+        }
+        return Err(CliError::Check {
+            problems: problems.len(),
+        });
+    }
     println!("{}: ok", path.display());
     for (name, extension) in &manifest.extensions {
         println!(
@@ -78,4 +91,27 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// What is wrong with where `extension`'s code should be: a `path` that is not a
+/// directory, or a module that is neither in it nor (with no dependencies to bring it)
+/// anywhere a run would find it.
+fn missing_code(name: &str, extension: &ExtensionManifest) -> Option<String> {
+    let dir = extension.path.as_ref()?;
+    if !dir.is_dir() {
+        return Some(format!(
+            "extension `{name}`: `path` {} is not a directory",
+            dir.display()
+        ));
+    }
+    let top = extension.module.split('.').next().unwrap_or_default();
+    let found = dir.join(format!("{top}.py")).is_file() || dir.join(top).is_dir();
+    (!found && extension.dependencies.is_empty()).then(|| {
+        format!(
+            "extension `{name}`: module `{}` is not in {} (no `{top}.py` or `{top}/`), and no \
+             dependency would install it",
+            extension.module,
+            dir.display()
+        )
+    })
 }

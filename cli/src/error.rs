@@ -23,6 +23,12 @@ pub(crate) enum CliError {
     /// `troupe nodes TYPE` names no node type.
     #[error("unknown node type `{0}` (see `troupe nodes`)")]
     UnknownNodeType(String),
+    /// `troupe check` found things a run could not do (each printed above it).
+    #[error("{problems} problem(s) found")]
+    Check {
+        /// How many.
+        problems: usize,
+    },
     /// The benchmark harness failed.
     #[error(transparent)]
     Bench(troupe_bench::BenchError),

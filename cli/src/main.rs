@@ -3,6 +3,7 @@
 mod check;
 mod env;
 mod error;
+mod logging;
 mod nodes;
 mod progress;
 mod run;
@@ -22,6 +23,13 @@ use clap::{Parser, Subcommand};
                   runs the benchmark harness."
 )]
 struct Cli {
+    /// Say more: `-v` adds troupe's own events, `-vv` its debug events. Extensions' output
+    /// (print, logging, tracebacks) is shown unless `--quiet`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Say only errors (extensions' output included).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +54,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),

@@ -26,8 +26,16 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     let manifest = Manifest::load(&args.manifest)?;
     let name = manifest.pipeline(args.pipeline.as_deref())?.name.clone();
     let summary = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
-    println!("{summary}");
+    print_to_stdout(&summary.to_string());
     Ok(())
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`troupe run ... | head`)
+/// is not an error: what it did not read is dropped, never a panic.
+fn print_to_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, CliError> {

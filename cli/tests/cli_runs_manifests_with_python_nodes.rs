@@ -38,6 +38,49 @@ fn run_writes_one_line_per_speech_segment_and_a_summary() {
         lines[0]
     );
     assert!(lines[4].contains("\"segments_in_store\":4"), "{}", lines[4]);
+    // A reader of the output that goes away at once (`troupe run ... | head`) is no panic.
+    let mut piped = troupe()
+        .args(["run", "examples/audio_vad.toml"])
+        .env("TROUPE_AUDIO_OUT", dir.path().join("again.jsonl"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("troupe runs");
+    drop(piped.stdout.take());
+    let status = piped.wait().expect("troupe ends");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn check_flags_an_extension_whose_code_is_not_where_it_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("plugins")).expect("mkdir");
+    for (extension, problem) in [
+        ("path = \"nowhere\"\nmodule = \"m\"", "is not a directory"),
+        (
+            "path = \"plugins\"\nmodule = \"absent.mod\"",
+            "module `absent.mod` is not in",
+        ),
+    ] {
+        let manifest = dir.path().join("app.toml");
+        std::fs::write(&manifest, format!("[extensions.x]\n{extension}\n")).expect("write");
+        let check = troupe()
+            .arg("check")
+            .arg(&manifest)
+            .output()
+            .expect("troupe runs");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
+    }
+    std::fs::write(dir.path().join("plugins/present.py"), "").expect("write");
+    let manifest = dir.path().join("app.toml");
+    std::fs::write(
+        &manifest,
+        "[extensions.x]\npath = \"plugins\"\nmodule = \"present\"\n",
+    )
+    .expect("write");
+    let check = troupe().arg("check").arg(&manifest).output().expect("runs");
+    assert!(check.status.success(), "{check:?}");
 }
 
 #[test]
