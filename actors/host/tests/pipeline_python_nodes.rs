@@ -115,6 +115,19 @@ fn generators_async_methods_and_flush_keep_order() {
 }
 
 #[test]
+fn calling_a_host_without_a_service_is_a_clear_error() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let nodes = host.extension("nodes").unwrap();
+        assert_eq!(
+            nodes.call("ask_host", vec![Value::Null]).await,
+            Ok(Value::from("TargetNotFoundError: host"))
+        );
+        host.shutdown().await;
+    });
+}
+
+#[test]
 fn python_exceptions_follow_the_error_policy() {
     actix::System::new().block_on(async {
         let host = host().await;

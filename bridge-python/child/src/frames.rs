@@ -194,6 +194,10 @@ pub(crate) fn call_error<'py>(
             fields.set_item("target", target)?;
             "PermissionDenied"
         }
+        CallError::NotFound { target } => {
+            fields.set_item("target", target)?;
+            "NotFound"
+        }
     };
     Ok((variant, fields))
 }

@@ -79,6 +79,7 @@ from .errors import (
     PermissionDeniedError,
     RemoteError,
     RemoteExceptionError,
+    TargetNotFoundError,
     UnknownMethodError,
 )
 from .media import Audio, VideoFrame
@@ -115,6 +116,7 @@ __all__ = [
     "RemoteError",
     "RemoteExceptionError",
     "Target",
+    "TargetNotFoundError",
     "UnknownMethodError",
     "VideoFrame",
     "cuda_stats",

@@ -15,6 +15,7 @@ host ``CallError``       Python class               attributes
                                                     ``signal``, ``reason``,
                                                     ``stderr_tail``, ``gave_up_after``
 ``PermissionDenied``     PermissionDeniedError      ``caller``, ``target``
+``NotFound``             TargetNotFoundError        ``target``
 =======================  =========================  ===============================
 
 All derive from :class:`RemoteError`.
@@ -155,6 +156,18 @@ class PermissionDeniedError(RemoteError):
         self.target = target
 
 
+class TargetNotFoundError(RemoteError, LookupError):
+    """Nothing serves that target here: e.g. ``troupe.host`` in an extension run by
+    ``troupe run``, whose host offers no service of its own."""
+
+    __module__ = "troupe"
+    variant = "NotFound"
+
+    def __init__(self, target):
+        super().__init__(f"no {target} here to call")
+        self.target = target
+
+
 _BY_VARIANT = {
     cls.variant: cls
     for cls in (
@@ -167,6 +180,7 @@ _BY_VARIANT = {
         MailboxFullError,
         CrashedError,
         PermissionDeniedError,
+        TargetNotFoundError,
     )
 }
 

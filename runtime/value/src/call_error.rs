@@ -48,6 +48,13 @@ pub enum CallError {
         /// What it tried to call (`singleton:NAME`, `extension:NAME`, ...).
         target: String,
     },
+    /// Nothing serves that target here: e.g. `troupe.host` under `troupe run`, whose host
+    /// offers no service of its own.
+    #[error("no {target} here to call")]
+    NotFound {
+        /// What was called (`host`, `singleton:NAME`, `extension:NAME`).
+        target: String,
+    },
 }
 
 /// An exception raised by the callee, as the caller receives it.

@@ -38,7 +38,11 @@ impl Router for HostRouter {
             return Err(denied());
         }
         let found = match target {
-            Target::Host => self.host.clone(),
+            Target::Host => {
+                return self.host.clone().ok_or_else(|| CallError::NotFound {
+                    target: target.to_string(),
+                });
+            }
             Target::Singleton(name) => self.singletons.caller(name).ok(),
             Target::Extension(name) => self
                 .extensions
@@ -47,7 +51,7 @@ impl Router for HostRouter {
                 .get(name)
                 .and_then(WeakCaller::upgrade),
         };
-        // Granted but not there (not registered, or failed to start): the target is down.
+        // Granted (so declared) but not there (not started, or failed to): it is down.
         found.ok_or(CallError::ActorStopped)
     }
 }

@@ -21,6 +21,14 @@ class Nodes(troupe.Extension):
     def explode_flush(self, factor=10):
         yield {"total": self.total}
 
+    def ask_host(self, item):
+        """Calls the host, which offers no service of its own here."""
+        try:
+            troupe.host.ping()
+        except troupe.TargetNotFoundError as error:
+            return f"{type(error).__name__}: {error.target}"
+        return "answered"
+
     async def slow_double(self, item):
         await asyncio.sleep(0.001 * (item % 3))
         return item * 2
