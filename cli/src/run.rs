@@ -7,6 +7,7 @@ use troupe_host::singleton::SingletonKinds;
 use troupe_manifest::Manifest;
 use troupe_pipeline::RunSummary;
 use troupe_runtime::Registry;
+use troupe_runtime::supervision::SupervisorStatus;
 
 use crate::error::CliError;
 use crate::progress::ProgressDisplay;
@@ -25,9 +26,35 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     let manifest = Manifest::load(&args.manifest)?;
     let name = manifest.pipeline(args.pipeline.as_deref())?.name.clone();
-    let summary = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
-    print_to_stdout(&summary.to_string());
+    let (summary, extensions) = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
+    let mut text = summary.to_string();
+    if !extensions.is_empty() {
+        text.push_str(&extension_table(&extensions));
+    }
+    print_to_stdout(&text);
     Ok(())
+}
+
+/// How each extension fared, as lines under the run summary: its restarts (a python node's
+/// own count is of the node, not of the process behind it) and where it ended.
+fn extension_table(extensions: &[(String, SupervisorStatus)]) -> String {
+    let mut text = format!("\n\n{:<24} {:>8}  status", "extension", "restarts");
+    for (name, status) in extensions {
+        let (restarts, state) = match status {
+            SupervisorStatus::Starting { instance } => (instance - 1, "starting".to_owned()),
+            SupervisorStatus::Running { instance } => (instance - 1, "running".to_owned()),
+            SupervisorStatus::Restarting { attempt, last } => {
+                (u64::from(*attempt), format!("restarting after {last}"))
+            }
+            SupervisorStatus::Stopped(last) => (0, format!("stopped: {last}")),
+            SupervisorStatus::GaveUp(give_up) => (
+                u64::from(give_up.restarts),
+                format!("gave up: {}", give_up.last_exit),
+            ),
+        };
+        text.push_str(&format!("\n{name:<24} {restarts:>8}  {state}"));
+    }
+    text
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (`troupe run ... | head`)
@@ -38,7 +65,11 @@ fn print_to_stdout(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
-async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, CliError> {
+/// Runs pipeline `name`; returns its summary and how each extension stands at its end.
+async fn run_pipeline(
+    manifest: &Manifest,
+    name: &str,
+) -> Result<(RunSummary, Vec<(String, SupervisorStatus)>), CliError> {
     let host = start_extensions(manifest).await?;
     let mut loader = manifest.loader();
     if let Some(host) = &host {
@@ -52,10 +83,16 @@ async fn run_pipeline(manifest: &Manifest, name: &str) -> Result<RunSummary, Cli
         Ok(result?)
     }
     .await;
+    let mut extensions = Vec::new();
     if let Some(host) = host {
+        for name in manifest.extensions.keys() {
+            if let Some(extension) = host.extension(name) {
+                extensions.push((name.clone(), extension.status()));
+            }
+        }
         host.shutdown().await;
     }
-    result
+    result.map(|summary| (summary, extensions))
 }
 
 /// Starts the manifest's singletons and extensions, if it has extensions, and waits for

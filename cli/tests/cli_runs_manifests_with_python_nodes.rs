@@ -28,6 +28,13 @@ fn run_writes_one_line_per_speech_segment_and_a_summary() {
         stdout.contains("features  python"),
         "the summary lists the python node: {stdout}"
     );
+    // And how each extension fared: its restarts and status.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("features") && l.ends_with("0  running")),
+        "the summary lists the extension: {stdout}"
+    );
     let text = std::fs::read_to_string(&out).expect("output written");
     let lines: Vec<&str> = text.lines().collect();
     // examples/data/speech.wav has 4 bursts; the extension's flush adds a summary line.
