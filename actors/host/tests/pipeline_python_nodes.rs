@@ -128,6 +128,33 @@ fn calling_a_host_without_a_service_is_a_clear_error() {
 }
 
 #[test]
+fn a_node_naming_a_method_the_extension_lacks_fails_at_build_not_at_the_end() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let _ = host.ready().await;
+        let make = host.python_nodes();
+        for (method, flush, missing) in [
+            ("slow_double", true, "slow_double_flush"),
+            ("no_such_method", false, "no_such_method"),
+        ] {
+            match make(&spec(method, false, flush, Map::new())) {
+                Err(troupe_nodes::NodeError::Call { method, source }) => {
+                    assert_eq!(method, missing);
+                    assert!(matches!(
+                        *source,
+                        troupe_value::CallError::UnknownMethod { .. }
+                    ));
+                }
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("{method} built"),
+            }
+        }
+        assert!(make(&spec("explode", true, true, Map::new())).is_ok());
+        host.shutdown().await;
+    });
+}
+
+#[test]
 fn python_exceptions_follow_the_error_policy() {
     actix::System::new().block_on(async {
         let host = host().await;

@@ -74,7 +74,14 @@ pub struct Extension {
     supervisor: Supervisor,
     calls: Arc<Calls>,
     state: State,
-    pid: watch::Sender<Option<u32>>,
+    running: watch::Sender<Option<Instance>>,
+}
+
+/// What is known of the running instance: its process and the methods it offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Instance {
+    pub(crate) pid: u32,
+    pub(crate) methods: Arc<[String]>,
 }
 
 /// What [`Extension::new`] needs.
@@ -86,7 +93,7 @@ pub(crate) struct ExtensionParts {
     pub(crate) monitor: Option<ResourceMonitor>,
     pub(crate) supervisor: Supervisor,
     pub(crate) calls: Arc<Calls>,
-    pub(crate) pid: watch::Sender<Option<u32>>,
+    pub(crate) running: watch::Sender<Option<Instance>>,
 }
 
 impl Extension {
@@ -101,7 +108,7 @@ impl Extension {
             supervisor: parts.supervisor,
             calls: parts.calls,
             state: State::Restarting,
-            pid: parts.pid,
+            running: parts.running,
         }
     }
 
@@ -250,7 +257,7 @@ impl Extension {
 
     /// The current instance ended (or never started): what the policy says follows.
     fn instance_ended(&mut self, info: CrashInfo, ctx: &mut Context<Self>) {
-        let _ = self.pid.send_replace(None);
+        let _ = self.running.send_replace(None);
         match self.supervisor.exited(ExitReason::Crashed(info.clone())) {
             Decision::Restart { delay, .. } => {
                 self.state = State::Restarting;
@@ -346,7 +353,7 @@ impl Extension {
     /// The stop is over: final status, waiters told, the actor stops.
     fn finish_stop(&mut self, ctx: &mut Context<Self>) {
         self.calls.close(CallError::ActorStopped);
-        let _ = self.pid.send_replace(None);
+        let _ = self.running.send_replace(None);
         self.supervisor.finish(ExitReason::Stopped);
         if let State::Stopping { waiters, .. } = std::mem::replace(&mut self.state, State::Closed) {
             for waiter in waiters {
@@ -369,7 +376,10 @@ impl Extension {
                 let session = session.clone();
                 let pid = session.process().pid();
                 tracing::info!(extension = %self.name, pid, instance = generation, methods = methods.len(), "extension ready");
-                let _ = self.pid.send_replace(Some(pid));
+                let _ = self.running.send_replace(Some(Instance {
+                    pid,
+                    methods: Arc::from(methods),
+                }));
                 self.supervisor.running();
                 self.calls.open(session.clone());
                 self.state = State::Running { session };

@@ -26,7 +26,7 @@ pub struct ExtensionRef {
     pub(crate) address: Address<Extension>,
     pub(crate) caller: Caller,
     pub(crate) watch: SupervisionWatch,
-    pub(crate) pid: watch::Receiver<Option<u32>>,
+    pub(crate) running: watch::Receiver<Option<super::actor::Instance>>,
     pub(crate) calls: Arc<Calls>,
 }
 
@@ -99,7 +99,16 @@ impl ExtensionRef {
 
     /// The running child's process id.
     pub fn pid(&self) -> Option<u32> {
-        *self.pid.borrow()
+        self.running.borrow().as_ref().map(|running| running.pid)
+    }
+
+    /// The methods the running child offers (what its `Started` said); `None` while no
+    /// instance runs.
+    pub fn methods(&self) -> Option<Arc<[String]>> {
+        self.running
+            .borrow()
+            .as_ref()
+            .map(|running| running.methods.clone())
     }
 
     /// How many calls wait to be sent and how many are in the child now.

@@ -94,7 +94,7 @@ pub fn start_with(
     let name: Arc<str> = Arc::from(config.name.as_str());
     let supervisor = Supervisor::new(name.clone(), config.restart);
     let watch = supervisor.watch();
-    let (pid_tx, pid) = watch::channel(None);
+    let (running_tx, running) = watch::channel(None);
     let monitor = config.memory_limit.and_then(|_| memory_monitor());
     let intake = Intake::new();
     let calls = Arc::new(calls::Calls::new(
@@ -113,7 +113,7 @@ pub fn start_with(
         monitor,
         supervisor,
         calls: calls.clone(),
-        pid: pid_tx,
+        running: running_tx,
     });
     let address = match arbiter {
         Some(arbiter) => builder.spawn_on(arbiter, actor),
@@ -124,7 +124,7 @@ pub fn start_with(
         caller: address.caller(),
         address,
         watch,
-        pid,
+        running,
         calls,
     }
 }

@@ -271,7 +271,10 @@ impl ExtensionHost {
     + 'static {
         let extensions = self.extensions.clone();
         move |spec| match extensions.get(&spec.extension) {
-            Some(extension) => Ok(Box::new(PythonNode::new(extension.clone(), spec))),
+            Some(extension) => {
+                python_node::check_methods(extension, spec)?;
+                Ok(Box::new(PythonNode::new(extension.clone(), spec)))
+            }
             None => Err(troupe_nodes::NodeError::Call {
                 method: spec.method.clone(),
                 source: Box::new(troupe_value::CallError::ActorStopped),

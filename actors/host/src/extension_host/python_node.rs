@@ -2,7 +2,7 @@
 
 use troupe_bridge_python::extension::ExtensionRef;
 use troupe_nodes::{Emitter, Node, NodeError};
-use troupe_value::{Map, Value};
+use troupe_value::{CallError, Map, Value};
 
 /// A python node as data: which method of which extension it calls, and how. A manifest's
 /// `type = "python"` node is one; [`PythonNode::new`] makes it into a node.
@@ -40,6 +40,31 @@ pub struct PythonNode {
     flush_method: Option<String>,
     generator: bool,
     params: Map,
+}
+
+/// Checks, before a run, that the running `extension` offers what `spec` calls: its method,
+/// and `<method>_flush` when the node flushes. (An extension not running yet is checked by
+/// its first call.)
+///
+/// # Errors
+/// [`NodeError::Call`] with [`CallError::UnknownMethod`] naming the missing method.
+pub(crate) fn check_methods(
+    extension: &ExtensionRef,
+    spec: &PythonNodeSpec,
+) -> Result<(), NodeError> {
+    let Some(methods) = extension.methods() else {
+        return Ok(());
+    };
+    let flush = spec.flush.then(|| format!("{}_flush", spec.method));
+    for method in std::iter::once(spec.method.clone()).chain(flush) {
+        if !methods.contains(&method) {
+            return Err(NodeError::Call {
+                method: method.clone(),
+                source: Box::new(CallError::UnknownMethod { method }),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl PythonNode {
