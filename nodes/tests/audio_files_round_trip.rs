@@ -123,7 +123,11 @@ fn a_wav_cut_short_reads_up_to_the_cut() {
     // Drop the last 1000 frames (4 bytes each) and half a frame.
     std::fs::write(&path, &bytes[..bytes.len() - 4002]).expect("cut");
     let mut source = open(&path, 1024);
-    assert_eq!(source.media_seconds(), Some(0.75));
+    // The length it holds, not the 0.75 s its header claims.
+    assert_eq!(
+        source.media_seconds(),
+        Some((33_075 - 1_001) as f64 / 44_100.0)
+    );
     let output = samples(&read_all(source.as_mut()));
     assert_eq!(output.len(), input.len() - 2 * 1001);
 }
@@ -233,4 +237,29 @@ fn flac_decodes_exactly() {
         .flat_map(|(l, r)| [f32::from(*l) / 32768.0, f32::from(*r) / 32768.0])
         .collect();
     assert_eq!(samples(&chunks), want);
+}
+
+/// A FIFO (or stdin) cannot be opened twice nor seeked: the source reads it once, as it
+/// comes, with the same samples as from the file.
+#[test]
+fn a_wav_streamed_through_a_fifo_reads_the_same_samples() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("f32.wav");
+    let input = stereo();
+    write(&path, "f32", &input);
+    let fifo = dir.path().join("live.wav");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let bytes = std::fs::read(&path).expect("read");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, bytes).expect("write the fifo"))
+    };
+    let mut source = open(&fifo, 1000);
+    let chunks = read_all(source.as_mut());
+    writer.join().expect("writer");
+    assert_eq!(samples(&chunks), input);
 }

@@ -10,14 +10,14 @@
 //! with a format error when the change comes.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
 use crate::catalog::{Built, NodeType};
@@ -87,8 +87,24 @@ pub(crate) struct FileSource {
     done: bool,
 }
 
+/// What the file is read through: the file itself when it can seek (a regular file), else
+/// (a pipe, a FIFO, `/dev/stdin`) a stream that starts with the bytes already looked at.
+enum Input {
+    Seekable(File),
+    Stream(Box<dyn Read + Send + Sync>),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::Seekable(file) => file.read(buf),
+            Input::Stream(stream) => stream.read(buf),
+        }
+    }
+}
+
 enum Decoder {
-    Wav(Box<hound::WavReader<BufReader<File>>>),
+    Wav(Box<hound::WavReader<BufReader<Input>>>),
     Symphonia {
         format: Box<dyn FormatReader>,
         decoder: Box<dyn AudioDecoder>,
@@ -107,10 +123,17 @@ impl FileSource {
             path: shown.clone(),
             source,
         };
+        // Opened once: a FIFO or stdin cannot be opened twice.
         let mut file = File::open(path).map_err(io_err)?;
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut file, &mut magic).map_err(io_err)?;
-        let file = File::open(path).map_err(io_err)?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let file = if regular {
+            file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            Input::Seekable(file)
+        } else {
+            Input::Stream(Box::new(Cursor::new(magic[..got].to_vec()).chain(file)))
+        };
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -278,6 +301,10 @@ fn is_short_read(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string() == "Failed to read enough bytes."
 }
 
+/// The shortest WAV header (RIFF, fmt and data chunk headers): what a file's size is
+/// bounded by before its samples.
+const WAV_HEADER_LEN: u64 = 44;
+
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -289,7 +316,12 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-fn open_wav(file: File, path: String, chunk_frames: usize) -> Result<FileSource, NodeError> {
+fn open_wav(file: Input, path: String, chunk_frames: usize) -> Result<FileSource, NodeError> {
+    // A file cut short says more in its header than it holds: its size bounds the length.
+    let file_len = match &file {
+        Input::Seekable(file) => file.metadata().ok().map(|m| m.len()),
+        Input::Stream(_) => None,
+    };
     let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| hound_error(&path, e))?;
     let spec = reader.spec();
     if spec.sample_rate == 0 || spec.channels == 0 {
@@ -308,7 +340,12 @@ fn open_wav(file: File, path: String, chunk_frames: usize) -> Result<FileSource,
             ),
         ));
     }
-    let total_frames = Some(u64::from(reader.duration()));
+    let block = u64::from(spec.channels) * u64::from(spec.bits_per_sample.div_ceil(8));
+    let held = file_len.map(|len| len.saturating_sub(WAV_HEADER_LEN) / block.max(1));
+    let total_frames = Some(match held {
+        Some(held) => u64::from(reader.duration()).min(held),
+        None => u64::from(reader.duration()),
+    });
     Ok(FileSource {
         decoder: Decoder::Wav(Box::new(reader)),
         path,
@@ -323,12 +360,16 @@ fn open_wav(file: File, path: String, chunk_frames: usize) -> Result<FileSource,
 }
 
 fn open_symphonia(
-    file: File,
+    file: Input,
     ext: Option<&str>,
     path: String,
     chunk_frames: usize,
 ) -> Result<FileSource, NodeError> {
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let source: Box<dyn MediaSource> = match file {
+        Input::Seekable(file) => Box::new(file),
+        Input::Stream(stream) => Box::new(ReadOnlySource::new(stream)),
+    };
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = ext {
         hint.with_extension(ext);
