@@ -7,7 +7,9 @@
 //! all chunks but the last hold `chunk_frames` frames. A WAV cut short (its header promises
 //! more data than it holds) ends where its data ends; a corrupt MP3/OGG/FLAC packet is
 //! skipped, as players do. A stream whose rate or channel count changes mid-way is refused
-//! with a format error when the change comes.
+//! with a format error when the change comes. The file is opened once: a FIFO or
+//! `/dev/stdin` is read as it comes (no seeking), and a WAV's length is what the file holds
+//! when that is less than its header says.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
@@ -40,7 +42,7 @@ pub(crate) const TYPE: NodeType = NodeType {
             name: "path",
             kind: ParamKind::Path,
             default: None,
-            doc: "The file to read (.wav, .mp3, .flac, .ogg).",
+            doc: "The file to read (.wav, .mp3, .flac, .ogg); a FIFO or /dev/stdin is read as it comes.",
         },
         ParamSpec {
             name: "chunk_frames",
