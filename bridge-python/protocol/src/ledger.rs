@@ -616,12 +616,9 @@ mod tests {
         drop(sent);
         assert_eq!(host.lent(), 1);
         host.clear();
+        // Nothing is kept for the gone peer (the slot itself goes back to the process's
+        // pool, shared with every test running beside this one: see `pool::tests`).
         assert_eq!(host.lent(), 0);
-        // The slot went back to the pool: its descriptor no longer resolves.
-        assert!(matches!(
-            resolve(key.region, key.offset, 4096),
-            Err(PoolError::UnknownSlot { .. })
-        ));
         // Releases owed to a gone peer are not queued.
         host.releases().release_slot(key);
         assert_eq!(host.releases().pending(), 0);
