@@ -83,13 +83,8 @@ impl NodeManifest {
         if raw.id.is_empty() {
             return Err(invalid(path.key("id"), "must not be empty".into()));
         }
-        if let Some(capacity) = raw.capacity
-            && !(1..=MAX_CAPACITY).contains(&capacity)
-        {
-            return Err(invalid(
-                path.key("capacity"),
-                format!("must be from 1 to {MAX_CAPACITY}"),
-            ));
+        if let Err(reason) = check_capacity(raw.capacity) {
+            return Err(invalid(path.key("capacity"), reason));
         }
         let mut params: Map = raw
             .params
@@ -238,5 +233,16 @@ pub(crate) fn node_error(error: NodeError, path: &KeyPath, document: &Document) 
     match error {
         NodeError::Params(error) => param_error(error, path, document),
         other => document.error(path, ManifestErrorKind::Node(other)),
+    }
+}
+
+/// A mailbox capacity from a manifest (node, pipeline or edge), if given, is one a run can
+/// make: 1 to [`MAX_CAPACITY`]; else why not.
+pub(crate) fn check_capacity(capacity: Option<usize>) -> Result<(), String> {
+    match capacity {
+        Some(capacity) if !(1..=MAX_CAPACITY).contains(&capacity) => {
+            Err(format!("must be from 1 to {MAX_CAPACITY}"))
+        }
+        _ => Ok(()),
     }
 }

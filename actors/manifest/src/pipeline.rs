@@ -5,12 +5,11 @@ use std::path::Path;
 
 use troupe_host::extension_host::PythonNodeSpec;
 use troupe_pipeline::{EdgePolicy, ErrorPolicy, graph};
-use troupe_runtime::MAX_CAPACITY;
 use troupe_runtime::supervision::RestartSpec;
 
 use crate::document::{Document, KeyPath};
 use crate::error::{ManifestError, ManifestErrorKind};
-use crate::node::{NodeBody, NodeDefaults, NodeManifest, error_policy};
+use crate::node::{NodeBody, NodeDefaults, NodeManifest, check_capacity, error_policy};
 use crate::raw::{RawEdgePolicy, RawPipeline};
 use crate::restart::restart_spec;
 
@@ -50,13 +49,8 @@ impl PipelineManifest {
         let invalid = |key: KeyPath, reason: String| {
             document.error(&key, ManifestErrorKind::Invalid { reason })
         };
-        if let Some(capacity) = raw.capacity
-            && !(1..=MAX_CAPACITY).contains(&capacity)
-        {
-            return Err(invalid(
-                path.key("capacity"),
-                format!("must be from 1 to {MAX_CAPACITY}"),
-            ));
+        if let Err(reason) = check_capacity(raw.capacity) {
+            return Err(invalid(path.key("capacity"), reason));
         }
         let defaults = NodeDefaults {
             error_policy: raw
@@ -118,11 +112,8 @@ impl PipelineManifest {
                 ));
             }
             if let Some(capacity) = edge.capacity {
-                if !(1..=MAX_CAPACITY).contains(&capacity) {
-                    return Err(invalid(
-                        edge_path.key("capacity"),
-                        format!("must be from 1 to {MAX_CAPACITY}"),
-                    ));
+                if let Err(reason) = check_capacity(Some(capacity)) {
+                    return Err(invalid(edge_path.key("capacity"), reason));
                 }
                 match edge_capacity.insert(to, (capacity, e)) {
                     Some((other, first)) if other != capacity => {

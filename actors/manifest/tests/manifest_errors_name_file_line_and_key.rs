@@ -78,6 +78,16 @@ fn parse(text: &str) -> Result<Manifest, ManifestError> {
     Manifest::parse_with_env(text, FILE, env)
 }
 
+/// Pipeline `p`: a `source` node (`in`, with `source_params`) into a `node` (with
+/// `node_params`, on line 10).
+fn source_into(source: &str, source_params: &str, node: &str, node_params: &str) -> String {
+    format!(
+        "\n[[pipelines.p.nodes]]\nid = \"in\"\ntype = \"{source}\"\nparams = {{ {source_params} }}\n\n\
+         [[pipelines.p.nodes]]\nid = \"n\"\ntype = \"{node}\"\nparams = {{ {node_params} }}\n\n\
+         [[pipelines.p.edges]]\nfrom = \"in\"\nto = \"n\"\n"
+    )
+}
+
 /// Parses `text`, expects an error, checks where it is and returns it.
 fn error_at(text: &str, line: usize, key: &str) -> ManifestError {
     let error = parse(text).expect_err("the manifest is wrong");
@@ -304,22 +314,13 @@ fn unknown_node_type_and_bad_parameters() {
         ManifestErrorKind::BadParameter(NodeError::Params(ParamError::Missing { param: "op", .. }))
     ));
     // A parameter's range is checked at load.
-    let vad = r#"
-[[pipelines.p.nodes]]
-id = "in"
-type = "audio.file_source"
-params = { path = "x.wav" }
-
-[[pipelines.p.nodes]]
-id = "vad"
-type = "audio.vad"
-params = { aggressiveness = 7 }
-
-[[pipelines.p.edges]]
-from = "in"
-to = "vad"
-"#;
-    let error = error_at(vad, 10, "pipelines.p.nodes[1].params.aggressiveness");
+    let vad = source_into(
+        "audio.file_source",
+        "path = \"x.wav\"",
+        "audio.vad",
+        "aggressiveness = 7",
+    );
+    let error = error_at(&vad, 10, "pipelines.p.nodes[1].params.aggressiveness");
     assert!(error.to_string().contains("from 0 to 3"), "{error}");
 }
 
@@ -350,22 +351,13 @@ fn sizes_beyond_what_a_run_can_do_are_refused() {
         let error = error_at(&text, line, key);
         assert!(error.to_string().contains("must be from 1 to"), "{error}");
     }
-    let resize = r#"
-[[pipelines.p.nodes]]
-id = "in"
-type = "video.y4m_source"
-params = { path = "x.y4m" }
-
-[[pipelines.p.nodes]]
-id = "resize"
-type = "video.resize"
-params = { width = 2147483648, height = 8 }
-
-[[pipelines.p.edges]]
-from = "in"
-to = "resize"
-"#;
-    let error = error_at(resize, 10, "pipelines.p.nodes[1].params.width");
+    let resize = source_into(
+        "video.y4m_source",
+        "path = \"x.y4m\"",
+        "video.resize",
+        "width = 2147483648, height = 8",
+    );
+    let error = error_at(&resize, 10, "pipelines.p.nodes[1].params.width");
     assert!(error.to_string().contains("from 1 to 32768"), "{error}");
 }
 

@@ -27,7 +27,7 @@ pub(crate) const TYPE: NodeType = NodeType {
         name: "frames",
         kind: ParamKind::Int {
             min: 1,
-            max: 1 << 24,
+            max: MAX_FRAMES as i64,
         },
         default: Some("1024"),
         doc: "Frames (samples per channel) in each chunk, at most 2^24.",

@@ -48,7 +48,7 @@ pub(crate) const TYPE: NodeType = NodeType {
             name: "chunk_frames",
             kind: ParamKind::Int {
                 min: 1,
-                max: 1 << 24,
+                max: MAX_CHUNK_FRAMES as i64,
             },
             default: Some("1024"),
             doc: "Frames per emitted chunk, at most 2^24 (the last chunk may be shorter).",

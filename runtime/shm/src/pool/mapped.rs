@@ -70,12 +70,11 @@ pub fn resolve(region: u64, offset: u64, len: u64) -> Result<Slot, PoolError> {
     if len == 0 {
         return Err(PoolError::Empty);
     }
-    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let key = SlotKey { region, offset };
     let scoped = SCOPE.with_borrow(|scope| {
         let scope = scope.as_ref()?;
         if let Some(slot) = scope.lent.lent(&key) {
-            if as_usize(len) > slot.len() {
+            if saturating_usize(len) > slot.len() {
                 return Some(Err(PoolError::NotLent {
                     region,
                     offset,
@@ -83,7 +82,7 @@ pub fn resolve(region: u64, offset: u64, len: u64) -> Result<Slot, PoolError> {
                 }));
             }
             scope.releases.release_slot(key);
-            return Some(Ok(slot.truncated(as_usize(len))));
+            return Some(Ok(slot.truncated(saturating_usize(len))));
         }
         if super::is_local_region(region) {
             return Some(Err(PoolError::NotLent {
@@ -101,9 +100,14 @@ pub fn resolve(region: u64, offset: u64, len: u64) -> Result<Slot, PoolError> {
         return resolved;
     }
     match super::local_slot(region, offset, len) {
-        Some(held) => Ok(Slot::new(held?, as_usize(len))),
+        Some(held) => Ok(Slot::new(held?, saturating_usize(len))),
         None => Err(PoolError::UnknownRegion(region)),
     }
+}
+
+/// `n` as a `usize`, or `usize::MAX` where it does not fit (then out of every range).
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// A peer's slot in `mapped`, held for it.
@@ -113,8 +117,7 @@ fn foreign(
     len: u64,
     releases: Arc<dyn SlotReleases>,
 ) -> Result<Slot, PoolError> {
-    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    let (start, length) = (as_usize(offset), as_usize(len));
+    let (start, length) = (saturating_usize(offset), saturating_usize(len));
     if start
         .checked_add(length)
         .is_none_or(|end| end > mapped.len())
