@@ -208,7 +208,12 @@ async fn settles(ext: &ExtensionRef, in_flight: usize) {
 #[test]
 fn a_busy_child_that_stops_reading_leaves_every_call_to_its_deadline() {
     actix::System::new().block_on(async {
-        let ext = start("busy", |c| c.stop_timeout(Duration::from_millis(200))).await;
+        // Never killed for its cancelled calls: this is about a child left to itself.
+        let ext = start("busy", |c| {
+            c.stop_timeout(Duration::from_millis(200))
+                .cancel_grace(None)
+        })
+        .await;
         let hang = {
             let ext = ext.caller();
             actix_rt::spawn(async move {
@@ -230,7 +235,7 @@ fn a_busy_child_that_stops_reading_leaves_every_call_to_its_deadline() {
 #[test]
 fn a_stopped_child_leaves_every_call_to_its_deadline_and_recovers_when_continued() {
     actix::System::new().block_on(async {
-        let ext = start("frozen", |c| c).await;
+        let ext = start("frozen", |c| c.cancel_grace(None)).await;
         let pid = libc::pid_t::try_from(ext.pid().unwrap()).unwrap();
         // SAFETY: signalling the child this test started.
         unsafe { libc::kill(pid, libc::SIGSTOP) };

@@ -75,6 +75,60 @@ fn deadlines_and_dropped_calls_cancel_the_coroutine_in_the_child() {
 }
 
 #[test]
+fn a_hung_call_past_its_deadline_restarts_the_child_and_later_calls_go_to_the_new_one() {
+    actix::System::new().block_on(async {
+        let grace = Duration::from_millis(300);
+        let config = probe("hung")
+            .restart(quick_restarts(10))
+            .cancel_grace(Some(grace));
+        let ext = start(config).await;
+        let first_pid = running_pid(&ext).await;
+        let mut events = ext.subscribe();
+
+        // A `def` method that never ends: the cancel cannot stop it.
+        let hung = Call::new("sleep", vec![Value::Float(600.0)]);
+        let deadline = Duration::from_millis(200);
+        assert_eq!(
+            ext.call_with(hung, Some(deadline)).await,
+            Err(CallError::Timeout(deadline))
+        );
+        // The next calls are not queued behind the hung one: they wait for the grace, the
+        // kill and the new instance, and are answered there.
+        let began = Instant::now();
+        for i in 0..5 {
+            assert_eq!(
+                ext.call("add", vec![Value::Int(i), Value::Int(1)]).await,
+                Ok(Value::Int(i + 1))
+            );
+        }
+        assert!(began.elapsed() < Duration::from_secs(20));
+        assert_ne!(running_pid(&ext).await, first_pid, "a new process answers");
+
+        let mut cause = None;
+        while let Ok(event) = events.try_recv() {
+            if let troupe_runtime::supervision::EventKind::Exited {
+                reason: ExitReason::Crashed(info),
+            } = event.kind
+            {
+                cause = Some(info.cause);
+            }
+        }
+        assert_eq!(cause, Some(ExitCause::CancelIgnored(grace)));
+
+        // An `async def` method that is cancelled ends at once: no restart.
+        let pid = running_pid(&ext).await;
+        let call = Call::new("sleep_async", vec![Value::Float(600.0)]);
+        assert_eq!(
+            ext.call_with(call, Some(deadline)).await,
+            Err(CallError::Timeout(deadline))
+        );
+        actix_rt::time::sleep(grace * 2).await;
+        assert_eq!(running_pid(&ext).await, pid, "the same process answers");
+        ext.stop().await;
+    });
+}
+
+#[test]
 fn a_crash_fails_pending_calls_at_once_and_the_extension_restarts() {
     actix::System::new().block_on(async {
         let ext = start(probe("crashy").restart(quick_restarts(10))).await;

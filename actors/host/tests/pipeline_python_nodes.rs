@@ -9,6 +9,7 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use support::{Collect, Range};
 use troupe_bridge_python::extension::ExtensionConfig;
@@ -25,16 +26,21 @@ async fn host() -> ExtensionHost {
 
 /// The host, its extension's sandbox letting it write to `dir` too.
 async fn host_writing(dir: Option<&Path>) -> ExtensionHost {
-    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
     let mut sandbox = SandboxConfig::default();
     if let Some(dir) = dir {
         sandbox = sandbox.write(dir);
     }
+    host_with(|config| config.sandbox(sandbox)).await
+}
+
+/// The host, its extension configured by `configure` too.
+async fn host_with(configure: impl FnOnce(ExtensionConfig) -> ExtensionConfig) -> ExtensionHost {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
     let config = ExtensionConfig::new("nodes", "nodes")
         .path(plugins)
         .dependencies(["numpy>=1.26,<3"])
-        .restart(RestartSpec::default())
-        .sandbox(sandbox);
+        .restart(RestartSpec::default());
+    let config = configure(config);
     let host = ExtensionHost::builder()
         .extension(config, Grants::host_only())
         .start()
@@ -212,6 +218,31 @@ fn a_crashed_extension_costs_one_item_and_the_run_goes_on() {
         assert!(marker.exists(), "the process crashed");
         assert_eq!(items, [0i64, 1, 2, 4, 5, 6, 7].map(Value::Int).to_vec());
         assert_eq!(summary.node("py").unwrap().errors, 1);
+        host.shutdown().await;
+    });
+}
+
+#[test]
+fn a_hung_call_costs_one_item_and_a_new_process_takes_the_rest() {
+    actix::System::new().block_on(async {
+        let host = host_with(|config| {
+            config
+                .call_timeout(Duration::from_millis(1500))
+                .cancel_grace(Some(Duration::from_millis(200)))
+        })
+        .await;
+        let before = host.extension("nodes").unwrap().pid();
+        let (items, summary) = run(
+            &host,
+            Range::boxed(0, 10),
+            spec("hangs_on_three", false, false, Map::new()),
+            ErrorPolicy::SkipItem,
+        )
+        .await;
+        let want: Vec<Value> = (0..10i64).filter(|i| *i != 3).map(Value::Int).collect();
+        assert_eq!(items, want, "only the hung item is lost");
+        assert_eq!(summary.node("py").unwrap().errors, 1);
+        assert_ne!(host.extension("nodes").unwrap().pid(), before);
         host.shutdown().await;
     });
 }

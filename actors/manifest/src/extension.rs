@@ -44,6 +44,9 @@ pub struct ExtensionManifest {
     pub memory_limit_mb: Option<u64>,
     /// How long one call may take before it fails with a timeout.
     pub call_timeout: Option<Duration>,
+    /// How long a cancelled (timed-out) call may run on before the child is killed and
+    /// restarted (`None`: the default, `DEFAULT_CANCEL_GRACE`).
+    pub cancel_grace: Option<Duration>,
     /// How long importing the module and its start-up hooks may take (`None`: the default,
     /// `DEFAULT_START_TIMEOUT`).
     pub start_timeout: Option<Duration>,
@@ -88,6 +91,9 @@ impl ExtensionManifest {
         }
         if let Some(timeout) = self.call_timeout {
             config = config.call_timeout(timeout);
+        }
+        if let Some(grace) = self.cancel_grace {
+            config = config.cancel_grace(Some(grace));
         }
         if let Some(timeout) = self.start_timeout {
             config = config.start_timeout(timeout);
@@ -152,11 +158,14 @@ impl ExtensionManifest {
                 &format!("must be from 1 to {MAX_MEMORY_LIMIT_MB}"),
             ));
         }
-        if raw.call_timeout_ms == Some(0) {
-            return Err(invalid(path.key("call_timeout_ms"), "must be positive"));
-        }
-        if raw.start_timeout_ms == Some(0) {
-            return Err(invalid(path.key("start_timeout_ms"), "must be positive"));
+        for (key, value) in [
+            ("call_timeout_ms", raw.call_timeout_ms),
+            ("start_timeout_ms", raw.start_timeout_ms),
+            ("cancel_grace_ms", raw.cancel_grace_ms),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(path.key(key), "must be positive"));
+            }
         }
         let restart = match &raw.restart {
             Some(restart) => restart_spec(restart, &path.key("restart"), document)?,
@@ -178,6 +187,7 @@ impl ExtensionManifest {
             memory_limit_mb: raw.memory_limit_mb,
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
             start_timeout: raw.start_timeout_ms.map(Duration::from_millis),
+            cancel_grace: raw.cancel_grace_ms.map(Duration::from_millis),
             grants: GrantsTable {
                 singletons: raw.grants.singletons,
                 extensions: raw.grants.extensions,

@@ -13,6 +13,7 @@
 //! restart = { policy = "transient", max_restarts = 3, within_s = 10, backoff_initial_ms = 50, backoff_max_ms = 2000 }
 //! memory_limit_mb = 512
 //! call_timeout_ms = 5000
+//! cancel_grace_ms = 1000            # a timed-out call still running this long after: restart
 //! start_timeout_ms = 20000            # import + start-up hooks (default 20 s)
 //! grants = { singletons = ["store"], extensions = [] }
 //! env = { OMP_NUM_THREADS = "1", HF_HOME = "${HOME}/.cache/hf" }

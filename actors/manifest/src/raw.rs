@@ -33,6 +33,7 @@ pub(crate) struct RawExtension {
     pub(crate) memory_limit_mb: Option<u64>,
     pub(crate) call_timeout_ms: Option<u64>,
     pub(crate) start_timeout_ms: Option<u64>,
+    pub(crate) cancel_grace_ms: Option<u64>,
     /// A level or a table: checked by `sandbox::sandbox_config`.
     pub(crate) sandbox: Option<toml::Value>,
     #[serde(default)]

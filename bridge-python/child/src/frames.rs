@@ -174,6 +174,7 @@ pub(crate) fn call_error<'py>(
                 ExitCause::MemoryLimit { .. } => ("MemoryLimit", None, None),
                 ExitCause::StartFailed(_) => ("StartFailed", None, None),
                 ExitCause::StartTimeout(_) => ("StartTimeout", None, None),
+                ExitCause::CancelIgnored(_) => ("CancelIgnored", None, None),
                 ExitCause::ConnectTimeout(_) => ("ConnectTimeout", None, None),
                 ExitCause::Handshake(_) => ("Handshake", None, None),
                 ExitCause::Protocol(_) => ("Protocol", None, None),

@@ -114,7 +114,8 @@ class CrashedError(RemoteError):
     """The process behind the target ended with the call pending.
 
     ``cause`` names why (the host's ``ExitCause`` variant: ``"Exited"``, ``"Signaled"``,
-    ``"MemoryLimit"``, ``"StartFailed"``, ``"StartTimeout"``, ``"ConnectTimeout"``,
+    ``"MemoryLimit"``, ``"StartFailed"``, ``"StartTimeout"``, ``"CancelIgnored"``,
+    ``"ConnectTimeout"``,
     ``"Handshake"``, ``"Protocol"``, ``"Spawn"``, ``"Sandbox"`` or ``"Unknown"``);
     ``exit_code`` and ``signal`` are set for ``"Exited"`` and ``"Signaled"``; ``reason`` says it in words;
     ``gave_up_after`` is the number of restarts made when the target's supervisor gave up.

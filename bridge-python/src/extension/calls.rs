@@ -7,15 +7,22 @@
 //! paused: the actor takes no more calls from its mailbox, which fills up in turn, so callers
 //! wait for room (or `try_call` is refused) until answers let waiting calls go. Each answer
 //! that comes back lets the next waiting call go.
+//!
+//! A call cancelled while in the child (its deadline passed, or its caller gave up) is told
+//! to stop and stays *outstanding* until the child answers it. Meanwhile no new call is sent
+//! to that child: a `def` method that hangs keeps every later call from queueing behind it.
+//! If it is still outstanding after the extension's cancel grace, the child is killed
+//! ([`ExitCause::CancelIgnored`]) and the calls that waited go to the next instance.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use troupe_protocol::transport::SendError;
 use troupe_protocol::{CallFrame, ToChild};
 use troupe_runtime::{Call, CallResult, Intake};
-use troupe_value::CallError;
+use troupe_value::{CallError, ExitCause};
 
 use super::session::Session;
 use crate::process::LinkError;
@@ -29,6 +36,9 @@ pub(crate) struct Calls {
     state: Mutex<State>,
     max_in_flight: usize,
     capacity: usize,
+    /// How long a cancelled call may run on in the child before the child is killed;
+    /// `None`: never killed for it.
+    cancel_grace: Option<Duration>,
     /// The actor's data lane: paused while `capacity` calls wait.
     intake: Intake,
 }
@@ -39,6 +49,9 @@ struct State {
     waiting: VecDeque<(Call, Answer)>,
     /// Sent to the running child and not answered, by call id.
     in_flight: HashMap<u64, Answer>,
+    /// Cancelled in the running child and not answered yet: nothing more is sent to it
+    /// until they are (see the module docs).
+    outstanding: HashSet<u64>,
     /// The running child, once its start-up finished.
     session: Option<Arc<Session>>,
     /// Once set, every call fails with it.
@@ -56,14 +69,28 @@ pub struct CallCounts {
 
 impl Calls {
     /// A table letting `max_in_flight` calls into the child at once and `capacity` wait,
-    /// pausing `intake` while they do.
-    pub(crate) fn new(max_in_flight: usize, capacity: usize, intake: Intake) -> Calls {
+    /// pausing `intake` while they do, and killing a child whose cancelled call runs on
+    /// past `cancel_grace`.
+    pub(crate) fn new(
+        max_in_flight: usize,
+        capacity: usize,
+        cancel_grace: Option<Duration>,
+        intake: Intake,
+    ) -> Calls {
         Calls {
             state: Mutex::default(),
             max_in_flight: max_in_flight.max(1),
             capacity: capacity.max(1),
+            cancel_grace,
             intake,
         }
+    }
+
+    /// Whether a call may be sent to the child now.
+    fn may_send(&self, state: &State) -> bool {
+        state.session.is_some()
+            && state.outstanding.is_empty()
+            && state.in_flight.len() < self.max_in_flight
     }
 
     /// Pauses or resumes the actor's intake as the waiting calls reach or leave `capacity`.
@@ -100,10 +127,7 @@ impl Calls {
             let _ = answer.send(Err(err.clone()));
             return;
         }
-        if state.waiting.is_empty()
-            && state.session.is_some()
-            && state.in_flight.len() < self.max_in_flight
-        {
+        if state.waiting.is_empty() && self.may_send(&state) {
             self.send(&mut state, call, answer);
             return;
         }
@@ -161,7 +185,7 @@ impl Calls {
 
     /// Sends waiting calls while the window has room.
     fn pump(&self, state: &mut State) {
-        while state.session.is_some() && state.in_flight.len() < self.max_in_flight {
+        while self.may_send(state) {
             let Some((call, answer)) = state.waiting.pop_front() else {
                 break;
             };
@@ -173,32 +197,70 @@ impl Calls {
         self.regulate(state);
     }
 
-    /// The child answered call `id` (ignored when it is not in flight: cancelled, or a
-    /// child's garbage).
+    /// The child answered call `id`: its caller gets the answer, or, for a call cancelled
+    /// meanwhile, the answer is dropped and the call no longer outstanding (an id in
+    /// neither table is a child's garbage, ignored).
     pub(crate) fn complete(&self, id: u64, result: CallResult) {
         let mut state = self.lock();
         if let Some(answer) = state.in_flight.remove(&id) {
             let _ = answer.send(result);
-            self.pump(&mut state);
+        } else if !state.outstanding.remove(&id) {
+            return;
         }
+        self.pump(&mut state);
     }
 
-    /// The caller of call `id` stopped waiting: a waiting call is dropped, one in flight is
-    /// forgotten and the child told to cancel it.
-    pub(crate) fn cancel(&self, id: u64) {
+    /// The caller of call `id` stopped waiting: a waiting call is dropped; one in flight is
+    /// forgotten, the child told to cancel it, and the call outstanding until the child
+    /// answers it, or until the cancel grace ends and the child is killed.
+    pub(crate) fn cancel(self: &Arc<Self>, id: u64) {
         let mut state = self.lock();
         if let Some(at) = state.waiting.iter().position(|(call, _)| call.id == id) {
             state.waiting.remove(at);
             self.regulate(&state);
             return;
         }
-        if state.in_flight.remove(&id).is_some() {
-            if let Some(session) = &state.session {
-                // Only fails when the child is gone, and then nothing runs any more.
-                let _ = session.link().send(ToChild::Cancel { id });
-            }
-            self.pump(&mut state);
+        if state.in_flight.remove(&id).is_none() {
+            return;
         }
+        let Some(session) = state.session.clone() else {
+            return self.pump(&mut state);
+        };
+        // Only fails when the child is gone, and then nothing runs any more.
+        let _ = session.link().send(ToChild::Cancel { id });
+        state.outstanding.insert(id);
+        drop(state);
+        if let (Some(grace), Ok(runtime)) =
+            (self.cancel_grace, tokio::runtime::Handle::try_current())
+        {
+            let calls = Arc::downgrade(self);
+            let generation = session.generation();
+            // A timer on the caller's runtime (the extension's arbiter), no thread.
+            runtime.spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Some(calls) = calls.upgrade() {
+                    calls.check_cancelled(id, generation, grace);
+                }
+            });
+        }
+    }
+
+    /// The cancel grace of call `id` (sent to child `generation`) is over: a child still
+    /// running it is killed.
+    fn check_cancelled(&self, id: u64, generation: u64, grace: Duration) {
+        let session = {
+            let state = self.lock();
+            match &state.session {
+                Some(session)
+                    if session.generation() == generation && state.outstanding.contains(&id) =>
+                {
+                    session.clone()
+                }
+                _ => return,
+            }
+        };
+        tracing::warn!(call_id = id, ?grace, "a cancelled call is still running: restarting the extension");
+        session.kill(ExitCause::CancelIgnored(grace));
     }
 
     /// `session`'s child finished its start-up: calls go to it, the waiting ones first.
@@ -222,6 +284,7 @@ impl Calls {
                 .is_some_and(|s| s.generation() == generation)
             {
                 state.session = None;
+                state.outstanding.clear();
             }
             std::mem::take(&mut state.in_flight)
         };
@@ -238,6 +301,7 @@ impl Calls {
             let mut state = self.lock();
             state.closed = Some(err.clone());
             state.session = None;
+            state.outstanding.clear();
             let taken = (
                 std::mem::take(&mut state.waiting),
                 std::mem::take(&mut state.in_flight),

@@ -10,6 +10,9 @@ use crate::process::SandboxConfig;
 
 /// Default deadline of a call from the host to an extension.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a cancelled call (past its deadline, or given up by its caller) may run on
+/// in the child before the child is killed and restarted.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// Default deadline for a child to start its interpreter and say hello (generous: a loaded
 /// machine can take seconds to start Python, and a hang in the extension's own code is
 /// bounded by the start deadline instead).
@@ -66,6 +69,11 @@ pub struct ExtensionConfig {
     pub restart: RestartSpec,
     /// Deadline of each call unless the caller gives one; `None`: no deadline.
     pub call_timeout: Option<Duration>,
+    /// How long a cancelled call may run on in the child (a hung `def` method ignores the
+    /// cancel) before the child is killed with
+    /// [`ExitCause::CancelIgnored`](troupe_value::ExitCause::CancelIgnored) and restarted;
+    /// until then no other call is sent to it. `None`: the child is never killed for it.
+    pub cancel_grace: Option<Duration>,
     /// Deadline for the child to connect.
     pub connect_timeout: Duration,
     /// Deadline for importing the module and running the start-up hooks.
@@ -102,6 +110,7 @@ impl ExtensionConfig {
             cwd: None,
             restart: RestartSpec::default(),
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+            cancel_grace: Some(DEFAULT_CANCEL_GRACE),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             start_timeout: DEFAULT_START_TIMEOUT,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
@@ -166,6 +175,13 @@ impl ExtensionConfig {
     /// Sets the default call deadline.
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the cancel grace (`None`: a child is never killed for a call that runs on
+    /// after it was cancelled).
+    pub fn cancel_grace(mut self, grace: Option<Duration>) -> Self {
+        self.cancel_grace = grace;
         self
     }
 

@@ -35,7 +35,7 @@ use troupe_runtime::{ActorBuilder, Intake};
 pub use actor::Extension;
 pub use calls::CallCounts;
 pub use config::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CAPACITY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CHILD_CALLS,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CANCEL_GRACE, DEFAULT_CAPACITY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CHILD_CALLS,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ExtensionConfig,
     MAX_MEMORY_LIMIT_MB,
 };
@@ -100,6 +100,7 @@ pub fn start_with(
     let calls = Arc::new(calls::Calls::new(
         config.max_in_flight,
         config.capacity,
+        config.cancel_grace,
         intake.clone(),
     ));
     let builder = ActorBuilder::new(&*name)

@@ -132,6 +132,11 @@ pub enum ExitCause {
     /// troupe killed it: its start-up hooks did not finish within this deadline.
     #[error("start-up hooks did not finish within {0:?}")]
     StartTimeout(Duration),
+    /// troupe killed it: a call of the host's was cancelled (its caller's deadline passed,
+    /// or the caller gave up) and was still running this long afterwards (a hung `def`
+    /// method, a loop that never awaits). The next instance takes the calls that follow.
+    #[error("a cancelled call was still running {0:?} after it was cancelled")]
+    CancelIgnored(Duration),
     /// troupe killed it: it did not say hello within this deadline.
     #[error("did not connect within {0:?}")]
     ConnectTimeout(Duration),

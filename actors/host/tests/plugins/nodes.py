@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 
 import numpy as np
 
@@ -44,6 +45,12 @@ class Nodes(troupe.Extension):
         if item == 3 and not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(9)
+        return item
+
+    def hangs_on_three(self, item):
+        """Never returns for item 3 (a `def` method: a cancel cannot stop it)."""
+        if item == 3:
+            time.sleep(3600)
         return item
 
     def louder(self, audio):
