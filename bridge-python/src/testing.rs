@@ -82,6 +82,9 @@ pub enum Reply {
     Hang,
     /// The instance exits with this status instead of answering.
     Exit(i32),
+    /// These items at once, as a streaming call's (whatever credit the host gave: a child
+    /// that yields more than the window breaks the protocol), then `Null`.
+    Yield(Vec<Value>),
 }
 
 impl Reply {
@@ -395,7 +398,7 @@ impl Instance {
                 }
                 _ => {}
             },
-            ToChild::Call(call) => return self.call(call),
+            ToChild::Call(call) | ToChild::Stream { call, .. } => return self.call(call),
             ToChild::Cancel { id } => {
                 lock(&self.fake.record).cancels.push((self.number, id));
                 if lock(&self.delayed).remove(&id).is_some() {
@@ -412,7 +415,7 @@ impl Instance {
                 self.exit(0);
                 return ControlFlow::Break(());
             }
-            ToChild::Reply { .. } | ToChild::ReleaseSlots { .. } => {}
+            ToChild::Reply { .. } | ToChild::ReleaseSlots { .. } | ToChild::Credit { .. } => {}
         }
         ControlFlow::Continue(())
     }
@@ -439,6 +442,16 @@ impl Instance {
                 lock(&self.delayed).insert(call.id, (Instant::now() + delay, result));
             }
             Reply::Hang => {}
+            Reply::Yield(items) => {
+                for value in items {
+                    self.send(ToHost::Yield { id: call.id, value });
+                }
+                self.answered();
+                self.send(ToHost::Reply {
+                    id: call.id,
+                    result: Ok(Value::Null),
+                });
+            }
             Reply::Exit(code) => {
                 self.exit(code);
                 return ControlFlow::Break(());

@@ -55,6 +55,10 @@ fn script() -> FakeChild {
             _ => Reply::Exit(0),
         },
         "slow" => Reply::After(Duration::from_millis(200), Ok(Value::from("slow"))),
+        "yield" => match call.args.first() {
+            Some(Value::Int(n)) => Reply::Yield((0..*n).map(Value::Int).collect()),
+            _ => Reply::Yield(Vec::new()),
+        },
         _ => Reply::Hang,
     })
 }
@@ -251,9 +255,15 @@ fn past_its_capacity_an_extension_takes_no_more_calls_and_callers_wait() {
 fn deadlines_and_dropped_callers_cancel_the_call_in_the_child() {
     actix::System::new().block_on(async {
         let fake = script();
-        let ext = start(&fake, ExtensionConfig::new("cancels", "m"));
+        // Never killed for a cancelled call: this is about cancels reaching the child.
+        let ext = start(
+            &fake,
+            ExtensionConfig::new("cancels", "m").cancel_grace(None),
+        );
         running(&ext).await;
-        let call = Call::new("hang", vec![]);
+        // `slow` answers `Cancelled` when cancelled (an `async def` method): the next call
+        // does not wait for it.
+        let call = Call::new("slow", vec![]);
         let timed = call.id;
         assert_eq!(
             ext.call_with(call, Some(Duration::from_millis(50))).await,
@@ -395,6 +405,71 @@ fn a_child_naming_host_memory_it_was_never_lent_is_killed() {
             ext.call("echo", vec![Value::Int(1)]).await,
             Ok(Value::Int(1))
         );
+        ext.stop().await;
+    });
+}
+
+#[test]
+fn a_cancelled_call_still_running_after_the_grace_restarts_the_child() {
+    actix::System::new().block_on(async {
+        let fake = script();
+        let grace = Duration::from_millis(100);
+        let config = ExtensionConfig::new("grace", "fake")
+            .restart(restarts(RestartPolicy::Permanent, 5))
+            .cancel_grace(Some(grace));
+        let ext = start(&fake, config);
+        running(&ext).await;
+        let deadline = Duration::from_millis(50);
+        // A call the child answers `Cancelled` when told: no restart.
+        let slow = ext
+            .call_with(Call::new("slow", vec![]), Some(deadline))
+            .await;
+        assert_eq!(slow, Err(CallError::Timeout(deadline)));
+        tokio::time::sleep(grace * 2).await;
+        assert_eq!(ext.status(), SupervisorStatus::Running { instance: 1 });
+        // A call that ignores its cancel: the child is killed after the grace, and the call
+        // made meanwhile waits and goes to the next instance.
+        let hung = ext
+            .call_with(Call::new("hang", vec![]), Some(deadline))
+            .await;
+        assert_eq!(hung, Err(CallError::Timeout(deadline)));
+        let began = Instant::now();
+        let next = ext.call("echo", vec![Value::Int(7)]).await;
+        assert_eq!(next, Ok(Value::Int(7)));
+        assert!(began.elapsed() >= grace / 2, "it waited for the restart");
+        assert_eq!(ext.status(), SupervisorStatus::Running { instance: 2 });
+        assert_eq!(fake.instances(), 2);
+        ext.stop().await;
+    });
+}
+
+#[test]
+fn a_child_yielding_past_its_window_is_killed() {
+    actix::System::new().block_on(async {
+        let fake = script();
+        let config =
+            ExtensionConfig::new("flood", "fake").restart(restarts(RestartPolicy::Permanent, 5));
+        let ext = start(&fake, config);
+        running(&ext).await;
+        // Within the window: every item, then the end.
+        let mut stream = ext.call_stream(Call::new("yield", vec![Value::Int(4)]), None, 4);
+        let mut items = Vec::new();
+        while let Some(item) = stream.next().await {
+            items.push(item.unwrap());
+        }
+        assert_eq!(items, (0..4).map(Value::Int).collect::<Vec<_>>());
+        // Ten items on a window of four: the child broke the protocol.
+        let mut stream = ext.call_stream(Call::new("yield", vec![Value::Int(10)]), None, 4);
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            last = Some(item);
+        }
+        match last {
+            Some(Err(CallError::Crashed(info))) => {
+                assert!(matches!(info.cause, ExitCause::Protocol(_)), "{info:?}")
+            }
+            other => panic!("expected a protocol crash, got {other:?}"),
+        }
         ext.stop().await;
     });
 }

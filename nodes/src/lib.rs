@@ -15,5 +15,5 @@ mod node;
 mod params;
 pub mod video;
 
-pub use node::{Deferred, Emitter, Node, NodeError, Source, SourceState};
+pub use node::{Deferred, Emitter, Node, NodeError, OutputStream, Source, SourceState};
 pub use params::{ParamError, ParamKind, ParamSpec, Params};

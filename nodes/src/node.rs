@@ -62,9 +62,59 @@ pub enum NodeError {
     },
 }
 
-/// Outputs that arrive later: what an asynchronous node (a method of a bridged Python
-/// extension, say) hands to [`Emitter::defer`].
-pub type Deferred = Pin<Box<dyn Future<Output = Result<Vec<Value>, NodeError>> + Send>>;
+/// Outputs that arrive later, one by one: what an asynchronous node (a method of a bridged
+/// Python extension, say) hands to [`Emitter::defer`] or [`Emitter::defer_stream`].
+pub struct Deferred(Pin<Box<dyn OutputStream>>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
+}
+
+impl Deferred {
+    /// The next output; `None` once there are no more. After an error, nothing more comes.
+    pub async fn next(&mut self) -> Option<Result<Value, NodeError>> {
+        std::future::poll_fn(|cx| self.0.as_mut().poll_next(cx)).await
+    }
+}
+
+/// Outputs produced over time (a generator in another process, say), each as soon as it
+/// exists.
+pub trait OutputStream: Send + 'static {
+    /// Polls for the next output: `Ready(None)` once there are no more.
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Value, NodeError>>>;
+}
+
+/// A future of all outputs at once, as a stream of them.
+struct AllAtOnce<F> {
+    outputs: Option<Pin<Box<F>>>,
+    ready: std::vec::IntoIter<Value>,
+}
+
+impl<F> OutputStream for AllAtOnce<F>
+where
+    F: Future<Output = Result<Vec<Value>, NodeError>> + Send + 'static,
+{
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Value, NodeError>>> {
+        use std::task::Poll;
+        if let Some(outputs) = self.outputs.as_mut() {
+            let outputs = std::task::ready!(outputs.as_mut().poll(cx));
+            self.outputs = None;
+            match outputs {
+                Ok(outputs) => self.ready = outputs.into_iter(),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+        Poll::Ready(self.ready.next().map(Ok))
+    }
+}
 
 /// Where a node puts its outputs: 0..N per input, at once ([`Emitter::emit`]) or later
 /// ([`Emitter::defer`]).
@@ -101,7 +151,20 @@ impl Emitter {
     where
         F: Future<Output = Result<Vec<Value>, NodeError>> + Send + 'static,
     {
-        self.deferred = Some(Box::pin(outputs));
+        self.deferred = Some(Deferred(Box::pin(AllAtOnce {
+            outputs: Some(Box::pin(outputs)),
+            ready: Vec::new().into_iter(),
+        })));
+    }
+
+    /// Makes this input's outputs (after those emitted already) the ones `outputs` produces,
+    /// each sent downstream as soon as it comes. The runtime takes the next one only once
+    /// the last was taken downstream (backpressure reaches the producer), and takes the
+    /// node's next input only after the last; an error ends the stream and counts as the
+    /// node's error for this input (outputs sent before it stay sent). A second call
+    /// replaces the first.
+    pub fn defer_stream(&mut self, outputs: impl OutputStream) {
+        self.deferred = Some(Deferred(Box::pin(outputs)));
     }
 
     /// Takes the deferred outputs, if the node deferred any.

@@ -542,6 +542,22 @@ impl Caller {
         call_on(&*self.0, call, Some(timeout)).await
     }
 
+    /// Calls the actor for a stream of items ([`crate::stream`]): each item as the actor
+    /// produces it, at most `window` produced and not yet taken, then its final value unless
+    /// that is `Null`. `timeout` covers the whole stream. Dropping the stream abandons the
+    /// call.
+    pub fn call_stream(
+        &self,
+        mut call: Call,
+        timeout: Option<Duration>,
+        window: u32,
+    ) -> crate::CallStream {
+        let items = call.streamed(window);
+        let target = self.0.clone();
+        let answer = async move { call_on(&*target, call, timeout).await };
+        crate::CallStream::new(items, answer)
+    }
+
     /// Hands `call` over only if the mailbox has room now: [`CallError::MailboxFull`] if it
     /// has none, [`CallError::ActorStopped`] if the actor is gone.
     pub fn try_call(&self, mut call: Call) -> Result<PendingCall, CallError> {

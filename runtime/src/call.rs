@@ -13,6 +13,8 @@ use actix::Message;
 use tokio::sync::oneshot;
 use troupe_value::{CallError, FromValue, Map, Value};
 
+use crate::stream::ItemSink;
+
 /// What a [`Call`] answers.
 pub type CallResult = Result<Value, CallError>;
 
@@ -36,6 +38,8 @@ pub struct Call {
     /// When the caller stops waiting, if it set a deadline.
     pub deadline: Option<Instant>,
     abandoned: Option<oneshot::Receiver<()>>,
+    /// Where the items of a streaming call go (see [`crate::stream`]).
+    items: Option<ItemSink>,
 }
 
 impl Clone for Call {
@@ -48,6 +52,7 @@ impl Clone for Call {
             kwargs: self.kwargs.clone(),
             deadline: self.deadline,
             abandoned: None,
+            items: None,
         }
     }
 }
@@ -106,6 +111,20 @@ impl Call {
         Abandoned(self.abandoned.take())
     }
 
+    /// Takes the sink of a streaming call ([`Caller::call_stream`](crate::Caller::call_stream)),
+    /// if this is one: an actor that streams pushes its items there before it answers.
+    pub fn take_items(&mut self) -> Option<ItemSink> {
+        self.items.take()
+    }
+
+    /// Makes this a streaming call with a `window` of items in flight; the caller reads the
+    /// returned half.
+    pub(crate) fn streamed(&mut self, window: u32) -> crate::stream::Items {
+        let (sink, items) = crate::stream::channel(window);
+        self.items = Some(sink);
+        items
+    }
+
     /// Sets the caller's deadline.
     pub fn with_deadline(mut self, deadline: Instant) -> Call {
         self.deadline = Some(deadline);
@@ -129,6 +148,7 @@ impl Call {
             kwargs: Map::new(),
             deadline: None,
             abandoned: None,
+            items: None,
         }
     }
 

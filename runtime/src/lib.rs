@@ -39,6 +39,7 @@ mod mailbox;
 mod registry;
 pub mod resource;
 mod spawn;
+pub mod stream;
 pub mod supervision;
 pub mod telemetry;
 
@@ -51,4 +52,5 @@ pub use mailbox::{
 };
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;
+pub use stream::{CallStream, DEFAULT_STREAM_WINDOW, ItemSink};
 pub use troupe_value::{CallError, Value};

@@ -9,12 +9,14 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use support::{Collect, Range};
+use support::{Collect, Range, Seen};
 use troupe_bridge_python::extension::ExtensionConfig;
 use troupe_bridge_python::process::SandboxConfig;
-use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
+use troupe_host::extension_host::{
+    ExtensionHost, Grants, PythonNode, PythonNodeSpec, STREAM_WINDOW,
+};
 use troupe_nodes::{Emitter, Source, SourceState};
 use troupe_pipeline::{ErrorPolicy, PipelineBuilder, RunSummary};
 use troupe_runtime::supervision::RestartSpec;
@@ -67,8 +69,20 @@ async fn run(
     spec: PythonNodeSpec,
     policy: ErrorPolicy,
 ) -> (Vec<Value>, RunSummary) {
+    let (seen, summary) = run_into(host, source, spec, policy, Duration::ZERO).await;
+    (seen.items, summary)
+}
+
+/// [`run`] into a sink that takes `delay` per item; returns all the sink saw.
+async fn run_into(
+    host: &ExtensionHost,
+    source: Box<dyn Source>,
+    spec: PythonNodeSpec,
+    policy: ErrorPolicy,
+    delay: Duration,
+) -> (Seen, RunSummary) {
     let node = PythonNode::new(host.extension("nodes").unwrap().clone(), &spec);
-    let (sink, seen) = Collect::sink(std::time::Duration::ZERO);
+    let (sink, seen) = Collect::sink(delay);
     let summary = PipelineBuilder::new()
         .source("src", source)
         .node("py", Box::new(node))
@@ -76,13 +90,114 @@ async fn run(
         .edge("src", "py")
         .edge("py", "sink")
         .error_policy("py", policy)
+        .capacity("sink", SINK_CAPACITY)
         .build()
         .unwrap()
         .run()
         .await
         .unwrap();
-    let items = std::mem::take(&mut seen.lock().unwrap().items);
-    (items, summary)
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (seen, summary)
+}
+
+/// The sink's mailbox (and so its edge's buffer): small, so that a slow sink pushes back.
+const SINK_CAPACITY: usize = 4;
+
+/// Seconds since the epoch: Python's `time.time()`.
+fn epoch_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The `t` (when it was yielded, `time.time()` in the child) of each output.
+fn yield_times(items: &[Value]) -> Vec<f64> {
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Map(map) => match map.get("t") {
+                Some(Value::Float(t)) => *t,
+                other => panic!("no time in {other:?}"),
+            },
+            other => panic!("not a map: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn each_yielded_value_goes_downstream_when_it_is_yielded() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        for method in ["ticks", "ticks_async"] {
+            let params = Map::from_iter([
+                ("n".to_owned(), Value::Int(5)),
+                ("gap".to_owned(), Value::Float(0.3)),
+            ]);
+            let (seen, summary) = run_into(
+                &host,
+                Range::boxed(0, 1),
+                spec(method, true, false, params),
+                ErrorPolicy::FailPipeline,
+                Duration::ZERO,
+            )
+            .await;
+            assert_eq!(seen.items.len(), 5, "{method}");
+            assert_eq!(summary.node("py").unwrap().items_out, 5);
+            let yielded = yield_times(&seen.items);
+            let lags: Vec<f64> = seen
+                .arrived
+                .iter()
+                .zip(&yielded)
+                .map(|(arrived, yielded)| epoch_seconds(*arrived) - yielded)
+                .collect();
+            eprintln!(
+                "{method}: yield -> sink lags (ms): {:?}",
+                lags.iter().map(|l| (l * 1e3).round()).collect::<Vec<_>>()
+            );
+            for (k, lag) in lags.iter().enumerate() {
+                assert!(
+                    *lag < 0.05,
+                    "{method}: value {k} reached the sink {lag:.3} s after its yield"
+                );
+            }
+        }
+        host.shutdown().await;
+    });
+}
+
+#[test]
+fn a_slow_consumer_holds_the_generator_at_its_yield() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let n = 120;
+        let params = Map::from_iter([
+            ("n".to_owned(), Value::Int(n)),
+            ("gap".to_owned(), Value::Float(0.0)),
+        ]);
+        let (seen, _) = run_into(
+            &host,
+            Range::boxed(0, 1),
+            spec("ticks", true, false, params),
+            ErrorPolicy::FailPipeline,
+            Duration::from_millis(10),
+        )
+        .await;
+        assert_eq!(seen.items.len(), n as usize, "nothing is lost");
+        let yielded = yield_times(&seen.items);
+        // Between the generator and the sink at most: the stream's window, what the python
+        // node holds, the sink's edge buffer and mailbox, and the item in its hands.
+        let lead = STREAM_WINDOW as usize + 2 * SINK_CAPACITY + 4;
+        for (k, (yielded, took)) in yielded.iter().skip(lead).zip(&seen.arrived).enumerate() {
+            let sink_took = epoch_seconds(*took);
+            assert!(
+                yielded + 0.005 >= sink_took,
+                "value {} was yielded {:.3} s before value {k} reached the sink",
+                k + lead,
+                sink_took - yielded
+            );
+        }
+        host.shutdown().await;
+    });
 }
 
 #[test]

@@ -111,16 +111,21 @@ impl NodeActor {
             }
             self.process_backlog();
         }
-        if let Some(Awaiting { outputs, step }) = self.awaiting.take() {
+        if let Some(Awaiting { mut outputs, step }) = self.awaiting.take() {
+            // What was emitted goes first (waiting for room downstream: backpressure), then
+            // the next deferred output is awaited.
             let delivery = self.batches.delivery();
             let wait = async move {
                 delivery.await;
-                outputs.await
+                let next = outputs.next().await;
+                (outputs, next)
             };
-            ctx.wait(wrap_future::<_, Self>(wait).map(move |result, actor, ctx| {
-                actor.settle(step, result);
-                actor.pump(ctx);
-            }));
+            ctx.wait(
+                wrap_future::<_, Self>(wait).map(move |(outputs, next), actor, ctx| {
+                    actor.settle(outputs, step, next);
+                    actor.pump(ctx);
+                }),
+            );
             return;
         }
         match self.backoff.take() {
@@ -187,30 +192,25 @@ impl NodeActor {
         }
     }
 
-    /// Deferred outputs arrived (or their error).
-    fn settle(&mut self, step: Step, result: Result<Vec<Value>, NodeError>) {
+    /// The next deferred output arrived (`Some(Ok)`: it goes downstream now, and the one
+    /// after is awaited next), or their error, or their end.
+    fn settle(&mut self, outputs: Deferred, step: Step, next: Option<Result<Value, NodeError>>) {
         if !self.active() {
             return;
         }
-        match step {
-            Step::Item { index, start } => {
-                self.stats.record(start);
-                match result {
-                    Ok(outputs) => {
-                        outputs.into_iter().for_each(|v| self.emitter.emit(v));
-                        self.emit();
-                    }
-                    Err(source) => self.item_failed(index, source),
-                }
+        match (step, next) {
+            (_, Some(Ok(output))) => {
+                self.emitter.emit(output);
+                self.emit();
+                self.awaiting = Some(Awaiting { outputs, step });
             }
-            Step::Flush => match result {
-                Ok(outputs) => {
-                    outputs.into_iter().for_each(|v| self.emitter.emit(v));
-                    self.emit();
-                    self.finish_stream();
-                }
-                Err(source) => self.flush_failed(source),
-            },
+            (Step::Item { index, start }, Some(Err(source))) => {
+                self.stats.record(start);
+                self.item_failed(index, source);
+            }
+            (Step::Item { start, .. }, None) => self.stats.record(start),
+            (Step::Flush, Some(Err(source))) => self.flush_failed(source),
+            (Step::Flush, None) => self.finish_stream(),
         }
     }
 

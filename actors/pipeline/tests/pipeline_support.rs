@@ -42,6 +42,8 @@ impl Source for Range {
 #[derive(Debug, Default)]
 pub struct Seen {
     pub items: Vec<Value>,
+    /// When each item arrived (wall clock, to compare with times taken in other processes).
+    pub arrived: Vec<std::time::SystemTime>,
     pub flushed: bool,
     pub items_after_flush: usize,
 }
@@ -71,6 +73,7 @@ impl Node for Collect {
     }
 
     fn process(&mut self, input: Value, _out: &mut Emitter) -> Result<(), NodeError> {
+        let arrived = std::time::SystemTime::now();
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
@@ -79,6 +82,7 @@ impl Node for Collect {
             seen.items_after_flush += 1;
         }
         seen.items.push(input);
+        seen.arrived.push(arrived);
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `Start` | `("start", {name, module, class, sys_path, host_calls})` |
 //! | `Call` | `("call", id, method, args: tuple, kwargs: dict)` |
+//! | `Stream` | `("stream", id, method, args: tuple, kwargs: dict, window)` |
+//! | `Credit` | `("credit", id, items)` |
 //! | `Cancel` | `("cancel", id)` |
 //! | `Reply`, a value | `("reply", id, True, value)` |
 //! | `Reply`, an error | `("reply", id, False, (variant, fields: dict))` |
@@ -40,7 +42,9 @@ pub(crate) fn surface<'py>(
     frame: ToChild,
 ) -> PyResult<Surfaced<'py>> {
     let tuple = match frame {
-        ToChild::Call(call) => return call_tuple(py, connection, call),
+        ToChild::Call(call) => return call_tuple(py, connection, call, None),
+        ToChild::Stream { call, window } => return call_tuple(py, connection, call, Some(window)),
+        ToChild::Credit { id, items } => (intern!(py, "credit"), id, items).into_pyobject(py)?,
         ToChild::Reply { id, result } => reply_tuple(py, id, result)?,
         ToChild::Cancel { id } => (intern!(py, "cancel"), id).into_pyobject(py)?,
         ToChild::Start(info) => (intern!(py, "start"), start_dict(py, info)?).into_pyobject(py)?,
@@ -56,10 +60,12 @@ pub(crate) fn closed(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
     (intern!(py, "closed"),).into_pyobject(py)
 }
 
+/// A call's tuple; `window`: a streaming call's.
 fn call_tuple<'py>(
     py: Python<'py>,
     connection: &Connection,
     call: CallFrame,
+    window: Option<u32>,
 ) -> PyResult<Surfaced<'py>> {
     let refusal = match connection.has_method(&call.method) {
         None => Some(CallError::ActorStopped),
@@ -74,8 +80,15 @@ fn call_tuple<'py>(
     };
     match converted {
         Ok((args, kwargs)) => {
-            let tuple =
-                (intern!(py, "call"), call.id, call.method, args, kwargs).into_pyobject(py)?;
+            let tuple = match window {
+                None => {
+                    (intern!(py, "call"), call.id, call.method, args, kwargs).into_pyobject(py)?
+                }
+                Some(window) => {
+                    let stream = intern!(py, "stream");
+                    (stream, call.id, call.method, args, kwargs, window).into_pyobject(py)?
+                }
+            };
             Ok(Surfaced::Tuple(tuple))
         }
         Err(error) => {

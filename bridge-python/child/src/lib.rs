@@ -14,6 +14,7 @@
 //! stop_serving()                               the host asked to shut down
 //! started(methods) / start_failed(type_name, message, traceback)
 //! reply(id, value) / reply_error(id, type_name, message, traceback) / reply_cancelled(id)
+//! send_item(id, value)                        one item of the host's streaming call `id`
 //! call(target_kind, target_name, method, args, kwargs) -> id ; cancel(id)
 //! shutdown_done()
 //! pool_alloc(nbytes, zero=False) -> BufferView  a writable slot of the child's pool
@@ -128,6 +129,14 @@ fn reply(py: Python<'_>, id: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
             result: Ok(value),
         },
     )
+}
+
+/// Sends one item of the host's streaming call `id` (the runtime holds credit for it);
+/// raises (and sends nothing) when `value` cannot be converted.
+#[pyfunction]
+fn send_item(py: Python<'_>, id: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let value = from_python(value, &Path::Root("item"), 0)?;
+    send(py, ToHost::Yield { id, value })
 }
 
 /// Answers the host's call `id` with the exception a method raised.
@@ -296,6 +305,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reply, m)?)?;
     m.add_function(wrap_pyfunction!(reply_error, m)?)?;
     m.add_function(wrap_pyfunction!(reply_cancelled, m)?)?;
+    m.add_function(wrap_pyfunction!(send_item, m)?)?;
     m.add_function(wrap_pyfunction!(call, m)?)?;
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_done, m)?)?;

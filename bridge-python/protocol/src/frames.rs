@@ -24,7 +24,7 @@ use troupe_value::device::ExportId;
 use troupe_value::{CallError, Map, RemoteException, Value};
 
 /// Version of this protocol; host and child refuse to talk across versions.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Buffers this large (bytes) or larger cross the process boundary through shared memory.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
@@ -101,6 +101,23 @@ pub enum ToChild {
     Start(StartInfo),
     /// Call a method of the extension.
     Call(CallFrame),
+    /// Call a method whose outputs stream back: each value a generator yields (each item of
+    /// a returned list) is one [`ToHost::Yield`], at most `window` of them before the host
+    /// grants more ([`ToChild::Credit`]), then the [`ToHost::Reply`] that ends the stream.
+    Stream {
+        /// The call.
+        call: CallFrame,
+        /// Items the child may yield before it waits for credit.
+        window: u32,
+    },
+    /// The host took `items` more items of its streaming call `id`: the child may yield that
+    /// many more.
+    Credit {
+        /// The host's call id.
+        id: u64,
+        /// How many more items.
+        items: u32,
+    },
     /// Cancel the host's call `id` (a coroutine is cancelled; a sync method runs to its end).
     Cancel {
         /// The host's call id.
@@ -149,6 +166,14 @@ pub enum ToHost {
         /// The value or why there is none.
         result: Result<Value, CallError>,
     },
+    /// One item of the host's streaming call `id` ([`ToChild::Stream`]), sent only with
+    /// credit for it; its `Reply` follows the last.
+    Yield {
+        /// The host's call id.
+        id: u64,
+        /// The item.
+        value: Value,
+    },
     /// A call from the child to `target`.
     Call {
         /// Whom the call is for.
@@ -191,9 +216,9 @@ fn call_values(call: &mut CallFrame, f: &mut dyn FnMut(&mut Value)) {
 impl Frame for ToChild {
     fn for_each_value_mut(&mut self, f: &mut dyn FnMut(&mut Value)) {
         match self {
-            ToChild::Call(call) => call_values(call, f),
+            ToChild::Call(call) | ToChild::Stream { call, .. } => call_values(call, f),
             ToChild::Reply { result, .. } => result_values(result, f),
-            ToChild::Start(_) | ToChild::Cancel { .. } => {}
+            ToChild::Start(_) | ToChild::Cancel { .. } | ToChild::Credit { .. } => {}
             ToChild::Shutdown | ToChild::ReleaseSlots { .. } => {}
         }
     }
@@ -204,6 +229,7 @@ impl Frame for ToHost {
         match self {
             ToHost::Call { call, .. } => call_values(call, f),
             ToHost::Reply { result, .. } => result_values(result, f),
+            ToHost::Yield { value, .. } => f(value),
             ToHost::Hello { .. }
             | ToHost::Started { .. }
             | ToHost::StartFailed(_)

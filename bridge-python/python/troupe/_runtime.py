@@ -93,6 +93,30 @@ async def _collect(agen):
     return [item async for item in agen]
 
 
+class _Stream:
+    """Credit of one streaming call of the host's: items the child may still send."""
+
+    __slots__ = ("credit", "cancelled", "event")
+
+    def __init__(self, window):
+        self.credit = window
+        self.cancelled = False
+        self.event = None  # an asyncio.Event, for a stream served on the loop
+
+    def ready(self):
+        return self.credit > 0 or self.cancelled
+
+
+def _sequence(result):
+    """The items a streaming call's plain result stands for: a list or tuple, one per item;
+    ``None``, none; anything else, itself."""
+    if result is None:
+        return ()
+    if isinstance(result, (list, tuple)):
+        return result
+    return (result,)
+
+
 def _target_text(kind, name):
     return "troupe.host" if kind == "host" else f"troupe.{kind}({name!r})"
 
@@ -106,6 +130,7 @@ class Runtime:
         self.waiters = {}  # call id -> deliver(outcome), for calls this child made
         self.methods = {}  # name -> (bound method, is_async)
         self.tasks = {}  # host call id -> asyncio.Task (touched on the loop thread only)
+        self.streams = {}  # host call id -> _Stream, for streaming calls being served
         self.loop = None
         self.loop_thread = None
         self.instance = None
@@ -186,6 +211,10 @@ class Runtime:
         kind = frame[0]
         if kind == "call":
             self.serve(frame[1], frame[2], frame[3], frame[4])
+        elif kind == "stream":
+            self.serve_stream(frame[1], frame[2], frame[3], frame[4], frame[5])
+        elif kind == "credit":
+            self.add_credit(frame[1], frame[2])
         elif kind == "cancel":
             self.cancel(frame[1])
         elif kind == "closed":
@@ -246,6 +275,112 @@ class Runtime:
     def reply_exception(self, id, exc):
         _native.reply_error(id, *describe(exc))
 
+    # -- streaming calls --------------------------------------------------------------
+    #
+    # Each value a generator yields (each item of a returned list) goes to the host as soon
+    # as it exists, while the host's credit lasts: the generator is not resumed until there
+    # is credit for its next value, so a slow consumer downstream holds it at its `yield`.
+    # A cancel stops a `def` generator at its next `yield` (it is closed) and cancels an
+    # `async def` one's task.
+
+    def serve_stream(self, id, method, args, kwargs, window):
+        fn, is_async = self.methods[method]
+        stream = _Stream(window)
+        with self.lock:
+            self.streams[id] = stream
+        if is_async:
+            self.spawn(id, lambda: self._stream_async(id, stream, fn(*args, **kwargs)))
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as e:
+            self._end_stream(id)
+            self.reply_exception(id, e)
+            return
+        if type(result) is _ASYNC_GENERATOR or inspect.isawaitable(result):
+            self.spawn(id, lambda: self._stream_async(id, stream, result))
+            return
+        self._stream_sync(id, stream, result)
+
+    def _stream_sync(self, id, stream, result):
+        items = iter(result if type(result) is _GENERATOR else _sequence(result))
+        try:
+            while True:
+                while not stream.ready():
+                    frame = self.next_frame(stream.ready)
+                    if frame is not None:
+                        self.handle(frame)
+                if stream.cancelled:
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()
+                    _native.reply_cancelled(id)
+                    return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                self._send_item(id, stream, item)
+        except Exception as e:
+            self.reply_exception(id, e)
+            return
+        finally:
+            self._end_stream(id)
+        _native.reply(id, None)
+
+    async def _stream_async(self, id, stream, result):
+        """Runs on the loop as the call's task: what it returns (None) answers the call."""
+        try:
+            if type(result) is not _ASYNC_GENERATOR and inspect.isawaitable(result):
+                result = await result
+            if type(result) is _ASYNC_GENERATOR:
+                try:
+                    while True:
+                        await self._credit(stream)
+                        try:
+                            item = await result.__anext__()
+                        except StopAsyncIteration:
+                            return None
+                        self._send_item(id, stream, item)
+                finally:
+                    await result.aclose()
+            items = iter(result if type(result) is _GENERATOR else _sequence(result))
+            for item in items:
+                await self._credit(stream)
+                self._send_item(id, stream, item)
+            return None
+        finally:
+            self._end_stream(id)
+
+    async def _credit(self, stream):
+        while True:
+            with self.lock:
+                if stream.credit > 0:
+                    return
+                if stream.event is None:
+                    stream.event = asyncio.Event()
+                stream.event.clear()
+            await stream.event.wait()
+
+    def _send_item(self, id, stream, item):
+        _native.send_item(id, item)
+        with self.lock:
+            stream.credit -= 1
+
+    def _end_stream(self, id):
+        with self.lock:
+            self.streams.pop(id, None)
+
+    def add_credit(self, id, items):
+        with self.lock:
+            stream = self.streams.get(id)
+            if stream is None:
+                return
+            stream.credit += items
+            event = stream.event
+        if event is not None:
+            self.loop.call_soon_threadsafe(event.set)
+
     # -- the asyncio thread -----------------------------------------------------------
 
     def ensure_loop(self):
@@ -291,8 +426,12 @@ class Runtime:
             pass  # the host is gone; the main thread exits
 
     def cancel(self, id):
-        """The host cancels its call ``id``: its task is cancelled (a ``def`` method runs to
-        its end)."""
+        """The host cancels its call ``id``: its task is cancelled, a ``def`` generator it
+        streams stops at its next ``yield`` (any other ``def`` method runs to its end)."""
+        with self.lock:
+            stream = self.streams.get(id)
+            if stream is not None:
+                stream.cancelled = True
         if self.loop is not None:
             try:
                 self.loop.call_soon_threadsafe(self._cancel_task, id)

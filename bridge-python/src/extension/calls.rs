@@ -21,14 +21,35 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use troupe_protocol::transport::SendError;
 use troupe_protocol::{CallFrame, ToChild};
-use troupe_runtime::{Call, CallResult, Intake};
-use troupe_value::{CallError, ExitCause};
+use troupe_runtime::{Call, CallResult, Intake, ItemSink};
+use troupe_value::{CallError, ExitCause, Value};
 
 use super::session::Session;
 use crate::process::LinkError;
 
 /// Where one call's answer goes.
 type Answer = oneshot::Sender<CallResult>;
+
+/// A call in flight: where its answer goes, and its items for a streaming call.
+#[derive(Debug)]
+struct Pending {
+    answer: Answer,
+    items: Option<Streaming>,
+}
+
+/// The host's side of a streaming call's credit.
+#[derive(Debug)]
+struct Streaming {
+    sink: ItemSink,
+    /// Items the child may have sent: its window plus every credit sent since.
+    allowed: u64,
+    /// Items it sent.
+    received: u64,
+}
+
+/// A child broke the protocol with an item: it is killed with this.
+#[derive(Debug)]
+pub(crate) struct BadItem(pub(crate) String);
 
 /// The calls of one extension (see the module docs).
 #[derive(Debug)]
@@ -48,7 +69,7 @@ struct State {
     /// Not sent yet: no child runs, or the window is full. Oldest first.
     waiting: VecDeque<(Call, Answer)>,
     /// Sent to the running child and not answered, by call id.
-    in_flight: HashMap<u64, Answer>,
+    in_flight: HashMap<u64, Pending>,
     /// Cancelled in the running child and not answered yet: nothing more is sent to it
     /// until they are (see the module docs).
     outstanding: HashSet<u64>,
@@ -121,7 +142,7 @@ impl Calls {
     }
 
     /// Sends `call` now, or queues it, or refuses it; its outcome goes to `answer`.
-    pub(crate) fn submit(&self, call: Call, answer: Answer) {
+    pub(crate) fn submit(self: &Arc<Self>, call: Call, answer: Answer) {
         let mut state = self.lock();
         if let Some(err) = &state.closed {
             let _ = answer.send(Err(err.clone()));
@@ -144,18 +165,26 @@ impl Calls {
     }
 
     /// Sends one call to the running child (there is one).
-    fn send(&self, state: &mut State, call: Call, answer: Answer) {
+    fn send(self: &Arc<Self>, state: &mut State, mut call: Call, answer: Answer) {
         let Some(session) = state.session.clone() else {
             state.waiting.push_front((call, answer));
             return;
         };
         let id = call.id;
-        let frame = ToChild::Call(CallFrame {
+        let sink = call.take_items();
+        let body = CallFrame {
             id,
             method: call.method.into_owned(),
             args: call.args,
             kwargs: call.kwargs,
-        });
+        };
+        let frame = match &sink {
+            Some(sink) => ToChild::Stream {
+                call: body,
+                window: sink.window(),
+            },
+            None => ToChild::Call(body),
+        };
         let refused = match session.link().send_call(frame) {
             Ok(()) => None,
             Err(LinkError::Frame(e)) => Some(CallError::bad_argument("args", e.to_string())),
@@ -178,13 +207,74 @@ impl Calls {
                 let _ = answer.send(Err(err));
             }
             None => {
-                state.in_flight.insert(id, answer);
+                let items = sink.map(|sink| {
+                    let calls = Arc::downgrade(self);
+                    sink.on_taken(move |items| {
+                        if let Some(calls) = calls.upgrade() {
+                            calls.grant(id, items);
+                        }
+                    });
+                    Streaming {
+                        allowed: u64::from(sink.window()),
+                        received: 0,
+                        sink,
+                    }
+                });
+                state.in_flight.insert(id, Pending { answer, items });
             }
         }
     }
 
+    /// The caller took `items` more items of streaming call `id`: the child may yield that
+    /// many more.
+    fn grant(&self, id: u64, items: u32) {
+        let mut state = self.lock();
+        let Some(session) = state.session.clone() else {
+            return;
+        };
+        let Some(streaming) = state
+            .in_flight
+            .get_mut(&id)
+            .and_then(|pending| pending.items.as_mut())
+        else {
+            return;
+        };
+        streaming.allowed += u64::from(items);
+        // Only fails when the child is gone, and then its calls fail anyway.
+        let _ = session.link().send(ToChild::Credit { id, items });
+    }
+
+    /// The child yielded `value` for streaming call `id`. An item for a call no longer in
+    /// flight (cancelled meanwhile) is dropped.
+    ///
+    /// # Errors
+    /// [`BadItem`] when the call does not stream or the child yielded past its credit: the
+    /// child broke the protocol.
+    pub(crate) fn item(&self, id: u64, value: Value) -> Result<(), BadItem> {
+        let mut state = self.lock();
+        let Some(pending) = state.in_flight.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(streaming) = &mut pending.items else {
+            return Err(BadItem(format!(
+                "an item for call {id}, which does not stream"
+            )));
+        };
+        streaming.received += 1;
+        if streaming.received > streaming.allowed {
+            return Err(BadItem(format!(
+                "call {id}: {} items yielded with credit for {}",
+                streaming.received, streaming.allowed
+            )));
+        }
+        streaming
+            .sink
+            .push(value)
+            .map_err(|e| BadItem(format!("call {id}: {e}")))
+    }
+
     /// Sends waiting calls while the window has room.
-    fn pump(&self, state: &mut State) {
+    fn pump(self: &Arc<Self>, state: &mut State) {
         while self.may_send(state) {
             let Some((call, answer)) = state.waiting.pop_front() else {
                 break;
@@ -200,10 +290,12 @@ impl Calls {
     /// The child answered call `id`: its caller gets the answer, or, for a call cancelled
     /// meanwhile, the answer is dropped and the call no longer outstanding (an id in
     /// neither table is a child's garbage, ignored).
-    pub(crate) fn complete(&self, id: u64, result: CallResult) {
+    pub(crate) fn complete(self: &Arc<Self>, id: u64, result: CallResult) {
         let mut state = self.lock();
-        if let Some(answer) = state.in_flight.remove(&id) {
-            let _ = answer.send(result);
+        if let Some(pending) = state.in_flight.remove(&id) {
+            // The items went first; dropping the sink tells the caller they are all there.
+            drop(pending.items);
+            let _ = pending.answer.send(result);
         } else if !state.outstanding.remove(&id) {
             return;
         }
@@ -259,12 +351,16 @@ impl Calls {
                 _ => return,
             }
         };
-        tracing::warn!(call_id = id, ?grace, "a cancelled call is still running: restarting the extension");
+        tracing::warn!(
+            call_id = id,
+            ?grace,
+            "a cancelled call is still running: restarting the extension"
+        );
         session.kill(ExitCause::CancelIgnored(grace));
     }
 
     /// `session`'s child finished its start-up: calls go to it, the waiting ones first.
-    pub(crate) fn open(&self, session: Arc<Session>) {
+    pub(crate) fn open(self: &Arc<Self>, session: Arc<Session>) {
         let mut state = self.lock();
         if state.closed.is_some() {
             return;
@@ -289,8 +385,8 @@ impl Calls {
             std::mem::take(&mut state.in_flight)
         };
         let failed = in_flight.len();
-        for (_, answer) in in_flight {
-            let _ = answer.send(Err(err.clone()));
+        for (_, pending) in in_flight {
+            let _ = pending.answer.send(Err(err.clone()));
         }
         failed
     }
@@ -312,8 +408,8 @@ impl Calls {
         for (_, answer) in waiting {
             let _ = answer.send(Err(err.clone()));
         }
-        for (_, answer) in in_flight {
-            let _ = answer.send(Err(err.clone()));
+        for (_, pending) in in_flight {
+            let _ = pending.answer.send(Err(err.clone()));
         }
     }
 }

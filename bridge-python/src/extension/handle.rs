@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 use troupe_runtime::supervision::{SupervisionEvent, SupervisionWatch, SupervisorStatus};
-use troupe_runtime::{Address, Call, CallResult, Caller, Lane, PendingCall};
+use troupe_runtime::{Address, Call, CallResult, CallStream, Caller, Lane, PendingCall};
 use troupe_value::{CallError, FromValue, Value};
 
 use super::actor::{Extension, StopExtension};
@@ -74,6 +74,16 @@ impl ExtensionRef {
             Some(timeout) => self.caller.call_timeout(call, timeout).await,
             None => self.caller.call(call).await,
         }
+    }
+
+    /// Calls a generator method and streams what it yields: each value as soon as the child
+    /// yields it (each item of a returned list; a single other value is one item), at most
+    /// `window` yielded and not yet taken (the generator waits at its `yield` meanwhile),
+    /// then the end. `timeout` (`None`: the extension's default) covers the whole stream; an
+    /// error ends it. Dropping the stream cancels the call: a `def` generator stops at its
+    /// next `yield`, an `async def` one is cancelled.
+    pub fn call_stream(&self, call: Call, timeout: Option<Duration>, window: u32) -> CallStream {
+        self.caller.call_stream(call, timeout, window)
     }
 
     /// Hands `call` over only if the extension's mailbox has room now

@@ -36,7 +36,7 @@ use troupe_protocol::{CallFrame, Target, ToChild, ToHost};
 use troupe_runtime::{Call, CallResult};
 use troupe_value::{CallError, CrashInfo, ExitCause, RemoteException, Value};
 
-use super::calls::Calls;
+use super::calls::{BadItem, Calls};
 use super::router::Router;
 use crate::process::{Launched, Link, LinkError, Process, frame_kind};
 
@@ -88,6 +88,8 @@ pub(crate) struct Session {
     kill_reason: Mutex<Option<ExitCause>>,
     /// Set once a stop was asked for: the end is then not a crash.
     stopping: AtomicBool,
+    /// Set once the child broke the protocol: nothing more it sent is handled.
+    broken: AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -120,6 +122,7 @@ impl Session {
             max_child_calls: parts.max_child_calls,
             kill_reason: Mutex::default(),
             stopping: AtomicBool::default(),
+            broken: AtomicBool::default(),
         });
         let reader = session.clone();
         std::thread::Builder::new()
@@ -164,8 +167,12 @@ impl Session {
         self.stopping.store(true, Ordering::Release);
     }
 
-    /// Kills the child, remembering why.
+    /// Kills the child, remembering why. After a protocol error nothing more it sent is
+    /// handled: its calls in flight fail with the crash.
     pub(crate) fn kill(&self, cause: ExitCause) {
+        if matches!(cause, ExitCause::Protocol(_)) {
+            self.broken.store(true, Ordering::Release);
+        }
         tracing::warn!(extension = %self.name, pid = self.process.pid(), reason = %cause, "killing extension process");
         self.record_kill_reason(cause);
         self.process.kill();
@@ -277,6 +284,9 @@ impl Session {
     /// Decodes and handles one frame (with the descriptors it carried); an undecodable one,
     /// or one naming memory the child was not handed, kills the child.
     fn handle_bytes(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> ControlFlow<()> {
+        if self.broken.load(Ordering::Acquire) {
+            return ControlFlow::Break(());
+        }
         match self.link.open::<ToHost>(bytes, fds) {
             Ok(envelope) => {
                 self.handle(envelope.body);
@@ -309,6 +319,20 @@ impl Session {
     fn handle(&self, frame: ToHost) {
         match frame {
             ToHost::Reply { id, result } => self.calls.complete(id, result.and_then(usable_here)),
+            ToHost::Yield { id, value } => {
+                let item = match usable_here(value) {
+                    Ok(value) => self.calls.item(id, value),
+                    // Not usable here (a device array that cannot be imported): the item is
+                    // the call's failure, as for a reply.
+                    Err(err) => {
+                        self.calls.complete(id, Err(err));
+                        Ok(())
+                    }
+                };
+                if let Err(BadItem(what)) = item {
+                    self.kill(ExitCause::Protocol(what));
+                }
+            }
             ToHost::Call { target, call } => self.serve(target, call),
             ToHost::Cancel { id } => {
                 let cancel = self.lock_inbound().remove(&id);

@@ -409,6 +409,7 @@ pub(crate) fn frame_kind(frame: &ToHost) -> &'static str {
         ToHost::Started { .. } => "Started",
         ToHost::StartFailed(_) => "StartFailed",
         ToHost::Reply { .. } => "Reply",
+        ToHost::Yield { .. } => "Yield",
         ToHost::Call { .. } => "Call",
         ToHost::Cancel { .. } => "Cancel",
         ToHost::ShutdownDone => "ShutdownDone",

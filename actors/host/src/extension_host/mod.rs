@@ -35,7 +35,7 @@ use troupe_runtime::supervision::SupervisorStatus;
 use troupe_runtime::{Caller, Registry};
 
 pub use grants::Grants;
-pub use python_node::{PythonNode, PythonNodeSpec};
+pub use python_node::{PythonNode, PythonNodeSpec, STREAM_WINDOW};
 
 use router::HostRouter;
 

@@ -1,8 +1,15 @@
 //! A method of a bridged Python extension used as a pipeline node.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_nodes::{Emitter, Node, NodeError};
+use troupe_nodes::{Emitter, Node, NodeError, OutputStream};
+use troupe_runtime::CallStream;
 use troupe_value::{CallError, Map, Value};
+
+/// Items a generator node may yield ahead of what downstream has taken.
+pub const STREAM_WINDOW: u32 = 8;
 
 /// A python node as data: which method of which extension it calls, and how. A manifest's
 /// `type = "python"` node is one; [`PythonNode::new`] makes it into a node.
@@ -25,12 +32,14 @@ pub struct PythonNodeSpec {
 /// Calls `method(item, **params)` of an extension for every input.
 ///
 /// - A plain method's return value is one output; `None` is no output.
-/// - With `generator`, the method yields (or returns a list of) any number of outputs.
-/// - With `flush`, `<method>_flush(**params)` runs at end of stream; what it returns (a
-///   list, or a generator) is emitted before end of stream passes on.
+/// - With `generator`, the method yields (or returns a list of) any number of outputs, each
+///   sent downstream as soon as it is yielded; the generator waits at its `yield` while
+///   downstream is full (a window of [`STREAM_WINDOW`] items between them).
+/// - With `flush`, `<method>_flush(**params)` runs at end of stream; what it yields or
+///   returns (a list) is emitted, as it comes, before end of stream passes on.
 ///
-/// Each call is awaited before the next input ([`Emitter::defer`]), so the order of
-/// outputs is the order of inputs. A Python exception, a crash of the extension's process
+/// Each call ends before the next input ([`Emitter::defer`], [`Emitter::defer_stream`]), so
+/// the order of outputs is the order of inputs. A Python exception, a crash of the extension's process
 /// or a deadline is [`NodeError::Call`]: the node's error policy decides what follows,
 /// while the extension restarts under its own supervision.
 #[derive(Debug, Clone)]
@@ -79,31 +88,26 @@ impl PythonNode {
         }
     }
 
-    fn call(&self, method: &str, args: Vec<Value>, many: bool, out: &mut Emitter) {
-        let extension = self.extension.clone();
+    /// Calls `method` for one input (or the flush): one output from its answer, or, when
+    /// it `streams`, one per value it yields.
+    fn call(&self, method: &str, args: Vec<Value>, streams: bool, out: &mut Emitter) {
         let mut call = troupe_runtime::Call::new(method.to_owned(), args);
         call.kwargs = self.params.clone();
         let method = method.to_owned();
+        if streams {
+            let items = self.extension.call_stream(call, None, STREAM_WINDOW);
+            out.defer_stream(Yielded { items, method });
+            return;
+        }
+        let extension = self.extension.clone();
         out.defer(async move {
-            let value =
-                extension
-                    .call_with(call, None)
-                    .await
-                    .map_err(|source| NodeError::Call {
-                        method: method.clone(),
-                        source: Box::new(source),
-                    })?;
-            match (many, value) {
-                (_, Value::Null) => Ok(Vec::new()),
-                (true, Value::List(items)) => Ok(items),
-                (true, other) => Err(NodeError::Call {
+            match extension.call_with(call, None).await {
+                Ok(Value::Null) => Ok(Vec::new()),
+                Ok(value) => Ok(vec![value]),
+                Err(source) => Err(NodeError::Call {
                     method,
-                    source: Box::new(troupe_value::CallError::bad_argument(
-                        "result",
-                        format!("expected a generator or a list, got {}", other.type_name()),
-                    )),
+                    source: Box::new(source),
                 }),
-                (false, value) => Ok(vec![value]),
             }
         });
     }
@@ -124,5 +128,28 @@ impl Node for PythonNode {
             self.call(method, Vec::new(), true, out);
         }
         Ok(())
+    }
+}
+
+/// What a generator method yields, as a node's outputs.
+struct Yielded {
+    items: CallStream,
+    method: String,
+}
+
+impl OutputStream for Yielded {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Value, NodeError>>> {
+        let this = &mut *self;
+        this.items.poll_next(cx).map(|item| {
+            item.map(|item| {
+                item.map_err(|source| NodeError::Call {
+                    method: this.method.clone(),
+                    source: Box::new(source),
+                })
+            })
+        })
     }
 }

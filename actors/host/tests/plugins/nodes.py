@@ -19,6 +19,19 @@ class Nodes(troupe.Extension):
         yield item
         yield item * factor
 
+    def ticks(self, item, n=5, gap=0.3):
+        """Yields `n` values `gap` seconds apart, each with the time it was yielded."""
+        for k in range(n):
+            if k:
+                time.sleep(gap)
+            yield {"k": k, "t": time.time()}
+
+    async def ticks_async(self, item, n=5, gap=0.3):
+        for k in range(n):
+            if k:
+                await asyncio.sleep(gap)
+            yield {"k": k, "t": time.time()}
+
     def explode_flush(self, factor=10):
         yield {"total": self.total}
 
