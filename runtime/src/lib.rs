@@ -36,6 +36,7 @@
 mod address;
 mod call;
 mod mailbox;
+pub mod metrics;
 mod registry;
 pub mod resource;
 mod spawn;
