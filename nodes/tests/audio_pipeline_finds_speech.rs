@@ -9,7 +9,7 @@ use troupe_value::{Map, Value};
 
 mod support;
 
-use support::{HISS, SPEECH, TONE, TOTAL_S, speech_like};
+use support::speech::{HISS, SPEECH, TONE, TOTAL_S, speech_like};
 
 const RATE: u32 = 48_000;
 /// How far a detected boundary may be from the true one.

@@ -3,7 +3,7 @@
 //! headers with typed errors.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, NodeError, ParamError, Source, SourceState};
 use troupe_value::{Audio, Map, Value};
+
+mod support;
+
+use support::sources::{mkfifo, samples};
 
 fn params(pairs: &[(&str, Value)]) -> Map {
     pairs
@@ -56,23 +60,6 @@ fn drain(source: &mut dyn Source) -> Vec<Audio> {
             return chunks;
         }
     }
-}
-
-fn samples(chunks: &[Audio]) -> Vec<f32> {
-    chunks
-        .iter()
-        .flat_map(|c| c.samples().to_vec::<f32>().expect("f32"))
-        .collect()
-}
-
-fn mkfifo(dir: &Path, name: &str) -> PathBuf {
-    let fifo = dir.join(name);
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-    fifo
 }
 
 /// Writes `first` into the FIFO, waits for `go`, then writes each of `rest` with a short

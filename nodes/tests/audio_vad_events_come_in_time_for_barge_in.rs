@@ -9,7 +9,7 @@ use troupe_value::{Audio, Map, Value};
 
 mod support;
 
-use support::{SPEECH, speech_like};
+use support::speech::{SPEECH, speech_like};
 
 const RATE: u32 = 16_000;
 const CHUNK: usize = 320;

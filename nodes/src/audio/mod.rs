@@ -2,7 +2,7 @@
 //!
 //! | node | does |
 //! |---|---|
-//! | `audio.file_source` | decodes WAV (hound), MP3, FLAC, OGG/Vorbis (symphonia) into f32 chunks |
+//! | `audio.file_source` | decodes WAV (hound), MP3, FLAC, Ogg/Vorbis, AAC in M4A/MP4 (symphonia) into f32 chunks |
 //! | `audio.stream_source` | live raw PCM or WAV from a FIFO or stdin, chunk by chunk as it comes |
 //! | `audio.wav_sink` | writes the stream to a WAV file, passes chunks on |
 //! | `audio.resample` | streaming rate conversion (rubato FFT or sinc) |
