@@ -335,3 +335,54 @@ fn absurd_wav_headers_are_format_errors_not_allocations() {
         assert!(matches!(err, NodeError::Format { .. }), "{name}: {err:?}");
     }
 }
+
+/// Set in the child process of [`standard_input_is_read_with_path_dash`].
+const STDIN_CHILD: &str = "TROUPE_STREAM_SOURCE_STDIN_CHILD";
+
+/// In the child: reads its standard input through the source and prints what it got.
+/// Run alone (no variable set) it does nothing.
+#[test]
+fn stdin_child() {
+    if std::env::var_os(STDIN_CHILD).is_none() {
+        return;
+    }
+    let params = params(&[
+        ("path", Value::from("-")),
+        ("format", Value::from("wav")),
+        ("chunk_ms", Value::Int(5)),
+    ]);
+    let Ok(Built::Source(mut src)) = catalog::build("audio.stream_source", params) else {
+        panic!("stdin source");
+    };
+    let chunks = drain(src.as_mut());
+    let total: f32 = samples(&chunks).iter().sum();
+    println!("stdin: {} chunks, sum {total}", chunks.len());
+}
+
+#[test]
+fn standard_input_is_read_with_path_dash() {
+    // 1000 frames of f32 stereo at 44.1 kHz, every sample 0.25.
+    let mut bytes = live_wav_header();
+    bytes.extend((0..2000).flat_map(|_| 0.25f32.to_le_bytes()));
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "stdin_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(STDIN_CHILD, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&bytes).expect("write");
+    drop(stdin);
+    let output = child.wait_with_output().expect("child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    // 220 frames per 5 ms: four whole chunks and 120 frames.
+    assert!(stdout.contains("stdin: 5 chunks, sum 500"), "{stdout}");
+}
