@@ -25,7 +25,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::catalog::{Built, NodeType};
@@ -184,7 +184,7 @@ impl Input {
     fn open(&self) -> Result<Box<dyn Read + Send>, NodeError> {
         match self {
             Input::Stdin => Ok(Box::new(std::io::stdin())),
-            Input::Path(path) => match File::open(Path::new(path)) {
+            Input::Path(path) => match File::open(path) {
                 Ok(file) => Ok(Box::new(file)),
                 Err(source) => Err(NodeError::Io {
                     node: NAME,
