@@ -232,6 +232,24 @@ impl Params {
             })
     }
 
+    /// Integer `param` (or `default` when absent) as a `T` from `min` to `max`.
+    pub fn int_within<T>(
+        &self,
+        param: &'static str,
+        default: Option<i64>,
+        min: T,
+        max: T,
+    ) -> Result<T, ParamError>
+    where
+        T: TryFrom<i64> + PartialOrd + Copy + std::fmt::Display,
+    {
+        let n = self.int(param, default)?;
+        T::try_from(n)
+            .ok()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| self.out_of_range(param, format!("must be {min}..={max}, got {n}")))
+    }
+
     /// A positive integer `param` that fits in `u32`.
     pub fn positive_u32(
         &self,

@@ -3,8 +3,12 @@
 use std::path::Path;
 
 use troupe_nodes::catalog::{self, Built};
-use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
+use troupe_nodes::{Emitter, Node, NodeError, Source};
 use troupe_value::{Audio, Map, Value};
+
+mod support;
+
+use support::sources::{feed, mkfifo, read_all, samples};
 
 fn params(pairs: &[(&str, Value)]) -> Map {
     pairs
@@ -33,22 +37,6 @@ fn open(path: &Path, chunk_frames: i64) -> Box<dyn Source> {
         Built::Source(source) => source,
         Built::Node(_) => panic!("file_source is not a source"),
     }
-}
-
-/// Every chunk the source gives, in order.
-fn read_all(source: &mut dyn Source) -> Vec<Audio> {
-    let mut out = Emitter::new();
-    while source.pull(&mut out).expect("pull") == SourceState::More {}
-    out.drain()
-        .map(|v| v.as_audio().expect("audio").clone())
-        .collect()
-}
-
-fn samples(chunks: &[Audio]) -> Vec<f32> {
-    chunks
-        .iter()
-        .flat_map(|c| c.samples().to_vec::<f32>().expect("f32"))
-        .collect()
 }
 
 /// 0.75 s of stereo: a 440 Hz sine left, a 1 kHz one right.
@@ -247,17 +235,8 @@ fn a_wav_streamed_through_a_fifo_reads_the_same_samples() {
     let path = dir.path().join("f32.wav");
     let input = stereo();
     write(&path, "f32", &input);
-    let fifo = dir.path().join("live.wav");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-    let bytes = std::fs::read(&path).expect("read");
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(&fifo, bytes).expect("write the fifo"))
-    };
+    let fifo = mkfifo(dir.path(), "live.wav");
+    let writer = feed(&fifo, std::fs::read(&path).expect("read"));
     let mut source = open(&fifo, 1000);
     let chunks = read_all(source.as_mut());
     writer.join().expect("writer");

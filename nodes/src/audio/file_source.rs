@@ -1,7 +1,9 @@
 //! `audio.file_source`: decodes an audio file into f32 chunks.
 //!
-//! WAV goes through `hound` (8/16/24/32-bit integer PCM and 32-bit float); MP3, FLAC and
-//! OGG/Vorbis go through `symphonia`. A file is read as WAV when its name ends in `.wav` or
+//! WAV goes through `hound` (8/16/24/32-bit integer PCM and 32-bit float); MP3, FLAC,
+//! Ogg/Vorbis and AAC in MP4/M4A go through `symphonia`. Anything else (Opus among them: no
+//! maintained pure-Rust decoder) is refused with a format error that names what is
+//! supported. A file is read as WAV when its name ends in `.wav` or
 //! `.wave` or when it starts with a RIFF header, and handed to symphonia's probe otherwise.
 //! Chunks carry the time of their first frame, counted from 0 at the start of the file, and
 //! all chunks but the last hold `chunk_frames` frames. A WAV cut short (its header promises
@@ -9,12 +11,16 @@
 //! skipped, as players do. A stream whose rate or channel count changes mid-way is refused
 //! with a format error when the change comes. The file is opened once: a FIFO or
 //! `/dev/stdin` is read as it comes (no seeking), and a WAV's length is what the file holds
-//! when that is less than its header says.
+//! when that is less than its header says. An M4A read that way must have its index
+//! (`moov`) before its samples, as "fast start" files do. Symphonia does not read MP4 edit
+//! lists, so an AAC file keeps its encoder's priming (1024 frames from ffmpeg, 2112 from
+//! Apple's encoders) at its start: its audio comes that much later than in a player.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
@@ -29,20 +35,23 @@ use crate::params::{ParamKind, ParamSpec, Params};
 use super::samples::{frames_to_ns, make_audio};
 
 const NAME: &str = "audio.file_source";
+/// What a file may hold, for errors about what it holds instead.
+const SUPPORTED: &str = "supported: WAV, MP3, FLAC, Ogg Vorbis, AAC (M4A/MP4)";
 /// Largest chunk (2^24 frames, about 6 minutes at 48 kHz).
 const MAX_CHUNK_FRAMES: u32 = 1 << 24;
 
 /// The catalog entry.
 pub(crate) const TYPE: NodeType = NodeType {
     name: NAME,
-    doc: "Decodes a WAV, MP3, FLAC or OGG/Vorbis file into f32 audio chunks.",
+    doc: "Decodes a WAV, MP3, FLAC, Ogg/Vorbis or AAC (M4A/MP4) file into f32 audio chunks.",
     is_source: true,
     params: &[
         ParamSpec {
             name: "path",
             kind: ParamKind::Path,
             default: None,
-            doc: "The file to read (.wav, .mp3, .flac, .ogg); a FIFO or /dev/stdin is read as it comes.",
+            doc: "The file to read (.wav, .mp3, .flac, .ogg, .m4a, .mp4); a FIFO or /dev/stdin is \
+                  read as it comes.",
         },
         ParamSpec {
             name: "chunk_frames",
@@ -383,7 +392,12 @@ fn open_symphonia(
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| format_error(&path, format!("not a supported audio file ({e})")))?;
+        .map_err(|e| {
+            format_error(
+                &path,
+                format!("not a supported audio file ({e}); {SUPPORTED}"),
+            )
+        })?;
     let track = format
         .default_track(TrackType::Audio)
         .ok_or_else(|| format_error(&path, "no audio track"))?;
@@ -394,7 +408,16 @@ fn open_symphonia(
         .ok_or_else(|| format_error(&path, "the audio track has no codec parameters"))?;
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| format_error(&path, format!("no decoder ({e})")))?;
+        .map_err(|e| {
+            let codec = match params.codec {
+                CODEC_ID_OPUS => "Opus audio".to_owned(),
+                codec => format!("its audio codec ({codec})"),
+            };
+            format_error(
+                &path,
+                format!("{codec} is not supported ({e}); {SUPPORTED}"),
+            )
+        })?;
     let sample_rate = params
         .sample_rate
         .filter(|r| *r > 0)

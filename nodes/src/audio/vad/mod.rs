@@ -20,7 +20,34 @@
 //! input rate, `pad_ms` wider on each side than the speech (within the stream and never
 //! overlapping the previous segment). Chunks may have any size; the stream is taken to be
 //! contiguous from its first chunk.
+//!
+//! # Events for barge-in
+//!
+//! Both are off by default, and then the output is segments only, as above.
+//! - `events = true`: as soon as the segmenter confirms speech (its `min_speech_ms` of
+//!   voiced frames are in), the node emits `{"event": "speech_start", "time_s": float}`,
+//!   `time_s` being where the speech began (its onset, without padding); as soon as the
+//!   hangover (`min_silence_ms`) has passed it emits `{"event": "speech_end", "time_s":
+//!   float, "start_s": float}`, `time_s` being the end of the last voiced frame and
+//!   `start_s` the same onset as the start event's. Each comes out of the `process` call
+//!   whose input completed the deciding frame, before the segment map that follows (a
+//!   speech_end comes right before its last segment). A segment cut at `max_segment_s` is
+//!   not an end: the speech goes on. Speech still open at `flush` ends there (speech_end,
+//!   then the segment); `interrupt` drops it silently.
+//! - `probability = true`: after each input chunk's other outputs,
+//!   `{"event": "probability", "time_s": float, "p": float}`: `time_s` is the chunk's start
+//!   (stream time) and `p` in 0..=1 the highest frame probability among the frames the chunk
+//!   completed (a chunk shorter than a frame may complete none: it repeats the last frame's
+//!   `p`). For earshot `p` is the network's score (before the energy test). For energy it
+//!   is a level, not a probability: the frame's margin over the noise floor divided by twice
+//!   the margin that opens a candidate (6/9/12/15 dB by aggressiveness), clamped to 0..=1,
+//!   so `p >= 0.5` exactly when the frame is loud enough to open one. Frames before the
+//!   noise floor is known (the first one) or under -70 dBFS have `p = 0` in both methods.
+//!
+//! With either on, segment maps carry `"event": "segment"` as well, so a consumer branches
+//! on the one key `event`.
 
+mod event;
 mod noise_floor;
 mod segmenter;
 
@@ -31,8 +58,9 @@ use crate::catalog::{Built, NodeType};
 use crate::node::{Emitter, Node, NodeError};
 use crate::params::{ParamKind, ParamSpec, Params};
 
+use self::event::ChunkScore;
 use self::noise_floor::{NoiseFloor, energy_db};
-use self::segmenter::{Limits, Segmenter, Span};
+use self::segmenter::{Change, Limits, Segmenter, Span};
 use super::channel_mix::mix_to_mono;
 use super::samples::{expect_audio, f32_to_i16, frames_to_ns, interleaved_f32, make_audio};
 
@@ -62,7 +90,9 @@ const LEVELS: [(f32, f32, f32); 4] = [
 /// The catalog entry.
 pub(crate) const TYPE: NodeType = NodeType {
     name: NAME,
-    doc: "Detects speech; emits {start_s, end_s, audio} per segment (earshot NN or energy).",
+    doc: "Detects speech; emits {start_s, end_s, audio} per segment (earshot NN or energy); \
+          optionally speech_start/speech_end/probability events for barge-in, every map then \
+          keyed by \"event\".",
     is_source: false,
     params: &[
         ParamSpec {
@@ -112,6 +142,22 @@ pub(crate) const TYPE: NodeType = NodeType {
             default: Some("30.0"),
             doc: "Segments are cut at this length (and go on in a new segment).",
         },
+        ParamSpec {
+            name: "events",
+            kind: ParamKind::Bool,
+            default: Some("false"),
+            doc: "Also emit {event: speech_start, time_s} once speech is confirmed and \
+                  {event: speech_end, time_s, start_s} once the hangover has passed, before \
+                  the segment; segments then carry event: segment.",
+        },
+        ParamSpec {
+            name: "probability",
+            kind: ParamKind::Bool,
+            default: Some("false"),
+            doc: "Also emit {event: probability, time_s, p} per input chunk: the highest \
+                  frame score in it (earshot), or for energy the margin over the noise floor \
+                  / (2 x open margin), 0..=1.",
+        },
     ],
     build,
 };
@@ -158,6 +204,8 @@ fn build(params: &Params) -> Result<Built, NodeError> {
             .into());
     }
     let config = Config {
+        events: params.bool("events", Some(false))?,
+        probability: params.bool("probability", Some(false))?,
         earshot_threshold: earshot.then_some(threshold),
         open_db,
         stay_db,
@@ -174,6 +222,10 @@ fn build(params: &Params) -> Result<Built, NodeError> {
 
 #[derive(Debug, Clone, Copy)]
 struct Config {
+    /// Emit speech_start and speech_end events.
+    events: bool,
+    /// Emit a probability event per chunk.
+    probability: bool,
     /// `Some(threshold)` for the earshot method.
     earshot_threshold: Option<f32>,
     open_db: f32,
@@ -182,6 +234,23 @@ struct Config {
     min_silence_ms: u32,
     pad_ms: u32,
     max_segment_ms: u32,
+}
+
+impl Config {
+    /// Whether maps carry an `"event"` key.
+    fn tagged(&self) -> bool {
+        self.events || self.probability
+    }
+}
+
+/// What the detector made of one frame.
+struct Verdict {
+    /// Speech, for the segmenter.
+    voiced: bool,
+    /// Loud enough to be part of an onset.
+    active: bool,
+    /// Speech probability (see the module docs).
+    p: f32,
 }
 
 /// Finds speech segments in a stream.
@@ -209,6 +278,8 @@ struct Stream {
     analysed: u64,
     /// End (sample) of the last emitted segment with its padding.
     last_emitted_end: u64,
+    /// Probability of the chunk being fed.
+    score: ChunkScore,
 }
 
 fn ms_to_frames(ms: u32) -> u64 {
@@ -257,55 +328,115 @@ impl Stream {
             received: 0,
             analysed: 0,
             last_emitted_end: 0,
+            score: ChunkScore::default(),
         })
     }
 
     /// Adds mono samples and runs every whole frame now available.
     fn feed(&mut self, config: &Config, mono: &[f32], out: &mut Emitter) -> Result<(), NodeError> {
+        let chunk_start = self.received;
         self.history
             .extend(mono.iter().map(|&s| if s.is_finite() { s } else { 0.0 }));
         self.received += mono.len() as u64;
         let frame_len = self.frame_len as u64;
         while self.analysed + frame_len <= self.received {
             let at = (self.analysed - self.history_start) as usize;
-            let voiced_active = self.classify(config, at);
+            let verdict = self.classify(config, at);
             self.analysed += frame_len;
-            if let Some(span) = self.segmenter.push(voiced_active.0, voiced_active.1) {
-                self.emit(span, out)?;
+            self.score.frame(verdict.p);
+            if let Some(change) = self.segmenter.push(verdict.voiced, verdict.active) {
+                self.report(config, change, out)?;
             }
+        }
+        let p = self.score.take();
+        if config.probability {
+            out.emit(event::probability(self.seconds(chunk_start), p));
         }
         self.trim_history();
         Ok(())
     }
 
-    /// Whether the frame at `history[at..]` is voiced, and whether it is loud enough to be
-    /// part of an onset.
-    fn classify(&mut self, config: &Config, at: usize) -> (bool, bool) {
+    /// What the frame at `history[at..]` is.
+    fn classify(&mut self, config: &Config, at: usize) -> Verdict {
         let frame = &self.history[at..at + self.frame_len];
         let energy = energy_db(frame);
         let floor = self.floor.level();
         self.floor.push(energy);
         let Some(floor) = floor else {
-            return (false, false);
+            return Verdict {
+                voiced: false,
+                active: false,
+                p: 0.0,
+            };
         };
-        let loud = |margin: f32| energy >= MIN_SPEECH_DB && energy >= floor + margin;
+        let audible = energy >= MIN_SPEECH_DB;
+        let loud = |margin: f32| audible && energy >= floor + margin;
         let active = loud(config.stay_db);
-        let voiced = match &mut self.earshot {
+        let (voiced, p) = match &mut self.earshot {
             Some((detector, threshold)) => {
                 for (dst, &src) in self.frame_i16.iter_mut().zip(frame) {
                     *dst = f32_to_i16(src);
                 }
                 let score = detector.predict_i16(&self.frame_i16);
-                active && score >= *threshold
+                (active && score >= *threshold, score)
             }
-            None if self.segmenter.in_speech() => active,
-            None => loud(config.open_db),
+            None => {
+                let voiced = if self.segmenter.in_speech() {
+                    active
+                } else {
+                    loud(config.open_db)
+                };
+                (
+                    voiced,
+                    event::energy_probability(energy - floor, config.open_db),
+                )
+            }
         };
-        (voiced, active)
+        Verdict {
+            voiced,
+            active,
+            p: if audible { p } else { 0.0 },
+        }
+    }
+
+    /// Stream time in seconds of absolute sample index `sample`.
+    fn seconds(&self, sample: u64) -> f64 {
+        self.start_ns as f64 / 1e9 + sample as f64 / f64::from(self.rate)
+    }
+
+    /// Emits what a change of the segmenter means: events (when on) and segments.
+    fn report(
+        &mut self,
+        config: &Config,
+        change: Change,
+        out: &mut Emitter,
+    ) -> Result<(), NodeError> {
+        let frame_len = self.frame_len as u64;
+        match change {
+            Change::Started { start } => {
+                if config.events {
+                    out.emit(event::speech_start(self.seconds(start * frame_len)));
+                }
+                Ok(())
+            }
+            Change::Ended {
+                segment,
+                speech_start,
+            } => {
+                if config.events {
+                    out.emit(event::speech_end(
+                        self.seconds(segment.end * frame_len),
+                        self.seconds(speech_start * frame_len),
+                    ));
+                }
+                self.emit(config, segment, out)
+            }
+            Change::Cut(segment) => self.emit(config, segment, out),
+        }
     }
 
     /// Emits the segment `span` (in frames) with its padding and audio.
-    fn emit(&mut self, span: Span, out: &mut Emitter) -> Result<(), NodeError> {
+    fn emit(&mut self, config: &Config, span: Span, out: &mut Emitter) -> Result<(), NodeError> {
         let frame_len = self.frame_len as u64;
         let start = (span.start * frame_len)
             .saturating_sub(self.pad)
@@ -320,16 +451,17 @@ impl Stream {
         let to = (end - self.history_start) as usize;
         let samples = self.history[from..to].to_vec();
         let start_ns = self.start_ns.saturating_add(frames_to_ns(start, self.rate));
-        let seconds =
-            |sample: u64| self.start_ns as f64 / 1e9 + sample as f64 / f64::from(self.rate);
-        let segment = Value::map([
-            ("start_s", Value::Float(seconds(start))),
-            ("end_s", Value::Float(seconds(end))),
+        let tag = config
+            .tagged()
+            .then(|| (event::KEY, Value::from(event::SEGMENT)));
+        let segment = Value::map(tag.into_iter().chain([
+            ("start_s", Value::Float(self.seconds(start))),
+            ("end_s", Value::Float(self.seconds(end))),
             (
                 "audio",
                 Value::Audio(make_audio(NAME, samples, self.rate, 1, start_ns)?),
             ),
-        ]);
+        ]));
         out.emit(segment);
         Ok(())
     }
@@ -346,11 +478,11 @@ impl Stream {
         }
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
-        if let Some(span) = self.segmenter.finish() {
-            self.emit(span, out)?;
+    fn finish(&mut self, config: &Config, out: &mut Emitter) -> Result<(), NodeError> {
+        match self.segmenter.finish() {
+            Some(change) => self.report(config, change, out),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -386,7 +518,7 @@ impl Node for Vad {
 
     fn flush(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         match self.stream.take() {
-            Some(mut stream) => stream.finish(out),
+            Some(mut stream) => stream.finish(&self.config, out),
             None => Ok(()),
         }
     }
@@ -397,141 +529,4 @@ impl Node for Vad {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::testing::{chunks, node, run};
-    use super::*;
-
-    /// Where [`bursts`] has sound, in seconds.
-    const BURSTS: [(f32, f32); 2] = [(0.5, 1.5), (2.0, 3.9)];
-
-    /// 4 s at `rate` of faint noise with 300 Hz tone bursts at `BURSTS`, modulated at 4 Hz
-    /// down to silence (as syllables are).
-    fn bursts(rate: u32) -> Vec<f32> {
-        let mut seed = 1u32;
-        (0..4 * rate as usize)
-            .map(|i| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                let noise = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                let t = i as f32 / rate as f32;
-                let tone = match BURSTS.iter().find(|(a, b)| (*a..*b).contains(&t)) {
-                    Some((start, _)) => {
-                        let syllable =
-                            0.5 - 0.5 * (std::f32::consts::TAU * 4.0 * (t - start)).cos();
-                        0.3 * syllable * (std::f32::consts::TAU * 300.0 * t).sin()
-                    }
-                    None => 0.0,
-                };
-                0.002 * noise + tone
-            })
-            .collect()
-    }
-
-    fn spans(values: &[Value]) -> Vec<(f64, f64)> {
-        values
-            .iter()
-            .map(|v| {
-                let start = v.get("start_s").and_then(Value::as_float).expect("start");
-                let end = v.get("end_s").and_then(Value::as_float).expect("end");
-                (start, end)
-            })
-            .collect()
-    }
-
-    /// Asserts that `found` matches `want` (seconds) within 20 ms.
-    fn assert_near(found: &[(f64, f64)], want: &[(f64, f64)]) {
-        assert_eq!(found.len(), want.len(), "{found:?}");
-        for ((s, e), (ws, we)) in found.iter().zip(want) {
-            assert!(
-                (s - ws).abs() < 0.02 && (e - we).abs() < 0.02,
-                "{found:?} != {want:?}"
-            );
-        }
-    }
-
-    fn energy(extra: &[(&str, Value)]) -> Box<dyn Node> {
-        let mut params = vec![("method", Value::from("energy")), ("pad_ms", Value::Int(0))];
-        params.extend(extra.iter().cloned());
-        node(NAME, &params)
-    }
-
-    #[test]
-    fn chunk_sizes_do_not_matter() {
-        let input = bursts(16_000);
-        let whole = run(
-            energy(&[]).as_mut(),
-            chunks(&input, 16_000, 1, &[64_000], 0),
-        );
-        let odd = run(
-            energy(&[]).as_mut(),
-            chunks(&input, 16_000, 1, &[1, 100, 255, 3_333], 0),
-        );
-        assert_near(&spans(&whole), &[(0.5, 1.5), (2.0, 3.9)]);
-        assert_eq!(whole, odd);
-    }
-
-    #[test]
-    fn padding_stereo_other_rates_and_timestamps() {
-        // 44.1 kHz stereo, starting at t = 10 s, 100 ms of padding.
-        let mono = bursts(44_100);
-        let stereo: Vec<f32> = mono.iter().flat_map(|&s| [s, s]).collect();
-        let out = run(
-            energy(&[("pad_ms", Value::Int(100))]).as_mut(),
-            chunks(&stereo, 44_100, 2, &[4410], 10_000_000_000),
-        );
-        let found = spans(&out);
-        assert_near(&found, &[(10.4, 11.6), (11.9, 14.0)]);
-        let audio = out[0]
-            .get("audio")
-            .and_then(Value::as_audio)
-            .expect("audio");
-        assert_eq!((audio.channels(), audio.sample_rate()), (1, 44_100));
-        assert_eq!(audio.timestamp_ns(), (found[0].0 * 1e9).round() as u64);
-        let frames = ((found[0].1 - found[0].0) * 44_100.0).round() as usize;
-        assert_eq!(audio.frames(), frames);
-    }
-
-    #[test]
-    fn flush_closes_an_open_segment_and_interrupt_forgets_it() {
-        let input = &bursts(16_000)[..16_000 * 3];
-        let out = run(energy(&[]).as_mut(), chunks(input, 16_000, 1, &[1000], 0));
-        assert_near(&spans(&out), &[(0.5, 1.5), (2.0, 3.0)]);
-
-        let mut vad = energy(&[]);
-        let mut emitted = Emitter::new();
-        for chunk in chunks(input, 16_000, 1, &[1000], 0) {
-            vad.process(Value::Audio(chunk), &mut emitted)
-                .expect("process");
-        }
-        vad.interrupt();
-        vad.flush(&mut emitted).expect("flush");
-        assert_near(&spans(emitted.items()), &[(0.5, 1.5)]);
-    }
-
-    #[test]
-    fn a_steady_tone_becomes_background_after_the_floor_window() {
-        // Minimum statistics: a sound with no pauses is background once the quiet before it
-        // has left the 1.5 s window.
-        let input: Vec<f32> = (0..16_000 * 4)
-            .map(|i| {
-                let t = i as f32 / 16_000.0;
-                if t >= 1.0 {
-                    0.3 * (std::f32::consts::TAU * 300.0 * t).sin()
-                } else {
-                    0.0005 * (std::f32::consts::TAU * 3_000.0 * t).sin()
-                }
-            })
-            .collect();
-        let out = run(energy(&[]).as_mut(), chunks(&input, 16_000, 1, &[1600], 0));
-        // The floor climbs over a few frames (smoothing) once the window is all tone.
-        assert_near(&spans(&out), &[(1.0, 2.54)]);
-    }
-
-    #[test]
-    fn silence_has_no_speech() {
-        let out = run(
-            node(NAME, &[]).as_mut(),
-            chunks(&vec![0.0; 32_000], 16_000, 1, &[512], 0),
-        );
-        assert!(out.is_empty());
-    }
-}
+mod tests;

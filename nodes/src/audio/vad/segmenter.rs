@@ -7,6 +7,10 @@
 //! new one goes on from the cut. The start of a segment moves back over the `lookback`
 //! frames before it that were loud enough to be its onset ("active"), since a detector
 //! decides a little after speech begins.
+//!
+//! [`Segmenter::push`] says what each frame changed: speech confirmed ([`Change::Started`]),
+//! speech over ([`Change::Ended`]), or a segment cut at the maximum length while speech goes
+//! on ([`Change::Cut`]).
 
 use std::collections::VecDeque;
 
@@ -26,6 +30,29 @@ pub(super) struct Span {
     pub(super) end: u64,
 }
 
+/// What one frame changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Speech was confirmed (its candidate reached `min_speech` voiced frames); it began at
+    /// frame `start`.
+    Started { start: u64 },
+    /// Speech ended after the hangover: `segment` is the last segment of it, and the speech
+    /// began at frame `speech_start` (before `segment.start` when segments were cut).
+    Ended { segment: Span, speech_start: u64 },
+    /// A segment reached the maximum length and was cut; the speech goes on.
+    Cut(Span),
+}
+
+impl Change {
+    /// The segment this change closes, if any.
+    pub(super) fn segment(&self) -> Option<Span> {
+        match *self {
+            Change::Started { .. } => None,
+            Change::Ended { segment, .. } | Change::Cut(segment) => Some(segment),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     Idle,
@@ -36,7 +63,10 @@ enum State {
         silence: u64,
     },
     Speech {
+        /// Start of the current segment.
         start: u64,
+        /// Start of the speech (earlier than `start` once a segment was cut).
+        onset: u64,
         last_voiced_end: u64,
         silence: u64,
     },
@@ -82,13 +112,13 @@ impl Segmenter {
         }
     }
 
-    /// Adds the next frame; returns a segment that it ends.
-    pub(super) fn push(&mut self, voiced: bool, active: bool) -> Option<Span> {
+    /// Adds the next frame; returns what it changed.
+    pub(super) fn push(&mut self, voiced: bool, active: bool) -> Option<Change> {
         let f = self.frame;
         self.frame += 1;
-        let mut ended = None;
+        let mut change = None;
         self.state = match self.state {
-            State::Idle if voiced => self.promote(self.onset(f), 1, 0, f + 1),
+            State::Idle if voiced => self.promote(self.onset(f), 1, f + 1, &mut change),
             State::Idle => State::Idle,
             State::Candidate {
                 start,
@@ -96,7 +126,7 @@ impl Segmenter {
                 silence,
             } => {
                 if voiced {
-                    self.promote(start, n + 1, 0, f + 1)
+                    self.promote(start, n + 1, f + 1, &mut change)
                 } else if silence + 1 >= self.limits.min_silence {
                     State::Idle
                 } else {
@@ -109,6 +139,7 @@ impl Segmenter {
             }
             State::Speech {
                 start,
+                onset,
                 last_voiced_end,
                 silence,
             } => {
@@ -118,28 +149,33 @@ impl Segmenter {
                     (last_voiced_end, silence + 1)
                 };
                 if silence >= self.limits.min_silence {
-                    ended = Some(Span {
-                        start,
-                        end: last_voiced_end,
+                    change = Some(Change::Ended {
+                        segment: Span {
+                            start,
+                            end: last_voiced_end,
+                        },
+                        speech_start: onset,
                     });
                     State::Idle
                 } else if f + 1 - start >= self.limits.max_segment {
-                    ended = Some(Span { start, end: f + 1 });
+                    change = Some(Change::Cut(Span { start, end: f + 1 }));
                     State::Speech {
                         start: f + 1,
+                        onset,
                         last_voiced_end: f + 1,
                         silence: 0,
                     }
                 } else {
                     State::Speech {
                         start,
+                        onset,
                         last_voiced_end,
                         silence,
                     }
                 }
             }
         };
-        if let Some(span) = ended {
+        if let Some(span) = change.as_ref().and_then(Change::segment) {
             self.last_end = span.end;
         }
         if self.limits.lookback > 0 {
@@ -148,41 +184,54 @@ impl Segmenter {
             }
             self.recent_active.push_back(active);
         }
-        ended
+        change
     }
 
-    /// End of stream: the open segment, if it is speech.
-    pub(super) fn finish(&mut self) -> Option<Span> {
+    /// End of stream: the open segment, if it is speech, as [`Change::Ended`].
+    pub(super) fn finish(&mut self) -> Option<Change> {
         let state = std::mem::replace(&mut self.state, State::Idle);
         match state {
             State::Speech {
                 start,
+                onset,
                 last_voiced_end,
                 ..
             } => {
                 self.last_end = last_voiced_end;
-                Some(Span {
-                    start,
-                    end: last_voiced_end,
+                Some(Change::Ended {
+                    segment: Span {
+                        start,
+                        end: last_voiced_end,
+                    },
+                    speech_start: onset,
                 })
             }
             _ => None,
         }
     }
 
-    /// Candidate or speech, by how many voiced frames it has.
-    fn promote(&self, start: u64, voiced: u64, silence: u64, last_voiced_end: u64) -> State {
+    /// Candidate or speech, by how many voiced frames it has; reaching speech is a
+    /// [`Change::Started`].
+    fn promote(
+        &self,
+        start: u64,
+        voiced: u64,
+        last_voiced_end: u64,
+        change: &mut Option<Change>,
+    ) -> State {
         if voiced >= self.limits.min_speech {
+            *change = Some(Change::Started { start });
             State::Speech {
                 start,
+                onset: start,
                 last_voiced_end,
-                silence,
+                silence: 0,
             }
         } else {
             State::Candidate {
                 start,
                 voiced,
-                silence,
+                silence: 0,
             }
         }
     }
@@ -215,13 +264,22 @@ mod tests {
 
     /// Runs `pattern` ('v' voiced and active, 'a' active only, '.' neither) and finishes.
     fn run(limits: Limits, pattern: &str) -> Vec<Span> {
+        changes(limits, pattern)
+            .iter()
+            .filter_map(|(_, change)| change.segment())
+            .collect()
+    }
+
+    /// Every change with the frame that made it (`None` for the one `finish` makes).
+    fn changes(limits: Limits, pattern: &str) -> Vec<(Option<usize>, Change)> {
         let mut s = Segmenter::new(limits);
-        let mut spans: Vec<Span> = pattern
+        let mut changes: Vec<(Option<usize>, Change)> = pattern
             .chars()
-            .filter_map(|c| s.push(c == 'v', c != '.'))
+            .enumerate()
+            .filter_map(|(i, c)| s.push(c == 'v', c != '.').map(|change| (Some(i), change)))
             .collect();
-        spans.extend(s.finish());
-        spans
+        changes.extend(s.finish().map(|change| (None, change)));
+        changes
     }
 
     #[test]
@@ -258,6 +316,45 @@ mod tests {
         assert_eq!(
             run(limits, "vvvvvvvv"),
             vec![Span { start: 0, end: 5 }, Span { start: 5, end: 8 }]
+        );
+    }
+
+    #[test]
+    fn speech_starts_when_confirmed_and_ends_after_the_hangover() {
+        // Confirmed on its third voiced frame (frame 6), starting at the onset (frame 2, two
+        // active frames back); over on the fourth silent frame after frame 9.
+        assert_eq!(
+            changes(limits(), "..aavvvvvv....vv"),
+            vec![
+                (Some(6), Change::Started { start: 2 }),
+                (
+                    Some(13),
+                    Change::Ended {
+                        segment: Span { start: 2, end: 10 },
+                        speech_start: 2
+                    }
+                ),
+            ]
+        );
+        // A cut segment keeps the speech going: one start, one end that knows the onset;
+        // the end of the stream ends it too.
+        let limits = Limits {
+            max_segment: 5,
+            ..limits()
+        };
+        assert_eq!(
+            changes(limits, "vvvvvvv"),
+            vec![
+                (Some(2), Change::Started { start: 0 }),
+                (Some(4), Change::Cut(Span { start: 0, end: 5 })),
+                (
+                    None,
+                    Change::Ended {
+                        segment: Span { start: 5, end: 7 },
+                        speech_start: 0
+                    }
+                ),
+            ]
         );
     }
 }
