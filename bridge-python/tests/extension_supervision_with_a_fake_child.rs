@@ -307,9 +307,10 @@ fn failed_starts_count_as_crashes_with_typed_causes_up_to_giving_up() {
             message: "no module named x".into(),
             traceback: String::new(),
         };
+        // (A start-up exception of the first instance would be final: see the next test.)
         let fake = script().starting([
-            Start::Fail(exception.clone()),
             Start::ExitBeforeHello(7),
+            Start::Fail(exception.clone()),
             Start::WrongProtocol(1),
             Start::Silent,
             Start::Hang,
@@ -340,8 +341,8 @@ fn failed_starts_count_as_crashes_with_typed_causes_up_to_giving_up() {
         assert_eq!(
             causes,
             [
-                ExitCause::StartFailed(exception),
                 ExitCause::Exited(7),
+                ExitCause::StartFailed(exception),
                 ExitCause::Handshake(HandshakeError::Version {
                     host: troupe_protocol::PROTOCOL_VERSION,
                     child: 1
@@ -353,6 +354,33 @@ fn failed_starts_count_as_crashes_with_typed_causes_up_to_giving_up() {
         assert!(matches!(
             ext.call("echo", vec![]).await,
             Err(CallError::Crashed(info)) if info.gave_up_after == Some(4)
+        ));
+    });
+}
+
+#[test]
+fn a_start_up_exception_of_the_first_instance_is_final() {
+    actix::System::new().block_on(async {
+        let exception = RemoteException {
+            type_name: "RuntimeError".into(),
+            message: "cannot load the model".into(),
+            traceback: String::new(),
+        };
+        let fake = script().starting([Start::Fail(exception.clone())]);
+        let ext = start(
+            &fake,
+            ExtensionConfig::new("broken", "m").restart(restarts(RestartPolicy::Permanent, 4)),
+        );
+        let status = settled(&ext).await;
+        assert!(
+            matches!(&status, SupervisorStatus::Stopped(ExitReason::Crashed(info))
+                if info.cause == ExitCause::StartFailed(exception.clone())),
+            "{status:?}"
+        );
+        assert_eq!(fake.instances(), 1, "not retried");
+        assert!(matches!(
+            ext.call("echo", vec![]).await,
+            Err(CallError::Crashed(info)) if info.cause == ExitCause::StartFailed(exception)
         ));
     });
 }

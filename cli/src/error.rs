@@ -29,16 +29,32 @@ pub(crate) enum CliError {
         /// How many.
         problems: usize,
     },
+    /// Extensions the run needs did not start (why is printed above, once).
+    #[error("could not start extension(s): {}", extensions.join(", "))]
+    NotStarted {
+        /// Their names.
+        extensions: Vec<String>,
+    },
+    /// `--metrics ADDR` could not be served.
+    #[error("cannot serve metrics at {address}: {source}")]
+    Metrics {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// What binding it said.
+        source: std::io::Error,
+    },
     /// The benchmark harness failed.
     #[error(transparent)]
     Bench(troupe_bench::BenchError),
 }
 
 impl CliError {
-    /// 1 when a run failed, 2 when the input was wrong.
+    /// 1 when a run failed, 130 when Ctrl-C stopped it (as a shell reports SIGINT), 2 when
+    /// the input was wrong.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Run(_) => 1,
+            CliError::Run(PipelineError::Cancelled) => 130,
+            CliError::Run(_) | CliError::NotStarted { .. } => 1,
             _ => 2,
         }
     }

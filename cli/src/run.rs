@@ -1,13 +1,15 @@
 //! `troupe run MANIFEST [--pipeline NAME]`: run a manifest's pipeline to the end.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use troupe_host::extension_host::ExtensionHost;
 use troupe_host::singleton::SingletonKinds;
 use troupe_manifest::Manifest;
-use troupe_pipeline::RunSummary;
-use troupe_runtime::Registry;
-use troupe_runtime::supervision::SupervisorStatus;
+use troupe_pipeline::RunReport;
+use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
+use troupe_runtime::{Registry, metrics};
+use troupe_value::ExitCause;
 
 use crate::error::CliError;
 use crate::progress::ProgressDisplay;
@@ -20,19 +22,36 @@ pub(crate) struct RunArgs {
     /// The pipeline to run; needed when the manifest has several.
     #[arg(long, short, value_name = "NAME")]
     pipeline: Option<String>,
+    /// Serve Prometheus metrics (per node and extension) at `http://ADDR/metrics` while
+    /// the run lasts, e.g. `127.0.0.1:9464` (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
-/// Runs the pipeline, showing progress on a terminal, and prints the summary.
+/// Runs the pipeline, showing progress on a terminal, and prints the summary: also when
+/// the run fails or is stopped with Ctrl-C (then of what was done).
 pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     let manifest = Manifest::load(&args.manifest)?;
     let name = manifest.pipeline(args.pipeline.as_deref())?.name.clone();
-    let (summary, extensions) = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
-    let mut text = summary.to_string();
+    let _metrics = match args.metrics {
+        Some(address) => {
+            let server =
+                metrics::serve(address).map_err(|source| CliError::Metrics { address, source })?;
+            eprintln!("metrics at http://{}/metrics", server.address());
+            Some(server)
+        }
+        None => None,
+    };
+    let (report, extensions) = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
+    let mut text = report.summary.to_string();
     if !extensions.is_empty() {
         text.push_str(&extension_table(&extensions));
     }
     print_to_stdout(&text);
-    Ok(())
+    match report.error {
+        Some(error) => Err(CliError::Run(error)),
+        None => Ok(()),
+    }
 }
 
 /// How each extension fared, as lines under the run summary: its restarts (a python node's
@@ -65,11 +84,12 @@ fn print_to_stdout(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
-/// Runs pipeline `name`; returns its summary and how each extension stands at its end.
+/// Runs pipeline `name` until it ends, fails or Ctrl-C cancels it; returns how it ended and
+/// how each extension stands at its end.
 async fn run_pipeline(
     manifest: &Manifest,
     name: &str,
-) -> Result<(RunSummary, Vec<(String, SupervisorStatus)>), CliError> {
+) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
     let host = start_extensions(manifest).await?;
     let mut loader = manifest.loader();
     if let Some(host) = &host {
@@ -77,10 +97,22 @@ async fn run_pipeline(
     }
     let result = async {
         let running = loader.build(name)?.start();
+        let canceller = running.canceller();
+        // Lives until the System ends: a Ctrl-C during the extensions' shutdown exits too.
+        actix::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping the run (Ctrl-C again to exit at once)");
+                canceller.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    // Extensions' processes die with this one (PR_SET_PDEATHSIG).
+                    std::process::exit(130);
+                }
+            }
+        });
         let display = ProgressDisplay::start(running.progress());
-        let result = running.finish().await;
+        let report = running.finish_report().await;
         display.finish();
-        Ok(result?)
+        Ok::<_, CliError>(report)
     }
     .await;
     let mut extensions = Vec::new();
@@ -114,13 +146,41 @@ async fn start_extensions(manifest: &Manifest) -> Result<Option<ExtensionHost>, 
         })
         .start()
         .await;
+    let mut not_started: Vec<String> = Vec::new();
     for (extension, error) in host.failed() {
         eprintln!("[{extension}] not started: {error}");
+        not_started.push(extension.clone());
     }
     for (extension, status) in host.ready().await {
         if !status.is_running() {
-            eprintln!("[{extension}] not running: {status:?}");
+            report_not_running(&extension, &status);
+            not_started.push(extension);
         }
     }
+    if !not_started.is_empty() {
+        host.shutdown().await;
+        return Err(CliError::NotStarted {
+            extensions: not_started,
+        });
+    }
     Ok(Some(host))
+}
+
+/// Says once why `extension` does not run: its last exit, and the Python traceback of a
+/// start-up exception.
+fn report_not_running(extension: &str, status: &SupervisorStatus) {
+    let last = match status {
+        SupervisorStatus::Stopped(last) | SupervisorStatus::Restarting { last, .. } => last,
+        SupervisorStatus::GaveUp(give_up) => &give_up.last_exit,
+        SupervisorStatus::Starting { .. } | SupervisorStatus::Running { .. } => return,
+    };
+    eprintln!("[{extension}] could not start: {last}");
+    if let ExitReason::Crashed(info) = last
+        && let ExitCause::StartFailed(exception) = &info.cause
+        && !exception.traceback.is_empty()
+    {
+        for line in exception.traceback.lines() {
+            eprintln!("[{extension}]   {line}");
+        }
+    }
 }

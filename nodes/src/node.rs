@@ -242,6 +242,12 @@ pub trait Source: Send + 'static {
     /// Emits the next item or items; returns [`SourceState::Done`] at the end.
     fn pull(&mut self, out: &mut Emitter) -> Result<SourceState, NodeError>;
 
+    /// Whether it reads a live stream (a FIFO, a socket): then each pull's items go
+    /// downstream at once, rather than a few pulls' worth together.
+    fn is_live(&self) -> bool {
+        false
+    }
+
     /// Total length of the stream in seconds of media, when known (for progress bars).
     fn media_seconds(&self) -> Option<f64> {
         None

@@ -30,10 +30,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
+/// The metric types handed out (`prometheus-client`'s).
+pub use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
 
 /// Labels of a node's metrics.

@@ -68,7 +68,7 @@ impl<'m> PipelineLoader<'m> {
             )
         })?;
         let nodes_path = KeyPath::default().key("pipelines").key(name).key("nodes");
-        let mut builder = PipelineBuilder::new();
+        let mut builder = PipelineBuilder::new().name(name);
         for (i, node) in pipeline.nodes.iter().enumerate() {
             let path = nodes_path.index(i);
             let id = node.id.clone();

@@ -65,6 +65,7 @@ pub(crate) struct EdgeSpec {
 /// Nodes get [`DEFAULT_NODE_CAPACITY`] and [`ErrorPolicy::FailPipeline`] unless set.
 #[derive(Default)]
 pub struct PipelineBuilder {
+    name: String,
     nodes: Vec<NodeSpec>,
     edges: Vec<EdgeSpec>,
     capacities: Vec<(String, usize)>,
@@ -177,6 +178,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Names the pipeline: the `pipeline` label of its nodes' metrics
+    /// ([`troupe_runtime::metrics`]); unnamed pipelines share the label `""`.
+    pub fn name(mut self, name: impl Into<String>) -> PipelineBuilder {
+        self.name = name.into();
+        self
+    }
+
     /// Data-lane capacity of `id`'s mailbox (at least 1). Also the size of the buffer of each
     /// [`EdgePolicy::DropOldest`] edge into it.
     pub fn capacity(mut self, id: impl Into<String>, capacity: usize) -> PipelineBuilder {
@@ -268,6 +276,8 @@ impl PipelineBuilder {
                 });
             }
         }
-        Ok(Pipeline::new(self.nodes, self.edges, resolved, order))
+        Ok(Pipeline::new(
+            self.name, self.nodes, self.edges, resolved, order,
+        ))
     }
 }

@@ -59,8 +59,34 @@ pub(crate) struct OutEdge {
     to: Address<NodeActor>,
     port: usize,
     policy: EdgePolicy,
-    drops: Arc<AtomicU64>,
+    drops: Arc<Drops>,
     ring: Option<Arc<Ring>>,
+}
+
+/// Items an edge's drop policy dropped: in this run, and in the process's metrics.
+#[derive(Debug)]
+pub(crate) struct Drops {
+    run: AtomicU64,
+    metric: troupe_runtime::metrics::Counter,
+}
+
+impl Drops {
+    pub(crate) fn new(metric: troupe_runtime::metrics::Counter) -> Drops {
+        Drops {
+            run: AtomicU64::new(0),
+            metric,
+        }
+    }
+
+    fn add(&self) {
+        self.run.fetch_add(1, Ordering::Relaxed);
+        self.metric.inc();
+    }
+
+    /// Dropped in this run so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.run.load(Ordering::Relaxed)
+    }
 }
 
 impl OutEdge {
@@ -69,7 +95,7 @@ impl OutEdge {
         to: Address<NodeActor>,
         port: usize,
         policy: EdgePolicy,
-        drops: Arc<AtomicU64>,
+        drops: Arc<Drops>,
         ring: Option<Arc<Ring>>,
     ) -> OutEdge {
         OutEdge {
@@ -95,7 +121,7 @@ impl OutEdge {
                 match self.to.try_tell(Lane::Data, data) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
-                        self.drops.fetch_add(1, Ordering::Relaxed);
+                        self.drops.add();
                     }
                     Err(TrySendError::Closed(_)) => {
                         tracing::debug!(to = self.to.name(), "downstream node stopped");
@@ -113,7 +139,7 @@ impl OutEdge {
             && matches!(state.queue.front(), Some(Packet::Item(_)))
         {
             state.queue.pop_front();
-            self.drops.fetch_add(1, Ordering::Relaxed);
+            self.drops.add();
         }
         state.queue.push_back(packet);
         if !state.wake_pending && self.to.try_tell(Lane::Data, Drain).is_ok() {

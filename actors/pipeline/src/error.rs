@@ -7,6 +7,9 @@ use troupe_runtime::supervision::GiveUp;
 /// Why a pipeline could not be built, or why a run ended badly.
 #[derive(Debug, Error)]
 pub enum PipelineError {
+    /// The run was cancelled ([`Canceller::cancel`](crate::Canceller::cancel), Ctrl-C).
+    #[error("the run was cancelled")]
+    Cancelled,
     /// Two nodes were added under the same id.
     #[error("node id `{id}` is used twice")]
     DuplicateId {

@@ -69,5 +69,5 @@ pub use builder::{DEFAULT_NODE_CAPACITY, EdgePolicy, ErrorPolicy, PipelineBuilde
 pub use error::PipelineError;
 pub use progress::{Progress, ProgressMeter};
 pub use restart::NodeFactory;
-pub use run::{Interrupter, Pipeline, RunningPipeline};
+pub use run::{Canceller, Interrupter, Pipeline, RunReport, RunningPipeline};
 pub use summary::{EdgeSummary, NodeKind, NodeSummary, RunSummary};

@@ -63,6 +63,6 @@ pub(crate) enum Event {
     Finished(usize, NodeStats),
     /// The run must end with this error.
     Failed(PipelineError),
-    /// Node `index`'s actor is gone.
-    Stopped(usize),
+    /// Node `index`'s actor is gone before its end of stream; its counters so far.
+    Stopped(usize, NodeStats),
 }

@@ -56,6 +56,7 @@ pub(crate) struct NodeActorParts {
     pub(crate) rings: Vec<Arc<Ring>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) restart: Option<Restarter>,
+    pub(crate) stats: NodeStats,
 }
 
 /// Deferred outputs in flight, with what finishing them needs.
@@ -86,7 +87,7 @@ impl NodeActor {
             rings: parts.rings,
             emitter: Emitter::new(),
             batches: EdgeBatches::default(),
-            stats: NodeStats::default(),
+            stats: parts.stats,
             shared: parts.shared,
             restart: parts.restart,
             backlog: VecDeque::new(),
@@ -105,6 +106,7 @@ impl NodeActor {
     /// restart's backoff, after which it goes on with what is left).
     fn pump(&mut self, ctx: &mut Context<Self>) {
         self.process_backlog();
+        self.stats.backlog(self.backlog.len());
         if self.ready() && !self.rings.is_empty() {
             for ring in &self.rings {
                 self.backlog.extend(ring.take());
@@ -162,8 +164,7 @@ impl NodeActor {
         if !self.active() {
             return;
         }
-        let index = self.stats.items_in;
-        self.stats.items_in += 1;
+        let index = self.stats.took_in();
         let start = NodeStats::clock(index);
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         let result = catch_panic(|| node.process(value, emitter));
@@ -216,7 +217,7 @@ impl NodeActor {
 
     /// The node returned an error for input `index`: skip it or fail, per policy.
     fn item_failed(&mut self, index: u64, source: NodeError) {
-        self.stats.errors += 1;
+        self.stats.failed();
         self.emitter.drain();
         match self.policy {
             ErrorPolicy::SkipItem => {
@@ -232,7 +233,7 @@ impl NodeActor {
 
     /// `flush` returned an error: fail, or (skipping) pass end of stream on regardless.
     fn flush_failed(&mut self, source: NodeError) {
-        self.stats.errors += 1;
+        self.stats.failed();
         self.emitter.drain();
         if self.policy == ErrorPolicy::FailPipeline {
             self.fail(PipelineError::Flush {
@@ -246,7 +247,7 @@ impl NodeActor {
 
     /// Sends everything in the emitter down every edge.
     fn emit(&mut self) {
-        self.stats.items_out += self.emitter.len() as u64;
+        self.stats.sent(self.emitter.len());
         for item in self.emitter.drain() {
             fan_out(&self.outs, Packet::Item(item), &mut self.batches);
         }
@@ -319,7 +320,7 @@ impl NodeActor {
                 Ok(node) => {
                     tracing::warn!(node = %self.id, attempt, ?delay, "restarting node");
                     self.node = node;
-                    self.stats.restarts += 1;
+                    self.stats.restarted();
                     self.backoff = Some(delay);
                     self.initialize();
                 }
@@ -390,7 +391,8 @@ impl Actor for NodeActor {
 impl Drop for NodeActor {
     fn drop(&mut self) {
         if !self.done {
-            self.shared.report(Event::Stopped(self.index));
+            let stats = std::mem::take(&mut self.stats);
+            self.shared.report(Event::Stopped(self.index, stats));
         }
     }
 }

@@ -1,15 +1,16 @@
 //! Starting a pipeline's actors, driving its sources, and waiting for the end of the run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use troupe_nodes::catalog::Built;
+use troupe_runtime::metrics::Metrics;
 use troupe_runtime::{ActorBuilder, Address, Lane};
 
 use crate::builder::{EdgePolicy, EdgeSpec, NodeSpec};
-use crate::edge::{OutEdge, Ring};
+use crate::edge::{Drops, OutEdge, Ring};
 use crate::error::PipelineError;
 use crate::messages::{Event, Interrupt, Stop};
 use crate::node_actor::{NodeActor, NodeActorParts};
@@ -40,6 +41,7 @@ impl Shared {
 /// A checked pipeline, not started yet. Made by
 /// [`PipelineBuilder::build`](crate::PipelineBuilder::build).
 pub struct Pipeline {
+    name: String,
     nodes: Vec<NodeSpec>,
     edges: Vec<EdgeSpec>,
     /// `edges` as (from, to) node indices.
@@ -91,12 +93,14 @@ impl Handle {
 
 impl Pipeline {
     pub(crate) fn new(
+        name: String,
         nodes: Vec<NodeSpec>,
         edges: Vec<EdgeSpec>,
         resolved: Vec<(usize, usize)>,
         order: Vec<usize>,
     ) -> Pipeline {
         Pipeline {
+            name,
             nodes,
             edges,
             resolved,
@@ -128,7 +132,16 @@ impl Pipeline {
                 inputs[to] - 1
             })
             .collect();
-        let drops: Vec<Arc<AtomicU64>> = self.edges.iter().map(|_| Arc::default()).collect();
+        let metrics = Metrics::global();
+        let drops: Vec<Arc<Drops>> = self
+            .edges
+            .iter()
+            .map(|edge| {
+                Arc::new(Drops::new(
+                    metrics.edge_drops(&self.name, &edge.from, &edge.to),
+                ))
+            })
+            .collect();
         let rings: Vec<Option<Arc<Ring>>> = self
             .edges
             .iter()
@@ -175,6 +188,7 @@ impl Pipeline {
                 })
                 .collect();
             let builder = ActorBuilder::new(&spec.id).capacity(spec.capacity);
+            let stats = NodeStats::with_metrics(metrics.node(&self.name, &spec.id));
             handles[i] = Some(match spec.body {
                 Built::Node(node) => {
                     let rings_in = self
@@ -194,6 +208,7 @@ impl Pipeline {
                         rings: rings_in,
                         shared: shared.clone(),
                         restart: spec.restart,
+                        stats,
                     });
                     let address = match &spec.arbiter {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
@@ -213,6 +228,7 @@ impl Pipeline {
                         outs,
                         shared.clone(),
                         clock,
+                        stats,
                     );
                     Handle::Source(match &spec.arbiter {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
@@ -241,13 +257,46 @@ impl Pipeline {
     }
 }
 
+/// How long a failed run waits for its nodes' counters as they stop.
+const STOP_REPORT_WAIT: Duration = Duration::from_millis(500);
+
+/// How a run ended: its summary (of what was done, when it failed), and its error if any.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Counts, drops and latencies per node and edge.
+    pub summary: RunSummary,
+    /// Why the run ended early (a node failed, or it was cancelled); `None`: it finished.
+    pub error: Option<PipelineError>,
+}
+
+/// Ends a running pipeline early: its run ends with [`PipelineError::Cancelled`]. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Canceller {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canceller").finish_non_exhaustive()
+    }
+}
+
+impl Canceller {
+    /// Ends the run: sources stop pulling, nodes stop, and the run's `finish` returns
+    /// [`PipelineError::Cancelled`] (with the summary so far from `finish_report`).
+    pub fn cancel(&self) {
+        self.shared.report(Event::Failed(PipelineError::Cancelled));
+    }
+}
+
 /// A started pipeline. [`RunningPipeline::finish`] waits for the end of the run.
 pub struct RunningPipeline {
     /// Indexed like the nodes.
     handles: Arc<[Handle]>,
     meta: Vec<(String, NodeKind, &'static str)>,
     edges: Vec<EdgeSpec>,
-    drops: Vec<Arc<AtomicU64>>,
+    drops: Vec<Arc<Drops>>,
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
     progress: ProgressMeter,
@@ -303,9 +352,26 @@ impl RunningPipeline {
         self.interrupter().interrupt()
     }
 
+    /// A handle that ends this run early, usable while [`RunningPipeline::finish`] waits.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Waits until end of stream has passed through every node, or the run fails. Either
     /// way every actor of the run is stopped afterwards.
-    pub async fn finish(mut self) -> Result<RunSummary, PipelineError> {
+    pub async fn finish(self) -> Result<RunSummary, PipelineError> {
+        let report = self.finish_report().await;
+        match report.error {
+            Some(error) => Err(error),
+            None => Ok(report.summary),
+        }
+    }
+
+    /// [`RunningPipeline::finish`], with the summary also when the run failed or was
+    /// cancelled: then it counts what each node had done when its actor stopped.
+    pub async fn finish_report(mut self) -> RunReport {
         let n = self.handles.len();
         let mut stats: Vec<Option<NodeStats>> = vec![None; n];
         let mut remaining = n;
@@ -323,10 +389,10 @@ impl RunningPipeline {
                         stats[i] = Some(s);
                     }
                     Some(Event::Failed(error)) => break Err(error),
-                    Some(Event::Stopped(i)) if stats[i].is_none() => {
+                    Some(Event::Stopped(i, _)) if stats[i].is_none() => {
                         break Err(PipelineError::Panicked { node: self.meta[i].0.clone() });
                     }
-                    Some(Event::Stopped(_)) | None => {}
+                    Some(Event::Stopped(..)) | None => {}
                 },
                 _ = watch.tick() => {
                     if let Some(i) = (0..n).find(|&i| stats[i].is_none() && self.handles[i].is_closed()) {
@@ -340,7 +406,9 @@ impl RunningPipeline {
         for handle in self.handles.iter() {
             handle.stop();
         }
-        result?;
+        if result.is_err() {
+            self.collect_stopped(&mut stats).await;
+        }
         let nodes = self
             .meta
             .into_iter()
@@ -357,14 +425,36 @@ impl RunningPipeline {
                 from: edge.from,
                 to: edge.to,
                 policy: edge.policy,
-                drops: drops.load(Ordering::Relaxed),
+                drops: drops.count(),
             })
             .collect();
-        Ok(RunSummary {
-            nodes,
-            edges,
-            wall_time,
-            media_seconds: self.progress.read().media_seconds,
-        })
+        RunReport {
+            summary: RunSummary {
+                nodes,
+                edges,
+                wall_time,
+                media_seconds: self.progress.read().media_seconds,
+            },
+            error: result.err(),
+        }
+    }
+
+    /// After a failure: the counters of the nodes that had not finished, as their actors
+    /// stop (for a moment at most: a node busy in a long call is reported as it stood).
+    async fn collect_stopped(&mut self, stats: &mut [Option<NodeStats>]) {
+        let deadline = tokio::time::sleep(STOP_REPORT_WAIT);
+        tokio::pin!(deadline);
+        while stats.iter().any(Option::is_none) {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(Event::Stopped(i, s) | Event::Finished(i, s)) => {
+                        stats[i].get_or_insert(s);
+                    }
+                    Some(Event::Failed(_)) => {}
+                    None => break,
+                },
+                () = &mut deadline => break,
+            }
+        }
     }
 }

@@ -43,6 +43,7 @@ impl SourceActor {
         outs: Vec<OutEdge>,
         shared: Arc<Shared>,
         clock: Arc<SourceClock>,
+        stats: NodeStats,
     ) -> SourceActor {
         SourceActor {
             index,
@@ -52,7 +53,7 @@ impl SourceActor {
             outs,
             emitter: Emitter::new(),
             batches: EdgeBatches::default(),
-            stats: NodeStats::default(),
+            stats,
             pulls: 0,
             shared,
             clock,
@@ -61,7 +62,7 @@ impl SourceActor {
     }
 
     fn emit(&mut self) {
-        self.stats.items_out += self.emitter.len() as u64;
+        self.stats.sent(self.emitter.len());
         for item in self.emitter.drain() {
             self.clock.saw(&item);
             fan_out(&self.outs, Packet::Item(item), &mut self.batches);
@@ -88,7 +89,8 @@ impl Actor for SourceActor {
 impl Drop for SourceActor {
     fn drop(&mut self) {
         if !self.done {
-            self.shared.report(Event::Stopped(self.index));
+            let stats = std::mem::take(&mut self.stats);
+            self.shared.report(Event::Stopped(self.index, stats));
         }
     }
 }
@@ -98,7 +100,13 @@ impl Handler<Pull> for SourceActor {
 
     fn handle(&mut self, _: Pull, ctx: &mut Context<Self>) -> Self::Result {
         let mut pulled = Pulled::More;
-        for _ in 0..PULLS_PER_TURN {
+        // A live source's items go downstream as each pull gives them.
+        let pulls = if self.source.is_live() {
+            1
+        } else {
+            PULLS_PER_TURN
+        };
+        for _ in 0..pulls {
             pulled = self.pull_once();
             if pulled == Pulled::Over || self.batches.is_waiting() {
                 break;
@@ -147,7 +155,7 @@ impl SourceActor {
                 Pulled::Over
             }
             Err(source) => {
-                self.stats.errors += 1;
+                self.stats.failed();
                 self.emitter.drain();
                 match self.policy {
                     ErrorPolicy::SkipItem => Pulled::More,

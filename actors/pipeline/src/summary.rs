@@ -3,11 +3,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use troupe_runtime::metrics::NodeMetrics;
+
 use crate::builder::EdgePolicy;
 
-/// Counters a node actor keeps while it runs.
+/// Counters a node actor keeps while it runs (for the run's summary), each also counted in
+/// the process's metrics ([`troupe_runtime::metrics`]) when it has them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct NodeStats {
+    pub(crate) metrics: Option<NodeMetrics>,
     pub(crate) items_in: u64,
     pub(crate) items_out: u64,
     pub(crate) errors: u64,
@@ -31,10 +35,63 @@ impl NodeStats {
         (index < TIME_ALL || index.is_multiple_of(TIME_EVERY)).then(Instant::now)
     }
 
-    /// Records the duration of a call [`NodeStats::clock`] chose to time.
+    /// Counts in `metrics` too from now on.
+    pub(crate) fn with_metrics(metrics: NodeMetrics) -> NodeStats {
+        NodeStats {
+            metrics: Some(metrics),
+            ..NodeStats::default()
+        }
+    }
+
+    /// Records the duration of a call [`NodeStats::clock`] chose to time (the metrics'
+    /// histogram sees the same sample).
     pub(crate) fn record(&mut self, start: Option<Instant>) {
         if let Some(start) = start {
-            self.latencies.push(start.elapsed());
+            let elapsed = start.elapsed();
+            self.latencies.push(elapsed);
+            if let Some(metrics) = &self.metrics {
+                metrics.seconds.observe(elapsed.as_secs_f64());
+            }
+        }
+    }
+
+    /// An input was taken; returns its index.
+    pub(crate) fn took_in(&mut self) -> u64 {
+        if let Some(metrics) = &self.metrics {
+            metrics.items_in.inc();
+        }
+        self.items_in += 1;
+        self.items_in - 1
+    }
+
+    /// `n` outputs went downstream.
+    pub(crate) fn sent(&mut self, n: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.items_out.inc_by(n as u64);
+        }
+        self.items_out += n as u64;
+    }
+
+    /// An input (or a pull, or the flush) failed.
+    pub(crate) fn failed(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.errors.inc();
+        }
+        self.errors += 1;
+    }
+
+    /// The node was made anew after a panic.
+    pub(crate) fn restarted(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.restarts.inc();
+        }
+        self.restarts += 1;
+    }
+
+    /// `n` inputs wait to be processed.
+    pub(crate) fn backlog(&self, n: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.backlog.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 

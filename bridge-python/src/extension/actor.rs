@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use troupe_protocol::{StartInfo, ToChild};
+use troupe_runtime::metrics::{ExtensionMetrics, Metrics};
 use troupe_runtime::resource::ResourceMonitor;
 use troupe_runtime::supervision::{Decision, ExitReason, Supervisor};
 use troupe_runtime::{Call, CallResult};
@@ -75,6 +76,7 @@ pub struct Extension {
     calls: Arc<Calls>,
     state: State,
     running: watch::Sender<Option<Instance>>,
+    metrics: ExtensionMetrics,
 }
 
 /// What is known of the running instance: its process and the methods it offers.
@@ -98,6 +100,7 @@ pub(crate) struct ExtensionParts {
 
 impl Extension {
     pub(crate) fn new(parts: ExtensionParts) -> Extension {
+        let metrics = Metrics::global().extension(&parts.config.name);
         Extension {
             name: Arc::from(parts.config.name.as_str()),
             config: Arc::new(parts.config),
@@ -109,6 +112,7 @@ impl Extension {
             calls: parts.calls,
             state: State::Restarting,
             running: parts.running,
+            metrics,
         }
     }
 
@@ -255,11 +259,19 @@ impl Extension {
         );
     }
 
-    /// The current instance ended (or never started): what the policy says follows.
+    /// The current instance ended (or never started): what the policy says follows. The
+    /// first instance's start-up exception is final whatever the policy: the code as given
+    /// does not load, and loading it again changes nothing.
     fn instance_ended(&mut self, info: CrashInfo, ctx: &mut Context<Self>) {
         let _ = self.running.send_replace(None);
+        if self.supervisor.instance() == 1 && matches!(info.cause, ExitCause::StartFailed(_)) {
+            tracing::info!(extension = %self.name, crash = %info, "extension cannot start; not retried");
+            self.supervisor.finish(ExitReason::Crashed(info.clone()));
+            return self.close(CallError::Crashed(info), ctx);
+        }
         match self.supervisor.exited(ExitReason::Crashed(info.clone())) {
             Decision::Restart { delay, .. } => {
+                self.metrics.restarts.inc();
                 self.state = State::Restarting;
                 ctx.run_later(delay, |act, ctx| act.begin_instance(ctx));
             }
@@ -413,9 +425,11 @@ impl Extension {
         if abandoned.is_abandoned() {
             return Box::pin(async { Err(CallError::Cancelled) });
         }
+        let began = Instant::now();
         self.calls.submit(call, reply);
         let answer = SpinWait::new(answer, self.calls.session());
         let calls = self.calls.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let deadline = async {
                 match timeout {
@@ -423,7 +437,7 @@ impl Extension {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let result = tokio::select! {
                 biased;
                 answer = answer => answer.unwrap_or(Err(CallError::ActorStopped)),
                 () = abandoned => {
@@ -434,7 +448,9 @@ impl Extension {
                     calls.cancel(id);
                     Err(CallError::Timeout(timeout.unwrap_or_default()))
                 }
-            }
+            };
+            metrics.call_ended(&result, began.elapsed());
+            result
         })
     }
 }

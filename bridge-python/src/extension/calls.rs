@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use troupe_protocol::transport::SendError;
 use troupe_protocol::{CallFrame, ToChild};
+use troupe_runtime::metrics::{ExtensionMetrics, Gauge};
 use troupe_runtime::{Call, CallResult, Intake, ItemSink};
 use troupe_value::{CallError, ExitCause, Value};
 
@@ -62,6 +63,8 @@ pub(crate) struct Calls {
     cancel_grace: Option<Duration>,
     /// The actor's data lane: paused while `capacity` calls wait.
     intake: Intake,
+    /// The gauges of waiting calls and calls in flight.
+    gauges: (Gauge, Gauge),
 }
 
 #[derive(Debug, Default)]
@@ -97,8 +100,10 @@ impl Calls {
         capacity: usize,
         cancel_grace: Option<Duration>,
         intake: Intake,
+        metrics: &ExtensionMetrics,
     ) -> Calls {
         Calls {
+            gauges: (metrics.waiting.clone(), metrics.in_flight.clone()),
             state: Mutex::default(),
             max_in_flight: max_in_flight.max(1),
             capacity: capacity.max(1),
@@ -116,11 +121,19 @@ impl Calls {
 
     /// Pauses or resumes the actor's intake as the waiting calls reach or leave `capacity`.
     fn regulate(&self, state: &State) {
+        self.gauge(state);
         if state.waiting.len() >= self.capacity && state.closed.is_none() {
             self.intake.pause();
         } else {
             self.intake.resume();
         }
+    }
+
+    /// Sets the gauges of waiting calls and calls in flight.
+    fn gauge(&self, state: &State) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.gauges.0.set(count(state.waiting.len()));
+        self.gauges.1.set(count(state.in_flight.len()));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -150,6 +163,7 @@ impl Calls {
         }
         if state.waiting.is_empty() && self.may_send(&state) {
             self.send(&mut state, call, answer);
+            self.gauge(&state);
             return;
         }
         if state.waiting.len() >= self.capacity {

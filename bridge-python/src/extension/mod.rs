@@ -102,6 +102,7 @@ pub fn start_with(
         config.capacity,
         config.cancel_grace,
         intake.clone(),
+        &troupe_runtime::metrics::Metrics::global().extension(&config.name),
     ));
     let builder = ActorBuilder::new(&*name)
         .capacity(config.capacity)

@@ -173,7 +173,12 @@ impl Session {
         if matches!(cause, ExitCause::Protocol(_)) {
             self.broken.store(true, Ordering::Release);
         }
-        tracing::warn!(extension = %self.name, pid = self.process.pid(), reason = %cause, "killing extension process");
+        if matches!(cause, ExitCause::StartFailed(_)) {
+            // It exits by itself; its host reports why.
+            tracing::debug!(extension = %self.name, pid = self.process.pid(), reason = %cause, "killing extension process");
+        } else {
+            tracing::warn!(extension = %self.name, pid = self.process.pid(), reason = %cause, "killing extension process");
+        }
         self.record_kill_reason(cause);
         self.process.kill();
     }
@@ -450,7 +455,7 @@ impl Session {
         // with the last mapping: nothing to clean up, however it died).
         self.link.close();
         self.lock_inbound().clear();
-        if !stopping {
+        if !stopping && !matches!(info.cause, ExitCause::StartFailed(_)) {
             tracing::warn!(extension = %self.name, pid = self.process.pid(), failed_calls = failed, crash = %info, "extension process ended");
         }
         let _ = self.events.send(SessionEvent::Ended {

@@ -253,6 +253,10 @@ impl Source for StreamSource {
         NAME
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn pull(&mut self, out: &mut Emitter) -> Result<SourceState, NodeError> {
         if let State::Unopened = self.state {
             let stream = self.open()?;
