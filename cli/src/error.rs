@@ -35,6 +35,10 @@ pub(crate) enum CliError {
         /// Their names.
         extensions: Vec<String>,
     },
+    /// `troupe listen` cannot serve: its arguments do not fit the manifest, or the address
+    /// cannot be bound.
+    #[error("listen: {0}")]
+    Listen(String),
     /// `--metrics ADDR` could not be served.
     #[error("cannot serve metrics at {address}: {source}")]
     Metrics {

@@ -3,6 +3,7 @@
 mod check;
 mod env;
 mod error;
+mod listen;
 mod logging;
 mod nodes;
 mod progress;
@@ -38,6 +39,9 @@ struct Cli {
 enum Command {
     /// Run a pipeline of a manifest and print its summary.
     Run(run::RunArgs),
+    /// Serve a pipeline to WebSocket clients: each connection streams audio in and gets
+    /// the outputs back as they are produced.
+    Listen(listen::ListenArgs),
     /// Print what this machine gives extension sandboxes (Landlock, seccomp, bubblewrap,
     /// cgroups), and check a manifest (keys, node types and parameters, edges, cycles,
     /// extensions) without running anything.
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Listen(args) => listen::listen(&args),
         Command::Check(args) => check::check(&args),
         Command::Nodes(args) => nodes::nodes(&args),
         Command::Env(command) => env::env(&command),

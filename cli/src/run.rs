@@ -130,7 +130,9 @@ async fn run_pipeline(
 /// Starts the manifest's singletons and extensions, if it has extensions, and waits for
 /// their start-up hooks. An extension that cannot start is reported; python nodes that use
 /// it fail to build.
-async fn start_extensions(manifest: &Manifest) -> Result<Option<ExtensionHost>, CliError> {
+pub(crate) async fn start_extensions(
+    manifest: &Manifest,
+) -> Result<Option<ExtensionHost>, CliError> {
     if manifest.extensions.is_empty() {
         return Ok(None);
     }

@@ -40,8 +40,10 @@ pub(crate) fn check_params(
                 param: name.clone(),
             })?;
         check_kind(node, spec, value)?;
+        // `-` is standard input or output, wherever the manifest is.
         if spec.kind == ParamKind::Path
             && let Value::Str(path) = value
+            && path != "-"
             && Path::new(path.as_str()).is_relative()
         {
             *path = base.join(path.as_str()).to_string_lossy().into_owned();

@@ -110,6 +110,24 @@ impl PipelineBuilder {
         self.add(id, Built::Source(source))
     }
 
+    /// Replaces source `id` (added before, e.g. from a manifest) with `source`: how a
+    /// session feeds its own stream to a pipeline declared once. Building fails with
+    /// [`PipelineError::UnknownId`] when no source is `id`.
+    pub fn replace_source(mut self, id: &str, source: Box<dyn Source>) -> PipelineBuilder {
+        match self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == id && matches!(n.body, Built::Source(_)))
+        {
+            Some(node) => node.body = Built::Source(source),
+            None => self.failures.push(PipelineError::UnknownId {
+                id: id.to_owned(),
+                setting: "replaced source",
+            }),
+        }
+        self
+    }
+
     /// Adds a processing node under `id`.
     pub fn node(self, id: impl Into<String>, node: Box<dyn Node>) -> PipelineBuilder {
         self.add(id, Built::Node(node))

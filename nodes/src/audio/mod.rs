@@ -35,6 +35,7 @@ pub use self::pcm_stream::{
     ChunkSize, MAX_CHANNELS, MAX_CHUNK_BYTES, MAX_SAMPLE_RATE, PcmError, PcmSpec, PcmStream,
     SampleFormat,
 };
+pub use self::stream_source::stream_source_reading;
 use crate::catalog::NodeType;
 
 /// The audio node types.

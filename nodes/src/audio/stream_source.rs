@@ -101,6 +101,61 @@ pub(crate) const TYPE: NodeType = NodeType {
 
 fn build(params: &Params) -> Result<Built, NodeError> {
     let path = params.str("path", None)?;
+    let (layout, chunk, realtime) = configure(params)?;
+    let input = if path == "-" || path == "/dev/stdin" {
+        Input::Stdin
+    } else {
+        let path = PathBuf::from(path);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(params
+                    .out_of_range("path", format!("{} is a directory", path.display()))
+                    .into());
+            }
+            Ok(_) => Input::Path(path),
+            Err(source) => {
+                return Err(NodeError::Io {
+                    node: NAME,
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    };
+    Ok(Built::Source(Box::new(StreamSource {
+        shown: input.shown(),
+        input: Some(input),
+        layout,
+        chunk,
+        realtime,
+        state: State::Unopened,
+    })))
+}
+
+/// An `audio.stream_source` with `params` (its `path` ignored) that reads `reader` instead:
+/// how a network ingress feeds the bytes a client sends into a pipeline.
+///
+/// # Errors
+/// The parameters' errors, as for the node.
+pub fn stream_source_reading(
+    reader: Box<dyn Read + Send>,
+    params: troupe_value::Map,
+) -> Result<Box<dyn Source>, NodeError> {
+    let params = Params::new(NAME, params);
+    let (layout, chunk, realtime) = configure(&params)?;
+    let input = Input::Reader(reader);
+    Ok(Box::new(StreamSource {
+        shown: input.shown(),
+        input: Some(input),
+        layout,
+        chunk,
+        realtime,
+        state: State::Unopened,
+    }))
+}
+
+/// The layout, chunk size and pacing `params` ask for.
+fn configure(params: &Params) -> Result<(Layout, ChunkSize, bool), NodeError> {
     let chunk_ms = params.int_within("chunk_ms", Some(20), 1, MAX_CHUNK_MS)?;
     let chunk = ChunkSize::Millis(chunk_ms);
     let layout = match params.choice("format", FORMATS, Some("s16le"))? {
@@ -126,33 +181,7 @@ fn build(params: &Params) -> Result<Built, NodeError> {
             Layout::Raw(spec)
         }
     };
-    let input = if path == "-" || path == "/dev/stdin" {
-        Input::Stdin
-    } else {
-        let path = PathBuf::from(path);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => {
-                return Err(params
-                    .out_of_range("path", format!("{} is a directory", path.display()))
-                    .into());
-            }
-            Ok(_) => Input::Path(path),
-            Err(source) => {
-                return Err(NodeError::Io {
-                    node: NAME,
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        }
-    };
-    Ok(Built::Source(Box::new(StreamSource {
-        input,
-        layout,
-        chunk,
-        realtime: params.bool("realtime", Some(false))?,
-        state: State::Unopened,
-    })))
+    Ok((layout, chunk, params.bool("realtime", Some(false))?))
 }
 
 /// The raw PCM spec the parameters give.
@@ -170,6 +199,8 @@ fn raw_spec(params: &Params, format: SampleFormat) -> Result<PcmSpec, ParamError
 enum Input {
     Stdin,
     Path(PathBuf),
+    /// Given by the caller ([`stream_source_reading`]).
+    Reader(Box<dyn Read + Send>),
 }
 
 impl Input {
@@ -177,18 +208,20 @@ impl Input {
         match self {
             Input::Stdin => "-".to_owned(),
             Input::Path(path) => path.display().to_string(),
+            Input::Reader(_) => "the stream".to_owned(),
         }
     }
 
     /// Opens it: for a FIFO, waits for a writer.
-    fn open(&self) -> Result<Box<dyn Read + Send>, NodeError> {
+    fn open(self) -> Result<Box<dyn Read + Send>, NodeError> {
         match self {
             Input::Stdin => Ok(Box::new(std::io::stdin())),
-            Input::Path(path) => match File::open(path) {
+            Input::Reader(reader) => Ok(reader),
+            Input::Path(path) => match File::open(&path) {
                 Ok(file) => Ok(Box::new(file)),
                 Err(source) => Err(NodeError::Io {
                     node: NAME,
-                    path: self.shown(),
+                    path: path.display().to_string(),
                     source,
                 }),
             },
@@ -216,7 +249,10 @@ enum State {
 
 /// Reads a live PCM or WAV stream, one chunk per pull.
 pub(crate) struct StreamSource {
-    input: Input,
+    /// Taken by the first pull.
+    input: Option<Input>,
+    /// What `input` is, for errors.
+    shown: String,
     layout: Layout,
     chunk: ChunkSize,
     realtime: bool,
@@ -228,18 +264,24 @@ impl StreamSource {
         match e {
             PcmError::Io(source) => NodeError::Io {
                 node: NAME,
-                path: self.input.shown(),
+                path: self.shown.clone(),
                 source,
             },
             e => NodeError::Format {
                 node: NAME,
-                reason: format!("{}: {e}", self.input.shown()),
+                reason: format!("{}: {e}", self.shown),
             },
         }
     }
 
-    fn open(&self) -> Result<PcmStream<Box<dyn Read + Send>>, NodeError> {
-        let reader = self.input.open()?;
+    fn open(&mut self) -> Result<PcmStream<Box<dyn Read + Send>>, NodeError> {
+        let Some(input) = self.input.take() else {
+            return Err(NodeError::InvalidInput {
+                node: NAME,
+                reason: format!("{}: opened twice", self.shown),
+            });
+        };
+        let reader = input.open()?;
         match self.layout {
             Layout::Raw(spec) => PcmStream::raw(reader, spec, self.chunk),
             Layout::Wav => PcmStream::wav(reader, self.chunk),

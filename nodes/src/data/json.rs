@@ -14,6 +14,15 @@ pub(crate) fn parse(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<FromJson>(text).map(|v| v.0)
 }
 
+/// A value as one line of JSON text, as `data.jsonl_sink` writes it (see the `data` module
+/// docs for the mapping; bytes and arrays are base64).
+///
+/// # Errors
+/// A float that JSON cannot hold (NaN, infinity).
+pub fn to_json(value: &Value) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&ToJson(value))
+}
+
 /// Serializes the value it holds as JSON (see the module docs).
 pub(crate) struct ToJson<'a>(pub(crate) &'a Value);
 

@@ -20,6 +20,7 @@ mod tap;
 mod text;
 
 pub use calculator::{CalcOp, Calculator, Number};
+pub use json::to_json;
 pub use jsonl_sink::JsonlSink;
 pub use jsonl_source::JsonlSource;
 pub use passthrough::Passthrough;

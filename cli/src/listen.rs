@@ -1,0 +1,316 @@
+//! `troupe listen MANIFEST --input ID --output ID --listen ADDR`: a WebSocket ingress. Each
+//! connection is one session: a run of the pipeline of its own, whose source `--input` (an
+//! `audio.stream_source`, whose parameters give the byte layout) reads the binary messages
+//! the client sends, and whose `--output` nodes' outputs go back to the client as they are
+//! produced, one JSON text message each. The session's input ends when the client sends
+//! the text message `end` or closes; the run then finishes, its last outputs go out, then a
+//! `{"event": "end", ...}` message with the run's counts, and the connection closes.
+//!
+//! Backpressure, as on edges: at most [`INGRESS_MESSAGES`] messages wait for the pipeline,
+//! then the session stops reading its socket (TCP holds the client back); outputs wait for
+//! the client the same way, up to [`EGRESS_MESSAGES`]. Extensions start once and serve every
+//! session.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use troupe_host::extension_host::ExtensionHost;
+use troupe_manifest::{Manifest, NodeBody};
+use troupe_nodes::{Emitter, Node, NodeError};
+use troupe_value::Value;
+
+use crate::error::CliError;
+use crate::run::start_extensions;
+
+/// Client messages that may wait for the pipeline before the session stops reading.
+pub(crate) const INGRESS_MESSAGES: usize = 32;
+/// Outputs that may wait for the client before the pipeline is held.
+pub(crate) const EGRESS_MESSAGES: usize = 256;
+/// The id the session's output node takes in the pipeline.
+const EGRESS_ID: &str = "session.output";
+
+/// Arguments of `troupe listen`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// The manifest (TOML).
+    manifest: PathBuf,
+    /// The pipeline each session runs; needed when the manifest has several.
+    #[arg(long, short, value_name = "NAME")]
+    pipeline: Option<String>,
+    /// The pipeline's `audio.stream_source` node that reads what the client sends.
+    #[arg(long, value_name = "ID")]
+    input: String,
+    /// A node whose outputs go to the client (repeat for several).
+    #[arg(long, value_name = "ID", required = true)]
+    output: Vec<String>,
+    /// Where to listen for WebSocket clients.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
+    listen: SocketAddr,
+}
+
+/// What a session needs from the command.
+struct Sessions {
+    manifest: Manifest,
+    pipeline: String,
+    input: String,
+    input_params: troupe_value::Map,
+    outputs: Vec<String>,
+    host: Option<ExtensionHost>,
+}
+
+/// Serves sessions until Ctrl-C.
+pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let pipeline = manifest.pipeline(args.pipeline.as_deref())?;
+    let name = pipeline.name.clone();
+    let input_params = match pipeline.nodes.iter().find(|n| n.id == args.input) {
+        Some(node) => match &node.body {
+            NodeBody::Builtin {
+                type_name: "audio.stream_source",
+                params,
+                ..
+            } => params.clone(),
+            _ => {
+                return Err(CliError::Listen(format!(
+                    "--input {}: must be an audio.stream_source node",
+                    args.input
+                )));
+            }
+        },
+        None => {
+            return Err(CliError::Listen(format!(
+                "--input {}: pipeline `{name}` has no such node",
+                args.input
+            )));
+        }
+    };
+    if let Some(missing) = args
+        .output
+        .iter()
+        .find(|id| !pipeline.nodes.iter().any(|n| &n.id == *id))
+    {
+        return Err(CliError::Listen(format!(
+            "--output {missing}: pipeline `{name}` has no such node"
+        )));
+    }
+    actix::System::new().block_on(async {
+        let host = start_extensions(&manifest).await?;
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| CliError::Listen(format!("cannot listen at {}: {e}", args.listen)))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| CliError::Listen(e.to_string()))?;
+        eprintln!(
+            "listening on ws://{address} (pipeline `{name}`: input `{}`, outputs {})",
+            args.input,
+            args.output.join(", ")
+        );
+        let sessions = Rc::new(Sessions {
+            manifest,
+            pipeline: name,
+            input: args.input.clone(),
+            input_params,
+            outputs: args.output.clone(),
+            host,
+        });
+        let mut number = 0u64;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        number += 1;
+                        let sessions = sessions.clone();
+                        actix::spawn(async move {
+                            if let Err(e) = sessions.serve(stream, number).await {
+                                tracing::warn!(session = number, %peer, error = %e, "session failed");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept failed"),
+                },
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        eprintln!("stopping");
+        if let Some(host) = &sessions.host {
+            host.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error(transparent)]
+    Manifest(#[from] troupe_manifest::ManifestError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Pipeline(#[from] troupe_pipeline::PipelineError),
+}
+
+impl Sessions {
+    /// One connection: its own run of the pipeline, fed by what it sends.
+    async fn serve(&self, stream: TcpStream, number: u64) -> Result<(), SessionError> {
+        let _ = stream.set_nodelay(true);
+        let socket = tokio_tungstenite::accept_async(stream).await?;
+        let (mut to_client, mut from_client) = socket.split();
+        let (bytes_tx, bytes_rx) = sync_channel::<Vec<u8>>(INGRESS_MESSAGES);
+        let (out_tx, mut out_rx) = mpsc::channel::<String>(EGRESS_MESSAGES);
+
+        let source = troupe_nodes::audio::stream_source_reading(
+            Box::new(ChannelReader::new(bytes_rx)),
+            self.input_params.clone(),
+        )?;
+        let mut loader = self.manifest.loader();
+        if let Some(host) = &self.host {
+            loader = loader.python_nodes(host.python_nodes());
+        }
+        // The source blocks on the client's bytes: it gets a thread of its own.
+        let reader_arbiter = actix::Arbiter::new();
+        let mut builder = loader
+            .builder(&self.pipeline)?
+            .replace_source(&self.input, source)
+            .arbiter(self.input.clone(), reader_arbiter.handle())
+            .node(EGRESS_ID, Box::new(Egress { out: out_tx }));
+        for output in &self.outputs {
+            builder = builder.edge(output.clone(), EGRESS_ID);
+        }
+        let running = builder.build()?.start();
+        tracing::info!(session = number, "session started");
+
+        let reading = async move {
+            while let Some(message) = from_client.next().await {
+                let bytes = match message {
+                    Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                    Ok(Message::Text(text)) if text.as_str().trim() == "end" => break,
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                if !feed(&bytes_tx, bytes).await {
+                    break;
+                }
+            }
+            // Dropping the sender ends the source's stream.
+        };
+        let writing = async {
+            while let Some(text) = out_rx.recv().await {
+                if to_client.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (report, (), ()) = tokio::join!(running.finish_report(), reading, writing);
+        reader_arbiter.stop();
+        let summary = &report.summary;
+        let end = Value::map([
+            ("event", Value::from("end")),
+            (
+                "error",
+                report
+                    .error
+                    .as_ref()
+                    .map_or(Value::Null, |e| Value::from(e.to_string())),
+            ),
+            ("wall_time_s", Value::Float(summary.wall_time.as_secs_f64())),
+            (
+                "items_in",
+                Value::Int(summary.nodes.iter().map(|n| n.items_in as i64).sum()),
+            ),
+        ]);
+        if let Ok(text) = troupe_nodes::data::to_json(&end) {
+            let _ = to_client.send(Message::text(text)).await;
+        }
+        let _ = to_client.close().await;
+        tracing::info!(session = number, wall_time = ?summary.wall_time, "session ended");
+        Ok(())
+    }
+}
+
+/// Hands `bytes` to the source, waiting (off the arbiter) while its queue is full: the
+/// session reads no more of the socket meanwhile. `false` once the source is gone.
+async fn feed(queue: &SyncSender<Vec<u8>>, bytes: Vec<u8>) -> bool {
+    match queue.try_send(bytes) {
+        Ok(()) => true,
+        Err(TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Full(bytes)) => {
+            let queue = queue.clone();
+            tokio::task::spawn_blocking(move || queue.send(bytes).is_ok())
+                .await
+                .unwrap_or(false)
+        }
+    }
+}
+
+/// The bytes of the client's messages, in order, as a `Read`; the end of the stream once
+/// the session drops its sender.
+struct ChannelReader {
+    messages: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl ChannelReader {
+    fn new(messages: Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader {
+            messages,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.messages.recv() {
+                Ok(next) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The session's output: each input goes to the client as one JSON text message; a full
+/// queue holds the pipeline (the send is awaited before the next input).
+struct Egress {
+    out: mpsc::Sender<String>,
+}
+
+impl Node for Egress {
+    fn type_name(&self) -> &'static str {
+        "session.output"
+    }
+
+    fn process(&mut self, input: Value, out: &mut Emitter) -> Result<(), NodeError> {
+        let text = troupe_nodes::data::to_json(&input).map_err(|e| NodeError::Format {
+            node: "session.output",
+            reason: e.to_string(),
+        })?;
+        let queue = self.out.clone();
+        out.defer(async move {
+            // A client that left takes nothing more: its outputs are dropped.
+            let _ = queue.send(text).await;
+            Ok(Vec::new())
+        });
+        Ok(())
+    }
+}
