@@ -50,9 +50,12 @@ pub(crate) struct ListenArgs {
     /// A node whose outputs go to the client (repeat for several).
     #[arg(long, value_name = "ID", required = true)]
     output: Vec<String>,
-    /// Where to listen for WebSocket clients.
+    /// Where to listen for WebSocket clients (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     listen: SocketAddr,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`, as `troupe run --metrics`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// What a session needs from the command.
@@ -100,6 +103,7 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
             "--output {missing}: pipeline `{name}` has no such node"
         )));
     }
+    let _metrics = crate::run::serve_metrics(args.metrics)?;
     actix::System::new().block_on(async {
         let host = start_extensions(&manifest).await?;
         let listener = TcpListener::bind(args.listen)
@@ -177,12 +181,10 @@ impl Sessions {
         if let Some(host) = &self.host {
             loader = loader.python_nodes(host.python_nodes());
         }
-        // The source blocks on the client's bytes: it gets a thread of its own.
-        let reader_arbiter = actix::Arbiter::new();
+        // The source is live: the pipeline runs it on a thread of its own.
         let mut builder = loader
             .builder(&self.pipeline)?
             .replace_source(&self.input, source)
-            .arbiter(self.input.clone(), reader_arbiter.handle())
             .node(EGRESS_ID, Box::new(Egress { out: out_tx }));
         for output in &self.outputs {
             builder = builder.edge(output.clone(), EGRESS_ID);
@@ -212,7 +214,6 @@ impl Sessions {
             }
         };
         let (report, (), ()) = tokio::join!(running.finish_report(), reading, writing);
-        reader_arbiter.stop();
         let summary = &report.summary;
         let end = Value::map([
             ("event", Value::from("end")),

@@ -54,6 +54,19 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     }
 }
 
+/// Serves the process's metrics at `address`, if given, saying where (the server stops when
+/// dropped).
+pub(crate) fn serve_metrics(
+    address: Option<SocketAddr>,
+) -> Result<Option<metrics::MetricsServer>, CliError> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let server = metrics::serve(address).map_err(|source| CliError::Metrics { address, source })?;
+    eprintln!("metrics at http://{}/metrics", server.address());
+    Ok(Some(server))
+}
+
 /// How each extension fared, as lines under the run summary: its restarts (a python node's
 /// own count is of the node, not of the process behind it) and where it ended.
 fn extension_table(extensions: &[(String, SupervisorStatus)]) -> String {

@@ -242,8 +242,9 @@ pub trait Source: Send + 'static {
     /// Emits the next item or items; returns [`SourceState::Done`] at the end.
     fn pull(&mut self, out: &mut Emitter) -> Result<SourceState, NodeError>;
 
-    /// Whether it reads a live stream (a FIFO, a socket): then each pull's items go
-    /// downstream at once, rather than a few pulls' worth together.
+    /// Whether it reads a live stream (a FIFO, a socket): then its pulls may block, so the
+    /// pipeline runs it on a thread of its own (unless given an arbiter), and each pull's
+    /// items go downstream at once, rather than a few pulls' worth together.
     fn is_live(&self) -> bool {
         false
     }

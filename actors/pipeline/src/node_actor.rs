@@ -433,8 +433,8 @@ impl Handler<Interrupt> for NodeActor {
 impl Handler<Stop> for NodeActor {
     type Result = ();
 
+    /// The run is over: the actor stops (unfinished, it reports its counters as it goes).
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        self.done = true;
         ctx.stop();
     }
 }

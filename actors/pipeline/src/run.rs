@@ -164,6 +164,7 @@ impl Pipeline {
         }
 
         let mut clocks = Vec::new();
+        let mut arbiters = Vec::new();
         let mut handles: Vec<Option<Handle>> = vec![None; n];
         let mut node_addresses: Vec<Option<Address<NodeActor>>> = vec![None; n];
         for &i in self.order.iter().rev() {
@@ -218,6 +219,13 @@ impl Pipeline {
                     Handle::Node(address)
                 }
                 Built::Source(source) => {
+                    // A live source blocks in its pulls: on a thread of its own unless told.
+                    let own = (spec.arbiter.is_none() && source.is_live()).then(|| {
+                        let arbiter = actix::Arbiter::new();
+                        let handle = arbiter.handle();
+                        arbiters.push(arbiter);
+                        handle
+                    });
                     let clock = Arc::new(SourceClock::new(source.media_seconds()));
                     clocks.push(clock.clone());
                     let actor = SourceActor::new(
@@ -230,7 +238,7 @@ impl Pipeline {
                         clock,
                         stats,
                     );
-                    Handle::Source(match &spec.arbiter {
+                    Handle::Source(match spec.arbiter.as_ref().or(own.as_ref()) {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
                         None => builder.spawn(actor),
                     })
@@ -253,6 +261,7 @@ impl Pipeline {
             events,
             progress: ProgressMeter::new(clocks, started),
             started,
+            arbiters,
         }
     }
 }
@@ -301,6 +310,9 @@ pub struct RunningPipeline {
     events: mpsc::UnboundedReceiver<Event>,
     progress: ProgressMeter,
     started: Instant,
+    /// The threads of live sources, stopped with the run (one blocked in a read ends when
+    /// the read does).
+    arbiters: Vec<actix::Arbiter>,
 }
 
 impl std::fmt::Debug for RunningPipeline {
@@ -408,6 +420,9 @@ impl RunningPipeline {
         }
         if result.is_err() {
             self.collect_stopped(&mut stats).await;
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
         }
         let nodes = self
             .meta

@@ -186,8 +186,8 @@ impl Handler<Interrupt> for SourceActor {
 impl Handler<Stop> for SourceActor {
     type Result = ();
 
+    /// The run is over: the actor stops (unfinished, it reports its counters as it goes).
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        self.done = true;
         ctx.stop();
     }
 }
