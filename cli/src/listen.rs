@@ -11,11 +11,10 @@
 //! the client the same way, up to [`EGRESS_MESSAGES`]. Extensions start once and serve every
 //! session.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -174,7 +173,7 @@ impl Sessions {
         let (out_tx, mut out_rx) = mpsc::channel::<String>(EGRESS_MESSAGES);
 
         let source = troupe_nodes::audio::stream_source_reading(
-            Box::new(ChannelReader::new(bytes_rx)),
+            Box::new(troupe_nodes::audio::ChannelReader::new(bytes_rx)),
             self.input_params.clone(),
         )?;
         let mut loader = self.manifest.loader();
@@ -251,42 +250,6 @@ async fn feed(queue: &SyncSender<Vec<u8>>, bytes: Vec<u8>) -> bool {
                 .await
                 .unwrap_or(false)
         }
-    }
-}
-
-/// The bytes of the client's messages, in order, as a `Read`; the end of the stream once
-/// the session drops its sender.
-struct ChannelReader {
-    messages: Receiver<Vec<u8>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl ChannelReader {
-    fn new(messages: Receiver<Vec<u8>>) -> ChannelReader {
-        ChannelReader {
-            messages,
-            current: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.current.len() {
-            match self.messages.recv() {
-                Ok(next) => {
-                    self.current = next;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 

@@ -61,26 +61,36 @@ fn a_client_streams_speech_in_and_gets_its_events_while_it_streams() {
         .unwrap();
     let (url, rest) = announced(&mut listen, "listening on ");
     let wav = std::fs::read("../examples/data/speech.wav")
-        .or_else(|_| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/speech.wav")))
+        .or_else(|_| {
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/speech.wav"))
+        })
         .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let events: Vec<(serde_json::Value, f64)> = runtime.block_on(async {
-        let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
         let (mut to_server, mut from_server) = socket.split();
         // 22.05 kHz mono s16: 20 ms is 882 bytes; sent at twice real time.
         let chunk = 882;
         let (header, samples) = wav.split_at(44);
-        to_server.send(Message::binary(header.to_vec())).await.unwrap();
+        to_server
+            .send(Message::binary(header.to_vec()))
+            .await
+            .unwrap();
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sending = {
             let sent = sent.clone();
             let samples = samples.to_vec();
             async move {
                 for piece in samples.chunks(chunk) {
-                    to_server.send(Message::binary(piece.to_vec())).await.unwrap();
+                    to_server
+                        .send(Message::binary(piece.to_vec()))
+                        .await
+                        .unwrap();
                     sent.fetch_add(piece.len() as u64, std::sync::atomic::Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -90,7 +100,9 @@ fn a_client_streams_speech_in_and_gets_its_events_while_it_streams() {
         let receiving = async {
             let mut events = Vec::new();
             while let Some(Ok(message)) = from_server.next().await {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
                 // How much audio the client had sent when the event came, in seconds.
                 let sent_s = sent.load(std::sync::atomic::Ordering::SeqCst) as f64 / 44_100.0;
@@ -123,7 +135,10 @@ fn a_client_streams_speech_in_and_gets_its_events_while_it_streams() {
     assert_eq!(ends.len(), 4, "{events:?}");
     assert_eq!(kinds("segment").len(), 4);
     let probabilities = kinds("probability").len();
-    assert!(probabilities > 50, "one per chunk the VAD took: {probabilities}");
+    assert!(
+        probabilities > 50,
+        "one per chunk the VAD took: {probabilities}"
+    );
     for (event, sent_s) in starts.iter().chain(&ends) {
         let t = event["time_s"].as_f64().unwrap();
         // Decided within half a second of audio after its time (the VAD's own confirmation
@@ -206,10 +221,16 @@ fn a_run_from_a_fifo_serves_metrics_and_prints_its_summary_when_interrupted() {
             "troupe_node_items_in_total{pipeline=\"live\",node=\"vad\"}",
         );
         if taken.is_some_and(|n| n >= 50.0) {
-            assert!(text.contains("troupe_node_process_seconds_bucket"), "{text}");
             assert!(
-                sample(&text, "troupe_node_items_out_total{pipeline=\"live\",node=\"mic\"}")
-                    .is_some_and(|n| n >= 50.0),
+                text.contains("troupe_node_process_seconds_bucket"),
+                "{text}"
+            );
+            assert!(
+                sample(
+                    &text,
+                    "troupe_node_items_out_total{pipeline=\"live\",node=\"mic\"}"
+                )
+                .is_some_and(|n| n >= 50.0),
                 "{text}"
             );
             break taken.unwrap();

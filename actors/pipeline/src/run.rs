@@ -15,7 +15,7 @@ use crate::error::PipelineError;
 use crate::messages::{Event, Interrupt, Stop};
 use crate::node_actor::{NodeActor, NodeActorParts};
 use crate::progress::{ProgressMeter, SourceClock};
-use crate::source_actor::{self, SourceActor};
+use crate::source_actor::{self, SourceActor, SourceActorParts};
 use crate::summary::{EdgeSummary, NodeKind, NodeStats, RunSummary};
 
 /// How often the monitor checks for node actors that stopped without a word.
@@ -228,16 +228,16 @@ impl Pipeline {
                     });
                     let clock = Arc::new(SourceClock::new(source.media_seconds()));
                     clocks.push(clock.clone());
-                    let actor = SourceActor::new(
-                        i,
-                        spec.id,
+                    let actor = SourceActor::new(SourceActorParts {
+                        index: i,
+                        id: spec.id,
                         source,
-                        spec.policy,
+                        policy: spec.policy,
                         outs,
-                        shared.clone(),
+                        shared: shared.clone(),
                         clock,
                         stats,
-                    );
+                    });
                     Handle::Source(match spec.arbiter.as_ref().or(own.as_ref()) {
                         Some(arbiter) => builder.spawn_on(arbiter, actor),
                         None => builder.spawn(actor),

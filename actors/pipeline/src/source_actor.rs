@@ -16,6 +16,18 @@ use crate::restart::catch_panic;
 use crate::run::Shared;
 use crate::summary::NodeStats;
 
+/// What [`SourceActor::new`] needs.
+pub(crate) struct SourceActorParts {
+    pub(crate) index: usize,
+    pub(crate) id: String,
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) outs: Vec<OutEdge>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) clock: Arc<SourceClock>,
+    pub(crate) stats: NodeStats,
+}
+
 /// Runs a [`Source`]: each [`Pull`] pulls once and sends the items down every edge. When an
 /// edge waits for room the actor handles nothing else, so the next pull waits too. Sources
 /// are not restarted (a new instance would start the stream over): a panic ends the run.
@@ -35,28 +47,19 @@ pub(crate) struct SourceActor {
 }
 
 impl SourceActor {
-    pub(crate) fn new(
-        index: usize,
-        id: String,
-        source: Box<dyn Source>,
-        policy: ErrorPolicy,
-        outs: Vec<OutEdge>,
-        shared: Arc<Shared>,
-        clock: Arc<SourceClock>,
-        stats: NodeStats,
-    ) -> SourceActor {
+    pub(crate) fn new(parts: SourceActorParts) -> SourceActor {
         SourceActor {
-            index,
-            id,
-            source,
-            policy,
-            outs,
+            index: parts.index,
+            id: parts.id,
+            source: parts.source,
+            policy: parts.policy,
+            outs: parts.outs,
             emitter: Emitter::new(),
             batches: EdgeBatches::default(),
-            stats,
+            stats: parts.stats,
             pulls: 0,
-            shared,
-            clock,
+            shared: parts.shared,
+            clock: parts.clock,
             done: false,
         }
     }

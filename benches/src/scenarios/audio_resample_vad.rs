@@ -10,15 +10,14 @@
 
 use std::time::Instant;
 
-use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::PipelineBuilder;
-use troupe_value::{Audio, Map, Value};
+use troupe_value::{Audio, Value};
 
 use crate::{BenchError, Effort, Measurement};
 
 const SCENARIO: &str = "audio-resample-vad";
-const RATE: u32 = 48_000;
+pub(super) const RATE: u32 = 48_000;
 const CHUNK_FRAMES: usize = 4_800;
 
 /// Replays pre-made chunks.
@@ -46,7 +45,7 @@ impl Source for Replay {
 
 /// `seconds` of 48 kHz audio in chunks: 1.5 s bursts of a 180 Hz harmonic tone under a
 /// 4 Hz envelope, every 2.5 s, over noise at about -60 dBFS.
-fn clip(seconds: usize) -> Result<Vec<Audio>, BenchError> {
+pub(super) fn clip(seconds: usize) -> Result<Vec<Audio>, BenchError> {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let samples: Vec<f32> = (0..seconds * RATE as usize)
         .map(|i| {
@@ -79,15 +78,7 @@ fn clip(seconds: usize) -> Result<Vec<Audio>, BenchError> {
 }
 
 fn node(name: &str, params: &[(&str, Value)]) -> Result<Box<dyn Node>, BenchError> {
-    let params: Map = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    match catalog::build(name, params) {
-        Ok(Built::Node(node)) => Ok(node),
-        Ok(Built::Source(_)) => Err(failed(format!("{name} is a source"))),
-        Err(e) => Err(failed(e)),
-    }
+    super::catalog_node(SCENARIO, name, params)
 }
 
 fn failed(reason: impl std::fmt::Display) -> BenchError {

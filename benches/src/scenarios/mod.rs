@@ -8,6 +8,7 @@ mod chain_throughput;
 mod cold_start;
 #[cfg(feature = "cuda")]
 mod cuda_handoff;
+mod live_vad;
 mod nested_chain;
 mod pipeline_chain;
 mod pipeline_python_node;
@@ -16,6 +17,25 @@ mod restart;
 pub(crate) use pipeline_chain::Count;
 
 use crate::{BenchError, Effort, Measurement};
+
+/// Node `name` of the catalog with `params`, for `scenario` (whose error it is otherwise).
+pub(crate) fn catalog_node(
+    scenario: &'static str,
+    name: &str,
+    params: &[(&str, troupe_value::Value)],
+) -> Result<Box<dyn troupe_nodes::Node>, BenchError> {
+    use troupe_nodes::catalog::{self, Built};
+    let failed = |reason: String| BenchError::Scenario { scenario, reason };
+    let params: troupe_value::Map = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    match catalog::build(name, params) {
+        Ok(Built::Node(node)) => Ok(node),
+        Ok(Built::Source(_)) => Err(failed(format!("{name} is a source"))),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
 
 /// Every scenario, in the order a full run goes through them (`cuda-handoff` only in a build
 /// with the `cuda` feature).
@@ -27,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "cold-start",
     "restart",
     "audio-resample-vad",
+    "live-vad",
     "pipeline-chain",
     "pipeline-python-node",
     "array-handoff",
@@ -44,6 +65,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "cold-start" => Ok(cold_start::run(effort)),
         "restart" => Ok(restart::run(effort)),
         "audio-resample-vad" => audio_resample_vad::run(effort),
+        "live-vad" => live_vad::run(effort),
         "pipeline-chain" => pipeline_chain::run(effort),
         "pipeline-python-node" => pipeline_python_node::run(effort),
         "array-handoff" => array_handoff::run(effort),

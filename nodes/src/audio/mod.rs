@@ -32,8 +32,8 @@ mod vad;
 mod wav_sink;
 
 pub use self::pcm_stream::{
-    ChunkSize, MAX_CHANNELS, MAX_CHUNK_BYTES, MAX_SAMPLE_RATE, PcmError, PcmSpec, PcmStream,
-    SampleFormat,
+    ChannelReader, ChunkSize, MAX_CHANNELS, MAX_CHUNK_BYTES, MAX_SAMPLE_RATE, PcmError, PcmSpec,
+    PcmStream, SampleFormat,
 };
 pub use self::stream_source::stream_source_reading;
 use crate::catalog::NodeType;

@@ -21,6 +21,7 @@
 //! # Ok::<(), troupe_nodes::audio::PcmError>(())
 //! ```
 
+mod channel_reader;
 mod error;
 mod wav_header;
 
@@ -28,6 +29,7 @@ use std::io::{ErrorKind, Read};
 
 use troupe_value::Audio;
 
+pub use self::channel_reader::ChannelReader;
 pub use self::error::PcmError;
 use super::samples::frames_to_ns;
 
