@@ -18,6 +18,9 @@ use crate::restart::{MakeError, Restarter, catch_panic};
 use crate::run::Shared;
 use crate::summary::NodeStats;
 
+/// Skipped inputs whose errors are logged as warnings, per node and run.
+const SHOWN_SKIPS: u64 = 5;
+
 /// Runs a [`Node`]: processes items in arrival order, fans outputs out to every edge, and
 /// passes end of stream on once it came from every input. A panic in the node is caught:
 /// with a [`Restarter`] the node is made anew (after a backoff, during which its inputs
@@ -220,8 +223,15 @@ impl NodeActor {
         self.stats.failed();
         self.emitter.drain();
         match self.policy {
+            // The first few are shown; the rest are counted (the summary's `errors`).
+            ErrorPolicy::SkipItem if self.stats.errors <= SHOWN_SKIPS => {
+                tracing::warn!(node = %self.id, input_index = index, error = %source, "input skipped");
+                if self.stats.errors == SHOWN_SKIPS {
+                    tracing::warn!(node = %self.id, "more skipped inputs are counted, not shown");
+                }
+            }
             ErrorPolicy::SkipItem => {
-                tracing::debug!(node = %self.id, input_index = index, error = %source, "skipped");
+                tracing::debug!(node = %self.id, input_index = index, error = %source, "input skipped");
             }
             ErrorPolicy::FailPipeline => self.fail(PipelineError::Process {
                 node: self.id.clone(),
