@@ -127,3 +127,56 @@ fn check_without_a_manifest_prints_what_sandboxes_get_here() {
         assert!(stdout.contains(layer), "{layer} missing: {stdout}");
     }
 }
+
+#[test]
+fn run_shows_what_extensions_print_and_counts_their_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
+    let marker = dir.path().join("crashed-once");
+    let manifest = dir.path().join("noisy.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[extensions.noisy]\npath = \"{plugins}\"\nmodule = \"noisy\"\n\
+             sandbox = {{ level = \"default\", write = [\"{dir}\"] }}\n\
+             [pipelines.p]\nerror_policy = \"skip_item\"\n\
+             [[pipelines.p.nodes]]\nid = \"numbers\"\ntype = \"data.jsonl_source\"\n\
+             params = {{ path = \"{input}\" }}\n\
+             [[pipelines.p.nodes]]\nid = \"py\"\ntype = \"python\"\nextension = \"noisy\"\n\
+             method = \"handle\"\nparams = {{ marker = \"{marker}\" }}\n\
+             [[pipelines.p.edges]]\nfrom = \"numbers\"\nto = \"py\"\n",
+            plugins = plugins.display(),
+            dir = dir.path().display(),
+            input = dir.path().join("in.jsonl").display(),
+            marker = marker.display(),
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("in.jsonl"), "0\n1\n2\n3\n4\n5\n6\n").expect("write");
+    let run = troupe()
+        .arg("run")
+        .arg(&manifest)
+        .output()
+        .expect("troupe runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    // print(), logging and the skipped input's exception, each tagged with the extension.
+    assert!(stderr.contains("noisy: ready"), "{stderr}");
+    assert!(stderr.contains("handled 1"), "{stderr}");
+    assert!(stderr.contains("two is not welcome"), "{stderr}");
+    assert!(stderr.contains("extension=noisy"), "{stderr}");
+    // Two inputs lost (the exception, the crash); the process restarted once.
+    let py = stdout
+        .lines()
+        .find(|l| l.starts_with("py "))
+        .expect("py row");
+    let counts: Vec<&str> = py.split_whitespace().collect();
+    assert_eq!(&counts[2..5], ["7", "5", "2"], "in, out, errors: {py}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("noisy") && l.contains(" 1  running")),
+        "one restart: {stdout}"
+    );
+}
