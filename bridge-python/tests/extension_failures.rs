@@ -236,12 +236,13 @@ fn a_start_that_hangs_is_reported_at_the_start_deadline() {
 #[test]
 fn past_the_restart_limit_the_extension_fails_with_the_reason() {
     actix::System::new().block_on(async {
-        let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();
-        let config = ExtensionConfig::new("broken", "no_such_module_here")
-            .path(support::plugins())
-            .restart(quick_restarts(2));
-        let ext = extension::start(config, venv, Arc::new(NoRoutes));
-        let status = ext.ready().await;
+        let ext = start(probe("crashing").restart(quick_restarts(2))).await;
+        // Three crashes: two restarts, then the limit.
+        for _ in 0..3 {
+            let crashed = ext.call("exit_now", vec![Value::Int(3)]).await;
+            assert!(matches!(crashed, Err(CallError::Crashed(_))), "{crashed:?}");
+        }
+        let status = ext.watch().finished().await;
         let SupervisorStatus::GaveUp(give_up) = status else {
             panic!("expected GaveUp, got {status:?}");
         };
@@ -249,16 +250,40 @@ fn past_the_restart_limit_the_extension_fails_with_the_reason() {
         let ExitReason::Crashed(last) = &give_up.last_exit else {
             panic!("expected a crash, got {:?}", give_up.last_exit);
         };
-        let ExitCause::StartFailed(exception) = &last.cause else {
-            panic!("expected a failed start, got {last:?}");
-        };
-        assert_eq!(exception.type_name, "ModuleNotFoundError");
+        assert_eq!(last.cause, ExitCause::Exited(3));
         match ext.call("anything", vec![]).await {
             Err(CallError::Crashed(info)) => {
                 assert_eq!(info.gave_up_after, Some(2));
                 assert!(info.to_string().contains("gave up"), "{info}");
             }
             other => panic!("expected Crashed after giving up, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_module_that_does_not_import_fails_once_with_its_exception() {
+    actix::System::new().block_on(async {
+        let venv = actix_rt::task::spawn_blocking(|| venv(&[])).await.unwrap();
+        let config = ExtensionConfig::new("broken", "no_such_module_here")
+            .path(support::plugins())
+            .restart(quick_restarts(2));
+        let ext = extension::start(config, venv, Arc::new(NoRoutes));
+        let status = ext.ready().await;
+        let SupervisorStatus::Stopped(ExitReason::Crashed(last)) = &status else {
+            panic!("expected a final failed start, got {status:?}");
+        };
+        let ExitCause::StartFailed(exception) = &last.cause else {
+            panic!("expected a failed start, got {last:?}");
+        };
+        assert_eq!(exception.type_name, "ModuleNotFoundError");
+        assert!(exception.traceback.contains("no_such_module_here"));
+        match ext.call("anything", vec![]).await {
+            Err(CallError::Crashed(info)) => {
+                assert!(matches!(info.cause, ExitCause::StartFailed(_)), "{info}");
+                assert_eq!(info.gave_up_after, None, "not retried");
+            }
+            other => panic!("expected the failed start, got {other:?}"),
         }
     });
 }
