@@ -83,7 +83,7 @@ impl CudaBuffer {
             shape: shape.to_vec(),
             dtype,
         })?;
-        device.bind()?;
+        let _bound = device.bind()?;
         let mut ptr = 0;
         // cuMemAlloc rejects 0 bytes; an empty array still gets an address of its own.
         // SAFETY: the context is current; `ptr` outlives the call.
@@ -182,7 +182,7 @@ impl CudaBuffer {
         if bytes.is_empty() {
             return Ok(());
         }
-        a.device.bind()?;
+        let _bound = a.device.bind()?;
         // SAFETY: the context is current, `a.ptr` is a live allocation of `bytes.len()` bytes,
         // and `bytes` stays borrowed until the stream is synchronised below.
         check("cuMemcpyHtoDAsync", unsafe {
@@ -250,7 +250,7 @@ impl CudaBuffer {
             return Ok(*range);
         }
         let device = self.device();
-        device.bind()?;
+        let _bound = device.bind()?;
         let ptr = self.device_ptr();
         let (mut base, mut allocation) = (0, 0);
         // SAFETY: the context is current; `ptr` is a live allocation (we hold the buffer).
@@ -290,8 +290,9 @@ impl Drop for Allocation {
             return;
         }
         let freed = waited.and_then(|()| {
-            // SAFETY: the context is current (synchronize bound it), nothing is queued on
-            // our stream, and no clone of the buffer is left to use `ptr`.
+            let _bound = self.device.bind()?;
+            // SAFETY: the context is current, nothing is queued on our stream, and no clone
+            // of the buffer is left to use `ptr`.
             check("cuMemFree", unsafe { sys::cuMemFree_v2(self.ptr) })
         });
         if let Err(e) = freed {
@@ -323,7 +324,7 @@ pub(crate) fn copy_to_host(
     if bytes.is_empty() {
         return Ok(());
     }
-    device.bind()?;
+    let _bound = device.bind()?;
     // SAFETY: the context is current, `ptr` is mapped for `len` bytes (the caller holds
     // it), and `bytes` stays borrowed until the stream is synchronised below.
     check("cuMemcpyDtoHAsync", unsafe {

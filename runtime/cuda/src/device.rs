@@ -29,6 +29,8 @@ impl CudaDevice {
         if ordinal >= count {
             return Err(CudaError::InvalidDevice { ordinal, count });
         }
+        // cudarc makes the context current: the caller's comes back after.
+        let _restore = Restore::save()?;
         let ctx = CudaContext::new(ordinal).map_err(|e| CudaError::Driver {
             call: "cuDevicePrimaryCtxRetain",
             code: e.0,
@@ -57,6 +59,28 @@ impl CudaDevice {
         Ok(device)
     }
 
+    /// Device `uuid` as this process numbers it, opened as [`CudaDevice::shared`] does.
+    ///
+    /// # Errors
+    /// [`CudaError::UnknownDevice`] when this process does not see it (its
+    /// `CUDA_VISIBLE_DEVICES` hides it); as [`CudaDevice::open`] otherwise.
+    pub fn shared_by_uuid(uuid: [u8; 16]) -> Result<CudaDevice, CudaError> {
+        for ordinal in 0..device_count()? {
+            if uuid_of(ordinal)? == uuid {
+                return CudaDevice::shared(ordinal);
+            }
+        }
+        Err(CudaError::UnknownDevice { uuid })
+    }
+
+    /// The device's UUID, the same in every process.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when the driver cannot say.
+    pub fn uuid(&self) -> Result<[u8; 16], CudaError> {
+        uuid_of(self.ordinal())
+    }
+
     /// The device's ordinal in this process.
     pub fn ordinal(&self) -> usize {
         self.ctx.ordinal()
@@ -79,7 +103,7 @@ impl CudaDevice {
     /// # Errors
     /// [`CudaError::Driver`] when the stream or an earlier operation on it failed.
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.bind()?;
+        let _bound = self.bind()?;
         // SAFETY: the context is current and the stream belongs to it.
         check("cuStreamSynchronize", unsafe {
             sys::cuStreamSynchronize(self.cu_stream())
@@ -93,21 +117,79 @@ impl CudaDevice {
     /// # Errors
     /// [`CudaError::Driver`] when some earlier work failed.
     pub fn synchronize_context(&self) -> Result<(), CudaError> {
-        self.bind()?;
+        let _bound = self.bind()?;
         // SAFETY: the context is current.
         check("cuCtxSynchronize", unsafe { sys::cuCtxSynchronize() })
     }
 
-    /// Makes the context current on this thread, as every raw driver call needs.
-    pub(crate) fn bind(&self) -> Result<(), CudaError> {
+    /// Makes the context current on this thread, as every raw driver call needs, until the
+    /// returned guard drops: then the thread's context is the one it had before (the
+    /// caller's own, e.g. torch's after `torch.cuda.set_device(1)`, is never changed).
+    pub(crate) fn bind(&self) -> Result<Restore, CudaError> {
+        let restore = Restore::save()?;
         self.ctx.bind_to_thread().map_err(|e| CudaError::Driver {
             call: "cuCtxSetCurrent",
             code: e.0,
-        })
+        })?;
+        Ok(restore)
     }
 
     /// The raw stream handle.
     pub(crate) fn cu_stream(&self) -> sys::CUstream {
         self.stream.cu_stream()
+    }
+}
+
+/// The UUID of device `ordinal` of this process.
+fn uuid_of(ordinal: usize) -> Result<[u8; 16], CudaError> {
+    ensure()?;
+    let ordinal = std::ffi::c_int::try_from(ordinal).map_err(|_| CudaError::Driver {
+        call: "cuDeviceGet",
+        code: sys::CUresult::CUDA_ERROR_INVALID_DEVICE,
+    })?;
+    let mut device: sys::CUdevice = 0;
+    // SAFETY: the driver is initialised; `device` outlives the call.
+    check("cuDeviceGet", unsafe {
+        sys::cuDeviceGet(&raw mut device, ordinal)
+    })?;
+    let mut uuid = sys::CUuuid { bytes: [0; 16] };
+    // SAFETY: as above; `uuid` outlives the call.
+    check("cuDeviceGetUuid", unsafe {
+        sys::cuDeviceGetUuid(&raw mut uuid, device)
+    })?;
+    Ok(uuid.bytes.map(|b| b as u8))
+}
+
+/// The thread's current CUDA context when it was made, made current again when it drops.
+#[derive(Debug)]
+#[must_use = "the context is restored when this drops"]
+pub(crate) struct Restore {
+    previous: sys::CUcontext,
+}
+
+impl Restore {
+    /// Remembers the thread's current context (none is a null context).
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when the driver cannot say.
+    pub(crate) fn save() -> Result<Restore, CudaError> {
+        let mut previous: sys::CUcontext = std::ptr::null_mut();
+        // SAFETY: the driver is initialised (every caller went through `ensure`), and
+        // `previous` outlives the call.
+        check("cuCtxGetCurrent", unsafe {
+            sys::cuCtxGetCurrent(&raw mut previous)
+        })?;
+        Ok(Restore { previous })
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: `previous` was current on this thread (or null, which unbinds); a context
+        // destroyed meanwhile is refused by the driver with an error, logged.
+        let code = unsafe { sys::cuCtxSetCurrent(self.previous) };
+        if code != sys::CUresult::CUDA_SUCCESS {
+            tracing::warn!(?code, "cannot restore the thread's CUDA context");
+        }
     }
 }

@@ -15,6 +15,7 @@ const SYMBOLS: &[&str] = &[
     "cuInit",
     "cuDeviceGetCount",
     "cuDeviceGet",
+    "cuDeviceGetUuid",
     "cuDeviceGetAttribute",
     "cuDevicePrimaryCtxRetain",
     "cuDevicePrimaryCtxRelease_v2",

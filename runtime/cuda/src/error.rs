@@ -26,6 +26,13 @@ pub enum CudaError {
         /// What it returned.
         code: sys::CUresult,
     },
+    /// The exporter's device is not one this process sees (by UUID: its
+    /// `CUDA_VISIBLE_DEVICES` hides it).
+    #[error("the CUDA device {} is not visible in this process", uuid_text(uuid))]
+    UnknownDevice {
+        /// The device's UUID.
+        uuid: [u8; 16],
+    },
     /// There is no CUDA device with this ordinal in this process.
     #[error("no CUDA device {ordinal}: this process sees {count}")]
     InvalidDevice {
@@ -78,4 +85,17 @@ pub(crate) fn check(call: &'static str, code: sys::CUresult) -> Result<(), CudaE
         sys::CUresult::CUDA_SUCCESS => Ok(()),
         code => Err(CudaError::Driver { call, code }),
     }
+}
+
+/// A device UUID as `nvidia-smi -L` shows it (`GPU-xxxxxxxx-xxxx-...`).
+fn uuid_text(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "GPU-{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }

@@ -51,7 +51,8 @@ impl CudaPlane {
     }
 
     fn import_buffer(&self, descriptor: &CudaIpcDescriptor) -> Result<ImportedBuffer, CudaError> {
-        let device = CudaDevice::shared(descriptor.device as usize)?;
+        // By UUID: the peer may number the devices otherwise (its CUDA_VISIBLE_DEVICES).
+        let device = CudaDevice::shared_by_uuid(descriptor.device_uuid)?;
         let buffer = self.importer.import(descriptor, &device)?;
         // The stream now waits for the exporter's writes; wait for it here, so that any
         // library of this process (on any stream) sees them.
@@ -85,12 +86,12 @@ impl DevicePlane for CudaPlane {
             .map_err(DeviceError::export)
     }
 
-    fn returned(&self, export: ExportId) -> Result<DeviceOwner, DeviceError> {
+    fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError> {
         let exports = self.exports();
         let buffer = exports
             .buffer(export, self.peer)
             .ok_or(DeviceError::UnknownExport(export))?;
-        Ok(Arc::new(buffer.clone()))
+        Ok((Arc::new(buffer.clone()), buffer.len_bytes()))
     }
 
     fn import(
@@ -164,20 +165,56 @@ impl Import {
 }
 
 impl Drop for Import {
+    /// The teardown waits for the device: it runs on the reaper thread, never on the thread
+    /// that dropped the last clone (an actor's, or one holding the GIL).
     fn drop(&mut self) {
         let Some(buffer) = self.buffer.take() else {
             return;
         };
-        // Any library of this process may still read the memory on a stream of its own.
-        if let Err(e) = buffer.device().synchronize_context() {
-            tracing::warn!(error = %e, export = %buffer.export_id(), "releasing an import whose device failed");
-        }
-        drop(buffer);
-        let due = self.importer.take_releases();
-        if let Some(releases) = self.releases.upgrade() {
-            due.iter()
-                .for_each(|r| releases.release_export(r.export_id));
-        }
+        let importer = self.importer.clone();
+        let releases = self.releases.clone();
+        reaper::run(Box::new(move || {
+            // Any library of this process may still read the memory on a stream of its own.
+            if let Err(e) = buffer.device().synchronize_context() {
+                tracing::warn!(error = %e, export = %buffer.export_id(), "releasing an import whose device failed");
+            }
+            drop(buffer);
+            let due = importer.take_releases();
+            if let Some(releases) = releases.upgrade() {
+                due.iter()
+                    .for_each(|r| releases.release_export(r.export_id));
+            }
+        }));
+    }
+}
+
+/// The thread that ends imports: a device synchronisation, the unmapping, the releases.
+mod reaper {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    /// Runs `job` on the reaper thread (started on first use), in order; where no thread
+    /// can be started, here.
+    pub(super) fn run(job: Job) {
+        static REAPER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+        let reaper = REAPER.get_or_init(|| {
+            let (tx, rx) = channel::<Job>();
+            std::thread::Builder::new()
+                .name("troupe-cuda-reaper".into())
+                .spawn(move || rx.into_iter().for_each(|job| job()))
+                .ok()
+                .map(|_| Mutex::new(tx))
+        });
+        let job = match reaper {
+            Some(tx) => match tx.lock().unwrap_or_else(PoisonError::into_inner).send(job) {
+                Ok(()) => return,
+                Err(unsent) => unsent.0,
+            },
+            None => job,
+        };
+        job();
     }
 }
 
@@ -291,6 +328,7 @@ mod tests {
             dtype: DType::F32,
             shape: vec![1],
             device: 0,
+            device_uuid: [0; 16],
             export_id: ExportId(5),
         };
         assert!(matches!(

@@ -21,6 +21,7 @@ fn descriptor(export: u64) -> CudaIpcDescriptor {
         dtype: DType::F32,
         shape: vec![4, 2],
         device: 0,
+        device_uuid: [0; 16],
         export_id: ExportId(export),
     }
 }

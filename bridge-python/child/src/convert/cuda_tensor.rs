@@ -84,7 +84,7 @@ pub(super) fn cuda_interface(
         }
     }
     need_driver(path)?;
-    borrow(obj.clone().unbind(), ptr, dtype, &shape, path)
+    borrow(obj.py(), obj.clone().unbind(), ptr, dtype, &shape, path)
 }
 
 /// A CUDA tensor through DLPack (a library without the CUDA array interface).
@@ -106,13 +106,21 @@ pub(super) fn cuda_dlpack(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Val
         ));
     }
     // The capsule owns the tensor (it was not consumed): keeping it keeps the memory.
-    borrow(capsule.unbind(), tensor.ptr, dtype, &tensor.shape, path)
+    borrow(
+        capsule.py(),
+        capsule.unbind(),
+        tensor.ptr,
+        dtype,
+        &tensor.shape,
+        path,
+    )
 }
 
 /// A device array over memory of another library, kept alive by `keeper` (the Python object)
-/// until the host releases it. Waits for all work queued on the device first: the producer
-/// may have written on any stream.
+/// until the host releases it. Waits for all work queued on the device first (the producer
+/// may have written on any stream), without the GIL: other Python threads run meanwhile.
 fn borrow(
+    py: Python<'_>,
     keeper: Py<PyAny>,
     ptr: u64,
     dtype: DType,
@@ -121,7 +129,7 @@ fn borrow(
 ) -> Result<Value, ConvertError> {
     let cuda = |e| ConvertError::new(path, ConvertErrorKind::Cuda(e));
     let device = device_of(ptr).and_then(CudaDevice::shared).map_err(cuda)?;
-    device.synchronize_context().map_err(cuda)?;
+    py.detach(|| device.synchronize_context()).map_err(cuda)?;
     // SAFETY: `ptr` is device memory of `device` (the driver said so) that the Python object
     // (a tensor, or its DLPack capsule) keeps alive for as long as `keeper` lives.
     let buffer = unsafe { CudaBuffer::borrowed(&device, ptr, dtype, shape, Box::new(keeper)) }

@@ -92,7 +92,7 @@ impl Exports {
     ) -> Result<CudaIpcDescriptor, CudaError> {
         let range = buffer.ipc_range()?;
         let device = buffer.device();
-        device.bind()?;
+        let _bound = device.bind()?;
         let event = ExportEvent::record(device)?;
         let mut event_handle = sys::CUipcEventHandle { reserved: [0; 64] };
         // SAFETY: the event was created with CU_EVENT_INTERPROCESS in the current context.
@@ -116,6 +116,7 @@ impl Exports {
             dtype: buffer.dtype(),
             shape: buffer.shape().to_vec(),
             device: device.ordinal() as u32,
+            device_uuid: device.uuid()?,
             export_id,
         })
     }
@@ -218,7 +219,7 @@ impl ExportEvent {
 
 impl Drop for ExportEvent {
     fn drop(&mut self) {
-        let destroyed = self.device.bind().and_then(|()| {
+        let destroyed = self.device.bind().and_then(|_bound| {
             // SAFETY: the context is current; the event is ours and destroyed once. Work
             // still waiting on it completes: the driver frees it afterwards.
             check("cuEventDestroy", unsafe {

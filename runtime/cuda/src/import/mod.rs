@@ -106,7 +106,7 @@ impl Importer {
         device: &CudaDevice,
     ) -> Result<(MappingKey, sys::CUdeviceptr, u64), CudaError> {
         descriptor.validate()?;
-        device.bind()?;
+        let _bound = device.bind()?;
         let key = MappingKey {
             handle: descriptor.mem_handle,
             device: device.ordinal(),
@@ -280,7 +280,7 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        let closed = self.device.bind().and_then(|()| {
+        let closed = self.device.bind().and_then(|_bound| {
             // SAFETY: the context is current, `base` came from cuIpcOpenMemHandle and no
             // import uses it any more (the cache counted them).
             check("cuIpcCloseMemHandle", unsafe {
@@ -300,7 +300,7 @@ fn wait_for_event(device: &CudaDevice, handle: IpcHandle) -> Result<(), CudaErro
         call,
         code,
     };
-    device.bind()?;
+    let _bound = device.bind()?;
     let mut event = std::ptr::null_mut();
     // SAFETY: the context is current; the driver validates the handle's bytes.
     let code = unsafe { sys::cuIpcOpenEventHandle(&mut event, handle::to_event(handle)) };

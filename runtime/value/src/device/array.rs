@@ -243,6 +243,7 @@ mod tests {
             dtype: DType::F32,
             shape: vec![2, 2],
             device: 0,
+            device_uuid: [0; 16],
             export_id: ExportId(9),
         }
     }

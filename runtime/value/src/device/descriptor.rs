@@ -75,9 +75,12 @@ pub struct CudaIpcDescriptor {
     pub dtype: DType,
     /// Shape in elements, C order.
     pub shape: Vec<u64>,
-    /// The exporter's device ordinal (ordinals are per process: both sides must see the same
-    /// devices in the same order, i.e. the same `CUDA_VISIBLE_DEVICES`).
+    /// The exporter's device ordinal, as the exporter numbers its devices (for messages;
+    /// another process may number them otherwise).
     pub device: u32,
+    /// The device's UUID (`cuDeviceGetUuid`): what the importer maps the buffer on, whatever
+    /// its own `CUDA_VISIBLE_DEVICES` makes the ordinals.
+    pub device_uuid: [u8; 16],
     /// Names this export in the exporter's table.
     pub export_id: ExportId,
 }
@@ -152,6 +155,7 @@ mod tests {
             dtype: DType::F32,
             shape: vec![2, 3],
             device: 1,
+            device_uuid: [1; 16],
             export_id: ExportId(u64::MAX - 3),
         }
     }

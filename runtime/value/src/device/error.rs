@@ -45,6 +45,17 @@ pub enum DeviceError {
     /// The peer sent back an export of this process that it holds no import of.
     #[error("the peer sent back {0}, which it does not hold")]
     UnknownExport(ExportId),
+    /// The peer sent back an export of this process describing more bytes (its dtype times
+    /// its shape) than the export has: it would read past the buffer.
+    #[error("the peer sent back {export} as {claimed} bytes, but it has {exported}")]
+    ReturnedTooLarge {
+        /// The export.
+        export: ExportId,
+        /// Bytes the peer's dtype and shape describe.
+        claimed: u64,
+        /// Bytes the export has.
+        exported: u64,
+    },
     /// The array's owner is not memory the connection's plane knows how to export.
     #[error("a device array whose memory the connection does not know cannot be sent")]
     UnknownMemory,

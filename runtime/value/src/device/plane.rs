@@ -40,11 +40,12 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
         releases: &Arc<dyn ExportReleases>,
     ) -> Result<DeviceOwner, DeviceError>;
 
-    /// The memory of this process's export `export`, which the peer sent back.
+    /// The memory of this process's export `export`, which the peer sent back, and its
+    /// length in bytes (what the peer may describe of it: no more).
     ///
     /// # Errors
     /// [`DeviceError::UnknownExport`] when the peer holds no such export.
-    fn returned(&self, export: ExportId) -> Result<DeviceOwner, DeviceError>;
+    fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError>;
 
     /// The peer released these exports (or a frame carrying them was never sent). Returns how
     /// many matched an export the peer held; the others are ignored.
@@ -95,7 +96,26 @@ pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceErro
     let (plane, releases) = IMPORTING.with_borrow(Clone::clone)?;
     Some(match (plane, wire) {
         (Some(plane), WireArray::Exported(descriptor)) => plane.import(descriptor, &releases),
-        (Some(plane), WireArray::Returned { export_id, .. }) => plane.returned(*export_id),
+        (
+            Some(plane),
+            WireArray::Returned {
+                export_id,
+                dtype,
+                shape,
+                ..
+            },
+        ) => plane.returned(*export_id).and_then(|(owner, exported)| {
+            // A peer may describe the memory it was lent, never more.
+            let claimed = super::descriptor::byte_len(*dtype, shape).unwrap_or(u64::MAX);
+            if claimed > exported {
+                return Err(DeviceError::ReturnedTooLarge {
+                    export: *export_id,
+                    claimed,
+                    exported,
+                });
+            }
+            Ok(owner)
+        }),
         (None, WireArray::Exported(descriptor)) => {
             releases.release_export(descriptor.export_id);
             Err(DeviceError::NoPlane)
@@ -103,4 +123,102 @@ pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceErro
         // An echo is no hold: nothing to release.
         (None, WireArray::Returned { .. }) => Err(DeviceError::NoPlane),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    /// A plane holding one export of 1 KiB, `ExportId(7)`.
+    #[derive(Debug)]
+    struct OneExport;
+
+    impl DevicePlane for OneExport {
+        fn export(&self, _: &DeviceArray) -> Result<WireArray, DeviceError> {
+            Err(DeviceError::UnknownMemory)
+        }
+
+        fn import(
+            &self,
+            descriptor: &CudaIpcDescriptor,
+            releases: &Arc<dyn ExportReleases>,
+        ) -> Result<DeviceOwner, DeviceError> {
+            releases.release_export(descriptor.export_id);
+            Err(DeviceError::NoDriver)
+        }
+
+        fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError> {
+            match export {
+                ExportId(7) => Ok((Arc::new(vec![0u8; 1024]), 1024)),
+                other => Err(DeviceError::UnknownExport(other)),
+            }
+        }
+
+        fn released(&self, _: &[ExportId]) -> usize {
+            0
+        }
+
+        fn exported(&self) -> usize {
+            1
+        }
+
+        fn peer_gone(&self) -> usize {
+            1
+        }
+    }
+
+    struct NoReleases;
+
+    impl ExportReleases for NoReleases {
+        fn release_export(&self, _: ExportId) {}
+    }
+
+    /// What a peer's frame carrying `wire` decodes to on a connection with [`OneExport`].
+    fn received(wire: WireArray) -> DeviceArray {
+        let bytes = crate::encode(&DeviceArray::travelling(wire)).unwrap_or_default();
+        let plane: Arc<dyn DevicePlane> = Arc::new(OneExport);
+        with_plane(Some(&plane), &Arc::new(NoReleases), || {
+            crate::decode::<DeviceArray>(&bytes).unwrap_or_else(|e| panic!("{e}"))
+        })
+    }
+
+    fn returned(dtype: DType, shape: Vec<u64>) -> WireArray {
+        WireArray::Returned {
+            export_id: ExportId(7),
+            dtype,
+            shape,
+            device: 0,
+        }
+    }
+
+    #[test]
+    fn a_returned_array_may_describe_its_export_and_no_more() {
+        let whole = received(returned(DType::F32, vec![256]));
+        assert!(whole.owner().is_ok(), "{whole:?}");
+        let part = received(returned(DType::U8, vec![2, 8]));
+        assert!(part.owner().is_ok(), "{part:?}");
+        let larger = received(returned(DType::F32, vec![257]));
+        assert!(
+            matches!(
+                larger.owner(),
+                Err(DeviceError::ReturnedTooLarge {
+                    claimed: 1028,
+                    exported: 1024,
+                    ..
+                })
+            ),
+            "{larger:?}"
+        );
+        let unknown = received(WireArray::Returned {
+            export_id: ExportId(8),
+            dtype: DType::U8,
+            shape: vec![1],
+            device: 0,
+        });
+        assert!(matches!(
+            unknown.owner(),
+            Err(DeviceError::UnknownExport(ExportId(8)))
+        ));
+    }
 }
