@@ -68,12 +68,21 @@ impl DevicePlane for CudaPlane {
             // Back to the peer it came from: its own memory, no new export. Anywhere else: a
             // mapping cannot be exported again.
             return match &import.buffer {
-                Some(buffer) if import.plane == self.id => Ok(WireArray::Returned {
-                    export_id: buffer.export_id(),
-                    dtype: array.dtype(),
-                    shape: array.shape().to_vec(),
-                    device: import.peer_device,
-                }),
+                Some(buffer) if import.plane == self.id => {
+                    // No event travels with an echo: this process's writes to the memory
+                    // (in place, on any stream of any library) must be done before the
+                    // exporter reads it.
+                    buffer
+                        .device()
+                        .synchronize_context()
+                        .map_err(DeviceError::export)?;
+                    Ok(WireArray::Returned {
+                        export_id: buffer.export_id(),
+                        dtype: array.dtype(),
+                        shape: array.shape().to_vec(),
+                        device: import.peer_device,
+                    })
+                }
                 _ => Err(DeviceError::Forwarded),
             };
         }

@@ -84,6 +84,11 @@ pub(super) fn cuda_interface(
         }
     }
     need_driver(path)?;
+    if shape.contains(&0) {
+        // An empty tensor has no memory (the interface gives pointer 0): send an empty
+        // array on its device.
+        return empty(obj, dtype, &shape, path);
+    }
     borrow(obj.py(), obj.clone().unbind(), ptr, dtype, &shape, path)
 }
 
@@ -105,6 +110,9 @@ pub(super) fn cuda_dlpack(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Val
             "only C-contiguous CUDA tensors can be sent".to_owned(),
         ));
     }
+    if tensor.shape.contains(&0) {
+        return empty(obj, dtype, &tensor.shape, path);
+    }
     // The capsule owns the tensor (it was not consumed): keeping it keeps the memory.
     borrow(
         capsule.py(),
@@ -114,6 +122,26 @@ pub(super) fn cuda_dlpack(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Val
         &tensor.shape,
         path,
     )
+}
+
+/// An empty device array on the device `obj` names with `__dlpack_device__()` (device 0 if
+/// it names none).
+fn empty(
+    obj: &Bound<'_, PyAny>,
+    dtype: DType,
+    shape: &[u64],
+    path: &Path<'_>,
+) -> Result<Value, ConvertError> {
+    let cuda = |e| ConvertError::new(path, ConvertErrorKind::Cuda(e));
+    let ordinal = obj
+        .call_method0(intern!(obj.py(), "__dlpack_device__"))
+        .and_then(|device| device.extract::<(i32, usize)>())
+        .map_or(0, |(_, ordinal)| ordinal);
+    let device = CudaDevice::shared(ordinal).map_err(cuda)?;
+    CudaBuffer::alloc(&device, dtype, shape)
+        .and_then(|buffer| buffer.to_device_array())
+        .map(Value::DeviceArray)
+        .map_err(cuda)
 }
 
 /// A device array over memory of another library, kept alive by `keeper` (the Python object)

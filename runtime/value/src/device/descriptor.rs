@@ -165,9 +165,10 @@ mod tests {
         let d = descriptor();
         let bytes = postcard::to_stdvec(&d)?;
         assert_eq!(postcard::from_bytes::<CudaIpcDescriptor>(&bytes)?, d);
-        // Two fixed 64-byte handles and a few varints: small enough for any control frame.
+        // Two fixed 64-byte handles, the 16-byte device UUID and a few varints: small
+        // enough for any control frame.
         assert!(
-            bytes.len() < 2 * IPC_HANDLE_LEN + 32,
+            bytes.len() < 2 * IPC_HANDLE_LEN + 16 + 32,
             "{} bytes",
             bytes.len()
         );
