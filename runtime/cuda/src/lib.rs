@@ -79,7 +79,7 @@ pub use buffer::CudaBuffer;
 pub use device::CudaDevice;
 pub use driver::{device_count, device_of, driver_available};
 pub use error::CudaError;
-pub use export::{ExportError, Exports, PeerId, Release};
+pub use export::{ExportError, Exports, MAX_LIVE_EVENTS, PeerId, Release};
 pub use import::{ImportedBuffer, Importer};
 pub use plane::{CudaPlane, DeviceMemory, Import};
 pub use troupe_value::DType;

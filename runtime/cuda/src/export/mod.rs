@@ -3,6 +3,7 @@
 mod table;
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 
 use cudarc::driver::sys;
 use serde::{Deserialize, Serialize};
@@ -62,10 +63,18 @@ pub struct Exports {
 /// What an export keeps alive.
 #[derive(Debug)]
 struct Exported {
-    // Destroyed before the buffer may be freed.
-    _event: ExportEvent,
+    // Destroyed before the buffer may be freed; `None` past [`MAX_LIVE_EVENTS`].
+    _event: Option<ExportEvent>,
     buffer: CudaBuffer,
 }
+
+/// Interprocess events alive at most in this process. Each export holds one until it is
+/// released; past this many, an export waits for its stream instead and sends the handle
+/// of an event that has already completed (torch's IPC caps its events the same way).
+pub const MAX_LIVE_EVENTS: usize = 1000;
+
+/// Interprocess events alive now.
+static LIVE_EVENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Exports {
     /// An empty table.
@@ -92,13 +101,19 @@ impl Exports {
     ) -> Result<CudaIpcDescriptor, CudaError> {
         let range = buffer.ipc_range()?;
         let device = buffer.device();
+        let device_uuid = device.uuid()?;
         let _bound = device.bind()?;
-        let event = ExportEvent::record(device)?;
-        let mut event_handle = sys::CUipcEventHandle { reserved: [0; 64] };
-        // SAFETY: the event was created with CU_EVENT_INTERPROCESS in the current context.
-        check("cuIpcGetEventHandle", unsafe {
-            sys::cuIpcGetEventHandle(&mut event_handle, event.event)
-        })?;
+        let (event, event_handle) = if LIVE_EVENTS.load(Ordering::Relaxed) < MAX_LIVE_EVENTS {
+            let event = ExportEvent::record(device)?;
+            let handle = event.ipc_handle()?;
+            (Some(event), handle)
+        } else {
+            // Too many live events: the writes are done before the descriptor leaves, and
+            // the importer waits on an event that has completed.
+            order_after_legacy_stream(device)?;
+            device.synchronize()?;
+            (None, completed_event(device)?)
+        };
 
         let export_id = self.table.insert(
             Exported {
@@ -110,13 +125,13 @@ impl Exports {
         tracing::debug!(%export_id, %peer, bytes = buffer.len_bytes(), "exported a CUDA buffer");
         Ok(CudaIpcDescriptor {
             mem_handle: range.handle,
-            event_handle: crate::handle::from_event(event_handle),
+            event_handle,
             offset: range.offset,
             size: buffer.len_bytes(),
             dtype: buffer.dtype(),
             shape: buffer.shape().to_vec(),
             device: device.ordinal() as u32,
-            device_uuid: device.uuid()?,
+            device_uuid,
             export_id,
         })
     }
@@ -205,10 +220,14 @@ impl ExportEvent {
         check("cuEventCreate", unsafe {
             sys::cuEventCreate(&mut event, flags)
         })?;
+        LIVE_EVENTS.fetch_add(1, Ordering::Relaxed);
         let event = ExportEvent {
             device: device.clone(),
             event,
         };
+        // Our stream is non-blocking: work queued on the legacy default stream (a library
+        // that uses it, `cudaMemcpy` without a stream) is not ordered before it by itself.
+        order_after_legacy_stream(device)?;
         // SAFETY: event and stream belong to the current context.
         check("cuEventRecord", unsafe {
             sys::cuEventRecord(event.event, device.cu_stream())
@@ -217,8 +236,68 @@ impl ExportEvent {
     }
 }
 
+impl ExportEvent {
+    /// The event's interprocess handle (the context is current).
+    fn ipc_handle(&self) -> Result<troupe_value::device::IpcHandle, CudaError> {
+        let mut handle = sys::CUipcEventHandle { reserved: [0; 64] };
+        // SAFETY: the event was created with CU_EVENT_INTERPROCESS in the current context.
+        check("cuIpcGetEventHandle", unsafe {
+            sys::cuIpcGetEventHandle(&mut handle, self.event)
+        })?;
+        Ok(crate::handle::from_event(handle))
+    }
+}
+
+/// The handle of an interprocess event of `device` that has completed and is never recorded
+/// again: made once per device (the context is current).
+fn completed_event(device: &CudaDevice) -> Result<troupe_value::device::IpcHandle, CudaError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+    static COMPLETED: Mutex<
+        Option<HashMap<usize, (ExportEvent, troupe_value::device::IpcHandle)>>,
+    > = Mutex::new(None);
+    let mut completed = COMPLETED.lock().unwrap_or_else(PoisonError::into_inner);
+    let events = completed.get_or_insert_with(HashMap::new);
+    if let Some((_, handle)) = events.get(&device.ordinal()) {
+        return Ok(*handle);
+    }
+    let event = ExportEvent::record(device)?;
+    device.synchronize()?;
+    let handle = event.ipc_handle()?;
+    events.insert(device.ordinal(), (event, handle));
+    Ok(handle)
+}
+
+/// Makes `device`'s stream wait for the work queued so far on the legacy default stream
+/// (the context is current).
+fn order_after_legacy_stream(device: &CudaDevice) -> Result<(), CudaError> {
+    let mut marker = std::ptr::null_mut();
+    // SAFETY: the context is current; `marker` outlives the call.
+    check("cuEventCreate", unsafe {
+        sys::cuEventCreate(
+            &mut marker,
+            sys::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32,
+        )
+    })?;
+    // SAFETY: the null stream is the legacy default stream of the current context; the
+    // marker is ours; destroying it after the wait is queued is allowed (the driver keeps
+    // it until the wait is done).
+    let recorded = check("cuEventRecord", unsafe {
+        sys::cuEventRecord(marker, std::ptr::null_mut())
+    })
+    .and_then(|()| {
+        check("cuStreamWaitEvent", unsafe {
+            sys::cuStreamWaitEvent(device.cu_stream(), marker, 0)
+        })
+    });
+    // SAFETY: as above.
+    let destroyed = check("cuEventDestroy", unsafe { sys::cuEventDestroy_v2(marker) });
+    recorded.and(destroyed)
+}
+
 impl Drop for ExportEvent {
     fn drop(&mut self) {
+        LIVE_EVENTS.fetch_sub(1, Ordering::Relaxed);
         let destroyed = self.device.bind().and_then(|_bound| {
             // SAFETY: the context is current; the event is ours and destroyed once. Work
             // still waiting on it completes: the driver frees it afterwards.
