@@ -61,6 +61,14 @@ impl CudaPlane {
     }
 }
 
+impl CudaPlane {
+    /// Whether device address `ptr` lies in memory this plane imported from its peer (which
+    /// CUDA cannot export again).
+    pub fn imported(&self, ptr: u64) -> bool {
+        self.importer.maps(ptr)
+    }
+}
+
 impl DevicePlane for CudaPlane {
     fn export(&self, array: &DeviceArray) -> Result<WireArray, DeviceError> {
         let owner = array.owner()?;

@@ -156,6 +156,19 @@ fn borrow(
     path: &Path<'_>,
 ) -> Result<Value, ConvertError> {
     let cuda = |e| ConvertError::new(path, ConvertErrorKind::Cuda(e));
+    if crate::cuda::plane().imported(ptr) {
+        // CUDA cannot export memory it mapped from another process.
+        return Err(ConvertError::new(
+            path,
+            ConvertErrorKind::CudaInterface {
+                type_name: type_name(keeper.bind(py)),
+                reason: "it views a troupe.CudaArray the host sent, whose memory cannot be \
+                         exported again: return the troupe.CudaArray itself, or a copy \
+                         (tensor.clone())"
+                    .to_owned(),
+            },
+        ));
+    }
     let device = device_of(ptr).and_then(CudaDevice::shared).map_err(cuda)?;
     py.detach(|| device.synchronize_context()).map_err(cuda)?;
     // SAFETY: `ptr` is device memory of `device` (the driver said so) that the Python object

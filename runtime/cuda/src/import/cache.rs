@@ -74,6 +74,10 @@ impl<M> MappingCache<M> {
     }
 
     /// Open mappings.
+    pub(crate) fn mappings(&self) -> impl Iterator<Item = &M> {
+        self.entries.values().map(|c| &c.mapping)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -127,6 +127,15 @@ impl Importer {
         std::mem::take(&mut *releases)
     }
 
+    /// Whether device address `ptr` lies in a peer's allocation this importer has mapped:
+    /// memory that cannot be exported again (a view of an imported array).
+    pub fn maps(&self, ptr: u64) -> bool {
+        self.shared
+            .mappings()
+            .mappings()
+            .any(|m| ptr >= m.base && ptr - m.base < m.size)
+    }
+
     /// Peers' allocations mapped in this process now.
     pub fn open_mappings(&self) -> usize {
         self.shared.mappings().len()
