@@ -59,7 +59,7 @@ fn dlpack_cpu_tensors_arrive_as_arrays() {
         assert_eq!(grid.shape(), &[2, 3]);
         assert_eq!(grid.to_vec::<i16>().unwrap(), vec![0, 1, 2, 3, 4, 5]);
 
-        // A strided view: numpy makes it contiguous on the way, the values stay.
+        // A strided view: gathered into C order on the way, the values stay.
         let strided = array(ext.call("wrapped_strided", vec![]).await.unwrap());
         assert_eq!(strided.to_vec::<i64>().unwrap(), vec![0, 2, 4, 6, 8]);
         ext.stop().await;

@@ -174,6 +174,8 @@ pub(crate) struct Tensor {
     pub(crate) shape: Vec<u64>,
     /// Whether the elements are C-contiguous.
     pub(crate) contiguous: bool,
+    /// Strides in elements, when the producer gave them (none: C-contiguous).
+    pub(crate) strides: Option<Vec<i64>>,
 }
 
 /// Reads the tensor of an unconsumed `"dltensor"` capsule without consuming it: the capsule
@@ -205,6 +207,7 @@ pub(crate) fn read_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         device_type: t.device.device_type,
         dtype: dtype_of(t.dtype),
         contiguous: strides.is_none_or(|s| is_c_contiguous(&shape, s)),
+        strides: strides.map(<[i64]>::to_vec),
         shape,
     })
 }
