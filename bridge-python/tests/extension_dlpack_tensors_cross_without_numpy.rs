@@ -56,6 +56,24 @@ fn dlpack_cpu_tensors_cross_from_a_venv_without_numpy() {
         let empty = array(ext.call("empty", vec![]).await.unwrap());
         assert_eq!(empty.dtype(), DType::I32);
         assert_eq!(empty.shape(), &[0, 4]);
+
+        // Host arrays arrive as troupe.HostArray, which a DLPack consumer reads (a private
+        // copy it may write to), and go back as the very array.
+        for (n, what) in [(6usize, "small"), (100_000, "in shared memory")] {
+            let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let sent = Value::Array(Array::from_vec(values.clone()));
+            let seen = ext.call("receive", vec![sent.clone()]).await.unwrap();
+            let field = |key: &str| seen.get(key).cloned().unwrap();
+            assert_eq!(field("type"), Value::from("HostArray"), "{what}");
+            assert_eq!(field("dtype"), Value::from("float32"));
+            assert_eq!(field("device"), Value::List(vec![Value::Int(1), Value::Int(0)]));
+            assert_eq!(field("dlpack_shape"), Value::List(vec![Value::Int(n as i64)]));
+            let sum: f64 = values.iter().map(|v| f64::from(*v)).sum();
+            assert_eq!(field("sum"), Value::Float(sum), "{what}");
+            assert_eq!(field("still"), Value::Float(sum), "the host's array is untouched");
+            let back = ext.call("echo", vec![sent.clone()]).await.unwrap();
+            assert_eq!(back, sent, "{what}");
+        }
         ext.stop().await;
     });
 }

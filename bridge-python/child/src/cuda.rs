@@ -90,6 +90,7 @@ impl CudaArray {
         export_capsule(
             py,
             self.ptr,
+            KDL_CUDA,
             self.array.device(),
             self.array.dtype(),
             self.array.shape(),

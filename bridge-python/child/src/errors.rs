@@ -80,18 +80,6 @@ pub(crate) enum ConvertErrorKind {
     /// A numpy array of a dtype troupe has no wire form for.
     #[error("unsupported numpy dtype {0}")]
     Dtype(String),
-    /// An array arrived but numpy cannot be imported in this venv.
-    #[error(
-        "numpy is needed for a {dtype} array of shape {shape:?} but cannot be imported: {reason}"
-    )]
-    NumpyMissing {
-        /// The array's dtype.
-        dtype: &'static str,
-        /// The array's shape.
-        shape: Vec<usize>,
-        /// Why the import failed.
-        reason: String,
-    },
     /// An audio or video value that does not hold together.
     #[error(transparent)]
     Media(#[from] MediaError),

@@ -22,6 +22,7 @@
 //! slot_of(obj) -> (region, offset, local) | None  the pool slot an array views
 //! cuda_stats() -> dict                          CUDA arrays exported to the host, driver
 //! CudaArray                                     a CUDA array from the host (`troupe.CudaArray`)
+//! HostArray                                     a CPU array from the host, without numpy
 //! ```
 //!
 //! Built without the `cuda` feature there is no `CudaArray`, `cuda_stats` says no export and
@@ -41,6 +42,7 @@ mod cuda;
 mod dlpack;
 mod errors;
 mod frames;
+mod host_array;
 mod serve;
 mod view;
 
@@ -318,6 +320,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve::turn_give, m)?)?;
     m.add_function(wrap_pyfunction!(serve::stop_serving, m)?)?;
     m.add_class::<view::BufferView>()?;
+    m.add_class::<host_array::HostArray>()?;
     #[cfg(feature = "cuda")]
     m.add_class::<cuda::CudaArray>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;

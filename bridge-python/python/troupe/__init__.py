@@ -91,6 +91,10 @@ def __getattr__(name):
         from . import pool
 
         return getattr(pool, name)
+    if name == "HostArray":
+        from . import _native
+
+        return _native.HostArray
     if name in ("CudaArray", "cuda_stats"):
         from . import _native
 

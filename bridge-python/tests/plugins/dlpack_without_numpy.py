@@ -35,6 +35,10 @@ class _Managed(ctypes.Structure):
     ]
 
 
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
 _capsule_new = ctypes.pythonapi.PyCapsule_New
 _capsule_new.restype = ctypes.py_object
 _capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
@@ -94,6 +98,33 @@ class WithoutNumpy(troupe.Extension):
     def transposed(self):
         """The transpose of [[0, 1, 2], [3, 4, 5]]: shape 3x2, strides (1, 3)."""
         return CpuTensor("i", list(range(6)), [3, 2], strides=[1, 3])
+
+    def receive(self, arr):
+        """What a host array is here, read through DLPack as a consumer (torch) would."""
+        capsule = arr.__dlpack__()
+        managed = _Managed.from_address(_capsule_pointer(capsule, b"dltensor"))
+        t = managed.dl_tensor
+        shape = [t.shape[i] for i in range(t.ndim)]
+        count = 1
+        for d in shape:
+            count *= d
+        raw = ctypes.string_at(t.data, count * t.dtype.bits // 8)
+        values = struct.unpack(f"<{count}f", raw) if (t.dtype.code, t.dtype.bits) == (2, 32) else ()
+        # A private copy: writing to it must be allowed (and leave the host's array alone).
+        ctypes.memset(t.data, 0, len(raw))
+        return {
+            "type": type(arr).__name__,
+            "shape": list(arr.shape),
+            "dtype": arr.dtype,
+            "device": list(arr.__dlpack_device__()),
+            "dlpack_shape": shape,
+            "sum": sum(values),
+            "bytes_again": len(arr.tobytes()),
+            "still": sum(struct.unpack(f"<{count}f", arr.tobytes())) if values else 0.0,
+        }
+
+    def echo(self, arr):
+        return arr
 
     def empty(self):
         return CpuTensor("i", [], [0, 4])

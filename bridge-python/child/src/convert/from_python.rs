@@ -89,6 +89,9 @@ pub(crate) fn from_python(
     if let Some(media) = media_from_python(obj, path)? {
         return Ok(media);
     }
+    if let Ok(array) = obj.cast::<crate::host_array::HostArray>() {
+        return Ok(Value::Array(array.get().array().clone()));
+    }
     #[cfg(feature = "cuda")]
     if let Ok(array) = obj.cast::<CudaArray>() {
         return Ok(Value::DeviceArray(array.get().array().clone()));

@@ -6,10 +6,10 @@
 //! | `bytes`, `bytearray`, `memoryview` | bytes (received as `bytes`) |
 //! | `list`, `tuple` | list (received as `list`) |
 //! | `dict` with `str` keys | map |
-//! | numpy array of a supported dtype | array (received as a read-only view) |
+//! | numpy array of a supported dtype, `troupe.HostArray` | array (received as a read-only numpy view; without numpy in the venv, as `troupe.HostArray`, which speaks DLPack) |
 //! | numpy scalar | its `.item()` |
 //! | `troupe.Audio`, `troupe.VideoFrame` | audio, video |
-//! | a CPU tensor with DLPack (torch) | array, through a numpy view of it |
+//! | a CPU tensor with DLPack (torch) | array, copied once from its capsule |
 //! | a CUDA tensor (`__cuda_array_interface__` or DLPack: torch, cupy), `troupe.CudaArray` | device array (received as `troupe.CudaArray`) |
 //!
 //! Anything else is refused with an error naming the type and where it sits.

@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
 use troupe_protocol::SHM_THRESHOLD;
+
+use crate::host_array::HostArray;
 use troupe_shm::pool::{Pool, PoolError};
 use troupe_value::{Array, Buffer, DType};
 
@@ -106,16 +108,12 @@ pub(super) fn array_to_python<'py>(
     path: &Path<'_>,
 ) -> Result<Bound<'py, PyAny>, ConvertError> {
     let dtype = array.dtype().numpy_name();
-    let numpy = numpy(py).map_err(|e| {
-        ConvertError::new(
-            path,
-            ConvertErrorKind::NumpyMissing {
-                dtype,
-                shape: array.shape().to_vec(),
-                reason: e.value(py).to_string(),
-            },
-        )
-    })?;
+    let Ok(numpy) = numpy(py) else {
+        // No numpy in this venv (torch alone, say): an object that speaks DLPack.
+        return Bound::new(py, HostArray::new(array.clone()))
+            .map(Bound::into_any)
+            .map_err(|e| ConvertError::new(path, ConvertErrorKind::Python(e)));
+    };
     let build = || -> PyResult<Bound<'py, PyAny>> {
         let shape = PyTuple::new(py, array.shape())?;
         if array.data().is_empty() {

@@ -1,6 +1,6 @@
-//! DLPack capsules: the structs, a capsule that hands a troupe CUDA array to a consumer
-//! (`torch.from_dlpack`), and reading a producer's capsule (a CUDA tensor of a library
-//! without `__cuda_array_interface__`).
+//! DLPack capsules: the structs, a capsule that hands a troupe array (CUDA, or a host array
+//! in a venv without numpy) to a consumer (`torch.from_dlpack`), and reading a producer's
+//! capsule (a tensor of a library without `__cuda_array_interface__`).
 //!
 //! Layout from `dlpack.h` (v0.8+, unversioned `DLManagedTensor` in a `"dltensor"` capsule,
 //! which every consumer accepts).
@@ -10,8 +10,6 @@ use std::ffi::{CStr, c_void};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use troupe_value::DType;
-
-use super::KDL_CUDA;
 
 /// The name of an unconsumed capsule.
 const DLTENSOR: &CStr = c"dltensor";
@@ -117,11 +115,13 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut ffi::PyObject) {
     }
 }
 
-/// A `"dltensor"` capsule of a C-contiguous array at `ptr` on CUDA device `device`; `keep`
-/// keeps the memory alive until the consumer calls the deleter (or nobody consumed it).
+/// A `"dltensor"` capsule of a C-contiguous array at `ptr` on device `device` of
+/// `device_type` (`kDLCUDA`, `kDLCPU`); `keep` keeps the memory alive until the consumer
+/// calls the deleter (or nobody consumed it).
 pub(crate) fn export_capsule<'py>(
     py: Python<'py>,
     ptr: u64,
+    device_type: i32,
     device: u32,
     dtype: DType,
     shape: &[u64],
@@ -135,7 +135,7 @@ pub(crate) fn export_capsule<'py>(
         dl_tensor: DLTensor {
             data: ptr as *mut c_void,
             device: DLDevice {
-                device_type: KDL_CUDA,
+                device_type,
                 device_id: device as i32,
             },
             ndim: context.shape.len() as i32,
