@@ -14,63 +14,26 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{start_plugin, venv_for};
-use troupe_bridge_python::env::EnvSpec;
+use support::cuda::{child_exports, cuda_venv, eventually, gpu_or_skip, pattern};
+use support::start_plugin;
 use troupe_bridge_python::extension::ExtensionRef;
-use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory, device_count, driver_available};
+use troupe_cuda::{CudaBuffer, DType, DeviceMemory};
 use troupe_value::{CallError, Value};
 
-/// Set to `1` to build the test venv on the system site-packages, installing nothing.
-const SYSTEM_SITE_PACKAGES: &str = "TROUPE_TEST_SYSTEM_SITE_PACKAGES";
-
-/// Device 0, or `None` after printing why the test is skipped.
-fn gpu_or_skip(test: &str) -> Option<CudaDevice> {
-    if !driver_available() {
-        println!("{test}: skipped: no CUDA driver");
-        return None;
-    }
-    match device_count() {
-        Ok(0) | Err(_) => {
-            println!("{test}: skipped: a CUDA driver but no usable CUDA device");
-            None
-        }
-        Ok(_) => Some(CudaDevice::shared(0).unwrap()),
-    }
-}
-
 async fn start(name: &str) -> ExtensionRef {
-    let venv = actix_rt::task::spawn_blocking(|| {
-        let system = std::env::var(SYSTEM_SITE_PACKAGES).is_ok_and(|v| v == "1");
-        venv_for(&EnvSpec::new(Vec::<String>::new()).with_system_site_packages(system))
-    })
+    start_plugin(
+        name,
+        "cuda_arrays",
+        cuda_venv().await,
+        Duration::from_secs(120),
+    )
     .await
-    .unwrap();
-    start_plugin(name, "cuda_arrays", venv, Duration::from_secs(120)).await
-}
-
-/// The bytes `cuda_arrays.pattern` makes.
-fn pattern(n: usize, seed: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
 }
 
 fn checksum(bytes: &[u8]) -> i64 {
     bytes.iter().map(|&b| i64::from(b)).sum()
-}
-
-/// Waits (10 s at most) for `done`.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn child_exports(ext: &ExtensionRef) -> i64 {
-    let stats = ext.call("stats", vec![]).await.unwrap();
-    stats.get("exported").and_then(Value::as_int).unwrap()
 }
 
 #[test]
@@ -99,7 +62,7 @@ fn host_buffers_are_read_in_python_in_place_and_released() {
             assert_eq!(fields[4], Value::Int(checksum(&bytes)), "{n} bytes");
             // The child dropped its CudaArray: its release comes back, the export ends, and
             // only our clone of the buffer is left.
-            eventually("the export is released", || buffer.holders() == 1).await;
+            eventually("the export is released", async || buffer.holders() == 1).await;
         }
         let floats: Vec<u8> = [1.5f32, -2.0, 3.25, 0.0, 8.0, 1.0]
             .iter()
@@ -141,11 +104,10 @@ fn python_device_arrays_reach_the_host_and_are_released() {
             assert_eq!(memory.to_host().unwrap(), pattern(n, 5));
             assert_eq!(child_exports(&ext).await, 1, "held while the host holds it");
             drop(array);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child_exports(&ext).await != 0 {
-                assert!(Instant::now() < deadline, "the child's export did not end");
-                actix_rt::time::sleep(Duration::from_millis(5)).await;
-            }
+            eventually("the child's export ends", async || {
+                child_exports(&ext).await == 0
+            })
+            .await;
         }
         ext.stop().await;
     });
@@ -174,7 +136,7 @@ fn an_echoed_array_comes_back_as_the_hosts_own_buffer() {
             other => panic!("expected the host's own buffer, got {other:?}"),
         }
         drop(back);
-        eventually("the export is released", || buffer.holders() == 1).await;
+        eventually("the export is released", async || buffer.holders() == 1).await;
         ext.stop().await;
     });
 }
@@ -201,7 +163,7 @@ fn a_crashed_childs_exports_are_reclaimed() {
         );
         let crashed = ext.call("crash", vec![]).await;
         assert!(matches!(crashed, Err(CallError::Crashed(_))), "{crashed:?}");
-        eventually("the dead child's export is reclaimed", || {
+        eventually("the dead child's export is reclaimed", async || {
             buffer.holders() == 1
         })
         .await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod cuda;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
