@@ -66,11 +66,21 @@ fn dlpack_cpu_tensors_cross_from_a_venv_without_numpy() {
             let field = |key: &str| seen.get(key).cloned().unwrap();
             assert_eq!(field("type"), Value::from("HostArray"), "{what}");
             assert_eq!(field("dtype"), Value::from("float32"));
-            assert_eq!(field("device"), Value::List(vec![Value::Int(1), Value::Int(0)]));
-            assert_eq!(field("dlpack_shape"), Value::List(vec![Value::Int(n as i64)]));
+            assert_eq!(
+                field("device"),
+                Value::List(vec![Value::Int(1), Value::Int(0)])
+            );
+            assert_eq!(
+                field("dlpack_shape"),
+                Value::List(vec![Value::Int(n as i64)])
+            );
             let sum: f64 = values.iter().map(|v| f64::from(*v)).sum();
             assert_eq!(field("sum"), Value::Float(sum), "{what}");
-            assert_eq!(field("still"), Value::Float(sum), "the host's array is untouched");
+            assert_eq!(
+                field("still"),
+                Value::Float(sum),
+                "the host's array is untouched"
+            );
             let back = ext.call("echo", vec![sent.clone()]).await.unwrap();
             assert_eq!(back, sent, "{what}");
         }

@@ -73,6 +73,22 @@ pub fn device_count() -> Result<usize, CudaError> {
 /// does not know (`CUDA_ERROR_INVALID_VALUE`: host memory, freed memory).
 pub fn device_of(ptr: sys::CUdeviceptr) -> Result<usize, CudaError> {
     ensure()?;
+    match ordinal_of(ptr) {
+        // No context on this thread: any device's answers for every pointer (unified
+        // addressing); the thread's own (none) comes back after.
+        Err(CudaError::Driver {
+            code: sys::CUresult::CUDA_ERROR_INVALID_CONTEXT,
+            ..
+        }) => {
+            let _bound = crate::CudaDevice::shared(0)?.bind()?;
+            ordinal_of(ptr)
+        }
+        answer => answer,
+    }
+}
+
+/// The ordinal `cuPointerGetAttribute` gives for `ptr`.
+fn ordinal_of(ptr: sys::CUdeviceptr) -> Result<usize, CudaError> {
     let mut ordinal: std::ffi::c_int = -1;
     // SAFETY: the driver is initialised; `ordinal` is an int, the attribute's type, and
     // outlives the call.
