@@ -122,6 +122,33 @@ impl CudaDevice {
         check("cuCtxSynchronize", unsafe { sys::cuCtxSynchronize() })
     }
 
+    /// The raw handle of [`CudaDevice::stream`] as an integer: what a DLPack producer is given
+    /// as its consumer's stream (`__dlpack__(stream=...)`), so that the producer orders its
+    /// writes before this stream's work.
+    pub fn stream_handle(&self) -> u64 {
+        self.cu_stream() as u64
+    }
+
+    /// Waits until the work queued on a stream of another library is done, the stream named
+    /// as the CUDA array interface (v3) and DLPack name streams: 1 the legacy default stream,
+    /// 2 the per-thread default stream, anything else a `CUstream` of this device's context.
+    ///
+    /// # Safety
+    /// `stream` must be 1, 2, or a live stream of this device's context: a producer's stream,
+    /// as its `__cuda_array_interface__` gives it.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when the stream or earlier work on it failed.
+    pub unsafe fn synchronize_foreign_stream(&self, stream: u64) -> Result<(), CudaError> {
+        let _bound = self.bind()?;
+        // CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are the handles 1 and 2.
+        let handle = stream as usize as sys::CUstream;
+        // SAFETY: the context is current; the caller vouches for the stream.
+        check("cuStreamSynchronize", unsafe {
+            sys::cuStreamSynchronize(handle)
+        })
+    }
+
     /// Makes the context current on this thread, as every raw driver call needs, until the
     /// returned guard drops: then the thread's context is the one it had before (the
     /// caller's own, e.g. torch's after `torch.cuda.set_device(1)`, is never changed).

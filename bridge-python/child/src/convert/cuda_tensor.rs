@@ -84,21 +84,59 @@ pub(super) fn cuda_interface(
         }
     }
     need_driver(path)?;
+    // Version 3 names the stream the data is ordered on (none: nothing to wait for); before,
+    // nothing is said, and all of the device's work is waited for.
+    let version: u32 = item("version")?.and_then(|v| v.extract().ok()).unwrap_or(0);
+    let ready = match (version, item("stream")?) {
+        (0..=2, _) => Ready::Unknown,
+        (_, None) => Ready::Now,
+        (_, Some(stream)) => {
+            Ready::Stream(stream.extract().map_err(|e| bad(format!("stream: {e}")))?)
+        }
+    };
     if shape.contains(&0) {
         // An empty tensor has no memory (the interface gives pointer 0): send an empty
         // array on its device.
         return empty(obj, dtype, &shape, path);
     }
-    borrow(obj.py(), obj.clone().unbind(), ptr, dtype, &shape, path)
+    borrow(
+        obj.py(),
+        obj.clone().unbind(),
+        ptr,
+        dtype,
+        &shape,
+        ready,
+        path,
+    )
 }
 
 /// A CUDA tensor through DLPack (a library without the CUDA array interface).
 pub(super) fn cuda_dlpack(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Value, ConvertError> {
     let py = obj.py();
     need_driver(path)?;
-    let capsule = obj
-        .call_method0(intern!(py, "__dlpack__"))
-        .map_err(|e| dlpack_error(obj, path, e.value(py).to_string()))?;
+    // Given our stream, the producer makes it wait for its writes (DLPack's stream
+    // protocol): then nothing is waited for here. A producer that takes no stream gets
+    // none, and all of the device's work is waited for.
+    let ours = obj
+        .call_method0(intern!(py, "__dlpack_device__"))
+        .and_then(|device| device.extract::<(i32, usize)>())
+        .ok()
+        .and_then(|(_, ordinal)| CudaDevice::shared(ordinal).ok());
+    let with_stream = ours.as_ref().and_then(|device| {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("stream", device.stream_handle()).ok()?;
+        obj.call_method(intern!(py, "__dlpack__"), (), Some(&kwargs))
+            .ok()
+            .map(|capsule| (capsule, Ready::Ours))
+    });
+    let (capsule, ready) = match with_stream {
+        Some(given) => given,
+        None => (
+            obj.call_method0(intern!(py, "__dlpack__"))
+                .map_err(|e| dlpack_error(obj, path, e.value(py).to_string()))?,
+            Ready::Unknown,
+        ),
+    };
     let tensor = read_capsule(&capsule).map_err(|e| dlpack_error(obj, path, e.to_string()))?;
     let dtype = tensor
         .dtype
@@ -120,8 +158,23 @@ pub(super) fn cuda_dlpack(obj: &Bound<'_, PyAny>, path: &Path<'_>) -> Result<Val
         tensor.ptr,
         dtype,
         &tensor.shape,
+        ready,
         path,
     )
+}
+
+/// How a producer's writes are ordered before troupe's export of its memory.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    /// Nothing said (CUDA array interface v2, a DLPack producer that takes no stream): wait
+    /// for all work in the device's context.
+    Unknown,
+    /// The data is ready (CUDA array interface v3 without a stream).
+    Now,
+    /// Ready once this stream's work is done (CUDA array interface v3's `stream`).
+    Stream(u64),
+    /// The producer made troupe's stream wait for its writes (DLPack `stream=`).
+    Ours,
 }
 
 /// An empty device array on the device `obj` names with `__dlpack_device__()` (device 0 if
@@ -145,14 +198,16 @@ fn empty(
 }
 
 /// A device array over memory of another library, kept alive by `keeper` (the Python object)
-/// until the host releases it. Waits for all work queued on the device first (the producer
-/// may have written on any stream), without the GIL: other Python threads run meanwhile.
+/// until the host releases it. Waits first for the producer's writes as `ready` says (all of
+/// the device's work when nothing is said), without the GIL: other Python threads run
+/// meanwhile.
 fn borrow(
     py: Python<'_>,
     keeper: Py<PyAny>,
     ptr: u64,
     dtype: DType,
     shape: &[u64],
+    ready: Ready,
     path: &Path<'_>,
 ) -> Result<Value, ConvertError> {
     let cuda = |e| ConvertError::new(path, ConvertErrorKind::Cuda(e));
@@ -170,7 +225,14 @@ fn borrow(
         ));
     }
     let device = device_of(ptr).and_then(CudaDevice::shared).map_err(cuda)?;
-    py.detach(|| device.synchronize_context()).map_err(cuda)?;
+    match ready {
+        Ready::Now | Ready::Ours => {}
+        Ready::Unknown => py.detach(|| device.synchronize_context()).map_err(cuda)?,
+        // SAFETY: the producer named this stream for its data, which it keeps alive.
+        Ready::Stream(stream) => py
+            .detach(|| unsafe { device.synchronize_foreign_stream(stream) })
+            .map_err(cuda)?,
+    }
     // SAFETY: `ptr` is device memory of `device` (the driver said so) that the Python object
     // (a tensor, or its DLPack capsule) keeps alive for as long as `keeper` lives.
     let buffer = unsafe { CudaBuffer::borrowed(&device, ptr, dtype, shape, Box::new(keeper)) }
