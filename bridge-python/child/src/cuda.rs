@@ -87,6 +87,21 @@ impl CudaArray {
                 "troupe.CudaArray.__dlpack__: copy=True is not supported (the array is shared memory of the host)",
             ));
         }
+        // A consumer may ask for the tensor on a device of its choosing: only this one.
+        let wanted = match &options {
+            Some(options) => options.get_item("dl_device")?,
+            None => None,
+        };
+        if let Some(wanted) = wanted.filter(|w| !w.is_none()) {
+            let here = (KDL_CUDA, self.array.device());
+            if wanted.extract::<(i32, u32)>().ok() != Some(here) {
+                return Err(PyBufferError::new_err(format!(
+                    "troupe.CudaArray.__dlpack__: dl_device={wanted} is not where the array is \
+                     (cuda:{}), and it cannot be copied there",
+                    self.array.device()
+                )));
+            }
+        }
         export_capsule(
             py,
             self.ptr,
