@@ -306,13 +306,22 @@ impl Drop for Link {
 /// Sends the releases the host owes the child until the connection ends.
 fn send_releases(releases: &Releases, outgoing: &Outgoing) {
     while let Some(slots) = releases.wait() {
+        let exports = releases.take_exports();
         let frame = Envelope {
-            body: ToChild::ReleaseSlots { slots },
+            body: ToChild::ReleaseSlots {
+                slots: slots.clone(),
+            },
             released: Vec::new(),
-            exports_released: releases.take_exports(),
+            exports_released: exports.clone(),
         };
-        let Ok(bytes) = encode(&frame) else {
-            continue;
+        let bytes = match encode(&frame) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Still owed: they ride on the next frame that encodes.
+                tracing::warn!(error = %e, "cannot encode a release frame");
+                releases.restore(slots, exports);
+                continue;
+            }
         };
         if outgoing.send(bytes).is_err() {
             break;
