@@ -320,6 +320,8 @@ fn send_releases(releases: &Releases, outgoing: &Outgoing) {
                 // Still owed: they ride on the next frame that encodes.
                 tracing::warn!(error = %e, "cannot encode a release frame");
                 releases.restore(slots, exports);
+                // Not at once again: a failure that lasts must not spin this thread.
+                std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
         };
