@@ -20,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use troupe_host::extension_host::ExtensionHost;
 use troupe_manifest::{Manifest, NodeBody};
 use troupe_nodes::{Emitter, Node, NodeError};
@@ -30,6 +31,13 @@ use crate::run::start_extensions;
 
 /// Client messages that may wait for the pipeline before the session stops reading.
 pub(crate) const INGRESS_MESSAGES: usize = 32;
+/// The largest message (and frame) a client may send: 20 ms of 768 kHz 64-channel f32 audio
+/// is under 4 MiB.
+const MAX_MESSAGE: usize = 4 << 20;
+/// Sessions served at once; more connections are refused at once.
+pub(crate) const MAX_SESSIONS: usize = 64;
+/// How long a client may take to complete its WebSocket handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Outputs that may wait for the client before the pipeline is held.
 pub(crate) const EGRESS_MESSAGES: usize = 256;
 /// The id the session's output node takes in the pipeline.
@@ -125,21 +133,29 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
             host,
         });
         let mut number = 0u64;
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            tracing::warn!(%peer, limit = MAX_SESSIONS, "connection refused: too many sessions");
+                            continue;
+                        };
                         number += 1;
                         let sessions = sessions.clone();
                         actix::spawn(async move {
                             if let Err(e) = sessions.serve(stream, number).await {
                                 tracing::warn!(session = number, %peer, error = %e, "session failed");
                             }
+                            drop(slot);
                         });
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
                 },
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut interrupted => break,
             }
         }
         eprintln!("stopping");
@@ -153,6 +169,8 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
+    #[error("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}")]
+    HandshakeTimeout,
     #[error("websocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
     #[error(transparent)]
@@ -167,7 +185,15 @@ impl Sessions {
     /// One connection: its own run of the pipeline, fed by what it sends.
     async fn serve(&self, stream: TcpStream, number: u64) -> Result<(), SessionError> {
         let _ = stream.set_nodelay(true);
-        let socket = tokio_tungstenite::accept_async(stream).await?;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let socket = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        )
+        .await
+        .map_err(|_| SessionError::HandshakeTimeout)??;
         let (mut to_client, mut from_client) = socket.split();
         let (bytes_tx, bytes_rx) = sync_channel::<Vec<u8>>(INGRESS_MESSAGES);
         let (out_tx, mut out_rx) = mpsc::channel::<String>(EGRESS_MESSAGES);
@@ -208,6 +234,10 @@ impl Sessions {
         let writing = async {
             while let Some(text) = out_rx.recv().await {
                 if to_client.send(Message::text(text)).await.is_err() {
+                    // The client is gone: what the pipeline still sends is dropped, never
+                    // waited for (a full queue would hold the run forever).
+                    out_rx.close();
+                    while out_rx.recv().await.is_some() {}
                     break;
                 }
             }

@@ -33,15 +33,7 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     let manifest = Manifest::load(&args.manifest)?;
     let name = manifest.pipeline(args.pipeline.as_deref())?.name.clone();
-    let _metrics = match args.metrics {
-        Some(address) => {
-            let server =
-                metrics::serve(address).map_err(|source| CliError::Metrics { address, source })?;
-            eprintln!("metrics at http://{}/metrics", server.address());
-            Some(server)
-        }
-        None => None,
-    };
+    let _metrics = serve_metrics(args.metrics)?;
     let (report, extensions) = actix::System::new().block_on(run_pipeline(&manifest, &name))?;
     let mut text = report.summary.to_string();
     if !extensions.is_empty() {

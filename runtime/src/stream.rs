@@ -150,6 +150,16 @@ pub(crate) struct Items {
     taken: u32,
 }
 
+impl Drop for Items {
+    /// The caller stopped reading: a producer waiting for room in [`ItemSink::send`] hears
+    /// it now, not at its next item.
+    fn drop(&mut self) {
+        self.items.close();
+        self.shared.taken.notify_waiters();
+        self.shared.taken.notify_one();
+    }
+}
+
 impl Items {
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Value>> {
         let polled = self.items.poll_recv(cx);
@@ -218,6 +228,11 @@ impl CallStream {
         if self.last.is_none()
             && let Poll::Ready(result) = self.answer.as_mut().poll(cx)
         {
+            if result.is_err() {
+                // A failure (the deadline, most often) ends the stream: the items already
+                // here come out, then the error; a producer that goes on pushes no more.
+                self.items.items.close();
+            }
             self.last = Some(result);
         }
         match self.items.poll_item(cx) {

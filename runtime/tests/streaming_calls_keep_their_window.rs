@@ -140,6 +140,47 @@ async fn the_deadline_covers_the_whole_stream() {
 }
 
 #[actix::test]
+async fn the_deadline_ends_a_stream_whose_producer_goes_on() {
+    let (counter, produced) = counter();
+    let timeout = Duration::from_millis(100);
+    let mut stream = counter.call_stream(
+        Call::new("count", vec![Value::Int(1_000_000)]),
+        Some(timeout),
+        4,
+    );
+    let began = std::time::Instant::now();
+    let mut items = 0;
+    let last = loop {
+        match stream.next().await {
+            Some(Ok(_)) => {
+                items += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(
+        last,
+        Some(Err(CallError::Timeout(timeout))),
+        "after {items} items"
+    );
+    assert_eq!(stream.next().await, None);
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stopped_at = produced.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        produced.load(Ordering::SeqCst),
+        stopped_at,
+        "the producer stopped"
+    );
+}
+
+#[actix::test]
 async fn a_dropped_stream_stops_the_producer() {
     let (counter, produced) = counter();
     let mut stream = counter.call_stream(Call::new("count", vec![Value::Int(1000)]), None, 2);

@@ -370,13 +370,16 @@ impl NodeActor {
         self.end(error);
     }
 
-    /// Ends the run with `error` (a crashed instance is not shut down).
+    /// Ends the run with `error` (a crashed instance is not shut down), and reports what the
+    /// node did for the run's summary.
     fn end(&mut self, error: PipelineError) {
         self.done = true;
         if let Some(restarter) = &mut self.restart {
             restarter.finish();
         }
         self.shared.report(Event::Failed(error));
+        let stats = std::mem::take(&mut self.stats);
+        self.shared.report(Event::Stopped(self.index, stats));
     }
 }
 

@@ -136,10 +136,9 @@ impl SourceActor {
             Err(message) => {
                 tracing::error!(node = %self.id, %message, "source panicked");
                 self.emitter.drain();
-                self.done = true;
-                self.shared.report(Event::Failed(PipelineError::Panicked {
+                self.fail(PipelineError::Panicked {
                     node: self.id.clone(),
-                }));
+                });
                 return Pulled::Over;
             }
         };
@@ -163,17 +162,26 @@ impl SourceActor {
                 match self.policy {
                     ErrorPolicy::SkipItem => Pulled::More,
                     ErrorPolicy::FailPipeline => {
-                        self.done = true;
-                        self.shared.report(Event::Failed(PipelineError::Pull {
+                        self.fail(PipelineError::Pull {
                             node: self.id.clone(),
                             pull_index,
                             source,
-                        }));
+                        });
                         Pulled::Over
                     }
                 }
             }
         }
+    }
+}
+
+impl SourceActor {
+    /// Ends the run with `error`, and reports what the source did for the run's summary.
+    fn fail(&mut self, error: PipelineError) {
+        self.done = true;
+        self.shared.report(Event::Failed(error));
+        let stats = std::mem::take(&mut self.stats);
+        self.shared.report(Event::Stopped(self.index, stats));
     }
 }
 

@@ -254,8 +254,17 @@ impl Calls {
             return;
         };
         streaming.allowed += u64::from(items);
-        // Only fails when the child is gone, and then its calls fail anyway.
-        let _ = session.link().send(ToChild::Credit { id, items });
+        drop(state);
+        // A child that lets its queue fill is not reading: without this credit its stream
+        // would wait forever. (Closed: the child is gone, and its calls fail with that.)
+        if let Err(LinkError::Send(SendError::Full { queued, .. })) =
+            session.link().send(ToChild::Credit { id, items })
+        {
+            session.kill(ExitCause::Protocol(format!(
+                "stopped reading: {} MiB wait for it",
+                queued >> 20
+            )));
+        }
     }
 
     /// The child yielded `value` for streaming call `id`. An item for a call no longer in
@@ -320,14 +329,28 @@ impl Calls {
     /// forgotten, the child told to cancel it, and the call outstanding until the child
     /// answers it, or until the cancel grace ends and the child is killed.
     pub(crate) fn cancel(self: &Arc<Self>, id: u64) {
+        self.stop(id, None);
+    }
+
+    /// Call `id`, in flight, fails with `err` before the child answered it (an item of it
+    /// cannot be used here): its caller gets `err`, and the call is cancelled in the child
+    /// as [`Calls::cancel`] does.
+    pub(crate) fn fail(self: &Arc<Self>, id: u64, err: CallError) {
+        self.stop(id, Some(err));
+    }
+
+    fn stop(self: &Arc<Self>, id: u64, err: Option<CallError>) {
         let mut state = self.lock();
         if let Some(at) = state.waiting.iter().position(|(call, _)| call.id == id) {
             state.waiting.remove(at);
             self.regulate(&state);
             return;
         }
-        if state.in_flight.remove(&id).is_none() {
+        let Some(pending) = state.in_flight.remove(&id) else {
             return;
+        };
+        if let Some(err) = err {
+            let _ = pending.answer.send(Err(err));
         }
         let Some(session) = state.session.clone() else {
             return self.pump(&mut state);

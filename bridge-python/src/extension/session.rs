@@ -328,9 +328,9 @@ impl Session {
                 let item = match usable_here(value) {
                     Ok(value) => self.calls.item(id, value),
                     // Not usable here (a device array that cannot be imported): the item is
-                    // the call's failure, as for a reply.
+                    // the call's failure, as for a reply, and the generator is stopped.
                     Err(err) => {
-                        self.calls.complete(id, Err(err));
+                        self.calls.fail(id, err);
                         Ok(())
                     }
                 };
