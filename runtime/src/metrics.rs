@@ -325,11 +325,33 @@ pub fn serve(address: SocketAddr) -> std::io::Result<MetricsServer> {
     })
 }
 
-/// Reads one request head (bounded, with a deadline) and answers it.
+/// Reads from a stream until a deadline for all of the reads together: a scraper that sends
+/// a byte now and then cannot hold the endpoint past it.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    at: std::time::Instant,
+}
+
+impl std::io::Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.at.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        std::io::Read::read(&mut stream, buf)
+    }
+}
+
+/// Reads one request head (bounded in size, and in time as a whole) and answers it.
 fn answer(stream: TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(SCRAPE_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(SCRAPE_IO_TIMEOUT))?;
-    let mut reader = BufReader::new(std::io::Read::take(&stream, MAX_REQUEST_HEAD));
+    let within = Deadline {
+        stream: &stream,
+        at: std::time::Instant::now() + SCRAPE_IO_TIMEOUT,
+    };
+    let mut reader = BufReader::new(std::io::Read::take(within, MAX_REQUEST_HEAD));
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     // The rest of the head, up to its blank line (or the bound).

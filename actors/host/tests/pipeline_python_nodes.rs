@@ -166,6 +166,46 @@ fn each_yielded_value_goes_downstream_when_it_is_yielded() {
 }
 
 #[test]
+fn a_generator_waiting_for_credit_holds_up_no_other_call_and_stops_when_dropped() {
+    actix::System::new().block_on(async {
+        let host = host().await;
+        let nodes = host.extension("nodes").unwrap().clone();
+        let call = troupe_runtime::Call::new("forever", vec![Value::Int(0)]);
+        let mut stream = nodes.call_stream(call, None, 2);
+        assert_eq!(stream.next().await, Some(Ok(Value::Int(1))));
+        // Not read further: the generator waits for credit, and the extension serves on.
+        let answer = actix_rt::time::timeout(
+            Duration::from_secs(5),
+            nodes.call("evens", vec![Value::Int(4)]),
+        )
+        .await
+        .expect("another call is not held up by the waiting generator");
+        assert_eq!(answer, Ok(Value::Int(4)));
+        let held = nodes
+            .call_as::<i64>("yielded_so_far", vec![])
+            .await
+            .unwrap();
+        assert!(held <= 4, "held at its yield by the window: {held}");
+        // Dropped: the generator stops at its next yield.
+        drop(stream);
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        let stopped = nodes
+            .call_as::<i64>("yielded_so_far", vec![])
+            .await
+            .unwrap();
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            nodes
+                .call_as::<i64>("yielded_so_far", vec![])
+                .await
+                .unwrap(),
+            stopped
+        );
+        host.shutdown().await;
+    });
+}
+
+#[test]
 fn a_slow_consumer_holds_the_generator_at_its_yield() {
     actix::System::new().block_on(async {
         let host = host().await;

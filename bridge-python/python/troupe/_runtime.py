@@ -94,14 +94,17 @@ async def _collect(agen):
 
 
 class _Stream:
-    """Credit of one streaming call of the host's: items the child may still send."""
+    """Credit of one streaming call of the host's: items the child may still send. Guarded
+    by ``cond``, which a ``def`` generator's thread waits on; an ``async def`` one waits on
+    ``event`` instead."""
 
-    __slots__ = ("credit", "cancelled", "event")
+    __slots__ = ("credit", "cancelled", "event", "cond")
 
     def __init__(self, window):
         self.credit = window
         self.cancelled = False
         self.event = None  # an asyncio.Event, for a stream served on the loop
+        self.cond = threading.Condition()
 
     def ready(self):
         return self.credit > 0 or self.cancelled
@@ -280,8 +283,10 @@ class Runtime:
     # Each value a generator yields (each item of a returned list) goes to the host as soon
     # as it exists, while the host's credit lasts: the generator is not resumed until there
     # is credit for its next value, so a slow consumer downstream holds it at its `yield`.
-    # A cancel stops a `def` generator at its next `yield` (it is closed) and cancels an
-    # `async def` one's task.
+    # A `def` generator runs on a thread of its own (as an `async def` one runs on the loop),
+    # so the receiving thread stays free: a generator waiting for credit holds up no other
+    # call. A cancel stops a `def` generator at its next `yield` (it is closed) and cancels
+    # an `async def` one's task.
 
     def serve_stream(self, id, method, args, kwargs, window):
         fn, is_async = self.methods[method]
@@ -300,16 +305,20 @@ class Runtime:
         if type(result) is _ASYNC_GENERATOR or inspect.isawaitable(result):
             self.spawn(id, lambda: self._stream_async(id, stream, result))
             return
-        self._stream_sync(id, stream, result)
+        threading.Thread(
+            target=self._stream_sync,
+            args=(id, stream, result),
+            name=f"troupe-stream-{id}",
+            daemon=True,
+        ).start()
 
     def _stream_sync(self, id, stream, result):
+        """Runs on the stream's own thread."""
         items = iter(result if type(result) is _GENERATOR else _sequence(result))
         try:
             while True:
-                while not stream.ready():
-                    frame = self.next_frame(stream.ready)
-                    if frame is not None:
-                        self.handle(frame)
+                with stream.cond:
+                    stream.cond.wait_for(stream.ready)
                 if stream.cancelled:
                     close = getattr(items, "close", None)
                     if close is not None:
@@ -354,7 +363,7 @@ class Runtime:
 
     async def _credit(self, stream):
         while True:
-            with self.lock:
+            with stream.cond:
                 if stream.credit > 0:
                     return
                 if stream.event is None:
@@ -364,7 +373,7 @@ class Runtime:
 
     def _send_item(self, id, stream, item):
         _native.send_item(id, item)
-        with self.lock:
+        with stream.cond:
             stream.credit -= 1
 
     def _end_stream(self, id):
@@ -374,9 +383,11 @@ class Runtime:
     def add_credit(self, id, items):
         with self.lock:
             stream = self.streams.get(id)
-            if stream is None:
-                return
+        if stream is None:
+            return
+        with stream.cond:
             stream.credit += items
+            stream.cond.notify_all()
             event = stream.event
         if event is not None:
             self.loop.call_soon_threadsafe(event.set)
@@ -430,8 +441,10 @@ class Runtime:
         streams stops at its next ``yield`` (any other ``def`` method runs to its end)."""
         with self.lock:
             stream = self.streams.get(id)
-            if stream is not None:
+        if stream is not None:
+            with stream.cond:
                 stream.cancelled = True
+                stream.cond.notify_all()
         if self.loop is not None:
             try:
                 self.loop.call_soon_threadsafe(self._cancel_task, id)

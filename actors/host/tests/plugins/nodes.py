@@ -32,6 +32,16 @@ class Nodes(troupe.Extension):
                 await asyncio.sleep(gap)
             yield {"k": k, "t": time.time()}
 
+    def forever(self, item):
+        """Yields forever, counting what it yielded."""
+        self.yielded = 0
+        while True:
+            self.yielded += 1
+            yield self.yielded
+
+    def yielded_so_far(self):
+        return getattr(self, "yielded", 0)
+
     def explode_flush(self, factor=10):
         yield {"total": self.total}
 
