@@ -6,6 +6,8 @@ out while nobody else receives. The thread holding the turn handles what it rece
 replies go to whoever waits for them; a ``def`` method the host calls runs inline on that
 thread (so ``def`` methods run one at a time, like an actor's handlers), and ``async def``
 methods and hooks run on one asyncio loop in a second thread (started on first need). A
+``def`` generator the host streams from runs on a thread of its own after its first call
+(see *streaming calls* below), so its body may interleave with other methods. A
 thread blocked in a call out takes the turn whenever it is free, so a ``def`` method that
 waits for a thread of its own calling the host does not deadlock, and host -> extension ->
 host nesting works on any thread. An awaitable call out waits on a future of its loop.
