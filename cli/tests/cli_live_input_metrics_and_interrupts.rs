@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-fn troupe() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
-    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    command
-}
+mod support;
+
+use support::troupe;
 
 /// Reads `child`'s stderr until a line starting with `prefix`; returns the rest of that
 /// line's first word after it. The rest of stderr is drained on a thread (and returned

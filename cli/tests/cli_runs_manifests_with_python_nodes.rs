@@ -3,14 +3,10 @@
 //! and key in the message).
 
 use std::path::Path;
-use std::process::Command;
 
-fn troupe() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
-    // At the repository root, where the paths of examples/ start.
-    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    command
-}
+mod support;
+
+use support::troupe;
 
 #[test]
 fn run_writes_one_line_per_speech_segment_and_a_summary() {

@@ -53,5 +53,5 @@ pub use mailbox::{
 };
 pub use registry::{Registry, RegistryError};
 pub use spawn::ActorBuilder;
-pub use stream::{CallStream, DEFAULT_STREAM_WINDOW, ItemSink};
+pub use stream::{CallStream, ItemSink};
 pub use troupe_value::{CallError, Value};

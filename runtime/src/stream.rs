@@ -23,9 +23,6 @@ use troupe_value::{CallError, Value};
 
 use crate::CallResult;
 
-/// The default number of items produced and not yet taken.
-pub const DEFAULT_STREAM_WINDOW: u32 = 16;
-
 /// What hears of taken items: the producer's side grants that much more credit.
 type OnTaken = Box<dyn Fn(u32) + Send + Sync>;
 

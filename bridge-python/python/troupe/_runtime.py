@@ -112,14 +112,16 @@ class _Stream:
         return self.credit > 0 or self.cancelled
 
 
-def _sequence(result):
-    """The items a streaming call's plain result stands for: a list or tuple, one per item;
-    ``None``, none; anything else, itself."""
-    if result is None:
-        return ()
-    if isinstance(result, (list, tuple)):
+def _items(result):
+    """An iterator over what a streaming call's result stands for: a generator, what it
+    yields; a list or tuple, one item each; ``None``, none; anything else, itself."""
+    if type(result) is _GENERATOR:
         return result
-    return (result,)
+    if result is None:
+        return iter(())
+    if isinstance(result, (list, tuple)):
+        return iter(result)
+    return iter((result,))
 
 
 def _target_text(kind, name):
@@ -316,7 +318,7 @@ class Runtime:
 
     def _stream_sync(self, id, stream, result):
         """Runs on the stream's own thread."""
-        items = iter(result if type(result) is _GENERATOR else _sequence(result))
+        items = _items(result)
         try:
             while True:
                 with stream.cond:
@@ -355,7 +357,7 @@ class Runtime:
                         self._send_item(id, stream, item)
                 finally:
                     await result.aclose()
-            items = iter(result if type(result) is _GENERATOR else _sequence(result))
+            items = _items(result)
             for item in items:
                 await self._credit(stream)
                 self._send_item(id, stream, item)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use troupe_protocol::{StartInfo, ToChild};
-use troupe_runtime::metrics::{ExtensionMetrics, Metrics};
+use troupe_runtime::metrics::ExtensionMetrics;
 use troupe_runtime::resource::ResourceMonitor;
 use troupe_runtime::supervision::{Decision, ExitReason, Supervisor};
 use troupe_runtime::{Call, CallResult};
@@ -96,11 +96,11 @@ pub(crate) struct ExtensionParts {
     pub(crate) supervisor: Supervisor,
     pub(crate) calls: Arc<Calls>,
     pub(crate) running: watch::Sender<Option<Instance>>,
+    pub(crate) metrics: ExtensionMetrics,
 }
 
 impl Extension {
     pub(crate) fn new(parts: ExtensionParts) -> Extension {
-        let metrics = Metrics::global().extension(&parts.config.name);
         Extension {
             name: Arc::from(parts.config.name.as_str()),
             config: Arc::new(parts.config),
@@ -112,7 +112,7 @@ impl Extension {
             calls: parts.calls,
             state: State::Restarting,
             running: parts.running,
-            metrics,
+            metrics: parts.metrics,
         }
     }
 

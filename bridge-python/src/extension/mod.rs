@@ -97,12 +97,13 @@ pub fn start_with(
     let (running_tx, running) = watch::channel(None);
     let monitor = config.memory_limit.and_then(|_| memory_monitor());
     let intake = Intake::new();
+    let metrics = troupe_runtime::metrics::Metrics::global().extension(&config.name);
     let calls = Arc::new(calls::Calls::new(
         config.max_in_flight,
         config.capacity,
         config.cancel_grace,
         intake.clone(),
-        &troupe_runtime::metrics::Metrics::global().extension(&config.name),
+        &metrics,
     ));
     let builder = ActorBuilder::new(&*name)
         .capacity(config.capacity)
@@ -116,6 +117,7 @@ pub fn start_with(
         supervisor,
         calls: calls.clone(),
         running: running_tx,
+        metrics,
     });
     let address = match arbiter {
         Some(arbiter) => builder.spawn_on(arbiter, actor),

@@ -122,14 +122,9 @@ fn build(params: &Params) -> Result<Built, NodeError> {
             }
         }
     };
-    Ok(Built::Source(Box::new(StreamSource {
-        shown: input.shown(),
-        input: Some(input),
-        layout,
-        chunk,
-        realtime,
-        state: State::Unopened,
-    })))
+    Ok(Built::Source(Box::new(StreamSource::new(
+        input, layout, chunk, realtime,
+    ))))
 }
 
 /// An `audio.stream_source` with `params` (its `path` ignored) that reads `reader` instead:
@@ -143,15 +138,12 @@ pub fn stream_source_reading(
 ) -> Result<Box<dyn Source>, NodeError> {
     let params = Params::new(NAME, params);
     let (layout, chunk, realtime) = configure(&params)?;
-    let input = Input::Reader(reader);
-    Ok(Box::new(StreamSource {
-        shown: input.shown(),
-        input: Some(input),
+    Ok(Box::new(StreamSource::new(
+        Input::Reader(reader),
         layout,
         chunk,
         realtime,
-        state: State::Unopened,
-    }))
+    )))
 }
 
 /// The layout, chunk size and pacing `params` ask for.
@@ -260,6 +252,18 @@ pub(crate) struct StreamSource {
 }
 
 impl StreamSource {
+    /// A source that opens `input` at its first pull.
+    fn new(input: Input, layout: Layout, chunk: ChunkSize, realtime: bool) -> StreamSource {
+        StreamSource {
+            shown: input.shown(),
+            input: Some(input),
+            layout,
+            chunk,
+            realtime,
+            state: State::Unopened,
+        }
+    }
+
     fn error(&self, e: PcmError) -> NodeError {
         match e {
             PcmError::Io(source) => NodeError::Io {
