@@ -40,6 +40,8 @@ fn build_child() -> Result<(), String> {
     let mut sources = vec![
         child.join("src"),
         child.join("Cargo.toml"),
+        manifest_dir.join("pyvalue/src"),
+        manifest_dir.join("pyvalue/Cargo.toml"),
         workspace.join("runtime/shm/src"),
         workspace.join("runtime/shm/Cargo.toml"),
         workspace.join("runtime/value/src"),

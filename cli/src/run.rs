@@ -3,13 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use troupe_host::extension_host::ExtensionHost;
+use troupe_host::extension_host::{ExtensionHost, NotStarted};
 use troupe_host::singleton::SingletonKinds;
 use troupe_manifest::Manifest;
 use troupe_pipeline::RunReport;
-use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
+use troupe_runtime::supervision::SupervisorStatus;
 use troupe_runtime::{Registry, metrics};
-use troupe_value::ExitCause;
 
 use crate::error::CliError;
 use crate::progress::ProgressDisplay;
@@ -143,7 +142,7 @@ pub(crate) async fn start_extensions(
     }
     let singletons = Registry::new();
     SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
-    let host = ExtensionHost::builder()
+    let started = ExtensionHost::builder()
         .singletons(singletons)
         .extensions(manifest.extensions_with_grants())
         .on_progress(|extension, step| {
@@ -151,43 +150,27 @@ pub(crate) async fn start_extensions(
                 eprintln!("[{extension}] {line}");
             }
         })
-        .start()
+        .start_ready()
         .await;
-    let mut not_started: Vec<String> = Vec::new();
-    for (extension, error) in host.failed() {
-        eprintln!("[{extension}] not started: {error}");
-        not_started.push(extension.clone());
-    }
-    for (extension, status) in host.ready().await {
-        if !status.is_running() {
-            report_not_running(&extension, &status);
-            not_started.push(extension);
+    match started {
+        Ok(host) => Ok(Some(host)),
+        Err(not_started) => {
+            for failure in &not_started {
+                report_not_started(failure);
+            }
+            Err(CliError::NotStarted {
+                extensions: not_started.into_iter().map(|f| f.extension).collect(),
+            })
         }
     }
-    if !not_started.is_empty() {
-        host.shutdown().await;
-        return Err(CliError::NotStarted {
-            extensions: not_started,
-        });
-    }
-    Ok(Some(host))
 }
 
-/// Says once why `extension` does not run: its last exit, and the Python traceback of a
+/// Says once why an extension does not run: its last exit, and the Python traceback of a
 /// start-up exception.
-fn report_not_running(extension: &str, status: &SupervisorStatus) {
-    let last = match status {
-        SupervisorStatus::Stopped(last) | SupervisorStatus::Restarting { last, .. } => last,
-        SupervisorStatus::GaveUp(give_up) => &give_up.last_exit,
-        SupervisorStatus::Starting { .. } | SupervisorStatus::Running { .. } => return,
-    };
-    eprintln!("[{extension}] could not start: {last}");
-    if let ExitReason::Crashed(info) = last
-        && let ExitCause::StartFailed(exception) = &info.cause
-        && !exception.traceback.is_empty()
-    {
-        for line in exception.traceback.lines() {
-            eprintln!("[{extension}]   {line}");
-        }
+fn report_not_started(failure: &NotStarted) {
+    let extension = &failure.extension;
+    eprintln!("[{extension}] could not start: {}", failure.reason);
+    for line in failure.traceback.lines() {
+        eprintln!("[{extension}]   {line}");
     }
 }

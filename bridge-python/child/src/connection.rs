@@ -81,7 +81,7 @@ impl Connection {
         ));
         let ledger = Ledger::new(SHM_THRESHOLD);
         #[cfg(feature = "cuda")]
-        let ledger = ledger.with_devices(crate::cuda::devices());
+        let ledger = ledger.with_devices(troupe_pyvalue::cuda::devices());
         let made = Connection {
             receiving: Mutex::new(Receiving::new(
                 socket.clone(),

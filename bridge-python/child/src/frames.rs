@@ -21,11 +21,12 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use troupe_protocol::{CallFrame, StartInfo, ToChild, ToHost};
-use troupe_value::{CallError, ExitCause, Value};
+use troupe_value::{CallError, Value};
 
 use crate::connection::Connection;
-use crate::convert::{Path, to_python};
 use crate::errors::ConnectionError;
+use troupe_pyvalue::call_error::call_error;
+use troupe_pyvalue::convert::{Path, to_python};
 
 /// What became of a frame.
 pub(crate) enum Surfaced<'py> {
@@ -116,7 +117,9 @@ pub(crate) fn call_arguments<'py>(
     py: Python<'py>,
     call: &CallFrame,
 ) -> Result<(Bound<'py, PyTuple>, Bound<'py, PyDict>), CallError> {
-    let bad = |e: crate::errors::ConvertError| CallError::bad_argument(e.path, e.kind.to_string());
+    let bad = |e: troupe_pyvalue::errors::ConvertError| {
+        CallError::bad_argument(e.path, e.kind.to_string())
+    };
     let python = |e: PyErr| CallError::bad_argument("args", e.to_string());
     let root = Path::Root("args");
     let args = call
@@ -149,71 +152,6 @@ fn reply_tuple(
         },
         Err(error) => (reply, id, false, call_error(py, &error)?).into_pyobject(py),
     }
-}
-
-/// `(variant, fields)` for `troupe.errors.from_wire`.
-pub(crate) fn call_error<'py>(
-    py: Python<'py>,
-    error: &CallError,
-) -> PyResult<(&'static str, Bound<'py, PyDict>)> {
-    let fields = PyDict::new(py);
-    let variant = match error {
-        CallError::UnknownMethod { method } => {
-            fields.set_item("method", method)?;
-            "UnknownMethod"
-        }
-        CallError::BadArguments { path, reason } => {
-            fields.set_item("path", path)?;
-            fields.set_item("reason", reason)?;
-            "BadArguments"
-        }
-        CallError::Remote(e) => {
-            fields.set_item("type_name", &e.type_name)?;
-            fields.set_item("message", &e.message)?;
-            fields.set_item("traceback", &e.traceback)?;
-            "Remote"
-        }
-        CallError::Timeout(after) => {
-            fields.set_item("seconds", after.as_secs_f64())?;
-            "Timeout"
-        }
-        CallError::Cancelled => "Cancelled",
-        CallError::ActorStopped => "ActorStopped",
-        CallError::MailboxFull => "MailboxFull",
-        CallError::Crashed(info) => {
-            let (cause, exit_code, signal) = match &info.cause {
-                ExitCause::Exited(code) => ("Exited", Some(*code), None),
-                ExitCause::Signaled(signal) => ("Signaled", None, Some(*signal)),
-                ExitCause::MemoryLimit { .. } => ("MemoryLimit", None, None),
-                ExitCause::StartFailed(_) => ("StartFailed", None, None),
-                ExitCause::StartTimeout(_) => ("StartTimeout", None, None),
-                ExitCause::CancelIgnored(_) => ("CancelIgnored", None, None),
-                ExitCause::ConnectTimeout(_) => ("ConnectTimeout", None, None),
-                ExitCause::Handshake(_) => ("Handshake", None, None),
-                ExitCause::Protocol(_) => ("Protocol", None, None),
-                ExitCause::Spawn(_) => ("Spawn", None, None),
-                ExitCause::Sandbox(_) => ("Sandbox", None, None),
-                ExitCause::Unknown => ("Unknown", None, None),
-            };
-            fields.set_item("cause", cause)?;
-            fields.set_item("exit_code", exit_code)?;
-            fields.set_item("signal", signal)?;
-            fields.set_item("reason", info.cause.to_string())?;
-            fields.set_item("stderr_tail", &info.stderr_tail)?;
-            fields.set_item("gave_up_after", info.gave_up_after)?;
-            "Crashed"
-        }
-        CallError::PermissionDenied { caller, target } => {
-            fields.set_item("caller", caller)?;
-            fields.set_item("target", target)?;
-            "PermissionDenied"
-        }
-        CallError::NotFound { target } => {
-            fields.set_item("target", target)?;
-            "NotFound"
-        }
-    };
-    Ok((variant, fields))
 }
 
 fn start_dict(py: Python<'_>, info: StartInfo) -> PyResult<Bound<'_, PyDict>> {

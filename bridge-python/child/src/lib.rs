@@ -36,28 +36,22 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod connection;
-mod convert;
-#[cfg(feature = "cuda")]
-mod cuda;
-mod dlpack;
 mod errors;
 mod frames;
-mod host_array;
 mod serve;
-mod view;
 
 use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use troupe_protocol::{CallFrame, PROTOCOL_VERSION, SHM_THRESHOLD, Target, ToHost};
+use troupe_protocol::{CallFrame, PROTOCOL_VERSION, Target, ToHost};
 use troupe_value::{CallError, Map, RemoteException};
 
 use connection::{Connection, Incoming, connection};
-use convert::{Path, from_python};
 use errors::ConnectionError;
 use frames::Surfaced;
+use troupe_pyvalue::convert::{self, Path, from_python};
 
 /// Takes over the connection the host passed at spawn (`TROUPE_FDS`) and says hello.
 #[pyfunction]
@@ -239,26 +233,13 @@ fn shutdown_done(py: Python<'_>) -> PyResult<()> {
     send(py, ToHost::ShutdownDone)
 }
 
-/// A writable buffer of `nbytes` in the child's shared-memory pool (what `troupe.empty` and
-/// `troupe.zeros` wrap in a numpy array); zero-filled when `zero`.
-#[pyfunction]
-#[pyo3(signature = (nbytes, zero=false))]
-fn pool_alloc(py: Python<'_>, nbytes: usize, zero: bool) -> PyResult<view::BufferView> {
-    convert::pool_view(py, nbytes, zero).map_err(|e| PyValueError::new_err(e.to_string()))
-}
-
 /// The child's pool: `live_slots`, `live_bytes`, `regions`, `region_bytes`, and on the
 /// connection `lent` (slots of this pool the host holds), `owed` (releases of the host's
 /// slots not yet sent) and `queued_frames` / `queued_bytes` (what waits for the host to
 /// make room).
 #[pyfunction]
 fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let stats = troupe_shm::pool::Pool::global().stats();
-    let dict = PyDict::new(py);
-    dict.set_item("live_slots", stats.live_slots)?;
-    dict.set_item("live_bytes", stats.live_bytes)?;
-    dict.set_item("regions", stats.regions)?;
-    dict.set_item("region_bytes", stats.region_bytes)?;
+    let dict = troupe_pyvalue::pool::pool_counters(py)?;
     if let Ok(connection) = connection() {
         dict.set_item("lent", connection.lent())?;
         dict.set_item("owed", connection.owed())?;
@@ -269,16 +250,6 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
-/// `(region id, offset, local)` of the pool slot whose start `obj` (a numpy array) views,
-/// or `None`; `local` says whether the slot is this child's.
-#[pyfunction]
-fn slot_of(obj: &Bound<'_, PyAny>) -> Option<(u64, u64, bool)> {
-    let view = view::find_view(obj)?;
-    let buffer = view.get().buffer();
-    let key = buffer.pool_key()?;
-    Some((key.region, key.offset, buffer.in_own_pool()))
-}
-
 /// This child's CUDA exports: `exported` (arrays sent to the host and not yet released by
 /// it) and `driver` (whether a CUDA driver is here that this build can use).
 #[pyfunction]
@@ -286,7 +257,10 @@ fn cuda_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     #[cfg(feature = "cuda")]
     let (exported, driver) = {
         use troupe_value::device::DevicePlane;
-        (cuda::plane().exported(), troupe_cuda::driver_available())
+        (
+            troupe_pyvalue::cuda::plane().exported(),
+            troupe_cuda::driver_available(),
+        )
     };
     #[cfg(not(feature = "cuda"))]
     let (exported, driver) = (0, false);
@@ -311,20 +285,14 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call, m)?)?;
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_done, m)?)?;
-    m.add_function(wrap_pyfunction!(pool_alloc, m)?)?;
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
-    m.add_function(wrap_pyfunction!(slot_of, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_stats, m)?)?;
     m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     m.add_function(wrap_pyfunction!(serve::turn_take, m)?)?;
     m.add_function(wrap_pyfunction!(serve::turn_give, m)?)?;
     m.add_function(wrap_pyfunction!(serve::stop_serving, m)?)?;
-    m.add_class::<view::BufferView>()?;
-    m.add_class::<host_array::HostArray>()?;
-    #[cfg(feature = "cuda")]
-    m.add_class::<cuda::CudaArray>()?;
+    troupe_pyvalue::register(m)?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
-    m.add("SHM_THRESHOLD", SHM_THRESHOLD)?;
     Ok(())
 }
 

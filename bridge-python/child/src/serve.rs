@@ -29,8 +29,8 @@ use pyo3::types::PyDict;
 use troupe_protocol::{CallFrame, ToChild, ToHost};
 
 use crate::connection::{Connection, Incoming, connection};
-use crate::convert::{Path, from_python};
 use crate::frames::{self, Surfaced};
+use troupe_pyvalue::convert::{Path, from_python};
 
 /// Who receives now.
 struct Turn {

@@ -1,4 +1,13 @@
-"""troupe: write Python extensions that a troupe host runs as supervised actors.
+"""troupe: write Python extensions that a troupe host runs as supervised actors, and host
+them from a Python program.
+
+Hosting (with the ``troupe-actors`` package installed): :class:`Host` loads extensions from a
+manifest or from Python, each in its own process and venv, calls them blocking
+(``host["stats"].describe()``) or awaited (``await host["stats"].aio.describe()``), serves
+Python objects to them as singletons, and runs pipelines (:class:`Pipeline`) fed from Python.
+:mod:`troupe.testing` runs an extension in-process, without a host, for unit tests.
+
+Writing extensions:
 
 Each extension runs in its own process, inside its own virtualenv, connected to the host
 (a Rust program) by a socket pair it inherits when the host starts it. Subclass :class:`Extension`; its public methods (no
@@ -73,16 +82,40 @@ from .errors import (
     ActorStoppedError,
     BadArgumentsError,
     CallCancelledError,
+    CallError,
     CallTimeoutError,
     CrashedError,
     MailboxFullError,
+    ManifestError,
     PermissionDeniedError,
+    PipelineError,
     RemoteError,
     RemoteExceptionError,
+    StartError,
     TargetNotFoundError,
     UnknownMethodError,
 )
 from .media import Audio, VideoFrame
+
+
+_HOSTING = {
+    "Host": "_hosting",
+    "ExtensionHandle": "_hosting",
+    "SingletonHandle": "_hosting",
+    "AsyncHandle": "_hosting",
+    "Pipeline": "pipelines",
+    "PipelineRun": "pipelines",
+}
+
+
+def _native_module():
+    """The native module of this process: ``_native`` in an extension's child, ``_host`` in
+    a Python host (the ``troupe-actors`` package)."""
+    try:
+        from . import _native
+    except ImportError:
+        from . import _host as _native
+    return _native
 
 
 def __getattr__(name):
@@ -91,12 +124,22 @@ def __getattr__(name):
         from . import pool
 
         return getattr(pool, name)
-    if name == "HostArray":
-        from . import _native
+    if name in _HOSTING:
+        try:
+            from . import _host  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"troupe.{name} needs troupe's host module, which this installation lacks: "
+                "install the troupe-actors package (pip install troupe-actors, or from a "
+                "checkout: pip install .)"
+            ) from None
+        import importlib
 
-        return _native.HostArray
+        return getattr(importlib.import_module(f".{_HOSTING[name]}", __name__), name)
+    if name == "HostArray":
+        return _native_module().HostArray
     if name in ("CudaArray", "cuda_stats"):
-        from . import _native
+        _native = _native_module()
 
         if not hasattr(_native, name):
             raise AttributeError(
@@ -112,13 +155,22 @@ __all__ = [
     "Audio",
     "BadArgumentsError",
     "CallCancelledError",
+    "CallError",
     "CallTimeoutError",
     "CrashedError",
     "Extension",
+    "ExtensionHandle",
+    "Host",
     "MailboxFullError",
+    "ManifestError",
     "PermissionDeniedError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineRun",
     "RemoteError",
     "RemoteExceptionError",
+    "SingletonHandle",
+    "StartError",
     "Target",
     "TargetNotFoundError",
     "UnknownMethodError",

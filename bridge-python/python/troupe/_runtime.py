@@ -31,7 +31,7 @@ import types
 
 from . import _native
 from .base import HOOKS, Extension
-from .errors import from_wire
+from .errors import describe, from_wire, qualified_name
 
 # How long the main thread waits for a frame before looking again at an async hook it runs.
 _HOOK_POLL_SECONDS = 0.005
@@ -53,23 +53,6 @@ def current():
             "extension process started by a troupe host"
         )
     return _CURRENT
-
-
-def qualified_name(cls):
-    """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
-    module = getattr(cls, "__module__", None)
-    if module in (None, "builtins", "__main__"):
-        return cls.__qualname__
-    return f"{module}.{cls.__qualname__}"
-
-
-def describe(exc):
-    """``(type name, message, formatted traceback)`` of an exception, as the host gets it."""
-    return (
-        qualified_name(type(exc)),
-        str(exc),
-        "".join(traceback.format_exception(exc)),
-    )
 
 
 def _outcome(outcome):

@@ -18,20 +18,24 @@ host ``CallError``       Python class               attributes
 ``NotFound``             TargetNotFoundError        ``target``
 =======================  =========================  ===============================
 
-All derive from :class:`RemoteError`.
+All derive from :class:`CallError` (also named ``RemoteError``): an extension's calls out
+and a Python host's calls in raise the same classes. A Python host also raises
+:class:`ManifestError`, :class:`StartError` and :class:`PipelineError`.
 """
 
+import traceback as _traceback
 
-class RemoteError(Exception):
-    """A call made from this extension (to the host, a singleton or another extension)
-    did not return a value."""
+
+class CallError(Exception):
+    """A call (from an extension to the host, a singleton or another extension; or from a
+    Python host to an extension or singleton) did not return a value."""
 
     __module__ = "troupe"
     #: The host's ``CallError`` variant this class stands for.
     variant = None
 
 
-class UnknownMethodError(RemoteError):
+class UnknownMethodError(CallError):
     """The target has no method of that name."""
 
     __module__ = "troupe"
@@ -42,7 +46,7 @@ class UnknownMethodError(RemoteError):
         self.method = method
 
 
-class BadArgumentsError(RemoteError):
+class BadArgumentsError(CallError):
     """An argument was missing, of the wrong type or out of range."""
 
     __module__ = "troupe"
@@ -54,7 +58,7 @@ class BadArgumentsError(RemoteError):
         self.reason = reason
 
 
-class RemoteExceptionError(RemoteError):
+class RemoteExceptionError(CallError):
     """The callee raised; its type name, message and traceback are kept."""
 
     __module__ = "troupe"
@@ -69,7 +73,7 @@ class RemoteExceptionError(RemoteError):
             self.add_note(f"Remote traceback:\n{traceback.rstrip()}")
 
 
-class CallTimeoutError(RemoteError, TimeoutError):
+class CallTimeoutError(CallError, TimeoutError):
     """No reply came within the call's deadline."""
 
     __module__ = "troupe"
@@ -80,7 +84,7 @@ class CallTimeoutError(RemoteError, TimeoutError):
         self.seconds = seconds
 
 
-class CallCancelledError(RemoteError):
+class CallCancelledError(CallError):
     """The call was cancelled."""
 
     __module__ = "troupe"
@@ -90,7 +94,7 @@ class CallCancelledError(RemoteError):
         super().__init__("call cancelled")
 
 
-class ActorStoppedError(RemoteError):
+class ActorStoppedError(CallError):
     """The target stopped (or was never running) before it replied."""
 
     __module__ = "troupe"
@@ -100,7 +104,7 @@ class ActorStoppedError(RemoteError):
         super().__init__("actor stopped before replying")
 
 
-class MailboxFullError(RemoteError):
+class MailboxFullError(CallError):
     """The target's mailbox was full."""
 
     __module__ = "troupe"
@@ -110,7 +114,7 @@ class MailboxFullError(RemoteError):
         super().__init__("mailbox full")
 
 
-class CrashedError(RemoteError):
+class CrashedError(CallError):
     """The process behind the target ended with the call pending.
 
     ``cause`` names why (the host's ``ExitCause`` variant: ``"Exited"``, ``"Signaled"``,
@@ -145,7 +149,7 @@ class CrashedError(RemoteError):
         self.gave_up_after = gave_up_after
 
 
-class PermissionDeniedError(RemoteError):
+class PermissionDeniedError(CallError):
     """This extension may not call that target (see the manifest's grants)."""
 
     __module__ = "troupe"
@@ -157,7 +161,7 @@ class PermissionDeniedError(RemoteError):
         self.target = target
 
 
-class TargetNotFoundError(RemoteError, LookupError):
+class TargetNotFoundError(CallError, LookupError):
     """Nothing serves that target here: e.g. ``troupe.host`` in an extension run by
     ``troupe run``, whose host offers no service of its own."""
 
@@ -167,6 +171,38 @@ class TargetNotFoundError(RemoteError, LookupError):
     def __init__(self, target):
         super().__init__(f"no {target} here to call")
         self.target = target
+
+
+#: The name extension code has always used for :class:`CallError`.
+RemoteError = CallError
+
+
+class ManifestError(ValueError):
+    """A manifest (a file, or what a Python host added) is not valid; the message names the
+    key (and, for a file, its line) and what is wrong."""
+
+    __module__ = "troupe"
+
+
+class StartError(RuntimeError):
+    """Extensions (or singletons) of a host did not start. ``failures`` lists
+    ``(extension, reason, traceback)``; the traceback is that of the exception the
+    extension's import or start-up hooks raised, else empty."""
+
+    __module__ = "troupe"
+
+    def __init__(self, message, failures=()):
+        super().__init__(message)
+        self.failures = [tuple(f) for f in failures]
+        for extension, _, tb in self.failures:
+            if tb:
+                self.add_note(f"[{extension}] {tb.rstrip()}")
+
+
+class PipelineError(RuntimeError):
+    """A pipeline could not be built (unknown node, bad edge, a node that cannot start)."""
+
+    __module__ = "troupe"
 
 
 _BY_VARIANT = {
@@ -191,5 +227,22 @@ def from_wire(variant, fields):
     ``(variant, fields)``."""
     cls = _BY_VARIANT.get(variant)
     if cls is None:
-        return RemoteError(f"{variant}: {fields}")
+        return CallError(f"{variant}: {fields}")
     return cls(**fields)
+
+
+def qualified_name(cls):
+    """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
+    module = getattr(cls, "__module__", None)
+    if module in (None, "builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def describe(exc):
+    """``(type name, message, formatted traceback)`` of an exception, as the host gets it."""
+    return (
+        qualified_name(type(exc)),
+        str(exc),
+        "".join(_traceback.format_exception(exc)),
+    )

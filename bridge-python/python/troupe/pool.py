@@ -1,4 +1,4 @@
-"""numpy arrays in the child's shared-memory pool.
+"""numpy arrays in this process's shared-memory pool (an extension's, or a Python host's).
 
 An array made with :func:`empty` or :func:`zeros` lies in a slot of this process's pool, so
 returning it to the host (or passing it in a call) sends a descriptor, not the bytes: no
@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 
-from . import _native
+from . import _native_module
+
+_native = _native_module()
 
 __all__ = ["empty", "zeros", "pool_stats", "slot_of"]
 

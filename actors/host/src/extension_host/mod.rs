@@ -31,8 +31,9 @@ use thiserror::Error;
 use troupe_bridge_python::env::{EnvCache, EnvError, EnvProgress};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef};
 use troupe_bridge_python::provision::{self, ProvisionError};
-use troupe_runtime::supervision::SupervisorStatus;
+use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
 use troupe_runtime::{Caller, Registry};
+use troupe_value::ExitCause;
 
 pub use grants::Grants;
 pub use python_node::{PythonNode, PythonNodeSpec, STREAM_WINDOW};
@@ -135,6 +136,34 @@ impl ExtensionHostBuilder {
     ) -> Self {
         self.entries.extend(extensions);
         self
+    }
+
+    /// [`start`](Self::start), then waits for every extension's start-up hooks: the host
+    /// when all of them run, else (after stopping those that started) every extension that
+    /// did not, and why.
+    ///
+    /// # Errors
+    /// The extensions that are not running at the end of their start.
+    pub async fn start_ready(self) -> Result<ExtensionHost, Vec<NotStarted>> {
+        let host = self.start().await;
+        let mut not_started: Vec<NotStarted> = host
+            .failed()
+            .iter()
+            .map(|(extension, error)| NotStarted {
+                extension: extension.clone(),
+                reason: error.to_string(),
+                traceback: String::new(),
+            })
+            .collect();
+        for (extension, status) in host.ready().await {
+            not_started.extend(NotStarted::from_status(&extension, &status));
+        }
+        if not_started.is_empty() {
+            Ok(host)
+        } else {
+            host.shutdown().await;
+            Err(not_started)
+        }
     }
 
     /// Prepares every extension's venv (concurrently), then starts the extensions on the
@@ -240,6 +269,47 @@ impl ExtensionHostBuilder {
             extensions,
             failed,
         }
+    }
+}
+
+/// An extension that did not come up, as [`ExtensionHostBuilder::start_ready`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotStarted {
+    /// The extension.
+    pub extension: String,
+    /// Why, in words: its venv could not be made, its start-up raised, it crashed...
+    pub reason: String,
+    /// The Python traceback of an exception raised while it started; empty otherwise.
+    pub traceback: String,
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.extension, self.reason)
+    }
+}
+
+impl NotStarted {
+    /// Why an extension with `status` at the end of its start is not running, or `None`
+    /// if it runs.
+    fn from_status(extension: &str, status: &SupervisorStatus) -> Option<NotStarted> {
+        let last = match status {
+            SupervisorStatus::Stopped(last) | SupervisorStatus::Restarting { last, .. } => last,
+            SupervisorStatus::GaveUp(give_up) => &give_up.last_exit,
+            SupervisorStatus::Starting { .. } | SupervisorStatus::Running { .. } => return None,
+        };
+        let traceback = match last {
+            ExitReason::Crashed(info) => match &info.cause {
+                ExitCause::StartFailed(exception) => exception.traceback.clone(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        Some(NotStarted {
+            extension: extension.to_owned(),
+            reason: last.to_string(),
+            traceback,
+        })
     }
 }
 

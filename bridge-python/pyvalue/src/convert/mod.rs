@@ -23,7 +23,7 @@ mod numpy;
 mod path;
 mod to_python;
 
-pub(crate) use from_python::{dict_from_python, from_python};
-pub(crate) use numpy::pool_view;
-pub(crate) use path::Path;
-pub(crate) use to_python::to_python;
+pub use from_python::{dict_from_python, from_python};
+pub use numpy::pool_view;
+pub use path::Path;
+pub use to_python::to_python;

@@ -231,7 +231,7 @@ pub(super) fn copy_bytes(py: Python<'_>, bytes: &[u8]) -> Result<Buffer, PoolErr
 
 /// A writable view of a fresh slot of `len` bytes of the child's pool, zero-filled when
 /// `zero` (else its bytes are whatever the slot held before).
-pub(crate) fn pool_view(py: Python<'_>, len: usize, zero: bool) -> Result<BufferView, PoolError> {
+pub fn pool_view(py: Python<'_>, len: usize, zero: bool) -> Result<BufferView, PoolError> {
     let slot = if zero {
         Pool::global().alloc_with(len, |target| py.detach(|| target.fill(0)))?
     } else {

@@ -13,7 +13,7 @@ use troupe_value::device::{DeviceError, DevicePlane};
 use crate::dlpack::{KDL_CUDA, export_capsule};
 
 /// The CUDA plane of this child's one connection (the host is its only peer).
-pub(crate) fn plane() -> Arc<CudaPlane> {
+pub fn plane() -> Arc<CudaPlane> {
     static PLANE: OnceLock<Arc<CudaPlane>> = OnceLock::new();
     PLANE
         .get_or_init(|| Arc::new(CudaPlane::new(PeerId(0))))
@@ -21,7 +21,7 @@ pub(crate) fn plane() -> Arc<CudaPlane> {
 }
 
 /// The plane, as the connection's ledger takes it.
-pub(crate) fn devices() -> Arc<dyn DevicePlane> {
+pub fn devices() -> Arc<dyn DevicePlane> {
     plane()
 }
 
@@ -30,7 +30,7 @@ pub(crate) fn devices() -> Arc<dyn DevicePlane> {
 /// The mapping lives as long as this object and every tensor made from it; then its release
 /// goes back to the host.
 #[pyclass(frozen, module = "troupe", name = "CudaArray")]
-pub(crate) struct CudaArray {
+pub struct CudaArray {
     array: DeviceArray,
     ptr: u64,
 }
@@ -40,13 +40,13 @@ impl CudaArray {
     ///
     /// # Errors
     /// Why this process cannot use it (no driver, the import failed).
-    pub(crate) fn new(array: DeviceArray) -> Result<CudaArray, DeviceError> {
+    pub fn new(array: DeviceArray) -> Result<CudaArray, DeviceError> {
         let ptr = DeviceMemory::of(&array)?.device_ptr();
         Ok(CudaArray { array, ptr })
     }
 
     /// The array, to send back as a value.
-    pub(crate) fn array(&self) -> &DeviceArray {
+    pub fn array(&self) -> &DeviceArray {
         &self.array
     }
 }

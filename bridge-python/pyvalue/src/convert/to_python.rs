@@ -14,7 +14,7 @@ use crate::errors::{ConvertError, ConvertErrorKind};
 /// `value` as a Python object: arrays become read-only numpy views of the received bytes,
 /// bytes become `bytes`, lists `list`, maps `dict`, device arrays `troupe.CudaArray` (refused
 /// in a build without the `cuda` feature, whose connection carries none).
-pub(crate) fn to_python<'py>(
+pub fn to_python<'py>(
     py: Python<'py>,
     value: &Value,
     path: &Path<'_>,

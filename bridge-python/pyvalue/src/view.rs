@@ -16,7 +16,7 @@ use troupe_value::Buffer;
 /// `numpy.frombuffer`) keeps the shared memory alive for as long as it lives: a slot of the
 /// host's pool is released to the host only when the last such view is collected.
 #[pyclass(frozen, module = "troupe._native", name = "BufferView")]
-pub(crate) struct BufferView {
+pub struct BufferView {
     buffer: Buffer,
     /// Where Python may write: a fresh slot of this child's pool, never bytes received.
     writable: Option<*mut u8>,
@@ -30,7 +30,7 @@ unsafe impl Sync for BufferView {}
 
 impl BufferView {
     /// A read-only view.
-    pub(crate) fn new(buffer: Buffer) -> BufferView {
+    pub fn new(buffer: Buffer) -> BufferView {
         BufferView {
             buffer,
             writable: None,
@@ -38,18 +38,18 @@ impl BufferView {
     }
 
     /// A writable view of a slot of this process's pool (read-only for any other buffer).
-    pub(crate) fn writable(buffer: Buffer) -> BufferView {
+    pub fn writable(buffer: Buffer) -> BufferView {
         let writable = buffer.writable_ptr();
         BufferView { buffer, writable }
     }
 
     /// The buffer viewed.
-    pub(crate) fn buffer(&self) -> &Buffer {
+    pub fn buffer(&self) -> &Buffer {
         &self.buffer
     }
 
     /// Whether Python may write through this view.
-    pub(crate) fn is_writable(&self) -> bool {
+    pub fn is_writable(&self) -> bool {
         self.writable.is_some()
     }
 }
@@ -126,7 +126,7 @@ impl BufferView {
 
 /// The [`BufferView`] whose memory `obj` (a numpy array, a memoryview) views, following
 /// `.base` and `.obj` links; `None` when it views anything else.
-pub(crate) fn find_view<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, BufferView>> {
+pub fn find_view<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, BufferView>> {
     let py = obj.py();
     let mut current = obj.clone();
     // numpy collapses base chains; a few links cover frombuffer + reshape + slicing.

@@ -13,18 +13,18 @@ use crate::dlpack::{KDL_CPU, export_capsule};
 /// warning. Sent back (returned or passed on), it travels as the array it is, without a
 /// copy.
 #[pyclass(frozen, module = "troupe", name = "HostArray")]
-pub(crate) struct HostArray {
+pub struct HostArray {
     array: Array,
 }
 
 impl HostArray {
     /// The Python object of a host array.
-    pub(crate) fn new(array: Array) -> HostArray {
+    pub fn new(array: Array) -> HostArray {
         HostArray { array }
     }
 
     /// The array, to send back as a value.
-    pub(crate) fn array(&self) -> &Array {
+    pub fn array(&self) -> &Array {
         &self.array
     }
 }

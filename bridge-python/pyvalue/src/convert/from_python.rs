@@ -22,7 +22,7 @@ use crate::errors::{ConvertError, ConvertErrorKind};
 /// Fails with an error naming `obj`'s type and `path` for anything outside the value model
 /// (see the module docs), for an int outside 64 bits and for nesting deeper than
 /// [`MAX_DEPTH`].
-pub(crate) fn from_python(
+pub fn from_python(
     obj: &Bound<'_, PyAny>,
     path: &Path<'_>,
     depth: usize,
@@ -108,7 +108,7 @@ pub(crate) fn from_python(
 }
 
 /// Keyword arguments or a dict: str keys only.
-pub(crate) fn dict_from_python(
+pub fn dict_from_python(
     dict: &Bound<'_, PyDict>,
     path: &Path<'_>,
     depth: usize,

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A position such as `args[1]['x'][0]`, built on the stack as conversion descends.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Path<'a> {
+pub enum Path<'a> {
     /// The outermost name: `args`, `kwargs`, `result`, `value`.
     Root(&'a str),
     /// An item of a list or tuple.
@@ -17,17 +17,17 @@ pub(crate) enum Path<'a> {
 
 impl<'a> Path<'a> {
     /// The item `index` below this position.
-    pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
+    pub fn index(&'a self, index: usize) -> Path<'a> {
         Path::Index(self, index)
     }
 
     /// The entry `key` below this position.
-    pub(crate) fn key(&'a self, key: &'a str) -> Path<'a> {
+    pub fn key(&'a self, key: &'a str) -> Path<'a> {
         Path::Key(self, key)
     }
 
     /// The attribute `name` below this position.
-    pub(crate) fn attr(&'a self, name: &'static str) -> Path<'a> {
+    pub fn attr(&'a self, name: &'static str) -> Path<'a> {
         Path::Attr(self, name)
     }
 }

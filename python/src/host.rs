@@ -1,0 +1,439 @@
+//! `troupe._host.Host`: extensions and singletons of a Python program, from a manifest and
+//! from Python, started through the same extension host `troupe run` uses.
+//!
+//! What Python adds is written into the manifest's own tables (`[extensions.NAME]`,
+//! `[singletons.NAME]`, `[pipelines.NAME]`) and checked by the manifest's one parser, so a
+//! bad option reads as it would in a file: the key and what is wrong with it. Singletons
+//! served by Python objects have kind `python`; a manifest may declare one for the host
+//! program to serve.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use troupe_host::extension_host::ExtensionHost;
+use troupe_host::singleton::SingletonKinds;
+use troupe_manifest::Manifest;
+use troupe_runtime::{Caller, Registry};
+
+use crate::errors::HostError;
+use crate::runtime::runtime;
+use crate::served::{self, JobQueue};
+use crate::target::Target;
+
+/// The singleton kind of objects the host program serves.
+pub(crate) const PYTHON_KIND: &str = "python";
+
+/// Manifest sections Python may add to.
+const SECTIONS: [(&str, &str); 3] = [
+    ("extensions", "extension"),
+    ("singletons", "singleton"),
+    ("pipelines", "pipeline"),
+];
+
+/// What runs once the host has started.
+pub(crate) struct Running {
+    /// The manifest it was started from (its pipelines are built from it).
+    pub(crate) manifest: Manifest,
+    /// Its extensions; `None` when it has none.
+    pub(crate) extensions: Option<ExtensionHost>,
+    /// Its singletons, by name.
+    pub(crate) singletons: Registry,
+}
+
+#[derive(Default)]
+struct State {
+    file: Option<PathBuf>,
+    added: toml::Table,
+    served: HashMap<String, Caller>,
+    service: Option<Caller>,
+    running: Option<std::sync::Arc<Running>>,
+    quiet: bool,
+}
+
+/// A host: extensions and singletons of a Python program.
+#[pyclass(frozen, module = "troupe._host", name = "Host")]
+pub(crate) struct Host {
+    state: Mutex<State>,
+}
+
+impl Host {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The running host, for pipelines.
+    pub(crate) fn running(&self) -> Result<std::sync::Arc<Running>, HostError> {
+        self.state().running.clone().ok_or(HostError::NotRunning)
+    }
+
+    /// Adds `table` as `[section.name]`.
+    fn add(&self, section: &str, name: &str, table: toml::Table) -> Result<(), HostError> {
+        let mut state = self.state();
+        if state.running.is_some() {
+            return Err(HostError::Started);
+        }
+        let kind = SECTIONS
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map_or("entry", |(_, kind)| *kind);
+        let entries = state
+            .added
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(entries) = entries.as_table_mut() else {
+            return Err(HostError::Options(format!("{section} is not a table")));
+        };
+        if entries.contains_key(name) {
+            return Err(HostError::Duplicate {
+                kind,
+                name: name.to_owned(),
+            });
+        }
+        entries.insert(name.to_owned(), toml::Value::Table(table));
+        Ok(())
+    }
+}
+
+/// The manifest: the file's, with what Python added in the same tables.
+fn manifest(file: Option<&PathBuf>, added: &toml::Table) -> Result<Manifest, HostError> {
+    let (mut document, named) = match file {
+        Some(file) => {
+            // The file alone first: its errors then name its own lines.
+            let checked = Manifest::load(file)?;
+            if added.is_empty() {
+                return Ok(checked);
+            }
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
+            let document: toml::Table = toml::from_str(&text)
+                .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
+            (document, file.clone())
+        }
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| HostError::Options(format!("no working directory: {e}")))?;
+            (toml::Table::new(), cwd.join("<troupe.Host>"))
+        }
+    };
+    for (section, kind) in SECTIONS {
+        let Some(toml::Value::Table(entries)) = added.get(section) else {
+            continue;
+        };
+        let target = document
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(target) = target.as_table_mut() else {
+            return Err(HostError::Options(format!("`{section}` is not a table")));
+        };
+        for (name, entry) in entries {
+            if target.contains_key(name) {
+                return Err(HostError::Duplicate {
+                    kind,
+                    name: name.clone(),
+                });
+            }
+            target.insert(name.clone(), entry.clone());
+        }
+    }
+    let text = toml::to_string(&document).map_err(|e| HostError::Options(e.to_string()))?;
+    Ok(Manifest::parse(&text, named)?)
+}
+
+/// A Python value as TOML (dict keys must be str; `None` is left out of dicts).
+fn to_toml(obj: &Bound<'_, PyAny>, at: &str) -> PyResult<toml::Value> {
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(toml::Value::Boolean(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(toml::Value::Integer(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        return Ok(toml::Value::Float(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Ok(toml::Value::String(obj.extract()?));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        return dict_to_toml(dict, at).map(toml::Value::Table);
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let items = obj
+            .try_iter()?
+            .enumerate()
+            .map(|(i, item)| to_toml(&item?, &format!("{at}[{i}]")))
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(toml::Value::Array(items));
+    }
+    if let Ok(path) = obj.call_method0("__fspath__") {
+        return Ok(toml::Value::String(path.extract()?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{at}: a {} cannot go in a manifest (str, int, float, bool, list, dict or a path)",
+        obj.get_type().name()?
+    )))
+}
+
+/// A dict of options as a TOML table.
+fn dict_to_toml(dict: &Bound<'_, PyDict>, at: &str) -> PyResult<toml::Table> {
+    let mut table = toml::Table::new();
+    for (key, value) in dict.iter() {
+        let key: String = key
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("{at}: option names must be str")))?;
+        if value.is_none() {
+            continue;
+        }
+        let here = format!("{at}.{key}");
+        table.insert(key, to_toml(&value, &here)?);
+    }
+    Ok(table)
+}
+
+#[pymethods]
+impl Host {
+    /// A host of the manifest at `manifest` (if given) and whatever is added before
+    /// `start()`; `quiet` silences the venv progress lines on stderr.
+    #[new]
+    #[pyo3(signature = (manifest=None, quiet=false))]
+    fn new(manifest: Option<PathBuf>, quiet: bool) -> Host {
+        Host {
+            state: Mutex::new(State {
+                file: manifest,
+                quiet,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Adds `[extensions.NAME]` with `options` (the manifest's keys: `module`, `path`,
+    /// `dependencies`, `restart`, `grants`, `sandbox`, ...).
+    fn add_extension(&self, name: &str, options: &Bound<'_, PyDict>) -> PyResult<()> {
+        let table = dict_to_toml(options, &format!("extensions.{name}"))?;
+        Ok(self.add("extensions", name, table)?)
+    }
+
+    /// Adds `[singletons.NAME]` of a built-in `kind` (e.g. `kv`) with `params`.
+    fn add_singleton(&self, name: &str, kind: &str, params: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut table = dict_to_toml(params, &format!("singletons.{name}"))?;
+        table.insert("kind".into(), toml::Value::String(kind.to_owned()));
+        Ok(self.add("singletons", name, table)?)
+    }
+
+    /// Adds `[pipelines.NAME]` from its description (`nodes`, `edges`, policies).
+    fn add_pipeline(&self, name: &str, description: &Bound<'_, PyDict>) -> PyResult<()> {
+        let table = dict_to_toml(description, &format!("pipelines.{name}"))?;
+        Ok(self.add("pipelines", name, table)?)
+    }
+
+    /// Serves singleton `name` (or, with `None`, the host's own service, `troupe.host`)
+    /// with a Python object: returns the queue its worker thread reads.
+    #[pyo3(signature = (name=None))]
+    fn serve(&self, py: Python<'_>, name: Option<String>) -> PyResult<JobQueue> {
+        {
+            let state = self.state();
+            if state.running.is_some() {
+                return Err(HostError::Started.into());
+            }
+            let taken = match &name {
+                Some(name) => state.served.contains_key(name),
+                None => state.service.is_some(),
+            };
+            if taken {
+                let what = name.as_deref().unwrap_or("the host service");
+                return Err(HostError::Duplicate {
+                    kind: "singleton",
+                    name: what.to_owned(),
+                }
+                .into());
+            }
+        }
+        let actor = name.clone().unwrap_or_else(|| "host".to_owned());
+        let (caller, queue) = runtime()?.run(py, move || async move { served::serve(&actor) })?;
+        let mut state = self.state();
+        match name {
+            Some(name) => {
+                state.served.insert(name, caller);
+            }
+            None => state.service = Some(caller),
+        }
+        Ok(queue)
+    }
+
+    /// Starts the singletons, builds the extensions' venvs and starts the extensions, and
+    /// waits until every one runs (raises `troupe.StartError` listing those that do not,
+    /// after stopping the rest).
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        let (manifest, served, service, quiet) = {
+            let state = self.state();
+            if state.running.is_some() {
+                return Err(HostError::Started.into());
+            }
+            // Objects served by the program are singletons of kind `python` (unless the
+            // manifest already declares them so).
+            let mut added = state.added.clone();
+            let declared = match &state.file {
+                Some(file) => Manifest::load(file).map_err(HostError::from)?.singletons,
+                None => indexmap::IndexMap::new(),
+            };
+            for name in state.served.keys() {
+                if declared.contains_key(name) {
+                    continue;
+                }
+                let entries = added
+                    .entry("singletons")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let Some(entries) = entries.as_table_mut()
+                    && !entries.contains_key(name)
+                {
+                    let mut table = toml::Table::new();
+                    table.insert("kind".into(), PYTHON_KIND.into());
+                    entries.insert(name.clone(), toml::Value::Table(table));
+                }
+            }
+            let manifest = manifest(state.file.as_ref(), &added)?;
+            (
+                manifest,
+                state.served.clone(),
+                state.service.clone(),
+                state.quiet,
+            )
+        };
+        for (name, spec) in &manifest.singletons {
+            if spec.kind == PYTHON_KIND && !served.contains_key(name) {
+                return Err(HostError::Unserved(name.clone()).into());
+            }
+        }
+        let running = runtime()?.run(py, move || start(manifest, served, service, quiet))??;
+        self.state().running = Some(std::sync::Arc::new(running));
+        Ok(())
+    }
+
+    /// The running extension `name`.
+    fn extension(&self, name: &str) -> PyResult<Target> {
+        let running = self.running()?;
+        let known = || {
+            running
+                .extensions
+                .iter()
+                .flat_map(|host| host.extensions().map(|e| e.name().to_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match running
+            .extensions
+            .as_ref()
+            .and_then(|host| host.extension(name))
+        {
+            Some(extension) => Ok(Target::extension(extension.clone())),
+            None => Err(HostError::Unknown {
+                kind: "extension",
+                name: name.to_owned(),
+                known: known(),
+            }
+            .into()),
+        }
+    }
+
+    /// The singleton `name`, to call from the host.
+    fn singleton(&self, name: &str) -> PyResult<Target> {
+        let running = self.running()?;
+        match running.singletons.caller(name) {
+            Ok(caller) => Ok(Target::singleton(name, caller)),
+            Err(_) => Err(HostError::Unknown {
+                kind: "singleton",
+                name: name.to_owned(),
+                known: running
+                    .manifest
+                    .singletons
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()),
+        }
+    }
+
+    /// The names of the running extensions, in manifest order.
+    fn extension_names(&self) -> PyResult<Vec<String>> {
+        let running = self.running()?;
+        Ok(running
+            .extensions
+            .iter()
+            .flat_map(|host| host.extensions().map(|e| e.name().to_owned()))
+            .collect())
+    }
+
+    /// The names of the manifest's pipelines.
+    fn pipeline_names(&self) -> PyResult<Vec<String>> {
+        Ok(self.running()?.manifest.pipelines.keys().cloned().collect())
+    }
+
+    /// Whether the host runs.
+    #[getter]
+    fn running_now(&self) -> bool {
+        self.state().running.is_some()
+    }
+
+    /// Stops every extension gracefully (`prepare_shutdown`, then the stop deadline) and
+    /// waits for their processes; a host not running is left as it is.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let running = self.state().running.take();
+        let Some(running) = running else {
+            return Ok(());
+        };
+        runtime()?.run(py, move || async move {
+            if let Some(host) = &running.extensions {
+                host.shutdown().await;
+            }
+        })
+    }
+}
+
+/// Starts `manifest`'s singletons and extensions on the runtime.
+async fn start(
+    manifest: Manifest,
+    served: HashMap<String, Caller>,
+    service: Option<Caller>,
+    quiet: bool,
+) -> Result<Running, HostError> {
+    let singletons = Registry::new();
+    let kinds = SingletonKinds::builtin().register(PYTHON_KIND, move |spec| {
+        // Checked before start: every `python` singleton has its object.
+        served.get(&spec.name).cloned().ok_or_else(|| {
+            troupe_host::singleton::SingletonError::UnknownKind {
+                name: spec.name.clone(),
+                kind: PYTHON_KIND.into(),
+                known: "objects registered with host.singleton()".into(),
+            }
+        })
+    });
+    kinds.start_all(manifest.singletons.values(), &singletons)?;
+    let extensions = if manifest.extensions.is_empty() {
+        None
+    } else {
+        let mut builder = ExtensionHost::builder()
+            .singletons(singletons.clone())
+            .extensions(manifest.extensions_with_grants())
+            .on_progress(move |extension, step| {
+                if !quiet && let Some(line) = step.summary() {
+                    eprintln!("[{extension}] {line}");
+                }
+            });
+        if let Some(service) = service {
+            builder = builder.host(service);
+        }
+        Some(builder.start_ready().await.map_err(HostError::NotStarted)?)
+    };
+    Ok(Running {
+        manifest,
+        extensions,
+        singletons,
+    })
+}

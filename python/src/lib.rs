@@ -1,0 +1,64 @@
+//! `troupe._host`: troupe's runtime for Python programs, the native half of `troupe.Host`
+//! and `troupe.Pipeline` (the Python half is `troupe/_hosting.py` and `troupe/pipelines.py`).
+//!
+//! A thin binding: extensions start through the same extension host, calls go through the
+//! same call path, pipelines build from the same manifest loader as in a Rust program or
+//! `troupe run`. The runtime runs on a thread of its own ([`runtime`]); Python threads wait
+//! for it without the GIL; values convert as in an extension (`troupe-pyvalue`), so numpy
+//! arrays of 64 KiB and more cross through shared memory without a copy both ways.
+//!
+//! ```text
+//! Host(manifest=None, quiet=False)          add_extension / add_singleton / add_pipeline,
+//!                                           serve(name) -> JobQueue, start(), shutdown(),
+//!                                           extension(name) / singleton(name) -> Target
+//! Target                                    call(method, args, kwargs, timeout),
+//!                                           call_async(loop, future, ...) -> Pending,
+//!                                           status(), pid, methods
+//! JobQueue.next() -> (method, args, kwargs, Reply) | None       a Python object's calls
+//! PipelineRun                               a running pipeline fed from Python
+//! pool_alloc / slot_of / pool_stats / HostArray / BufferView    shared memory, as in a child
+//! shutdown_runtime()                        at interpreter exit
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod completion;
+mod errors;
+mod host;
+mod pipeline;
+mod runtime;
+mod served;
+mod target;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// This process's pool: `live_slots`, `live_bytes`, `regions`, `region_bytes`.
+#[pyfunction]
+fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    troupe_pyvalue::pool::pool_counters(py)
+}
+
+/// Stops the runtime (at interpreter exit, after every host has shut down).
+#[pyfunction]
+fn shutdown_runtime(py: Python<'_>) {
+    if let Ok(runtime) = runtime::runtime() {
+        py.detach(|| runtime.stop());
+    }
+}
+
+/// The `troupe._host` module.
+#[pymodule]
+#[pyo3(name = "_host")]
+fn host_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    troupe_pyvalue::register(m)?;
+    m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
+    m.add_class::<host::Host>()?;
+    m.add_class::<target::Target>()?;
+    m.add_class::<target::Pending>()?;
+    m.add_class::<served::JobQueue>()?;
+    m.add_class::<served::Reply>()?;
+    m.add_class::<pipeline::PipelineRun>()?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! troupe's runtime in a Python process: one actix system on a thread of its own, started
+//! on first use, where every extension, singleton and pipeline of the process lives.
+//!
+//! Python threads never run actors: they hand work to the runtime ([`Runtime::spawn`]) and
+//! wait for its answer without the GIL ([`wait`]), waking every [`SIGNAL_CHECK`] to let
+//! Ctrl-C through. No actor thread ever takes the GIL: results bound for asyncio go through
+//! [`crate::completion`].
+
+use std::future::Future;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix::{Arbiter, System};
+use actix_rt::ArbiterHandle;
+use pyo3::prelude::*;
+
+use crate::errors::HostError;
+
+/// How often a blocked Python thread looks for a pending signal (Ctrl-C).
+pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+
+/// The process's runtime.
+pub(crate) struct Runtime {
+    system: System,
+    arbiter: ArbiterHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The runtime, started on first use.
+///
+/// # Errors
+/// [`HostError::Runtime`] when its thread cannot be started.
+pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("troupe-runtime".into())
+        .spawn(move || {
+            let system = System::new();
+            let _ = tx.send((System::current(), Arbiter::current()));
+            let _ = system.run();
+        })
+        .map_err(|e| HostError::Runtime(e.to_string()))?;
+    let (system, arbiter) = rx
+        .recv()
+        .map_err(|_| HostError::Runtime("its thread ended at start".into()))?;
+    Ok(RUNTIME.get_or_init(|| Runtime {
+        system,
+        arbiter,
+        thread: Mutex::new(Some(thread)),
+    }))
+}
+
+impl Runtime {
+    /// Runs the future `make` returns on the runtime's thread (it may hold `!Send` state).
+    ///
+    /// # Errors
+    /// [`HostError::Stopped`] once the runtime has stopped.
+    pub(crate) fn spawn<F, Fut>(&self, make: F) -> Result<(), HostError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let spawned = self.arbiter.spawn_fn(move || {
+            actix_rt::spawn(make());
+        });
+        if spawned {
+            Ok(())
+        } else {
+            Err(HostError::Stopped)
+        }
+    }
+
+    /// Runs `make`'s future on the runtime and waits for its output (see [`wait`]).
+    ///
+    /// # Errors
+    /// [`HostError::Stopped`], or the exception of a signal handler (Ctrl-C) that ran while
+    /// waiting: the future is dropped then, which abandons what it was doing.
+    pub(crate) fn run<T, F, Fut>(&self, py: Python<'_>, make: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        self.spawn(move || async move {
+            tokio::select! {
+                output = make() => { let _ = tx.send(output); }
+                _ = cancelled => {}
+            }
+        })?;
+        let output = wait(py, rx);
+        drop(cancel);
+        output
+    }
+
+    /// Stops the runtime (what still runs on it is dropped) and waits for its thread.
+    pub(crate) fn stop(&self) {
+        self.system.stop();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for `rx` without the GIL, running Python's signal handlers every
+/// [`SIGNAL_CHECK`] (on the main thread: Ctrl-C raises `KeyboardInterrupt` here).
+///
+/// # Errors
+/// [`HostError::Stopped`] when the sender is gone; a signal handler's exception.
+pub(crate) fn wait<T: Send>(py: Python<'_>, mut rx: Receiver<T>) -> PyResult<T> {
+    loop {
+        let (back, received) = py.detach(move || {
+            let received = rx.recv_timeout(SIGNAL_CHECK);
+            (rx, received)
+        });
+        rx = back;
+        match received {
+            Ok(value) => return Ok(value),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => return Err(HostError::Stopped.into()),
+        }
+    }
+}
