@@ -86,6 +86,9 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
             let what = match &node.body {
                 NodeBody::Builtin { type_name, .. } => (*type_name).to_owned(),
                 NodeBody::Python(spec) => format!("python {}.{}", spec.extension, spec.method),
+                NodeBody::Supplied { .. } => {
+                    format!("{} (supplied by the host program)", node.body.type_name())
+                }
             };
             println!("    {:<16} {what}", node.id);
         }

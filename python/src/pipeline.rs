@@ -1,14 +1,15 @@
 //! Pipelines from Python: a manifest's pipeline (or one described in code) run on the
 //! runtime, fed from Python and read back as its outputs come.
 //!
-//! - Each *input* is a source fed from Python ([`Input`]): it replaces the pipeline's source
-//!   of that id, or is added as a new source (with the edges given from it). At most
+//! - Each *input* is a source fed from Python ([`Input`]): a `host.input` node of the
+//!   pipeline, or a source of the manifest's replaced. At most
 //!   [`INPUT_QUEUE`] items wait for the pipeline; past that the feeder waits (backpressure,
 //!   as on an edge).
 //! - Each *output* node's outputs go to Python as `(node, value)` through one queue of
 //!   [`OUTPUT_QUEUE`] items; a program that stops reading holds the pipeline.
-//! - Python callables are nodes in the host process ([`CallableNode`]): each input is a call
-//!   of the object's worker (`troupe._hosting`), answered with the list of outputs.
+//! - Python callables are the pipeline's `host.node` nodes ([`CallableNode`]): each input
+//!   is a call of the object's worker (`troupe._hosting`), answered with the list of
+//!   outputs.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tokio::sync::mpsc;
+use troupe_manifest::NodeBody;
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::{Canceller, Interrupter, RunReport};
 use troupe_pyvalue::convert::{Path, from_python, to_python};
@@ -188,8 +190,8 @@ async fn next_output(outputs: Arc<tokio::sync::Mutex<mpsc::Receiver<Value>>>) ->
 
 #[pymethods]
 impl PipelineRun {
-    /// Starts pipeline `name` of `host`: `inputs` fed from Python (new sources, or replacing
-    /// sources of those ids), `edges` (from, to) added, `callables` nodes served by Python
+    /// Starts pipeline `name` of `host`: `inputs` fed from Python (its `host.input`
+    /// nodes, or sources of those ids replaced), its `host.node` nodes served by Python
     /// objects (their queues are returned), `outputs` read back. Returns the run, the
     /// inputs by id and the callables' queues by id.
     #[staticmethod]
@@ -198,8 +200,6 @@ impl PipelineRun {
         host: &Host,
         name: String,
         inputs: Vec<String>,
-        edges: Vec<(String, String)>,
-        callables: Vec<String>,
         outputs: Vec<String>,
     ) -> PyResult<(
         PipelineRun,
@@ -226,10 +226,24 @@ impl PipelineRun {
                 .manifest
                 .pipeline(Some(&name))
                 .map_err(HostError::from)?;
-            let sources: Vec<String> = pipeline
+            let builtin_sources: Vec<String> = pipeline
                 .nodes
                 .iter()
-                .filter(|node| node.body.is_source())
+                .filter(|node| {
+                    matches!(
+                        node.body,
+                        NodeBody::Builtin {
+                            is_source: true,
+                            ..
+                        }
+                    )
+                })
+                .map(|node| node.id.clone())
+                .collect();
+            let callables: Vec<String> = pipeline
+                .nodes
+                .iter()
+                .filter(|node| matches!(node.body, NodeBody::Supplied { is_source: false }))
                 .map(|node| node.id.clone())
                 .collect();
             let mut loader = running.manifest.loader();
@@ -238,7 +252,7 @@ impl PipelineRun {
             }
             let mut builder = loader.builder(&name).map_err(HostError::from)?;
             for (id, source) in feeds {
-                builder = if sources.contains(&id) {
+                builder = if builtin_sources.contains(&id) {
                     builder.replace_source(&id, Box::new(source))
                 } else {
                     builder.source(id, Box::new(source))
@@ -249,9 +263,6 @@ impl PipelineRun {
                 let (caller, queue) = served::serve(&id);
                 queues.insert(id.clone(), queue);
                 builder = builder.node(id, Box::new(CallableNode { caller }));
-            }
-            for (from, to) in edges {
-                builder = builder.edge(from, to);
             }
             for node in outputs {
                 let id = format!("{node}.output");

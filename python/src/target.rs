@@ -18,6 +18,7 @@ use troupe_value::Map;
 use crate::completion::{Completion, complete};
 use crate::errors::call_error;
 use crate::runtime::runtime;
+use crate::served::JobQueue;
 
 /// An extension or singleton a Python host calls. Holding it keeps the target alive.
 #[pyclass(frozen, module = "troupe._host", name = "Target")]
@@ -168,6 +169,27 @@ impl Target {
         Ok(Pending {
             cancel: Mutex::new(Some(cancel)),
         })
+    }
+
+    /// Starts a call made by the worker of `queue` (a served object's thread): its answer
+    /// comes through the queue (`next_while(id)`, then `answer(id)`), so the worker serves
+    /// calls to its object while it waits. Returns the call's id.
+    #[pyo3(signature = (queue, method, args, kwargs=None, timeout=None))]
+    fn start_on(
+        &self,
+        queue: &JobQueue,
+        method: String,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let call = make_call(method, args, kwargs)?;
+        let timeout = deadline(timeout)?;
+        let id = call.id;
+        let answer = queue.answer_to(id);
+        let caller = self.caller.clone();
+        runtime()?.spawn(move || async move { answer(send(caller, call, timeout).await) })?;
+        Ok(id)
     }
 
     /// The methods the running extension offers; `None` for a singleton or while no

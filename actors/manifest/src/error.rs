@@ -145,6 +145,15 @@ pub enum ManifestErrorKind {
     /// ([`PipelineLoader::python_nodes`](crate::PipelineLoader::python_nodes)).
     #[error("python nodes need an extension host")]
     PythonNodesNeedHost,
+    /// A `host.input` or `host.node` node was built by [`PipelineLoader::build`](crate::PipelineLoader::build):
+    /// only a host program that supplies it can run its pipeline.
+    #[error(
+        "`{node}` is supplied by the host program (a Python host's troupe.Pipeline); it cannot run here"
+    )]
+    SuppliedByHost {
+        /// The node's id.
+        node: String,
+    },
     /// Making a node failed for another reason than its parameters (e.g. its input file
     /// cannot be opened).
     #[error("{0}")]

@@ -133,7 +133,7 @@ use troupe_host::singleton::SingletonSpec;
 pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, GrantsTable};
 pub use loader::{PipelineLoader, PythonNodeMaker};
-pub use node::{NodeBody, NodeManifest, PYTHON_NODE_TYPE};
+pub use node::{HOST_INPUT_TYPE, HOST_NODE_TYPE, NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
 pub use sandbox::SandboxSettingError;
 

@@ -89,6 +89,8 @@ impl<'m> PipelineLoader<'m> {
                     }
                     None => builder,
                 },
+                // The program adds it under its id (edges to it resolve at build).
+                NodeBody::Supplied { .. } => builder,
                 NodeBody::Python(spec) => {
                     let Some(maker) = self.python.clone() else {
                         return Err(manifest
@@ -112,8 +114,29 @@ impl<'m> PipelineLoader<'m> {
         Ok(builder)
     }
 
-    /// Builds pipeline `name`, ready to run.
+    /// Builds pipeline `name`, ready to run. A pipeline with nodes the host program
+    /// supplies (`host.input`, `host.node`) is refused: use [`PipelineLoader::builder`] and
+    /// add them.
     pub fn build(&self, name: &str) -> Result<Pipeline, ManifestError> {
+        if let Some(pipeline) = self.manifest.pipelines.get(name)
+            && let Some((i, node)) = pipeline
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| matches!(n.body, NodeBody::Supplied { .. }))
+        {
+            let path = KeyPath::default()
+                .key("pipelines")
+                .key(name)
+                .key("nodes")
+                .index(i);
+            return Err(self.manifest.document.error(
+                &path.key("type"),
+                ManifestErrorKind::SuppliedByHost {
+                    node: node.id.clone(),
+                },
+            ));
+        }
         let builder = self.builder(name)?;
         builder.build().map_err(|error| {
             let at = KeyPath::default().key("pipelines").key(name);

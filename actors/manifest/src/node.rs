@@ -19,6 +19,12 @@ use crate::value::{check_params, param_of, to_value};
 /// The node type that runs a method of a Python extension.
 pub const PYTHON_NODE_TYPE: &str = "python";
 
+/// The type of a source the host program feeds (a Python host's `Pipeline.input`, say).
+pub const HOST_INPUT_TYPE: &str = "host.input";
+
+/// The type of a node the host program supplies (a Python host's `Pipeline.callable`, say).
+pub const HOST_NODE_TYPE: &str = "host.node";
+
 /// One node of a pipeline, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeManifest {
@@ -51,6 +57,16 @@ pub enum NodeBody {
     },
     /// A method of a Python extension (`type = "python"`).
     Python(PythonNodeSpec),
+    /// A node the host program adds itself (`type = "host.input"`: a source it feeds;
+    /// `type = "host.node"`: a node it supplies). [`PipelineLoader::builder`] leaves it out
+    /// for the program to add under its id; [`PipelineLoader::build`] refuses it.
+    ///
+    /// [`PipelineLoader::builder`]: crate::PipelineLoader::builder
+    /// [`PipelineLoader::build`]: crate::PipelineLoader::build
+    Supplied {
+        /// Whether it is a source.
+        is_source: bool,
+    },
 }
 
 /// Defaults a pipeline gives its nodes.
@@ -91,7 +107,17 @@ impl NodeManifest {
             .into_iter()
             .map(|(k, v)| (k, to_value(v)))
             .collect();
-        let body = if raw.type_name == PYTHON_NODE_TYPE {
+        let body = if raw.type_name == HOST_INPUT_TYPE || raw.type_name == HOST_NODE_TYPE {
+            if !params.is_empty() {
+                return Err(invalid(
+                    path.key("params"),
+                    format!("a {} node takes no params", raw.type_name),
+                ));
+            }
+            NodeBody::Supplied {
+                is_source: raw.type_name == HOST_INPUT_TYPE,
+            }
+        } else if raw.type_name == PYTHON_NODE_TYPE {
             let required = |value: Option<String>, key: &str| {
                 value.filter(|v| !v.is_empty()).ok_or_else(|| {
                     document.error(
@@ -204,7 +230,7 @@ impl NodeBody {
             NodeBody::Builtin {
                 is_source: true,
                 ..
-            }
+            } | NodeBody::Supplied { is_source: true }
         )
     }
 
@@ -213,6 +239,8 @@ impl NodeBody {
         match self {
             NodeBody::Builtin { type_name, .. } => type_name,
             NodeBody::Python(_) => PYTHON_NODE_TYPE,
+            NodeBody::Supplied { is_source: true } => HOST_INPUT_TYPE,
+            NodeBody::Supplied { is_source: false } => HOST_NODE_TYPE,
         }
     }
 }

@@ -187,7 +187,7 @@ impl PipelineManifest {
     pub fn python_nodes(&self) -> impl Iterator<Item = &PythonNodeSpec> {
         self.nodes.iter().filter_map(|n| match &n.body {
             NodeBody::Python(spec) => Some(spec),
-            NodeBody::Builtin { .. } => None,
+            NodeBody::Builtin { .. } | NodeBody::Supplied { .. } => None,
         })
     }
 }

@@ -65,31 +65,53 @@ def _answer_from(future, reply):
         pass  # answered with a TypeError already
 
 
+#: The served object's worker on this thread, if it is one: ``(object, queue)``.
+_worker = threading.local()
+
+
 def _serve_object(obj, queue):
     """A served object's worker: ``def`` methods run here one at a time, in order;
     ``async def`` methods run on the host's loop."""
+    _worker.serving = (obj, queue)
     while True:
         job = queue.next()
         if job is None:
             return
-        method, args, kwargs, reply = job
-        fn = None if method.startswith("_") else getattr(obj, method, None)
-        if fn is None or not callable(fn):
-            reply.unknown_method(method)
-            continue
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - every failure goes to the caller
-            reply.error(*describe(e))
-            continue
-        if inspect.isawaitable(result):
-            future = asyncio.run_coroutine_threadsafe(_awaited(result), _host_loop())
-            future.add_done_callback(lambda f, reply=reply: _answer_from(f, reply))
-            continue
-        try:
-            reply.ok(result)
-        except Exception:
-            pass  # answered with a TypeError already
+        _serve_job(obj, job)
+
+
+def _call_blocking(target, method, args, kwargs, timeout):
+    """A blocking call. On a served object's worker, the calls that reach the object while
+    it waits are served meanwhile (a chain host -> extension -> host does not deadlock)."""
+    serving = getattr(_worker, "serving", None)
+    if serving is None:
+        return target.call(method, args, kwargs, timeout)
+    obj, queue = serving
+    id = target.start_on(queue, method, args, kwargs, timeout)
+    while (job := queue.next_while(id)) is not None:
+        _serve_job(obj, job)
+    return queue.answer(id)
+
+
+def _serve_job(obj, job):
+    method, args, kwargs, reply = job
+    fn = None if method.startswith("_") else getattr(obj, method, None)
+    if fn is None or not callable(fn):
+        reply.unknown_method(method)
+        return
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - every failure goes to the caller
+        reply.error(*describe(e))
+        return
+    if inspect.isawaitable(result):
+        future = asyncio.run_coroutine_threadsafe(_awaited(result), _host_loop())
+        future.add_done_callback(lambda f, reply=reply: _answer_from(f, reply))
+        return
+    try:
+        reply.ok(result)
+    except Exception:
+        pass  # answered with a TypeError already
 
 
 async def _awaited(awaitable):
@@ -132,7 +154,7 @@ class _Handle:
 
     def call(self, method, /, *args, **kwargs):
         """Calls ``method`` and blocks (without the GIL) for its answer."""
-        return self._target.call(method, args, kwargs or None, self._timeout)
+        return _call_blocking(self._target, method, args, kwargs or None, self._timeout)
 
     def with_timeout(self, seconds):
         """The same target, with a deadline of ``seconds`` for every call made through it
@@ -146,7 +168,7 @@ class _Handle:
         target, timeout = self._target, self._timeout
 
         def blocking(*args, **kwargs):
-            return target.call(method, args, kwargs or None, timeout)
+            return _call_blocking(target, method, args, kwargs or None, timeout)
 
         blocking.__name__ = blocking.__qualname__ = method
         return blocking

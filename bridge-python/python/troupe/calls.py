@@ -1,6 +1,18 @@
 """Calling the host, its singletons and other extensions from an extension."""
 
-from . import _runtime
+_runtime = None
+
+
+def _current():
+    """The runtime calls go through: the child's (``troupe._runtime``), or one installed by
+    :mod:`troupe.testing`. Imported on first use, so a Python host (no child runtime) can
+    import ``troupe``."""
+    global _runtime
+    if _runtime is None:
+        from . import _runtime as runtime
+
+        _runtime = runtime
+    return _runtime.current()
 
 
 class Target:
@@ -18,7 +30,7 @@ class Target:
 
     def call(self, method, /, *args, **kwargs):
         """Calls ``method`` and blocks until it answers."""
-        return _runtime.current().call_blocking(self._kind, self._name, method, args, kwargs)
+        return _current().call_blocking(self._kind, self._name, method, args, kwargs)
 
     def __getattr__(self, method):
         if method.startswith("_"):
@@ -26,7 +38,7 @@ class Target:
         kind, name = self._kind, self._name
 
         def blocking(*args, **kwargs):
-            return _runtime.current().call_blocking(kind, name, method, args, kwargs)
+            return _current().call_blocking(kind, name, method, args, kwargs)
 
         blocking.__name__ = blocking.__qualname__ = method
         return blocking
@@ -47,7 +59,7 @@ class AsyncTarget:
 
     async def call(self, method, /, *args, **kwargs):
         """Calls ``method`` and awaits its answer; cancelling the await cancels the call."""
-        return await _runtime.current().call_async(self._kind, self._name, method, args, kwargs)
+        return await _current().call_async(self._kind, self._name, method, args, kwargs)
 
     def __getattr__(self, method):
         if method.startswith("_"):
@@ -55,7 +67,7 @@ class AsyncTarget:
         kind, name = self._kind, self._name
 
         async def awaitable(*args, **kwargs):
-            return await _runtime.current().call_async(kind, name, method, args, kwargs)
+            return await _current().call_async(kind, name, method, args, kwargs)
 
         awaitable.__name__ = awaitable.__qualname__ = method
         return awaitable

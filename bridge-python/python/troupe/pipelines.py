@@ -110,32 +110,17 @@ class Pipeline:
         self._edges.append({"from": from_, "to": to, "policy": policy, "capacity": capacity})
         return self
 
-    def _in_code(self, id):
-        return id in self._callables or id in self._inputs
-
     def _description(self):
-        """The manifest's table for this pipeline: the nodes and edges a manifest knows."""
-        nodes = [{k: v for k, v in n.items() if v is not None and v != {}} for n in self._nodes]
-        edges = [
-            {k: v for k, v in e.items() if v is not None}
-            for e in self._edges
-            if not (self._in_code(e["from"]) or self._in_code(e["to"]))
-        ]
+        """The manifest's table for this pipeline: inputs are ``host.input`` nodes and
+        callables ``host.node`` nodes, which the runtime supplies."""
+        nodes = [{"id": id, "type": "host.input"} for id in self._inputs]
+        nodes += [{k: v for k, v in n.items() if v is not None and v != {}} for n in self._nodes]
+        nodes += [{"id": id, "type": "host.node"} for id in self._callables]
+        edges = [{k: v for k, v in e.items() if v is not None} for e in self._edges]
         description = {k: v for k, v in self._options.items() if v is not None}
         description["nodes"] = nodes
         description["edges"] = edges
         return description
-
-    def _code_edges(self):
-        """The edges the runtime adds itself: those from or to inputs and callables."""
-        for e in self._edges:
-            if self._in_code(e["from"]) or self._in_code(e["to"]):
-                if e["policy"] is not None or e["capacity"] is not None:
-                    raise ValueError(
-                        f"pipeline {self.name!r}: edge {e['from']} -> {e['to']}: policy and "
-                        "capacity are only for edges between built-in and extension nodes"
-                    )
-                yield (e["from"], e["to"])
 
     def __repr__(self):
         return f"<troupe.Pipeline {self.name!r}>"
@@ -205,11 +190,12 @@ def _run(host, pipeline, feed, outputs):
     code = getattr(host, "_pipelines", {}).get(name, code)
     inputs = list(code._inputs) if code is not None else []
     inputs += [id for id in feed if id not in inputs]
-    edges = list(code._code_edges()) if code is not None else []
     callables = dict(code._callables) if code is not None else {}
-    native, fed, queues = _host.PipelineRun.start(
-        host._native, name, inputs, edges, list(callables), outputs
-    )
+    native, fed, queues = _host.PipelineRun.start(host._native, name, inputs, outputs)
+    missing = set(queues) - set(callables)
+    if missing:
+        native.cancel()
+        raise ValueError(f"pipeline {name!r}: no callable for host.node nodes {sorted(missing)}")
     workers = [_start_worker(_CallableNode(callables[id]), q, id) for id, q in queues.items()]
     feeders = []
     for id, input in fed.items():

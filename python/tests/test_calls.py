@@ -1,0 +1,118 @@
+"""Calls from a Python host: blocking and awaited, errors, timeouts, callbacks."""
+
+import asyncio
+import time
+
+import pytest
+
+import troupe
+
+
+def test_a_blocking_call_returns_the_value(host):
+    assert host["probe"].echo(1, "two", [3.0], x={"y": None}) == {
+        "args": [1, "two", [3.0]],
+        "kwargs": {"x": {"y": None}},
+    }
+
+
+def test_awaited_calls_run_concurrently_without_blocking_the_loop(host):
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        began = time.monotonic()
+        naps = await asyncio.gather(*[host["probe"].aio.nap(0.3) for _ in range(5)])
+        elapsed = time.monotonic() - began
+        tick.cancel()
+        return naps, elapsed, ticks
+
+    naps, elapsed, ticks = asyncio.run(main())
+    assert naps == [0.3] * 5
+    # Five 0.3 s naps overlap in the child's loop, and the host's loop kept ticking.
+    assert elapsed < 1.2
+    assert ticks >= 10
+
+
+def test_an_exception_in_the_extension_raises_with_its_type_and_traceback(host):
+    with pytest.raises(troupe.RemoteExceptionError) as raised:
+        host["probe"].fail("no such thing")
+    error = raised.value
+    assert isinstance(error, troupe.CallError)
+    assert error.type_name == "ValueError"
+    assert error.remote_message == "no such thing"
+    assert "in fail" in error.remote_traceback
+
+
+def test_an_unknown_method_is_a_typed_error(host):
+    with pytest.raises(troupe.UnknownMethodError) as raised:
+        host["probe"].no_such_method()
+    assert raised.value.method == "no_such_method"
+
+
+def test_a_value_that_cannot_cross_names_where_it_sits(host):
+    with pytest.raises(TypeError, match=r"args\[0\]\['x'\]"):
+        host["probe"].echo({"x": object()})
+
+
+def test_a_call_past_its_deadline_times_out_and_later_calls_work(host):
+    probe = host["probe"].with_timeout(0.2)
+    began = time.monotonic()
+    with pytest.raises(troupe.CallTimeoutError) as raised:
+        probe.sleep(0.6)
+    assert time.monotonic() - began < 0.5
+    assert raised.value.seconds == pytest.approx(0.2)
+    # The hung call is cancelled (or its child restarted): the next call is answered.
+    assert host["probe"].echo("after") == {"args": ["after"], "kwargs": {}}
+
+
+def test_cancelling_an_await_cancels_the_call(host):
+    async def main():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(host["probe"].aio.nap(5.0), 0.2)
+        return await host["probe"].aio.echo("next")
+
+    assert asyncio.run(main()) == {"args": ["next"], "kwargs": {}}
+
+
+def test_extensions_call_the_hosts_service_and_python_singletons(host):
+    probe = host["probe"]
+    assert probe.ask_host("upper", "shout") == "SHOUT"
+    assert probe.ask_singleton("store", "incr", "hits") == 1
+    assert probe.ask_singleton("store", "incr", "hits") == 2
+    assert probe.ask_singleton("store", "slow_get", "hits") == 2
+    assert host.singleton("store").get("hits") == 2
+    assert asyncio.run(probe.aio.ask_host_async("upper", "quiet")) == "QUIET"
+
+
+def test_an_ungranted_singleton_is_refused(host):
+    with pytest.raises(troupe.RemoteExceptionError, match="PermissionDenied|may not call"):
+        host["probe"].ask_singleton("nobody", "get", "x")
+
+
+def test_calls_recurse_host_extension_host(host):
+    # host -> probe.down(6) -> host.down(5) -> probe.down(4) -> ... -> 0
+    assert host["probe"].down(6) == 6
+
+
+def test_a_host_service_error_reaches_the_extension_as_its_exception(host):
+    with pytest.raises(troupe.RemoteExceptionError, match="UnknownMethod|unknown method"):
+        host["probe"].ask_host("no_such_service_method")
+
+
+def test_status_and_methods_describe_the_running_extension(host):
+    probe = host["probe"]
+    assert probe.status()["state"] == "running"
+    assert "echo" in probe.methods
+    assert probe.pid == probe.call("pid")
+    assert "probe" in host.extensions
+
+
+def test_an_unknown_extension_is_a_key_error_naming_the_known_ones(host):
+    with pytest.raises(KeyError, match="probe"):
+        host["nope"]

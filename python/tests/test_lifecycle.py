@@ -1,0 +1,165 @@
+"""Starting, crashing, restarting and stopping extensions from a Python host."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import troupe
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; /proc says which.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_conflicting_numpy_versions_run_side_by_side(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("legacy", "probe", path=plugins, dependencies=["numpy==1.26.4"])
+    host.add_extension("modern", "probe", path=plugins, dependencies=["numpy>=2,<3"])
+    with host:
+        assert host["legacy"].versions()["numpy"] == "1.26.4"
+        assert host["modern"].versions()["numpy"].startswith("2.")
+
+
+def test_a_crash_fails_the_call_with_the_exit_code_and_the_extension_restarts(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("fragile", "probe", path=plugins, restart="permanent")
+    with host:
+        fragile = host["fragile"]
+        first = fragile.pid
+        with pytest.raises(troupe.CrashedError) as raised:
+            fragile.crash(3)
+        assert raised.value.cause == "Exited"
+        assert raised.value.exit_code == 3
+        deadline = time.monotonic() + 10
+        while fragile.status()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fragile.echo("again") == {"args": ["again"], "kwargs": {}}
+        assert fragile.pid != first
+        assert fragile.status()["restarts"] >= 1
+
+
+def test_a_start_up_exception_raises_start_error_with_the_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("import troupe\nraise RuntimeError('cannot load')\n")
+    host = troupe.Host(quiet=True)
+    host.add_extension("broken", "broken", path=tmp_path)
+    with pytest.raises(troupe.StartError) as raised:
+        host.start()
+    (extension, reason, traceback), = raised.value.failures
+    assert extension == "broken"
+    assert "cannot load" in reason
+    assert "RuntimeError" in traceback
+
+
+def test_a_bad_option_is_a_manifest_error_naming_the_key(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("probe", "probe", path=plugins, restart={"policy": "sometimes"})
+    with pytest.raises(troupe.ManifestError, match="restart"):
+        host.start()
+
+
+def test_a_grant_to_an_unknown_singleton_is_a_manifest_error(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("probe", "probe", path=plugins, singletons=["missing"])
+    with pytest.raises(troupe.ManifestError, match="missing"):
+        host.start()
+
+
+def test_a_manifest_file_is_loaded_with_its_singletons(tmp_path, plugins):
+    manifest = tmp_path / "troupe.toml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""
+            [extensions.probe]
+            module = "probe"
+            path = "{plugins}"
+            grants = {{ singletons = ["kv", "db"] }}
+
+            [singletons.kv]
+            kind = "kv"
+
+            [singletons.db]
+            kind = "python"
+            """
+        )
+    )
+
+    class Db:
+        def lookup(self, key):
+            return f"row {key}"
+
+    with pytest.raises(troupe.ManifestError, match="db"):
+        troupe.Host(manifest, quiet=True).start()
+    with troupe.Host(manifest, singletons={"db": Db()}, quiet=True) as host:
+        probe = host["probe"]
+        assert probe.ask_singleton("db", "lookup", 7) == "row 7"
+        probe.ask_singleton("kv", "put", "k", 1)
+        assert host.singleton("kv").get("k") == 1
+
+
+def run_script(body, plugins):
+    """Runs a host program in a fresh interpreter; returns the process (stdout piped)."""
+    script = textwrap.dedent(
+        f"""
+        import sys, troupe
+        host = troupe.Host(quiet=True)
+        host.add_extension("probe", "probe", path={str(plugins)!r})
+        host.start()
+        print(host["probe"].pid, flush=True)
+        """
+    ) + textwrap.dedent(body)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_interpreter_exit_leaves_no_child_behind(plugins):
+    process = run_script("sys.exit(0)\n", plugins)
+    pid = int(process.stdout.readline())
+    assert process.wait(timeout=60) == 0
+    assert wait_gone(pid)
+
+
+def test_ctrl_c_during_a_blocking_call_stops_the_program_and_its_children(plugins):
+    process = run_script(
+        """
+        try:
+            host["probe"].sleep(60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+        """,
+        plugins,
+    )
+    pid = int(process.stdout.readline())
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    assert process.stdout.readline().strip() == "interrupted"
+    assert process.wait(timeout=30) != 0
+    assert wait_gone(pid)
+
+
+def test_a_killed_host_program_takes_its_children_with_it(plugins):
+    process = run_script("import time\ntime.sleep(60)\n", plugins)
+    pid = int(process.stdout.readline())
+    process.kill()
+    process.wait(timeout=10)
+    assert wait_gone(pid)
