@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::systems::bridged::{Job, Lab};
-use crate::systems::{SystemError, TROUPE_BRIDGED, pyisolate};
+use crate::systems::{SystemError, TROUPE_BRIDGED, pyisolate, python_host};
 use crate::{BenchError, Effort, Measurement, notes};
 
 const SCENARIO: &str = "array-handoff";
@@ -104,6 +104,27 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         Measurement::from_samples(SCENARIO, TROUPE_BRIDGED, 0, 1, &mut noops).with("call", "noop"),
     );
     drop(lab);
+
+    eprintln!("  {SCENARIO}: {} ...", python_host::SYSTEM);
+    let troupe_counts: Vec<usize> = SIZES.iter().map(|_| effort.pick(200, 2_000)).collect();
+    let params = json!({ "sizes": SIZES.to_vec(), "counts": troupe_counts });
+    match python_host::measure(SCENARIO, params, Duration::from_secs(600)) {
+        Ok(series) => {
+            for series in series {
+                match series.collect(SCENARIO) {
+                    Ok(row) => {
+                        let at = SIZES.iter().position(|&b| b as u64 == row.payload_bytes);
+                        rows.push(match at {
+                            Some(at) => row.with_ratio("ratio_to_memcpy", memcpy[at], 3),
+                            None => row,
+                        });
+                    }
+                    Err(error) => notes::skip(SCENARIO, python_host::SYSTEM, &error),
+                }
+            }
+        }
+        Err(error) => notes::skip(SCENARIO, python_host::SYSTEM, &error),
+    }
 
     eprintln!("  {SCENARIO}: pyisolate ...");
     let sizes: Vec<usize> = SIZES.to_vec();

@@ -21,7 +21,7 @@ use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, Value};
 
 use crate::systems::bridged::{Job, Lab, raw};
 use crate::systems::floor::{self, Link};
-use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate};
+use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate, python_host};
 use crate::{Effort, Measurement};
 
 const SCENARIO: &str = "call-roundtrip";
@@ -234,5 +234,13 @@ impl CrossProcess for CrossProcessRoundTrip {
         let n = effort.pick(300, 3_000);
         let params = json!({ "n": n, "warmup": n / 10, "payloads": PAYLOADS });
         pyisolate::measure(SCENARIO, params, Duration::from_secs(300))
+    }
+
+    /// Blocking calls from a Python program's main thread through `troupe.Host`, as many
+    /// as `troupe-bridged` makes.
+    fn troupe_python_host(effort: Effort) -> Option<Outcome> {
+        let n = effort.pick(3_000, 30_000);
+        let params = json!({ "n": n, "warmup": n / 10, "payloads": PAYLOADS });
+        Some(python_host::measure(SCENARIO, params, Duration::from_secs(300)))
     }
 }

@@ -12,7 +12,9 @@ use serde_json::json;
 
 use crate::systems::bridged::{Job, Lab};
 use crate::systems::floor::{self, Link};
-use crate::systems::{CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate, with_rate};
+use crate::systems::{
+    CrossProcess, Outcome, Series, TROUPE_BRIDGED, pyisolate, python_host, with_rate,
+};
 use crate::{Effort, Measurement};
 
 const IN_FLIGHT: [usize; 2] = [1, 100];
@@ -56,6 +58,14 @@ impl CrossProcess for CallsPerSecond {
         let (calls, runs) = effort.pick((1_000, 3), (4_000, 7));
         let params = json!({ "calls": calls, "runs": runs, "in_flights": IN_FLIGHT });
         pyisolate::measure(Self::SCENARIO, params, Duration::from_secs(300))
+    }
+
+    /// Awaited calls (`ext.aio.noop()`) from coroutines on one asyncio loop of a Python
+    /// program, as many in flight as the other systems.
+    fn troupe_python_host(effort: Effort) -> Option<Outcome> {
+        let (calls, runs) = effort.pick((5_000, 5), (50_000, 11));
+        let params = json!({ "calls": calls, "runs": runs, "in_flights": IN_FLIGHT });
+        Some(python_host::measure(Self::SCENARIO, params, Duration::from_secs(300)))
     }
 
     fn finish(row: Measurement) -> Measurement {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::floor::Link;
 use super::ipc_floor::IpcLink;
 use super::uds_floor::UdsLink;
-use super::{SystemError, TROUPE_BRIDGED, pyisolate};
+use super::{SystemError, TROUPE_BRIDGED, pyisolate, python_host};
 use crate::{Effort, Measurement, notes};
 
 /// How many rounds the samples of each row are spread over.
@@ -134,6 +134,12 @@ pub(crate) trait CrossProcess {
     /// The rows of pyisolate.
     fn pyisolate(effort: Effort) -> Outcome;
 
+    /// The rows of troupe's Python host (`troupe-python-host`), where the scenario has
+    /// them.
+    fn troupe_python_host(_effort: Effort) -> Option<Outcome> {
+        None
+    }
+
     /// Last touches to a finished row (e.g. a rate from its median); none by default.
     fn finish(row: Measurement) -> Measurement {
         row
@@ -154,6 +160,12 @@ pub(crate) trait CrossProcess {
                 Ok(series) => open.extend(series),
                 Err(error) => notes::skip(Self::SCENARIO, system, &error),
             }
+        }
+        eprintln!("  {}: {} ...", Self::SCENARIO, python_host::SYSTEM);
+        match Self::troupe_python_host(effort) {
+            Some(Ok(series)) => open.extend(series),
+            Some(Err(error)) => notes::skip(Self::SCENARIO, python_host::SYSTEM, &error),
+            None => {}
         }
         let mut rows: Vec<Measurement> = sample_in_rounds(Self::SCENARIO, open)
             .into_iter()

@@ -1,6 +1,6 @@
 //! The systems the cross-process scenarios measure: troupe's bridged extension host
 //! (`troupe-bridged`), the physical floors (`uds-floor`, `ipc-floor`: a Rust child echoing
-//! frames) and the peer (`pyisolate`).
+//! frames), the peer (`pyisolate`) and troupe's Python host (`troupe-python-host`).
 //!
 //! A cross-process scenario implements [`CrossProcess`]: one function per system, each
 //! opening its rows ([`Series`]) or returning a [`SystemError`] that becomes a row-less
@@ -9,10 +9,12 @@
 
 pub(crate) mod bridged;
 mod cross;
+mod driver;
 mod error;
 pub(crate) mod floor;
 pub(crate) mod ipc_floor;
 pub(crate) mod pyisolate;
+pub(crate) mod python_host;
 mod spawn;
 pub(crate) mod uds_floor;
 

@@ -10,18 +10,17 @@
 //! as every other row. When the venv cannot be built (no network) the set-up error is
 //! reported once and every pyisolate measurement of the run is skipped.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use troupe_bridge_python::env::{EnvCache, EnvProgress, EnvSpec};
 
-use super::{Outcome, Series, SystemError};
-use crate::{Effort, notes};
+use super::driver::Driver;
+use super::{Outcome, SystemError};
+use crate::Effort;
 
 /// The system's name in rows.
 pub(crate) const SYSTEM: &str = "pyisolate";
@@ -36,9 +35,6 @@ const DRIVER_FILE: &str = "troupe_bench_pyisolate.py";
 /// The extension package pyisolate loads (`module_path`): its class lives in the driver,
 /// which the child can import; this file only has to exist.
 const EXTENSION_INIT: &str = "\"\"\"troupe bench: pyisolate's extension package.\"\"\"\n";
-
-/// Lines of the driver's output quoted when it fails.
-const TAIL_LINES: usize = 20;
 
 /// A ready pyisolate installation.
 #[derive(Debug)]
@@ -107,41 +103,15 @@ fn write_if_changed(path: &Path, text: &str) -> Result<(), SystemError> {
     fs::write(path, text).map_err(SystemError::io("writing the driver"))
 }
 
-/// One row as the driver writes it.
-#[derive(Debug, Deserialize)]
-struct DriverRow {
-    payload_bytes: u64,
-    in_flight: u64,
-    samples_ns: Vec<u64>,
-    #[serde(default)]
-    extra: Map<String, Value>,
-}
-
-/// The driver's results file.
-#[derive(Debug, Deserialize)]
-struct DriverOutput {
-    rows: Vec<DriverRow>,
-    #[serde(default)]
-    notes: Vec<String>,
-}
-
 /// Runs the driver for `scenario` with `params` (the scenario's counts), waiting at most
 /// `deadline`, and turns its samples into rows.
 pub(crate) fn measure(scenario: &str, params: Value, deadline: Duration) -> Outcome {
     let setup = setup()?;
-    let results = setup.dir.join(format!("{scenario}.json"));
-    let log = setup.dir.join(format!("{scenario}.log"));
-    let _ = fs::remove_file(&results);
     let mut request = match params {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    request.insert("scenario".into(), scenario.into());
     request.insert("version".into(), VERSION.into());
-    request.insert(
-        "results".into(),
-        results.to_string_lossy().into_owned().into(),
-    );
     request.insert(
         "venvs".into(),
         setup
@@ -151,24 +121,14 @@ pub(crate) fn measure(scenario: &str, params: Value, deadline: Duration) -> Outc
             .into_owned()
             .into(),
     );
-    run_driver(setup, &Value::Object(request).to_string(), &log, deadline)?;
-
-    let text = fs::read_to_string(&results).map_err(|e| SystemError::Results {
-        path: results.clone(),
-        detail: e.to_string(),
-    })?;
-    let output: DriverOutput = serde_json::from_str(&text).map_err(|e| SystemError::Results {
-        path: results.clone(),
-        detail: e.to_string(),
-    })?;
-    for note in output.notes {
-        notes::note(format!("note {scenario}/{SYSTEM}: {note}"));
-    }
-    Ok(output
-        .rows
-        .into_iter()
-        .map(|r| Series::measured(SYSTEM, r.payload_bytes, r.in_flight, r.samples_ns, r.extra))
-        .collect())
+    let driver = Driver {
+        system: SYSTEM,
+        python: &setup.python,
+        bin: Some(&setup.bin),
+        dir: &setup.dir,
+        module: "troupe_bench_pyisolate",
+    };
+    driver.measure(scenario, request, deadline)
 }
 
 /// [`measure`] for `cold-start` and `restart`: each sample starts a process, so they take
@@ -176,68 +136,4 @@ pub(crate) fn measure(scenario: &str, params: Value, deadline: Duration) -> Outc
 pub(crate) fn measure_lifecycle(scenario: &str, effort: Effort) -> Outcome {
     let params = serde_json::json!({ "n": effort.pick(3, 15) });
     measure(scenario, params, Duration::from_secs(300))
-}
-
-fn run_driver(
-    setup: &Setup,
-    request: &str,
-    log: &Path,
-    deadline: Duration,
-) -> Result<(), SystemError> {
-    let out = File::create(log).map_err(SystemError::io("creating the driver's log"))?;
-    let err = out
-        .try_clone()
-        .map_err(SystemError::io("creating the driver's log"))?;
-    let path = match std::env::var_os("PATH") {
-        Some(path) => {
-            let dirs = std::iter::once(setup.bin.clone()).chain(std::env::split_paths(&path));
-            std::env::join_paths(dirs).unwrap_or(path)
-        }
-        None => setup.bin.clone().into_os_string(),
-    };
-    let mut child = Command::new(&setup.python)
-        .args([
-            "-c",
-            "import troupe_bench_pyisolate as d; d.main()",
-            request,
-        ])
-        .current_dir(&setup.dir)
-        .env("PYTHONPATH", &setup.dir)
-        .env("PATH", path)
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("VIRTUAL_ENV")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|source| SystemError::Spawn {
-            what: setup.python.display().to_string(),
-            source,
-        })?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(SystemError::io("watching the driver"))?
-        {
-            break status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(SystemError::Deadline(deadline));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
-    Err(SystemError::Driver {
-        status,
-        log: log.to_owned(),
-        tail,
-    })
 }
