@@ -1,77 +1,134 @@
-//! Results bound for asyncio: the runtime hands each finished call to one thread of its own,
-//! which takes the GIL, converts the result and resolves the caller's future on its event
-//! loop (`loop.call_soon_threadsafe`). Actor threads never take the GIL.
+//! Results bound for asyncio, delivered on the event loop's own thread.
+//!
+//! Each event loop that awaits troupe calls has a [`LoopQueue`]: finished calls are pushed
+//! there by the runtime (no GIL) and an eventfd is signalled once per batch; the loop
+//! watches the eventfd (`loop.add_reader`) and, on its own thread, holding the GIL it
+//! already has, drains the queue: converts each result and settles its future through
+//! `troupe._hosting._resolve`. No thread but the loop's ever takes the GIL for a result,
+//! and a busy loop takes a whole batch per wake-up.
 
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Mutex, OnceLock};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use rustix::event::{EventfdFlags, eventfd};
 use troupe_pyvalue::convert::{Path, to_python};
 use troupe_value::{CallError, Value};
 
-use crate::errors::call_error;
+use crate::errors::{HostError, call_error};
 
 /// A finished call and the asyncio future waiting for it.
-pub(crate) struct Completion {
-    /// The loop the future belongs to.
-    pub(crate) event_loop: Py<PyAny>,
-    /// The future to resolve.
-    pub(crate) future: Py<PyAny>,
-    /// What the call gave: a value, the end of a stream (`Ok(None)`), or an error.
-    pub(crate) result: Result<Option<Value>, CallError>,
+struct Completion {
+    future: Py<PyAny>,
+    result: Result<Option<Value>, CallError>,
 }
 
-/// Hands `completion` to the completion thread (started on first use). Dropped, with its
-/// future left pending, only when the thread cannot run.
-pub(crate) fn complete(completion: Completion) {
-    static SENDER: OnceLock<Option<Mutex<Sender<Completion>>>> = OnceLock::new();
-    let sender = SENDER.get_or_init(|| {
-        let (tx, rx) = channel::<Completion>();
-        std::thread::Builder::new()
-            .name("troupe-asyncio".into())
-            .spawn(move || {
-                while let Ok(completion) = rx.recv() {
-                    Python::attach(|py| resolve(py, completion));
-                }
-            })
-            .ok()
-            .map(|_| Mutex::new(tx))
-    });
-    if let Some(sender) = sender {
-        let sender = sender
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = sender.send(completion);
+struct Shared {
+    done: Mutex<Vec<Completion>>,
+    bell: OwnedFd,
+}
+
+/// The finished calls of one event loop (see the module).
+#[pyclass(frozen, module = "troupe._host", name = "LoopQueue")]
+pub(crate) struct LoopQueue {
+    shared: Arc<Shared>,
+}
+
+/// Where a call settles its future: cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub(crate) struct Settle {
+    shared: Arc<Shared>,
+}
+
+impl Settle {
+    /// Queues `result` (a value, the end of a stream as `Ok(None)`, or an error) for
+    /// `future` and rings the loop's bell if the queue was empty.
+    pub(crate) fn complete(&self, future: Py<PyAny>, result: Result<Option<Value>, CallError>) {
+        let was_empty = {
+            let mut done = self
+                .shared
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            done.push(Completion { future, result });
+            done.len() == 1
+        };
+        if was_empty {
+            let _ = rustix::io::write(&self.shared.bell, &1u64.to_ne_bytes());
+        }
     }
 }
 
-/// `troupe._hosting._resolve(future, ok, payload)` scheduled on the future's loop. A closed
-/// loop (the caller's program ended) takes nothing: the result is dropped.
-fn resolve(py: Python<'_>, completion: Completion) {
+impl LoopQueue {
+    /// Where calls settle this loop's futures.
+    pub(crate) fn settle(&self) -> Settle {
+        Settle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl LoopQueue {
+    /// A new queue (and its eventfd).
+    #[new]
+    fn new() -> PyResult<LoopQueue> {
+        let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| HostError::Runtime(format!("eventfd: {e}")))?;
+        Ok(LoopQueue {
+            shared: Arc::new(Shared {
+                done: Mutex::new(Vec::new()),
+                bell,
+            }),
+        })
+    }
+
+    /// The eventfd the loop watches.
+    fn fileno(&self) -> i32 {
+        self.shared.bell.as_raw_fd()
+    }
+
+    /// Settles every finished call's future (on the loop's thread).
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.shared.bell, &mut count);
+        let done = std::mem::take(
+            &mut *self
+                .shared
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if done.is_empty() {
+            return Ok(());
+        }
+        let resolve = resolver(py)?;
+        for completion in done {
+            let (ok, payload): (bool, Py<PyAny>) = match completion.result {
+                Ok(Some(value)) => match to_python(py, &value, &Path::Root("result")) {
+                    Ok(object) => (true, object.unbind()),
+                    Err(e) => (false, PyErr::from(e).into_value(py).into_any()),
+                },
+                Ok(None) => (true, end_of_stream(py)?),
+                Err(error) => (false, call_error(py, &error).into_value(py).into_any()),
+            };
+            resolve.call1((completion.future, ok, payload))?;
+        }
+        Ok(())
+    }
+}
+
+/// `troupe._hosting._resolve`.
+fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static RESOLVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let Ok(resolve_fn) = RESOLVE.get_or_try_init(py, || {
-        py.import("troupe._hosting")?
-            .getattr("_resolve")
-            .map(Bound::unbind)
-    }) else {
-        return;
-    };
-    let (ok, payload): (bool, Py<PyAny>) = match completion.result {
-        Ok(Some(value)) => match to_python(py, &value, &Path::Root("result")) {
-            Ok(object) => (true, object.unbind()),
-            Err(e) => (false, PyErr::from(e).into_value(py).into_any()),
-        },
-        Ok(None) => match end_of_stream(py) {
-            Ok(end) => (true, end),
-            Err(e) => (false, e.into_value(py).into_any()),
-        },
-        Err(error) => (false, call_error(py, &error).into_value(py).into_any()),
-    };
-    let _ = completion.event_loop.bind(py).call_method1(
-        "call_soon_threadsafe",
-        (resolve_fn.bind(py), completion.future, ok, payload),
-    );
+    Ok(RESOLVE
+        .get_or_try_init(py, || {
+            py.import("troupe._hosting")?
+                .getattr("_resolve")
+                .map(Bound::unbind)
+        })?
+        .bind(py))
 }
 
 /// `troupe._hosting._END`: what a stream's future resolves to at its end.

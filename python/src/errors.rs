@@ -46,7 +46,7 @@ pub(crate) enum HostError {
     NotRunning,
     /// A singleton of kind `python` in the manifest has no object serving it.
     #[error(
-        "singleton {0:?} is served by the host program (kind = \"python\"): register an object for it with host.singleton({0:?}, obj)"
+        "singleton {0:?} is served by the host program (kind = \"python\"): give it an object: troupe.Host(singletons={{{0:?}: obj}}) or host.add_singleton({0:?}, obj)"
     )]
     Unserved(String),
     /// A singleton could not be started.

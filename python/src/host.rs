@@ -1,9 +1,10 @@
 //! `troupe._host.Host`: extensions and singletons of a Python program, from a manifest and
 //! from Python, started through the same extension host `troupe run` uses.
 //!
-//! What Python adds is written into the manifest's own tables (`[extensions.NAME]`,
-//! `[singletons.NAME]`, `[pipelines.NAME]`) and checked by the manifest's one parser, so a
-//! bad option reads as it would in a file: the key and what is wrong with it. Singletons
+//! What Python adds is written as the manifest's own tables (`[extensions.NAME]`,
+//! `[singletons.NAME]`, `[pipelines.NAME]`), after the file's text if there is a file, and
+//! checked by the manifest's one parser, so a bad option reads as it would in a file: the
+//! key and what is wrong with it. Singletons
 //! served by Python objects have kind `python`; a manifest may declare one for the host
 //! program to serve.
 
@@ -100,49 +101,41 @@ impl Host {
     }
 }
 
-/// The manifest: the file's, with what Python added in the same tables.
+/// The manifest: the file's, with what Python added appended to its text as tables of
+/// its own (so the file's errors keep their lines; a name defined twice is TOML's
+/// duplicate-key error).
 fn manifest(file: Option<&PathBuf>, added: &toml::Table) -> Result<Manifest, HostError> {
-    let (mut document, named) = match file {
+    let (text, named) = match file {
         Some(file) => {
-            // The file alone first: its errors then name its own lines.
-            let checked = Manifest::load(file)?;
             if added.is_empty() {
-                return Ok(checked);
+                return Ok(Manifest::load(file)?);
             }
             let text = std::fs::read_to_string(file)
                 .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
-            let document: toml::Table = toml::from_str(&text)
-                .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
-            (document, file.clone())
+            (text, file.clone())
         }
         None => {
             let cwd = std::env::current_dir()
                 .map_err(|e| HostError::Options(format!("no working directory: {e}")))?;
-            (toml::Table::new(), cwd.join("<troupe.Host>"))
+            (String::new(), cwd.join("<troupe.Host>"))
         }
     };
-    for (section, kind) in SECTIONS {
-        let Some(toml::Value::Table(entries)) = added.get(section) else {
-            continue;
-        };
-        let target = document
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(target) = target.as_table_mut() else {
-            return Err(HostError::Options(format!("`{section}` is not a table")));
-        };
-        for (name, entry) in entries {
-            if target.contains_key(name) {
-                return Err(HostError::Duplicate {
-                    kind,
-                    name: name.clone(),
-                });
-            }
-            target.insert(name.clone(), entry.clone());
-        }
-    }
-    let text = toml::to_string(&document).map_err(|e| HostError::Options(e.to_string()))?;
+    let extra = toml::to_string(added).map_err(|e| HostError::Options(e.to_string()))?;
+    let text = format!("{text}\n# Added by the Python host program:\n{extra}");
     Ok(Manifest::parse(&text, named)?)
+}
+
+/// The singleton names a manifest file declares (read as plain TOML: the file may grant
+/// singletons only the program serves).
+fn declared_singletons(file: &PathBuf) -> Result<Vec<String>, HostError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
+    let document: toml::Table = toml::from_str(&text)
+        .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
+    Ok(match document.get("singletons") {
+        Some(toml::Value::Table(singletons)) => singletons.keys().cloned().collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// A Python value as TOML (dict keys must be str; `None` is left out of dicts).
@@ -278,11 +271,11 @@ impl Host {
             // manifest already declares them so).
             let mut added = state.added.clone();
             let declared = match &state.file {
-                Some(file) => Manifest::load(file).map_err(HostError::from)?.singletons,
-                None => indexmap::IndexMap::new(),
+                Some(file) => declared_singletons(file)?,
+                None => Vec::new(),
             };
             for name in state.served.keys() {
-                if declared.contains_key(name) {
+                if declared.contains(name) {
                     continue;
                 }
                 let entries = added
@@ -410,7 +403,9 @@ async fn start(
             troupe_host::singleton::SingletonError::UnknownKind {
                 name: spec.name.clone(),
                 kind: PYTHON_KIND.into(),
-                known: "objects registered with host.singleton()".into(),
+                known:
+                    "objects given to troupe.Host(singletons=...) or host.add_singleton(name, obj)"
+                        .into(),
             }
         })
     });

@@ -4,7 +4,8 @@
 //! A thin binding: extensions start through the same extension host, calls go through the
 //! same call path, pipelines build from the same manifest loader as in a Rust program or
 //! `troupe run`. The runtime runs on a thread of its own ([`runtime`]); Python threads wait
-//! for it without the GIL; values convert as in an extension (`troupe-pyvalue`), so numpy
+//! for it without the GIL, and asyncio futures are settled on their loop's thread
+//! ([`completion`]); values convert as in an extension (`troupe-pyvalue`), so numpy
 //! arrays of 64 KiB and more cross through shared memory without a copy both ways.
 //!
 //! ```text
@@ -12,10 +13,11 @@
 //!                                           serve(name) -> JobQueue, start(), shutdown(),
 //!                                           extension(name) / singleton(name) -> Target
 //! Target                                    call(method, args, kwargs, timeout),
-//!                                           call_async(loop, future, ...) -> Pending,
+//!                                           call_async(queue, future, ...) -> Pending,
 //!                                           status(), pid, methods
 //! JobQueue.next() -> (method, args, kwargs, Reply) | None       a Python object's calls
 //! PipelineRun                               a running pipeline fed from Python
+//! LoopQueue                                 an event loop's finished calls (eventfd)
 //! pool_alloc / slot_of / pool_stats / HostArray / BufferView    shared memory, as in a child
 //! shutdown_runtime()                        at interpreter exit
 //! ```
@@ -60,5 +62,6 @@ fn host_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<served::JobQueue>()?;
     m.add_class::<served::Reply>()?;
     m.add_class::<pipeline::PipelineRun>()?;
+    m.add_class::<completion::LoopQueue>()?;
     Ok(())
 }

@@ -25,7 +25,7 @@ use troupe_pyvalue::convert::{Path, from_python, to_python};
 use troupe_runtime::{Call, Caller};
 use troupe_value::{CallError, Value};
 
-use crate::completion::{Completion, complete};
+use crate::completion::LoopQueue;
 use crate::errors::HostError;
 use crate::host::Host;
 use crate::runtime::{runtime, wait};
@@ -300,16 +300,13 @@ impl PipelineRun {
         }
     }
 
-    /// Resolves `future` (of `event_loop`) with the next output, or `troupe._hosting._END`.
-    fn next_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+    /// Settles `future` (of the loop `queue` serves) with the next output, or
+    /// `troupe._hosting._END`.
+    fn next_async(&self, queue: &LoopQueue, future: Py<PyAny>) -> PyResult<()> {
         let outputs = self.outputs.clone();
+        let settle = queue.settle();
         runtime()?.spawn(move || async move {
-            let result = Ok(next_output(outputs).await);
-            complete(Completion {
-                event_loop,
-                future,
-                result,
-            });
+            settle.complete(future, Ok(next_output(outputs).await));
         })?;
         Ok(())
     }

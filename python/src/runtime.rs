@@ -4,7 +4,7 @@
 //! Python threads never run actors: they hand work to the runtime ([`Runtime::spawn`]) and
 //! wait for its answer without the GIL ([`wait`]), waking every [`SIGNAL_CHECK`] to let
 //! Ctrl-C through. No actor thread ever takes the GIL: results bound for asyncio go through
-//! [`crate::completion`].
+//! [`crate::completion`], to the loop's own thread.
 
 use std::future::Future;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};

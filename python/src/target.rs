@@ -15,7 +15,7 @@ use troupe_runtime::supervision::SupervisorStatus;
 use troupe_runtime::{Call, CallResult, Caller};
 use troupe_value::Map;
 
-use crate::completion::{Completion, complete};
+use crate::completion::LoopQueue;
 use crate::errors::call_error;
 use crate::runtime::runtime;
 use crate::served::JobQueue;
@@ -143,13 +143,12 @@ impl Target {
         }
     }
 
-    /// Starts a call whose answer resolves `future` (an asyncio future of `event_loop`)
-    /// through `troupe._hosting._resolve`; returns its [`Pending`] handle.
-    #[pyo3(signature = (event_loop, future, method, args, kwargs=None, timeout=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a call whose answer settles `future` (an asyncio future of the loop `queue`
+    /// serves); returns its [`Pending`] handle.
+    #[pyo3(signature = (queue, future, method, args, kwargs=None, timeout=None))]
     fn call_async(
         &self,
-        event_loop: Py<PyAny>,
+        queue: &LoopQueue,
         future: Py<PyAny>,
         method: String,
         args: &Bound<'_, PyTuple>,
@@ -160,9 +159,10 @@ impl Target {
         let timeout = deadline(timeout)?;
         let caller = self.caller.clone();
         let (cancel, cancelled) = oneshot::channel::<()>();
+        let settle = queue.settle();
         runtime()?.spawn(move || async move {
             tokio::select! {
-                result = send(caller, call, timeout) => complete(Completion { event_loop, future, result: result.map(Some) }),
+                result = send(caller, call, timeout) => settle.complete(future, result.map(Some)),
                 _ = cancelled => {}
             }
         })?;

@@ -163,3 +163,22 @@ def test_a_killed_host_program_takes_its_children_with_it(plugins):
     process.kill()
     process.wait(timeout=10)
     assert wait_gone(pid)
+
+
+def test_a_manifest_may_grant_a_singleton_the_program_serves(tmp_path, plugins):
+    manifest = tmp_path / "troupe.toml"
+    manifest.write_text(
+        f'[extensions.probe]\nmodule = "probe"\npath = "{plugins}"\n'
+        'grants = { singletons = ["counter"] }\n'
+    )
+
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self):
+            self.n += 1
+            return self.n
+
+    with troupe.Host(manifest, singletons={"counter": Counter()}, quiet=True) as host:
+        assert host["probe"].ask_singleton("counter", "incr") == 1

@@ -241,6 +241,10 @@ impl CrossProcess for CrossProcessRoundTrip {
     fn troupe_python_host(effort: Effort) -> Option<Outcome> {
         let n = effort.pick(3_000, 30_000);
         let params = json!({ "n": n, "warmup": n / 10, "payloads": PAYLOADS });
-        Some(python_host::measure(SCENARIO, params, Duration::from_secs(300)))
+        Some(python_host::measure(
+            SCENARIO,
+            params,
+            Duration::from_secs(300),
+        ))
     }
 }

@@ -65,7 +65,11 @@ impl CrossProcess for CallsPerSecond {
     fn troupe_python_host(effort: Effort) -> Option<Outcome> {
         let (calls, runs) = effort.pick((5_000, 5), (50_000, 11));
         let params = json!({ "calls": calls, "runs": runs, "in_flights": IN_FLIGHT });
-        Some(python_host::measure(Self::SCENARIO, params, Duration::from_secs(300)))
+        Some(python_host::measure(
+            Self::SCENARIO,
+            params,
+            Duration::from_secs(300),
+        ))
     }
 
     fn finish(row: Measurement) -> Measurement {

@@ -85,7 +85,13 @@ impl Driver<'_> {
             .rows
             .into_iter()
             .map(|r| {
-                Series::measured(self.system, r.payload_bytes, r.in_flight, r.samples_ns, r.extra)
+                Series::measured(
+                    self.system,
+                    r.payload_bytes,
+                    r.in_flight,
+                    r.samples_ns,
+                    r.extra,
+                )
             })
             .collect())
     }
@@ -107,7 +113,11 @@ impl Driver<'_> {
             command.env("PATH", path).env_remove("VIRTUAL_ENV");
         }
         let mut child = command
-            .args(["-c", &format!("import {} as d; d.main()", self.module), request])
+            .args([
+                "-c",
+                &format!("import {} as d; d.main()", self.module),
+                request,
+            ])
             .current_dir(self.dir)
             .env("PYTHONPATH", self.dir)
             .env("PYTHONUNBUFFERED", "1")

@@ -150,8 +150,10 @@ def __getattr__(name):
 
 
 __all__ = [
-    # (CudaArray is not listed: a troupe built without CUDA has none; use troupe.CudaArray.)
+    # (CudaArray and cuda_stats are not listed: a troupe without CUDA, or a Python host, has
+    # none; use troupe.CudaArray.)
     "ActorStoppedError",
+    "AsyncHandle",
     "Audio",
     "BadArgumentsError",
     "CallCancelledError",
@@ -161,6 +163,7 @@ __all__ = [
     "Extension",
     "ExtensionHandle",
     "Host",
+    "HostArray",
     "MailboxFullError",
     "ManifestError",
     "PermissionDeniedError",
@@ -175,8 +178,9 @@ __all__ = [
     "TargetNotFoundError",
     "UnknownMethodError",
     "VideoFrame",
-    "cuda_stats",
     "empty",
+    "pool_stats",
+    "slot_of",
     "extension",
     "host",
     "singleton",

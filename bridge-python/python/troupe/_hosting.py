@@ -15,7 +15,7 @@ import weakref
 from . import _host
 from .errors import describe
 
-__all__ = ["ExtensionHandle", "Host", "SingletonHandle"]
+__all__ = ["AsyncHandle", "ExtensionHandle", "Host", "SingletonHandle"]
 
 #: What a stream's future resolves to at its end.
 _END = object()
@@ -126,10 +126,24 @@ def _start_worker(obj, queue, name):
     return thread
 
 
+_queues = weakref.WeakKeyDictionary()
+
+
+def _loop_queue(loop):
+    """The queue where the runtime leaves ``loop``'s finished calls; the loop drains it on
+    its own thread when its eventfd rings."""
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _host.LoopQueue()
+        loop.add_reader(queue.fileno(), queue.drain)
+        _queues[loop] = queue
+    return queue
+
+
 async def _call_async(target, method, args, kwargs, timeout):
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    pending = target.call_async(loop, future, method, args, kwargs or None, timeout)
+    pending = target.call_async(_loop_queue(loop), future, method, args, kwargs or None, timeout)
     try:
         return await future
     except asyncio.CancelledError:

@@ -11,9 +11,10 @@ their outputs come.
         .callable("label", lambda event: event.get("event"))
         .edge("audio", "resample").edge("resample", "vad").edge("vad", "label")
     )
-    with troupe.Host() as host:
-        host.add_pipeline(pipeline)   # before start(): use troupe.Host().add_pipeline(...)
-        ...
+    with troupe.Host().add_pipeline(pipeline) as host:   # added before start
+        run = host.run("speech", feed={"audio": chunks}, outputs=["label"])
+        for node, label in run:
+            ...
 
 Items fed to an input wait in a bounded queue (32); past it the feeder waits, so a slow
 pipeline holds its feeder back, as a slow node holds back its upstream. Outputs wait for the
@@ -25,7 +26,7 @@ import inspect
 import threading
 
 from . import _host
-from ._hosting import _END, _start_worker
+from ._hosting import _END, _loop_queue, _start_worker
 
 __all__ = ["Pipeline", "PipelineRun"]
 
@@ -41,8 +42,10 @@ class Pipeline:
     def __init__(self, name="main", *, error_policy=None, capacity=None, restart=None):
         """``error_policy``: ``"fail"`` or ``"skip"`` (the default for every node);
         ``capacity``: each node's mailbox; ``restart``: how nodes that panic are made anew
-        (a dict as in a manifest)."""
+        (a policy name, or a dict as in a manifest)."""
         self.name = name
+        if isinstance(restart, str):
+            restart = {"policy": restart}
         self._options = {"error_policy": error_policy, "capacity": capacity, "restart": restart}
         self._nodes = []
         self._edges = []
@@ -234,9 +237,10 @@ class PipelineRun:
 
     async def _outputs(self):
         loop = asyncio.get_running_loop()
+        queue = _loop_queue(loop)
         while True:
             future = loop.create_future()
-            self._native.next_async(loop, future)
+            self._native.next_async(queue, future)
             item = await future
             if item is _END:
                 return

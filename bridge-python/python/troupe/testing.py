@@ -30,6 +30,7 @@ import importlib
 import inspect
 import sys
 import threading
+import types
 
 from . import calls
 from .base import HOOKS, Extension
@@ -132,6 +133,8 @@ class ExtensionUnderTest:
     """An extension instance with its hooks run: ``ext.method(...)`` calls it (an
     ``async def`` method is awaited to its end), ``ext.instance`` is the object itself,
     ``ext.runtime`` the :class:`FakeRuntime` (``ext.runtime.calls`` records its calls out)."""
+
+    __class_getitem__ = classmethod(types.GenericAlias)
 
     def __init__(self, instance, runtime):
         self.instance = instance
