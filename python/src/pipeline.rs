@@ -173,6 +173,13 @@ impl Input {
     }
 }
 
+/// A started run, its inputs by id and its callables' queues by id.
+type Started = (
+    PipelineRun,
+    HashMap<String, Input>,
+    HashMap<String, JobQueue>,
+);
+
 /// A running pipeline.
 #[pyclass(frozen, module = "troupe._host", name = "PipelineRun")]
 pub(crate) struct PipelineRun {
@@ -201,11 +208,7 @@ impl PipelineRun {
         name: String,
         inputs: Vec<String>,
         outputs: Vec<String>,
-    ) -> PyResult<(
-        PipelineRun,
-        HashMap<String, Input>,
-        HashMap<String, JobQueue>,
-    )> {
+    ) -> PyResult<Started> {
         let running = host.running()?;
         let mut fed = HashMap::new();
         let mut feeds = Vec::new();

@@ -569,3 +569,88 @@ fn a_pyproject_adds_its_dependencies_and_a_bad_one_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn nodes_the_host_program_supplies_are_left_to_it() {
+    let text = r#"
+[[pipelines.p.nodes]]
+id = "feed"
+type = "host.input"
+
+[[pipelines.p.nodes]]
+id = "double"
+type = "host.node"
+
+[[pipelines.p.nodes]]
+id = "tap"
+type = "data.passthrough"
+
+[[pipelines.p.edges]]
+from = "feed"
+to = "double"
+
+[[pipelines.p.edges]]
+from = "double"
+to = "tap"
+"#;
+    let manifest = parse(text).unwrap();
+    let pipeline = manifest.pipeline(Some("p")).unwrap();
+    assert_eq!(
+        pipeline.nodes[0].body,
+        NodeBody::Supplied { is_source: true }
+    );
+    assert_eq!(
+        pipeline.nodes[1].body,
+        NodeBody::Supplied { is_source: false }
+    );
+    // `troupe run` cannot supply them: a typed error at the node's type.
+    let error = manifest.loader().build("p").unwrap_err();
+    assert!(
+        matches!(error.kind(), ManifestErrorKind::SuppliedByHost { node } if node == "feed"),
+        "{error}"
+    );
+    assert_eq!(error.location.line, Some(4), "{error}");
+    // A program that adds them builds the pipeline.
+    let builder = manifest.loader().builder("p").unwrap();
+    let built = builder
+        .source("feed", Box::new(Nothing))
+        .node("double", Box::new(Pass))
+        .build();
+    assert!(built.is_ok(), "{:?}", built.err());
+    // Host-supplied nodes take no params.
+    let with_params = text.replace(
+        "type = \"host.node\"",
+        "type = \"host.node\"\nparams = { x = 1 }",
+    );
+    assert!(
+        parse(&with_params)
+            .unwrap_err()
+            .to_string()
+            .contains("takes no params")
+    );
+}
+
+struct Nothing;
+
+impl troupe_nodes::Source for Nothing {
+    fn type_name(&self) -> &'static str {
+        "test.nothing"
+    }
+
+    fn pull(&mut self, _: &mut Emitter) -> Result<troupe_nodes::SourceState, NodeError> {
+        Ok(troupe_nodes::SourceState::Done)
+    }
+}
+
+struct Pass;
+
+impl Node for Pass {
+    fn type_name(&self) -> &'static str {
+        "test.pass"
+    }
+
+    fn process(&mut self, input: Value, out: &mut Emitter) -> Result<(), NodeError> {
+        out.emit(input);
+        Ok(())
+    }
+}
