@@ -104,18 +104,25 @@ impl LoopQueue {
             return Ok(());
         }
         let resolve = resolver(py)?;
+        // Every future is settled; the first failure to settle one is raised after.
+        let mut first_error = None;
         for completion in done {
-            let (ok, payload): (bool, Py<PyAny>) = match completion.result {
+            let payload = match completion.result {
                 Ok(Some(value)) => match to_python(py, &value, &Path::Root("result")) {
-                    Ok(object) => (true, object.unbind()),
-                    Err(e) => (false, PyErr::from(e).into_value(py).into_any()),
+                    Ok(object) => Ok((true, object.unbind())),
+                    Err(e) => Ok((false, PyErr::from(e).into_value(py).into_any())),
                 },
-                Ok(None) => (true, end_of_stream(py)?),
-                Err(error) => (false, call_error(py, &error).into_value(py).into_any()),
+                Ok(None) => end_of_stream(py).map(|end| (true, end)),
+                Err(error) => Ok((false, call_error(py, &error).into_value(py).into_any())),
             };
-            resolve.call1((completion.future, ok, payload))?;
+            let settled = payload.and_then(|(ok, payload)| {
+                resolve.call1((completion.future, ok, payload)).map(drop)
+            });
+            if let Err(e) = settled {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

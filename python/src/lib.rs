@@ -44,7 +44,7 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// Stops the runtime (at interpreter exit, after every host has shut down).
 #[pyfunction]
 fn shutdown_runtime(py: Python<'_>) {
-    if let Ok(runtime) = runtime::runtime() {
+    if let Some(runtime) = runtime::started() {
         py.detach(|| runtime.stop());
     }
 }

@@ -12,9 +12,10 @@
 //!   outputs.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tokio::sync::mpsc;
@@ -28,7 +29,7 @@ use troupe_value::{CallError, Value};
 use crate::completion::LoopQueue;
 use crate::errors::HostError;
 use crate::host::Host;
-use crate::runtime::{runtime, wait};
+use crate::runtime::{SIGNAL_CHECK, runtime, wait};
 use crate::served::{self, JobQueue};
 
 /// Items fed from Python that may wait for an input's source.
@@ -344,15 +345,34 @@ impl PipelineRun {
             outputs.close();
             while outputs.recv().await.is_some() {}
         })?;
-        let receiver = self
+        // The receiver goes back when a signal ends the wait, so a later wait still gets
+        // the report. (Another thread waiting meanwhile is told the run is being waited on.)
+        let mut receiver = self
             .report
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let Some(receiver) = receiver else {
-            return Err(HostError::Stopped.into());
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("another thread is waiting for this run"))?;
+        let report = loop {
+            let (back, received) = py.detach(move || {
+                let received = receiver.recv_timeout(SIGNAL_CHECK);
+                (receiver, received)
+            });
+            receiver = back;
+            match received {
+                Ok(report) => break report,
+                Err(RecvTimeoutError::Disconnected) => return Err(HostError::Stopped.into()),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(signal) = py.check_signals() {
+                        *self
+                            .report
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(receiver);
+                        return Err(signal);
+                    }
+                }
+            }
         };
-        let report = wait(py, receiver)?;
         let summary = summary_dict(py, &report)?;
         *self
             .finished

@@ -28,12 +28,26 @@ pub(crate) struct Runtime {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The runtime if it was started.
+pub(crate) fn started() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
 /// The runtime, started on first use.
 ///
 /// # Errors
 /// [`HostError::Runtime`] when its thread cannot be started.
 pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    // One thread starts it; the others wait here and take that one.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _starting = STARTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }

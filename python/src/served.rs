@@ -49,9 +49,16 @@ struct Inbox {
 }
 
 impl Inbox {
-    fn push(&self, event: Event) {
-        lock(&self.events).0.push_back(event);
+    /// Queues `event`; `false` (the event dropped) when the object is no longer served.
+    fn push(&self, event: Event) -> bool {
+        let mut events = lock(&self.events);
+        if events.1 {
+            return false;
+        }
+        events.0.push_back(event);
+        drop(events);
         self.ready.notify_one();
+        true
     }
 
     fn close(&self) {
@@ -98,11 +105,14 @@ impl Handler<Call> for Served {
                 return Err(CallError::ActorStopped);
             };
             let (reply, answer) = oneshot::channel();
-            inbox.push(Event::Job(Job {
+            let job = Event::Job(Job {
                 call,
                 reply,
                 _room: room,
-            }));
+            });
+            if !inbox.push(job) {
+                return Err(CallError::ActorStopped);
+            }
             tokio::select! {
                 answer = answer => answer.unwrap_or(Err(CallError::ActorStopped)),
                 // The caller stopped waiting: dropping `answer` tells the worker.
@@ -144,7 +154,10 @@ impl JobQueue {
     /// Where the answer of call `id`, made by this queue's worker, goes.
     pub(crate) fn answer_to(&self, id: u64) -> impl FnOnce(CallResult) + Send + 'static {
         let inbox = self.inbox.clone();
-        move |result| inbox.push(Event::Done(id, result))
+        move |result| {
+            // A worker no longer served takes no answer.
+            inbox.push(Event::Done(id, result));
+        }
     }
 
     /// Waits (without the GIL) for a job to serve, or, with `call`, for that call's answer

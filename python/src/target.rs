@@ -73,10 +73,18 @@ fn make_call(
     Ok(call)
 }
 
-/// A deadline given in seconds.
+/// The longest deadline a call may be given: a year.
+const MAX_TIMEOUT_S: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A deadline given in seconds (positive, at most [`MAX_TIMEOUT_S`]).
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|seconds| {
+            if !(seconds > 0.0 && seconds <= MAX_TIMEOUT_S) {
+                return Err(PyValueError::new_err(format!(
+                    "timeout={seconds}: a number of seconds above 0 and at most {MAX_TIMEOUT_S} (a year), or None"
+                )));
+            }
             Duration::try_from_secs_f64(seconds)
                 .map_err(|e| PyValueError::new_err(format!("timeout={seconds}: {e}")))
         })

@@ -10,6 +10,13 @@ import troupe
 PLUGINS = pathlib.Path(__file__).parent / "plugins"
 
 
+class Unprintable(Exception):
+    """An exception whose message cannot be made."""
+
+    def __str__(self):
+        raise RuntimeError("no message")
+
+
 class Store:
     """A Python singleton: a key-value store with sync and async methods."""
 
@@ -25,6 +32,9 @@ class Store:
     def incr(self, key, by=1):
         self.items[key] = self.items.get(key, 0) + by
         return self.items[key]
+
+    def explode(self):
+        raise Unprintable()
 
     async def slow_get(self, key):
         import asyncio

@@ -116,3 +116,17 @@ def test_status_and_methods_describe_the_running_extension(host):
 def test_an_unknown_extension_is_a_key_error_naming_the_known_ones(host):
     with pytest.raises(KeyError, match="probe"):
         host["nope"]
+
+
+def test_a_timeout_out_of_range_is_refused(host):
+    with pytest.raises(ValueError, match="timeout"):
+        host["probe"].with_timeout(2.0**63).noop()
+    with pytest.raises(ValueError, match="timeout"):
+        host["probe"].with_timeout(-1).noop()
+
+
+def test_a_singleton_whose_exception_cannot_be_described_keeps_serving(host):
+    with pytest.raises(troupe.RemoteExceptionError):
+        host["probe"].ask_singleton("store", "explode")
+    host.singleton("store").put("still", "here")
+    assert host["probe"].ask_singleton("store", "get", "still") == "here"

@@ -77,7 +77,7 @@ def _serve_object(obj, queue):
         job = queue.next()
         if job is None:
             return
-        _serve_job(obj, job)
+        _serve_job_safely(obj, job)
 
 
 def _call_blocking(target, method, args, kwargs, timeout):
@@ -89,8 +89,20 @@ def _call_blocking(target, method, args, kwargs, timeout):
     obj, queue = serving
     id = target.start_on(queue, method, args, kwargs, timeout)
     while (job := queue.next_while(id)) is not None:
-        _serve_job(obj, job)
+        _serve_job_safely(obj, job)
     return queue.answer(id)
+
+
+def _serve_job_safely(obj, job):
+    """:func:`_serve_job`, whatever happens: a failure even in reporting the method's
+    failure answers the call and leaves the worker serving."""
+    try:
+        _serve_job(obj, job)
+    except BaseException as e:  # noqa: BLE001 - the worker must outlive any one call
+        try:
+            job[3].error(type(e).__qualname__, "<an exception that could not be described>", "")
+        except BaseException:  # noqa: BLE001
+            pass
 
 
 def _serve_job(obj, job):
