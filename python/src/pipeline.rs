@@ -12,7 +12,7 @@
 //!   outputs.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyRuntimeError;
@@ -29,7 +29,7 @@ use troupe_value::{CallError, Value};
 use crate::completion::LoopQueue;
 use crate::errors::HostError;
 use crate::host::Host;
-use crate::runtime::{SIGNAL_CHECK, runtime, wait};
+use crate::runtime::{SIGNAL_CHECK, runtime};
 use crate::served::{self, JobQueue};
 
 /// Items fed from Python that may wait for an input's source.
@@ -40,7 +40,7 @@ pub(crate) const OUTPUT_QUEUE: usize = 256;
 /// A source fed from Python: each item sent is one output; the end comes when the sender
 /// closes.
 struct Fed {
-    items: Receiver<Value>,
+    items: crossbeam_channel::Receiver<Value>,
 }
 
 impl Source for Fed {
@@ -120,11 +120,11 @@ impl Node for CallableNode {
 /// The Python end of an input.
 #[pyclass(frozen, module = "troupe._host", name = "Input")]
 pub(crate) struct Input {
-    items: Mutex<Option<SyncSender<Value>>>,
+    items: Mutex<Option<crossbeam_channel::Sender<Value>>>,
 }
 
 impl Input {
-    fn sender(&self) -> Option<SyncSender<Value>> {
+    fn sender(&self) -> Option<crossbeam_channel::Sender<Value>> {
         self.items
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -141,18 +141,22 @@ impl Input {
         let Some(sender) = self.sender() else {
             return Ok(false);
         };
-        match sender.try_send(value) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Disconnected(_)) => Ok(false),
-            Err(TrySendError::Full(value)) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                std::thread::Builder::new()
-                    .name("troupe-feed".into())
-                    .spawn(move || {
-                        let _ = tx.send(sender.send(value).is_ok());
-                    })
-                    .map_err(|e| HostError::Runtime(e.to_string()))?;
-                wait(py, rx)
+        let mut value = match sender.try_send(value) {
+            Ok(()) => return Ok(true),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Ok(false),
+            Err(crossbeam_channel::TrySendError::Full(value)) => value,
+        };
+        // Full: wait for room without the GIL, letting Ctrl-C through (which abandons this
+        // item: it is not sent later).
+        loop {
+            let sent = py.detach(|| sender.send_timeout(value, SIGNAL_CHECK));
+            match sent {
+                Ok(()) => return Ok(true),
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Ok(false),
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    py.check_signals()?;
+                    value = back;
+                }
             }
         }
     }
@@ -214,7 +218,7 @@ impl PipelineRun {
         let mut fed = HashMap::new();
         let mut feeds = Vec::new();
         for id in inputs {
-            let (tx, rx) = sync_channel(INPUT_QUEUE);
+            let (tx, rx) = crossbeam_channel::bounded(INPUT_QUEUE);
             fed.insert(
                 id.clone(),
                 Input {

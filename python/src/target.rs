@@ -99,10 +99,23 @@ async fn send(caller: Caller, call: Call, timeout: Option<Duration>) -> CallResu
     }
 }
 
-/// An awaited call: [`cancel`](Pending::cancel) (or dropping it) abandons the call.
+/// An awaited call (or output): [`cancel`](Pending::cancel) (or dropping it) abandons it.
 #[pyclass(frozen, module = "troupe._host", name = "Pending")]
 pub(crate) struct Pending {
     cancel: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Pending {
+    /// A handle, and what resolves when it is cancelled or dropped.
+    pub(crate) fn new() -> (Pending, oneshot::Receiver<()>) {
+        let (cancel, cancelled) = oneshot::channel();
+        (
+            Pending {
+                cancel: Mutex::new(Some(cancel)),
+            },
+            cancelled,
+        )
+    }
 }
 
 #[pymethods]
@@ -166,7 +179,7 @@ impl Target {
         let call = make_call(method, args, kwargs)?;
         let timeout = deadline(timeout)?;
         let caller = self.caller.clone();
-        let (cancel, cancelled) = oneshot::channel::<()>();
+        let (pending, cancelled) = Pending::new();
         let settle = queue.settle();
         runtime()?.spawn(move || async move {
             tokio::select! {
@@ -174,9 +187,7 @@ impl Target {
                 _ = cancelled => {}
             }
         })?;
-        Ok(Pending {
-            cancel: Mutex::new(Some(cancel)),
-        })
+        Ok(pending)
     }
 
     /// Starts a call made by the worker of `queue` (a served object's thread): its answer

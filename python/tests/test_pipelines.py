@@ -136,3 +136,31 @@ def test_a_failing_callable_node_is_counted_and_the_run_goes_on():
         summary = run.wait()
     assert values == [0, 1, 2, 4, 5]
     assert {n["id"]: n for n in summary["nodes"]}["picky"]["errors"] == 1
+
+
+def test_an_awaited_output_given_up_on_is_not_lost():
+    def numbers():
+        time.sleep(0.3)
+        yield from range(5)
+
+    pipeline = troupe.Pipeline("late").input("n").callable("same", lambda n: n).edge("n", "same")
+
+    async def main():
+        with troupe.Host(quiet=True).add_pipeline(pipeline) as host:
+            run = host.run("late", feed={"n": numbers()}, outputs=["same"])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(anext(aiter(run)), 0.05)
+            return [value async for _, value in run]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_a_feed_faster_than_the_pipeline_waits_and_loses_nothing():
+    def slow(n):
+        time.sleep(0.002)
+        return n
+
+    pipeline = troupe.Pipeline("slow2").input("n").callable("slow", slow).edge("n", "slow")
+    with troupe.Host(quiet=True).add_pipeline(pipeline) as host:
+        run = host.run("slow2", feed={"n": range(300)}, outputs=["slow"])
+        assert [v for _, v in run] == list(range(300))

@@ -227,8 +227,14 @@ class PipelineRun:
         self._native = native
         self._feeders = feeders
         self._workers = workers
+        self._awaited = None
 
     def __iter__(self):
+        if self._awaited is not None:
+            raise RuntimeError(
+                "an `async for` over this run was given up on while awaiting an output: "
+                "read the rest with `async for` (that output comes first)"
+            )
         while True:
             item = self._native.next()
             if item is None:
@@ -237,11 +243,17 @@ class PipelineRun:
 
     async def _outputs(self):
         loop = asyncio.get_running_loop()
-        queue = _loop_queue(loop)
         while True:
-            future = loop.create_future()
-            self._native.next_async(queue, future)
-            item = await future
+            # An output awaited by a reader that gave up (cancelled) is still coming: it is
+            # the next one, so it is awaited again rather than asked for anew.
+            if self._awaited is None:
+                future = loop.create_future()
+                self._native.next_async(_loop_queue(loop), future)
+                self._awaited = future
+            elif self._awaited.get_loop() is not loop:
+                raise RuntimeError("this run's outputs are being awaited on another event loop")
+            item = await asyncio.shield(self._awaited)
+            self._awaited = None
             if item is _END:
                 return
             yield tuple(item)
