@@ -14,7 +14,9 @@
 //!                                           extension(name) / singleton(name) -> Target
 //! Target                                    call(method, args, kwargs, timeout),
 //!                                           call_async(queue, future, ...) -> Pending,
-//!                                           status(), pid, methods
+//!                                           stream(method, ...) -> CallItems,
+//!                                           status(), events(), pid, methods
+//! Events.next(timeout) / next_async(...)    an extension's supervision events
 //! JobQueue.next() -> (method, args, kwargs, Reply) | None       a Python object's calls
 //! PipelineRun                               a running pipeline fed from Python
 //! LoopQueue                                 an event loop's finished calls (eventfd)
@@ -26,10 +28,12 @@
 
 mod completion;
 mod errors;
+mod events;
 mod host;
 mod pipeline;
 mod runtime;
 mod served;
+mod streamed;
 mod target;
 
 use pyo3::prelude::*;
@@ -59,6 +63,8 @@ fn host_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<host::Host>()?;
     m.add_class::<target::Target>()?;
     m.add_class::<target::Pending>()?;
+    m.add_class::<events::Events>()?;
+    m.add_class::<streamed::CallItems>()?;
     m.add_class::<served::JobQueue>()?;
     m.add_class::<served::Reply>()?;
     m.add_class::<pipeline::PipelineRun>()?;

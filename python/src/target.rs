@@ -17,8 +17,10 @@ use troupe_value::Map;
 
 use crate::completion::LoopQueue;
 use crate::errors::call_error;
+use crate::events::Events;
 use crate::runtime::runtime;
 use crate::served::JobQueue;
+use crate::streamed::CallItems;
 
 /// An extension or singleton a Python host calls. Holding it keeps the target alive.
 #[pyclass(frozen, module = "troupe._host", name = "Target")]
@@ -77,7 +79,7 @@ fn make_call(
 const MAX_TIMEOUT_S: f64 = 365.0 * 24.0 * 3600.0;
 
 /// A deadline given in seconds (positive, at most [`MAX_TIMEOUT_S`]).
-fn deadline(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|seconds| {
             if !(seconds > 0.0 && seconds <= MAX_TIMEOUT_S) {
@@ -190,6 +192,22 @@ impl Target {
         Ok(pending)
     }
 
+    /// Starts a streaming call of `method` (a generator method's items, each as it is
+    /// yielded); `timeout` covers the whole stream.
+    #[pyo3(signature = (method, args, kwargs=None, timeout=None))]
+    fn stream(
+        &self,
+        method: String,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        timeout: Option<f64>,
+    ) -> PyResult<CallItems> {
+        let call = make_call(method, args, kwargs)?;
+        let timeout = deadline(timeout)?;
+        runtime()?;
+        Ok(CallItems::start(&self.caller, call, timeout))
+    }
+
     /// Starts a call made by the worker of `queue` (a served object's thread): its answer
     /// comes through the queue (`next_while(id)`, then `answer(id)`), so the worker serves
     /// calls to its object while it waits. Returns the call's id.
@@ -235,6 +253,17 @@ impl Target {
             )));
         };
         status_dict(py, &extension.status())
+    }
+
+    /// The extension's supervision events from now on (see [`Events`]).
+    fn events(&self) -> PyResult<Events> {
+        let Some(extension) = &self.extension else {
+            return Err(PyTypeError::new_err(format!(
+                "{} is a singleton: it has no supervision events",
+                self.name
+            )));
+        };
+        Ok(Events::new(extension.subscribe()))
     }
 
     fn __repr__(&self) -> String {

@@ -130,3 +130,46 @@ def test_a_singleton_whose_exception_cannot_be_described_keeps_serving(host):
         host["probe"].ask_singleton("store", "explode")
     host.singleton("store").put("still", "here")
     assert host["probe"].ask_singleton("store", "get", "still") == "here"
+
+
+def test_a_generator_method_streams_its_items_blocking_and_awaited(host):
+    probe = host["probe"]
+    assert list(probe.stream.count(5)) == [0, 1, 2, 3, 4]
+
+    async def main():
+        return [item async for item in probe.stream.count_async(5)]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_a_stream_yields_its_items_then_raises_the_generators_error(host):
+    items = []
+    with pytest.raises(troupe.RemoteExceptionError) as raised:
+        for item in host["probe"].stream.count_then_fail(3):
+            items.append(item)
+    assert items == [0, 1, 2]
+    assert raised.value.type_name == "ValueError"
+
+
+def test_a_slow_reader_holds_the_generator_back(host):
+    probe = host["probe"]
+    with probe.stream.count(10_000) as items:
+        first = next(iter(items))
+        time.sleep(0.5)
+        ahead = probe.counted_so_far()
+    assert first == 0
+    # The credit window (16) bounds how far the generator runs ahead, not the 10 000.
+    assert 1 <= ahead <= 40
+
+
+def test_closing_a_stream_stops_the_generator(host):
+    probe = host["probe"]
+    items = probe.stream.count(1_000_000, 0.001)
+    reader = iter(items)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert list(reader) == []
+    time.sleep(0.3)
+    stopped_at = probe.counted_so_far()
+    time.sleep(0.3)
+    assert probe.counted_so_far() == stopped_at < 1_000

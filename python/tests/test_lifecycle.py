@@ -59,6 +59,61 @@ def test_a_crash_fails_the_call_with_the_exit_code_and_the_extension_restarts(pl
         assert fragile.status()["restarts"] >= 1
 
 
+def test_restart_events_say_how_it_ended_and_that_it_came_back(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("fragile", "probe", path=plugins, restart="permanent")
+    with host:
+        fragile = host["fragile"]
+        events = fragile.events()
+        assert events.next(timeout=0.05) is None
+        with pytest.raises(troupe.CrashedError):
+            fragile.crash(3)
+        seen = []
+        for event in events:
+            seen.append(event)
+            if event.kind == "started":
+                break
+        kinds = [event.kind for event in seen]
+        assert kinds == ["exited", "restarting", "started"], seen
+        assert seen[0].exit_code == 3 and seen[0].extension == "fragile"
+        assert seen[1].attempt == 1 and seen[1].delay_s >= 0
+        assert seen[2].instance == 2
+
+
+def test_events_are_awaitable_and_end_when_the_extension_is_done(plugins):
+    import asyncio
+
+    host = troupe.Host(quiet=True)
+    host.add_extension("fragile", "probe", path=plugins, restart="temporary")
+    host.start()
+    fragile = host["fragile"]
+    events = fragile.events()
+
+    async def main():
+        os.kill(fragile.pid, signal.SIGKILL)
+        seen = []
+        async for event in events:
+            seen.append(event)
+        return seen
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        host.shutdown()
+    assert [event.kind for event in seen] == ["exited", "stopped"], seen
+    assert seen[0].signal == signal.SIGKILL
+    assert events.next(timeout=0.01) is None
+
+
+def test_shutting_down_ends_an_extensions_events(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("probe", "probe", path=plugins)
+    host.start()
+    events = host["probe"].events()
+    host.shutdown()
+    assert [event.kind for event in events][-1] == "stopped"
+
+
 def test_a_start_up_exception_raises_start_error_with_the_traceback(tmp_path):
     (tmp_path / "broken.py").write_text("import troupe\nraise RuntimeError('cannot load')\n")
     host = troupe.Host(quiet=True)

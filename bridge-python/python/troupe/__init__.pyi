@@ -13,9 +13,13 @@ from typing import Any, Literal, NotRequired, SupportsInt, TypedDict, final
 import numpy.typing as npt
 
 from ._hosting import AsyncHandle as AsyncHandle
+from ._hosting import CallStream as CallStream
+from ._hosting import ExtensionEvent as ExtensionEvent
+from ._hosting import ExtensionEvents as ExtensionEvents
 from ._hosting import ExtensionHandle as ExtensionHandle
 from ._hosting import Host as Host
 from ._hosting import SingletonHandle as SingletonHandle
+from ._hosting import StreamHandle as StreamHandle
 from .errors import ActorStoppedError as ActorStoppedError
 from .errors import BadArgumentsError as BadArgumentsError
 from .errors import CallCancelledError as CallCancelledError
@@ -41,9 +45,12 @@ __all__ = [
     "BadArgumentsError",
     "CallCancelledError",
     "CallError",
+    "CallStream",
     "CallTimeoutError",
     "CrashedError",
     "Extension",
+    "ExtensionEvent",
+    "ExtensionEvents",
     "ExtensionHandle",
     "Host",
     "HostArray",
@@ -57,6 +64,7 @@ __all__ = [
     "RemoteExceptionError",
     "SingletonHandle",
     "StartError",
+    "StreamHandle",
     "Target",
     "TargetNotFoundError",
     "UnknownMethodError",

@@ -7,6 +7,7 @@ abandons them); awaited calls never block the event loop.
 
 import asyncio
 import atexit
+import dataclasses
 import inspect
 import os
 import threading
@@ -15,7 +16,16 @@ import weakref
 from . import _host
 from .errors import describe
 
-__all__ = ["AsyncHandle", "ExtensionHandle", "Host", "SingletonHandle"]
+__all__ = [
+    "AsyncHandle",
+    "CallStream",
+    "ExtensionEvent",
+    "ExtensionEvents",
+    "ExtensionHandle",
+    "Host",
+    "SingletonHandle",
+    "StreamHandle",
+]
 
 #: What a stream's future resolves to at its end.
 _END = object()
@@ -152,6 +162,41 @@ def _loop_queue(loop):
     return queue
 
 
+class _AwaitedRead:
+    """The read an ``async for`` over a native stream awaits. A reader cancelled while it
+    awaits loses nothing: the read goes on, and the next reader awaits it first (so order
+    is kept). ``start(queue, future)`` starts a native read settling ``future``."""
+
+    __slots__ = ("_start", "_future")
+
+    def __init__(self, start):
+        self._start = start
+        self._future = None
+
+    @property
+    def pending(self):
+        """Whether a read is under way (a blocking read would overtake it)."""
+        return self._future is not None
+
+    async def next(self):
+        loop = asyncio.get_running_loop()
+        if self._future is None:
+            future = loop.create_future()
+            self._start(_loop_queue(loop), future)
+            self._future = future
+        elif self._future.get_loop() is not loop:
+            raise RuntimeError("this stream is being read on another event loop")
+        try:
+            result = await asyncio.shield(self._future)
+        except asyncio.CancelledError:
+            raise  # the read stays the next reader's
+        except BaseException:
+            self._future = None
+            raise
+        self._future = None
+        return result
+
+
 async def _call_async(target, method, args, kwargs, timeout):
     loop = asyncio.get_running_loop()
     future = loop.create_future()
@@ -166,12 +211,13 @@ async def _call_async(target, method, args, kwargs, timeout):
 class _Handle:
     """What :class:`ExtensionHandle` and :class:`SingletonHandle` share."""
 
-    __slots__ = ("_target", "_timeout", "aio")
+    __slots__ = ("_target", "_timeout", "aio", "stream")
 
     def __init__(self, target, timeout=None):
         self._target = target
         self._timeout = timeout
         self.aio = AsyncHandle(target, timeout)
+        self.stream = StreamHandle(target, timeout)
 
     @property
     def name(self):
@@ -203,6 +249,79 @@ class _Handle:
         return repr(self._target)
 
 
+class StreamHandle:
+    """The streaming form of a handle (its ``stream`` attribute): ``ext.stream.m(...)``
+    calls a generator method and returns its :class:`CallStream`, which yields each item as
+    the extension yields it (``for`` or ``async for``)."""
+
+    __module__ = "troupe"
+    __slots__ = ("_target", "_timeout")
+
+    def __init__(self, target, timeout=None):
+        self._target = target
+        self._timeout = timeout
+
+    def call(self, method, /, *args, **kwargs):
+        """Calls ``method`` for a stream of items."""
+        return CallStream(self._target.stream(method, args, kwargs or None, self._timeout))
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        target, timeout = self._target, self._timeout
+
+        def streamed(*args, **kwargs):
+            return CallStream(target.stream(method, args, kwargs or None, timeout))
+
+        streamed.__name__ = streamed.__qualname__ = method
+        return streamed
+
+
+class CallStream:
+    """The items of a streaming call, in order, each as soon as the extension yields it;
+    then its return value if not ``None``. The extension runs at most 16 items ahead of
+    the reader (backpressure); the deadline covers the whole stream; an error raises its
+    :class:`CallError` class and ends the stream. The call starts at the first read.
+    ``close()`` (or leaving a ``with`` block, or dropping the stream) abandons the call:
+    the extension's generator stops at its next ``yield``."""
+
+    __module__ = "troupe"
+
+    def __init__(self, native):
+        self._native = native
+        self._awaited = _AwaitedRead(native.next_async)
+
+    def __iter__(self):
+        if self._awaited.pending:
+            raise RuntimeError("an `async for` over this stream awaits an item: read it there")
+        while True:
+            item = self._native.next()
+            if item is None:
+                return
+            yield item
+
+    async def _items(self):
+        while True:
+            item = await self._awaited.next()
+            if item is _END:
+                return
+            yield item
+
+    def __aiter__(self):
+        return self._items()
+
+    def close(self):
+        """Abandons the call; reading ends."""
+        self._native.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 class AsyncHandle:
     """The awaitable form of a handle (its ``aio`` attribute): ``await handle.aio.m(...)``.
     Cancelling the await cancels the call."""
@@ -232,7 +351,8 @@ class AsyncHandle:
 
 class ExtensionHandle(_Handle):
     """A running extension: ``ext.method(...)`` blocks for the answer,
-    ``await ext.aio.method(...)`` awaits it. Errors raise :class:`CallError` subclasses
+    ``await ext.aio.method(...)`` awaits it, ``for item in ext.stream.method(...)`` reads a
+    generator method's items as they come. Errors raise :class:`CallError` subclasses
     (:class:`RemoteExceptionError` for the extension's own exceptions, with the remote
     type, message and traceback; :class:`CrashedError` with the exit code or signal)."""
 
@@ -253,6 +373,89 @@ class ExtensionHandle(_Handle):
         """``{"state", "instance", "restarts", "last_exit"}``: ``state`` is ``running``,
         ``starting``, ``restarting``, ``stopped`` or ``gave_up``."""
         return self._target.status()
+
+    def events(self):
+        """The extension's supervision events from now on (started, exited, restarting,
+        stopped, gave up), as :class:`ExtensionEvent`: ``for event in ext.events()``,
+        ``async for event in ext.events()``, or ``events.next(timeout=1.0)``. Iteration
+        ends after the extension is done for good (``stopped`` or ``gave_up``: shut down,
+        or not restarted)."""
+        return ExtensionEvents(self._target.events())
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtensionEvent:
+    """Something an extension's supervisor did.
+
+    ``kind`` is ``"started"`` (``instance`` counts from 1), ``"exited"`` (``reason``, and
+    ``exit_code`` or ``signal`` when its process said), ``"restarting"`` (``attempt`` in the
+    restart window, after ``delay_s``), ``"stopped"`` (for good), ``"gave_up"`` (the restart
+    limit was hit after ``attempt`` restarts; ``reason`` is the last exit) or ``"missed"``
+    (this reader fell behind and ``missed`` events were dropped for it)."""
+
+    __module__ = "troupe"
+
+    kind: str
+    extension: str | None = None
+    instance: int | None = None
+    attempt: int | None = None
+    delay_s: float | None = None
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    missed: int | None = None
+
+
+class ExtensionEvents:
+    """A subscription to one extension's events (see :meth:`ExtensionHandle.events`)."""
+
+    __module__ = "troupe"
+
+    def __init__(self, native):
+        self._native = native
+        self._awaited = _AwaitedRead(native.next_async)
+        self._done = False
+
+    def next(self, timeout=None):
+        """The next event, or ``None`` when ``timeout`` seconds pass first or no event can
+        come any more (the extension is done for good, or its host is gone)."""
+        if self._awaited.pending:
+            raise RuntimeError("an `async for` over these events awaits one: read them there")
+        if self._done:
+            return None
+        return self._take(self._native.next(timeout))
+
+    def _take(self, read):
+        tag, payload = read
+        if tag == "closed":
+            self._done = True
+        if tag != "event":
+            return None
+        event = ExtensionEvent(**payload)
+        if event.kind in _FINAL:
+            self._done = True
+        return event
+
+    def __iter__(self):
+        while not self._done:
+            event = self.next(None)
+            if event is not None:
+                yield event
+
+    async def _events(self):
+        while not self._done:
+            event = self._take(await self._awaited.next())
+            if event is not None:
+                yield event
+
+    def __aiter__(self):
+        return self._events()
+
+
+#: Events after which an extension has no more.
+_FINAL = ("stopped", "gave_up")
+
+
 
 
 class SingletonHandle(_Handle):

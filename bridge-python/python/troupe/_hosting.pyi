@@ -2,13 +2,30 @@
 half of :class:`troupe.Host`; the native half is ``troupe._host``)."""
 
 import os
-from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import Any, Literal, Self, TypedDict, overload
 
 from .pipelines import Pipeline, PipelineRun
 
-__all__ = ["ExtensionHandle", "Host", "SingletonHandle"]
+__all__ = [
+    "AsyncHandle",
+    "CallStream",
+    "ExtensionEvent",
+    "ExtensionEvents",
+    "ExtensionHandle",
+    "Host",
+    "SingletonHandle",
+    "StreamHandle",
+]
 
 _StrPath = str | os.PathLike[str]
 _RestartPolicy = Literal["permanent", "transient", "temporary"]
@@ -35,11 +52,43 @@ class AsyncHandle:
     def __getattr__(self, method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         """``handle.aio.method``: an ``async`` function calling ``method``."""
 
+class CallStream:
+    """The items of a streaming call (a generator method's), each as it is yielded; the
+    generator runs at most 16 items ahead of the reader; an error raises its
+    ``CallError`` class and ends the stream. The call starts at the first read; ``close()``
+    (or leaving ``with``) abandons it."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+    def close(self) -> None:
+        """Abandons the call: the generator stops at its next ``yield``."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]: ...
+
+class StreamHandle:
+    """The streaming form of a handle (its ``stream`` attribute):
+    ``for item in handle.stream.m(...)``."""
+
+    def __init__(self, target: Any, timeout: float | None = None) -> None: ...
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> CallStream:
+        """Calls ``method`` for a stream of items."""
+
+    def __getattr__(self, method: str) -> Callable[..., CallStream]:
+        """``handle.stream.method``: a function returning the call's :class:`CallStream`."""
+
 class _Handle:
     """What :class:`ExtensionHandle` and :class:`SingletonHandle` share."""
 
     #: The awaitable form of this handle.
     aio: AsyncHandle
+    #: The streaming form of this handle (generator methods).
+    stream: StreamHandle
     def __init__(self, target: Any, timeout: float | None = None) -> None: ...
     @property
     def name(self) -> str:
@@ -69,6 +118,49 @@ class ExtensionHandle(_Handle):
 
     def status(self) -> _ExtensionStatus:
         """Where the extension's supervisor stands."""
+
+    def events(self) -> ExtensionEvents:
+        """The extension's supervision events from now on."""
+
+class ExtensionEvent:
+    """Something an extension's supervisor did (see ``kind``)."""
+
+    kind: Literal["started", "exited", "restarting", "stopped", "gave_up", "missed"]
+    extension: str | None
+    #: ``started``: the instance's number, from 1.
+    instance: int | None
+    #: ``restarting``: restarts in the window, this one included; ``gave_up``: restarts made.
+    attempt: int | None
+    #: ``restarting``: the backoff before the next instance.
+    delay_s: float | None
+    #: ``exited`` and ``gave_up``: how the (last) instance ended, in words.
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    #: ``missed``: how many events this reader fell behind by (they were dropped for it).
+    missed: int | None
+    def __init__(
+        self,
+        kind: str,
+        extension: str | None = None,
+        instance: int | None = None,
+        attempt: int | None = None,
+        delay_s: float | None = None,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        missed: int | None = None,
+    ) -> None: ...
+
+class ExtensionEvents:
+    """A subscription to one extension's events: iterate it (blocking or ``async for``);
+    iteration ends after the extension is done for good (``stopped`` or ``gave_up``)."""
+
+    def next(self, timeout: float | None = None) -> ExtensionEvent | None:
+        """The next event, or ``None`` when ``timeout`` passes first or none can come."""
+
+    def __iter__(self) -> Iterator[ExtensionEvent]: ...
+    def __aiter__(self) -> AsyncIterator[ExtensionEvent]: ...
 
 class SingletonHandle(_Handle):
     """A singleton of the host, called from the host program."""

@@ -26,7 +26,7 @@ import inspect
 import threading
 
 from . import _host
-from ._hosting import _END, _loop_queue, _start_worker
+from ._hosting import _END, _AwaitedRead, _start_worker
 
 __all__ = ["Pipeline", "PipelineRun"]
 
@@ -227,10 +227,10 @@ class PipelineRun:
         self._native = native
         self._feeders = feeders
         self._workers = workers
-        self._awaited = None
+        self._awaited = _AwaitedRead(native.next_async)
 
     def __iter__(self):
-        if self._awaited is not None:
+        if self._awaited.pending:
             raise RuntimeError(
                 "an `async for` over this run was given up on while awaiting an output: "
                 "read the rest with `async for` (that output comes first)"
@@ -242,18 +242,8 @@ class PipelineRun:
             yield tuple(item)
 
     async def _outputs(self):
-        loop = asyncio.get_running_loop()
         while True:
-            # An output awaited by a reader that gave up (cancelled) is still coming: it is
-            # the next one, so it is awaited again rather than asked for anew.
-            if self._awaited is None:
-                future = loop.create_future()
-                self._native.next_async(_loop_queue(loop), future)
-                self._awaited = future
-            elif self._awaited.get_loop() is not loop:
-                raise RuntimeError("this run's outputs are being awaited on another event loop")
-            item = await asyncio.shield(self._awaited)
-            self._awaited = None
+            item = await self._awaited.next()
             if item is _END:
                 return
             yield tuple(item)

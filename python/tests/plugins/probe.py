@@ -69,3 +69,23 @@ class Probe(troupe.Extension):
         out = troupe.zeros(n, "float64")
         out[:] = value
         return out
+
+    def count(self, n, delay=0.0):
+        self.counted = 0
+        for i in range(n):
+            if delay:
+                time.sleep(delay)
+            self.counted = i + 1
+            yield i
+
+    def counted_so_far(self):
+        return getattr(self, "counted", 0)
+
+    async def count_async(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    def count_then_fail(self, n):
+        yield from range(n)
+        raise ValueError("no more")
