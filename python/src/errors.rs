@@ -24,6 +24,12 @@ pub(crate) enum HostError {
     /// The runtime has stopped (the interpreter is exiting).
     #[error("troupe's runtime has stopped")]
     Stopped,
+    /// This process was forked from one whose runtime had started: the child has none
+    /// (threads do not survive `fork()`) and cannot start another over the parent's state.
+    #[error(
+        "troupe's runtime does not survive fork(): this process was forked after troupe started in its parent. Use troupe in the parent, or start child processes with multiprocessing's 'spawn' or 'forkserver' method"
+    )]
+    Forked,
     /// The manifest (a file, or what was added from Python) is not valid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -121,6 +127,7 @@ impl From<HostError> for PyErr {
             HostError::Unknown { .. } => PyKeyError::new_err(e.to_string()),
             HostError::Runtime(_)
             | HostError::Stopped
+            | HostError::Forked
             | HostError::Started
             | HostError::NotRunning => PyRuntimeError::new_err(e.to_string()),
         })

@@ -26,22 +26,28 @@ pub(crate) struct Runtime {
     system: System,
     arbiter: ArbiterHandle,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process it runs in: a child made by `fork()` has a copy of this value but not
+    /// the thread, so it must not use (or join) it.
+    pid: u32,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
-/// The runtime if it was started.
+/// The runtime if it was started in this process.
 pub(crate) fn started() -> Option<&'static Runtime> {
-    RUNTIME.get()
+    RUNTIME
+        .get()
+        .filter(|runtime| runtime.pid == std::process::id())
 }
 
 /// The runtime, started on first use.
 ///
 /// # Errors
-/// [`HostError::Runtime`] when its thread cannot be started.
+/// [`HostError::Runtime`] when its thread cannot be started; [`HostError::Forked`] in a
+/// child forked after the parent started it.
 pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
     if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
+        return runtime.here();
     }
     // One thread starts it; the others wait here and take that one.
     static STARTING: Mutex<()> = Mutex::new(());
@@ -49,7 +55,7 @@ pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
+        return runtime.here();
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -67,10 +73,20 @@ pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
         system,
         arbiter,
         thread: Mutex::new(Some(thread)),
+        pid: std::process::id(),
     }))
 }
 
 impl Runtime {
+    /// This runtime, if it runs in this process.
+    fn here(&'static self) -> Result<&'static Runtime, HostError> {
+        if self.pid == std::process::id() {
+            Ok(self)
+        } else {
+            Err(HostError::Forked)
+        }
+    }
+
     /// Runs the future `make` returns on the runtime's thread (it may hold `!Send` state).
     ///
     /// # Errors

@@ -212,6 +212,33 @@ def test_ctrl_c_during_a_blocking_call_stops_the_program_and_its_children(plugin
     assert wait_gone(pid)
 
 
+def test_a_forked_child_gets_a_clear_error_exits_and_the_parent_goes_on(plugins):
+    process = run_script(
+        """
+        import os
+        child = os.fork()
+        if child == 0:
+            try:
+                host["probe"].noop()
+                print("child: no error", flush=True)
+            except RuntimeError as e:
+                print("child:", e, flush=True)
+            sys.exit(0)  # runs the exit hooks in the child: they must not hang
+        _, status = os.waitpid(child, 0)
+        print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+        print("parent", host["probe"].echo("x")["args"][0], flush=True)
+        """,
+        plugins,
+    )
+    pid = int(process.stdout.readline())
+    said = process.stdout.readline()
+    assert "does not survive fork()" in said, said
+    assert process.stdout.readline().strip() == "child exit 0"
+    assert process.stdout.readline().strip() == "parent x"
+    assert process.wait(timeout=60) == 0
+    assert wait_gone(pid)
+
+
 def test_a_killed_host_program_takes_its_children_with_it(plugins):
     process = run_script("import time\ntime.sleep(60)\n", plugins)
     pid = int(process.stdout.readline())
