@@ -302,7 +302,21 @@ impl Host {
                 return Err(HostError::Unserved(name.clone()).into());
             }
         }
-        let running = runtime()?.run(py, move || start(manifest, served, service, quiet))??;
+        // Ctrl-C stops the wait, not the start: what it started is stopped gracefully when
+        // it ends.
+        let running = runtime()?.run_to_end(
+            py,
+            move || start(manifest, served, service, quiet),
+            |started| async move {
+                if let Ok(Running {
+                    extensions: Some(host),
+                    ..
+                }) = started
+                {
+                    host.shutdown().await;
+                }
+            },
+        )??;
         self.state().running = Some(std::sync::Arc::new(running));
         Ok(())
     }
@@ -375,17 +389,22 @@ impl Host {
     }
 
     /// Stops every extension gracefully (`prepare_shutdown`, then the stop deadline) and
-    /// waits for their processes; a host not running is left as it is.
+    /// waits for their processes; a host not running is left as it is. Ctrl-C stops the
+    /// wait, not the shutdown.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
         let running = self.state().running.take();
         let Some(running) = running else {
             return Ok(());
         };
-        runtime()?.run(py, move || async move {
-            if let Some(host) = &running.extensions {
-                host.shutdown().await;
-            }
-        })
+        runtime()?.run_to_end(
+            py,
+            move || async move {
+                if let Some(host) = &running.extensions {
+                    host.shutdown().await;
+                }
+            },
+            |()| async {},
+        )
     }
 }
 

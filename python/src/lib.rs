@@ -49,9 +49,14 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pyfunction]
 fn shutdown_runtime(py: Python<'_>) {
     if let Some(runtime) = runtime::started() {
+        runtime::linger_at_exit(py, LINGER_AT_EXIT);
         py.detach(|| runtime.stop());
     }
 }
+
+/// How long interpreter exit waits for starts and shutdowns that Ctrl-C stopped waiting
+/// for (a second Ctrl-C stops it sooner).
+const LINGER_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The `troupe._host` module.
 #[pymodule]

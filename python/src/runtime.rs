@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -130,6 +130,38 @@ impl Runtime {
         output
     }
 
+    /// Runs `make`'s future on the runtime and waits for its output, like [`Runtime::run`],
+    /// but a signal (Ctrl-C) only stops the *wait*: the work goes on to its end, and its
+    /// output goes to `abandoned` (to undo it, such as stopping what a start started).
+    /// [`Runtime::stop`] waits for such work (see [`linger_at_exit`]).
+    ///
+    /// # Errors
+    /// As for [`Runtime::run`].
+    pub(crate) fn run_to_end<T, F, Fut, A, AFut>(
+        &self,
+        py: Python<'_>,
+        make: F,
+        abandoned: A,
+    ) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        A: FnOnce(T) -> AFut + Send + 'static,
+        AFut: Future<Output = ()> + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lingering = Lingering::enter();
+        self.spawn(move || async move {
+            let _lingering = lingering;
+            let output = make().await;
+            if let Err(std::sync::mpsc::SendError(output)) = tx.send(output) {
+                abandoned(output).await;
+            }
+        })?;
+        wait(py, rx)
+    }
+
     /// Stops the runtime (what still runs on it is dropped) and waits for its thread.
     pub(crate) fn stop(&self) {
         self.system.stop();
@@ -142,6 +174,58 @@ impl Runtime {
             && thread.thread().id() != std::thread::current().id()
         {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Work of [`Runtime::run_to_end`] not finished yet: how many, and a bell rung at each end.
+static LINGERING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts one piece of work in [`LINGERING`] while it lives.
+struct Lingering;
+
+impl Lingering {
+    fn enter() -> Lingering {
+        *LINGERING
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        Lingering
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        *LINGERING
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+        LINGERING.1.notify_all();
+    }
+}
+
+/// Waits (without the GIL) until no [`Runtime::run_to_end`] work is left — a start or
+/// shutdown whose caller was interrupted — or `limit` passes, or a signal handler raises
+/// (a second Ctrl-C at exit). Returns whether none is left.
+pub(crate) fn linger_at_exit(py: Python<'_>, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let idle = py.detach(|| {
+            let left = LINGERING
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (left, _) = LINGERING
+                .1
+                .wait_timeout_while(left, SIGNAL_CHECK, |left| *left > 0)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *left == 0
+        });
+        if idle {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline || py.check_signals().is_err() {
+            return false;
         }
     }
 }

@@ -264,3 +264,77 @@ def test_a_manifest_may_grant_a_singleton_the_program_serves(tmp_path, plugins):
 
     with troupe.Host(manifest, singletons={"counter": Counter()}, quiet=True) as host:
         assert host["probe"].ask_singleton("counter", "incr") == 1
+
+
+TIDY = """
+import time, troupe
+
+class Tidy(troupe.Extension):
+    def initialize(self):
+        time.sleep({start_s})
+
+    def prepare_shutdown(self):
+        time.sleep(1.0)
+        with open({marker!r}, "a") as f:
+            f.write("stopped gracefully\\n")
+"""
+
+
+def tidy_program(tmp_path, start_s, body):
+    """A host program whose extension takes `start_s` to start and 1 s to stop, and
+    writes `stopped` when it stopped gracefully."""
+    marker = tmp_path / "marker"
+    (tmp_path / "tidy.py").write_text(TIDY.format(start_s=start_s, marker=str(marker)))
+    script = textwrap.dedent(
+        f"""
+        import sys, troupe
+        host = troupe.Host(quiet=True)
+        host.add_extension("tidy", "tidy", path={str(tmp_path)!r}, sandbox="off")
+        """
+    ) + textwrap.dedent(body)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    return process, marker
+
+
+def test_ctrl_c_during_shutdown_lets_the_graceful_stop_finish(tmp_path):
+    process, marker = tidy_program(
+        tmp_path,
+        0,
+        """
+        host.start()
+        print(host["tidy"].pid, flush=True)
+        try:
+            host.shutdown()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+        """,
+    )
+    pid = int(process.stdout.readline())
+    time.sleep(0.3)  # inside prepare_shutdown's second
+    process.send_signal(signal.SIGINT)
+    assert process.stdout.readline().strip() == "interrupted"
+    assert process.wait(timeout=60) != 0
+    assert marker.read_text() == "stopped gracefully\n"
+    assert wait_gone(pid)
+
+
+def test_ctrl_c_during_start_stops_what_it_started_gracefully(tmp_path):
+    process, marker = tidy_program(
+        tmp_path,
+        2,
+        """
+        print("starting", flush=True)
+        try:
+            host.start()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+        """,
+    )
+    assert process.stdout.readline().strip() == "starting"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    assert process.stdout.readline().strip() == "interrupted"
+    assert process.wait(timeout=60) != 0
+    assert marker.read_text() == "stopped gracefully\n"
