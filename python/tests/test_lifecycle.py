@@ -176,7 +176,10 @@ def run_script(body, plugins):
     """Runs a host program in a fresh interpreter; returns the process (stdout piped)."""
     script = textwrap.dedent(
         f"""
-        import sys, troupe
+        import signal, sys, troupe
+        # Ctrl-C raises KeyboardInterrupt even where the test runner's SIGINT is ignored
+        # (a shell's background job).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         host = troupe.Host(quiet=True)
         host.add_extension("probe", "probe", path={str(plugins)!r})
         host.start()
@@ -287,7 +290,10 @@ def tidy_program(tmp_path, start_s, body):
     (tmp_path / "tidy.py").write_text(TIDY.format(start_s=start_s, marker=str(marker)))
     script = textwrap.dedent(
         f"""
-        import sys, troupe
+        import signal, sys, troupe
+        # Ctrl-C raises KeyboardInterrupt even where the test runner's SIGINT is ignored
+        # (a shell's background job).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         host = troupe.Host(quiet=True)
         host.add_extension("tidy", "tidy", path={str(tmp_path)!r}, sandbox="off")
         """
