@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyList;
 use thiserror::Error;
-use troupe_host::extension_host::NotStarted;
+use troupe_host::extension_host::{AddError, NotStarted};
 use troupe_host::singleton::SingletonError;
 use troupe_manifest::ManifestError;
 use troupe_pipeline::PipelineError;
@@ -74,6 +74,23 @@ pub(crate) enum HostError {
     /// A pipeline could not be built or run.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+}
+
+impl From<AddError> for HostError {
+    fn from(e: AddError) -> HostError {
+        match e {
+            AddError::Duplicate(name) => HostError::Duplicate {
+                kind: "extension",
+                name,
+            },
+            AddError::Prepare { extension, source } => HostError::NotStarted(vec![NotStarted {
+                extension,
+                reason: source.to_string(),
+                traceback: String::new(),
+            }]),
+            AddError::NotStarted(not_started) => HostError::NotStarted(vec![not_started]),
+        }
+    }
 }
 
 fn not_started_text(failures: &[NotStarted]) -> String {

@@ -39,8 +39,8 @@ const SECTIONS: [(&str, &str); 3] = [
 pub(crate) struct Running {
     /// The manifest it was started from (its pipelines are built from it).
     pub(crate) manifest: Manifest,
-    /// Its extensions; `None` when it has none.
-    pub(crate) extensions: Option<ExtensionHost>,
+    /// Its extensions (more may be added while it runs).
+    pub(crate) extensions: ExtensionHost,
     /// Its singletons, by name.
     pub(crate) singletons: Registry,
 }
@@ -205,10 +205,67 @@ impl Host {
     }
 
     /// Adds `[extensions.NAME]` with `options` (the manifest's keys: `module`, `path`,
-    /// `dependencies`, `restart`, `grants`, `sandbox`, ...).
-    fn add_extension(&self, name: &str, options: &Bound<'_, PyDict>) -> PyResult<()> {
+    /// `dependencies`, `restart`, `grants`, `sandbox`, ...). On a running host it starts
+    /// at once (checked against the whole manifest, as at start) and this waits for its
+    /// start-up hooks (Ctrl-C stops the wait; the extension is then stopped once up).
+    fn add_extension(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        options: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
         let table = dict_to_toml(options, &format!("extensions.{name}"))?;
-        Ok(self.add("extensions", name, table)?)
+        let (running, config, grants, added) = {
+            let state = self.state();
+            let Some(running) = state.running.clone() else {
+                drop(state);
+                return Ok(self.add("extensions", name, table)?);
+            };
+            let mut added = state.added.clone();
+            let entries = added
+                .entry("extensions")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(entries) = entries.as_table_mut() {
+                entries.insert(name.to_owned(), toml::Value::Table(table));
+            }
+            let manifest = manifest(state.file.as_ref(), &added)?;
+            let Some((config, grants)) = manifest
+                .extensions_with_grants()
+                .find(|(config, _)| config.name == name)
+            else {
+                return Err(HostError::Options(format!("extension {name:?} was not read")).into());
+            };
+            (running, config, grants, added)
+        };
+        let host = running.clone();
+        runtime()?
+            .run_to_end(
+                py,
+                move || async move { host.extensions.add(config, grants).await },
+                |added| async move {
+                    if let Ok(extension) = added {
+                        running.extensions.stop_extension(extension.name()).await;
+                    }
+                },
+            )?
+            .map_err(HostError::from)?;
+        self.state().added = added;
+        Ok(())
+    }
+
+    /// Stops extension `name` gracefully (and forgets it: the name may be added again);
+    /// returns whether it was running. Ctrl-C stops the wait, not the stop.
+    fn stop_extension(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        let running = self.running()?;
+        let stopped = runtime()?.run_to_end(
+            py,
+            move || async move { running.extensions.stop_extension(&name).await },
+            |_| async {},
+        )?;
+        // Its table stays in the manifest: grants naming it stay valid (calls to it fail
+        // with `ActorStopped`, as for any extension that is down), and adding it again
+        // replaces it.
+        Ok(stopped)
     }
 
     /// Adds `[singletons.NAME]` of a built-in `kind` (e.g. `kv`) with `params`.
@@ -308,12 +365,8 @@ impl Host {
             py,
             move || start(manifest, served, service, quiet),
             |started| async move {
-                if let Ok(Running {
-                    extensions: Some(host),
-                    ..
-                }) = started
-                {
-                    host.shutdown().await;
+                if let Ok(running) = started {
+                    running.extensions.shutdown().await;
                 }
             },
         )??;
@@ -324,24 +377,12 @@ impl Host {
     /// The running extension `name`.
     fn extension(&self, name: &str) -> PyResult<Target> {
         let running = self.running()?;
-        let known = || {
-            running
-                .extensions
-                .iter()
-                .flat_map(|host| host.extensions().map(|e| e.name().to_owned()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match running
-            .extensions
-            .as_ref()
-            .and_then(|host| host.extension(name))
-        {
-            Some(extension) => Ok(Target::extension(extension.clone())),
+        match running.extensions.extension(name) {
+            Some(extension) => Ok(Target::extension(extension)),
             None => Err(HostError::Unknown {
                 kind: "extension",
                 name: name.to_owned(),
-                known: known(),
+                known: running.extensions.names().join(", "),
             }
             .into()),
         }
@@ -369,12 +410,7 @@ impl Host {
 
     /// The names of the running extensions, in manifest order.
     fn extension_names(&self) -> PyResult<Vec<String>> {
-        let running = self.running()?;
-        Ok(running
-            .extensions
-            .iter()
-            .flat_map(|host| host.extensions().map(|e| e.name().to_owned()))
-            .collect())
+        Ok(self.running()?.extensions.names())
     }
 
     /// The names of the manifest's pipelines.
@@ -398,11 +434,7 @@ impl Host {
         };
         runtime()?.run_to_end(
             py,
-            move || async move {
-                if let Some(host) = &running.extensions {
-                    host.shutdown().await;
-                }
-            },
+            move || async move { running.extensions.shutdown().await },
             |()| async {},
         )
     }
@@ -429,22 +461,18 @@ async fn start(
         })
     });
     kinds.start_all(manifest.singletons.values(), &singletons)?;
-    let extensions = if manifest.extensions.is_empty() {
-        None
-    } else {
-        let mut builder = ExtensionHost::builder()
-            .singletons(singletons.clone())
-            .extensions(manifest.extensions_with_grants())
-            .on_progress(move |extension, step| {
-                if !quiet && let Some(line) = step.summary() {
-                    eprintln!("[{extension}] {line}");
-                }
-            });
-        if let Some(service) = service {
-            builder = builder.host(service);
-        }
-        Some(builder.start_ready().await.map_err(HostError::NotStarted)?)
-    };
+    let mut builder = ExtensionHost::builder()
+        .singletons(singletons.clone())
+        .extensions(manifest.extensions_with_grants())
+        .on_progress(move |extension, step| {
+            if !quiet && let Some(line) = step.summary() {
+                eprintln!("[{extension}] {line}");
+            }
+        });
+    if let Some(service) = service {
+        builder = builder.host(service);
+    }
+    let extensions = builder.start_ready().await.map_err(HostError::NotStarted)?;
     Ok(Running {
         manifest,
         extensions,

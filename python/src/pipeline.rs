@@ -254,10 +254,10 @@ impl PipelineRun {
                 .filter(|node| matches!(node.body, NodeBody::Supplied { is_source: false }))
                 .map(|node| node.id.clone())
                 .collect();
-            let mut loader = running.manifest.loader();
-            if let Some(extensions) = &running.extensions {
-                loader = loader.python_nodes(extensions.python_nodes());
-            }
+            let loader = running
+                .manifest
+                .loader()
+                .python_nodes(running.extensions.python_nodes());
             let mut builder = loader.builder(&name).map_err(HostError::from)?;
             for (id, source) in feeds {
                 builder = if builtin_sources.contains(&id) {

@@ -344,3 +344,41 @@ def test_ctrl_c_during_start_stops_what_it_started_gracefully(tmp_path):
     assert process.stdout.readline().strip() == "interrupted"
     assert process.wait(timeout=60) != 0
     assert marker.read_text() == "stopped gracefully\n"
+
+
+def test_extensions_are_added_and_stopped_while_the_host_runs(plugins):
+    with troupe.Host(quiet=True) as host:
+        assert host.extensions == []
+        host.add_extension("later", "probe", path=plugins)
+        # A second one, granted to call the first.
+        host.add_extension("late", "probe", path=plugins, extensions=["later"])
+        late = host["late"]
+        assert late.echo(1) == {"args": [1], "kwargs": {}}
+        assert late.ask_extension("later", "echo", 2) == {"args": [2], "kwargs": {}}
+        with pytest.raises(troupe.ManifestError, match="late"):
+            host.add_extension("late", "probe", path=plugins)
+        pid = late.pid
+        assert host.stop_extension("late") is True
+        assert wait_gone(pid)
+        with pytest.raises(troupe.ActorStoppedError):
+            late.echo(3)
+        with pytest.raises(KeyError):
+            host["late"]
+        assert host.stop_extension("late") is False
+        host.add_extension("late", "probe", path=plugins, extensions=["later"])
+        assert host["late"].echo(4) == {"args": [4], "kwargs": {}}
+        # Stopping one another is granted to call leaves the grant valid; calls fail.
+        host.stop_extension("later")
+        with pytest.raises(troupe.RemoteExceptionError, match="ActorStoppedError"):
+            host["late"].ask_extension("later", "echo", 5)
+
+
+def test_an_extension_added_while_running_that_fails_raises_start_error(tmp_path):
+    (tmp_path / "broken.py").write_text("import troupe\nraise RuntimeError('cannot load')\n")
+    with troupe.Host(quiet=True) as host:
+        with pytest.raises(troupe.StartError) as raised:
+            host.add_extension("broken", "broken", path=tmp_path)
+        ((extension, reason, traceback),) = raised.value.failures
+        assert extension == "broken" and "cannot load" in traceback
+        with pytest.raises(KeyError):
+            host["broken"]

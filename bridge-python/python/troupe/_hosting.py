@@ -542,7 +542,10 @@ class Host:
         (see the README): ``restart`` is a policy name (``"permanent"``, ``"transient"``,
         ``"temporary"``) or a dict (``{"policy": ..., "max_restarts": 3, "within_s": 30}``);
         ``sandbox`` a level name or a dict; ``singletons`` and ``extensions`` are what it is
-        granted to call. Relative paths are taken from the working directory."""
+        granted to call. Relative paths are taken from the working directory.
+
+        Before :meth:`start` it is started with the rest; on a running host it starts at
+        once, and this returns when it runs (or raises :class:`StartError`)."""
         grants = {}
         if singletons:
             grants["singletons"] = list(singletons)
@@ -567,6 +570,13 @@ class Host:
         }
         self._native.add_extension(name, options)
         return self
+
+    def stop_extension(self, name):
+        """Stops extension ``name`` gracefully and forgets it (calls through its handles
+        raise :class:`ActorStoppedError`; the name may be added again). Returns whether it
+        was running."""
+        self._handles.pop(("extension", name), None)
+        return self._native.stop_extension(name)
 
     def add_singleton(self, name, obj=None, *, kind=None, **params):
         """Adds singleton ``name``: served by the Python object ``obj`` (its public

@@ -204,12 +204,16 @@ class Host:
         extensions: Iterable[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> Self:
-        """Adds extension ``name`` (before ``start()``): the ``Extension`` subclass in
-        ``module`` (found on ``path``; ``cls`` names it when the module has several), in
-        a venv with ``dependencies``. The options are the manifest's keys: ``restart`` is a
-        policy name or a dict (``{"policy": ..., "max_restarts": 3, "within_s": 30}``);
-        ``sandbox`` a level name or a dict; ``singletons`` and ``extensions`` are what it
-        is granted to call. Raises ``ManifestError`` for a bad option."""
+        """Adds extension ``name``: the ``Extension`` subclass in ``module`` (found on
+        ``path``; ``cls`` names it when the module has several), in a venv with
+        ``dependencies``. The options are the manifest's keys: ``restart`` is a policy name
+        or a dict (``{"policy": ..., "max_restarts": 3, "within_s": 30}``); ``sandbox`` a
+        level name or a dict; ``singletons`` and ``extensions`` are what it is granted to
+        call. Raises ``ManifestError`` for a bad option. On a running host it starts at
+        once and this returns when it runs (or raises ``StartError``)."""
+
+    def stop_extension(self, name: str) -> bool:
+        """Stops extension ``name`` gracefully and forgets it; returns whether it ran."""
 
     @overload
     def add_singleton(self, name: str, obj: object, *, kind: None = None) -> Self:

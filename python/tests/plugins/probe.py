@@ -54,6 +54,9 @@ class Probe(troupe.Extension):
     def ask_singleton(self, name, method, *args):
         return getattr(troupe.singleton(name), method)(*args)
 
+    def ask_extension(self, name, method, *args):
+        return getattr(troupe.extension(name), method)(*args)
+
     def down(self, depth):
         """host -> extension -> host -> extension ... until depth reaches 0."""
         if depth <= 0:

@@ -24,11 +24,12 @@ mod grants;
 mod python_node;
 mod router;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
 
 use indexmap::IndexMap;
 use thiserror::Error;
-use troupe_bridge_python::env::{EnvCache, EnvError, EnvProgress};
+use troupe_bridge_python::env::{EnvCache, EnvError, EnvProgress, Venv};
 use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef};
 use troupe_bridge_python::provision::{self, ProvisionError};
 use troupe_runtime::supervision::{ExitReason, SupervisorStatus};
@@ -178,97 +179,42 @@ impl ExtensionHostBuilder {
             host,
             progress,
         } = self;
-        let mut failed = IndexMap::new();
-        let mut grants = std::collections::HashMap::new();
-        let mut configs = Vec::new();
-        for (config, grant) in entries {
-            if grants.contains_key(&config.name) {
-                failed.insert(
-                    config.name.clone(),
-                    HostError::Duplicate(config.name.clone()),
-                );
-                continue;
-            }
-            grants.insert(config.name.clone(), grant);
-            configs.push(config);
-        }
         let cache = match cache.map(Ok).unwrap_or_else(EnvCache::from_env) {
-            Ok(cache) => Arc::new(cache),
-            Err(source) => {
-                for config in configs {
-                    let extension = config.name.clone();
-                    let source = EnvError::NoCacheDir;
-                    failed.insert(extension.clone(), HostError::Env { extension, source });
-                }
-                tracing::error!(error = %source, "no venv cache directory");
-                return ExtensionHost {
-                    router: Arc::default(),
-                    extensions: IndexMap::new(),
-                    failed,
-                };
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(error) => {
+                tracing::error!(%error, "no venv cache directory");
+                None
             }
         };
-        let preparing: Vec<_> = configs
-            .into_iter()
-            .map(|config| {
-                let cache = cache.clone();
-                let progress = progress.clone();
-                let spec = config.env.clone();
+        let mut host = ExtensionHost {
+            router: Arc::new(HostRouter::new(singletons, host)),
+            cache,
+            progress,
+            extensions: RwLock::default(),
+            failed: IndexMap::new(),
+        };
+        let mut preparing = Vec::new();
+        for (config, grant) in entries {
+            if !host.router.grant(&config.name, grant) {
                 let name = config.name.clone();
-                let task = actix_rt::task::spawn_blocking(move || {
-                    let venv =
-                        cache
-                            .ensure(&spec, &|step| progress(&name, step))
-                            .map_err(|source| HostError::Env {
-                                extension: name.clone(),
-                                source,
-                            })?;
-                    provision::provision(&venv).map_err(|source| HostError::Provision {
-                        extension: name.clone(),
-                        source,
-                    })?;
-                    Ok(venv)
-                });
-                (config, task)
-            })
-            .collect();
-        let router = Arc::new(HostRouter {
-            singletons,
-            host,
-            grants,
-            extensions: Default::default(),
-        });
-        let mut extensions = IndexMap::new();
-        for (config, task) in preparing {
-            let name = config.name.clone();
-            let venv = match task.await {
-                Ok(Ok(venv)) => venv,
-                Ok(Err(e)) => {
-                    tracing::error!(extension = %name, error = %e, "extension not started");
-                    failed.insert(name, e);
-                    continue;
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    failed.insert(
-                        name.clone(),
-                        HostError::Task {
-                            extension: name,
-                            reason,
-                        },
-                    );
-                    continue;
-                }
-            };
-            let ext = extension::start(config, venv, router.clone());
-            router.add_extension(&name, &ext.caller());
-            extensions.insert(name, ext);
+                host.failed.insert(name.clone(), HostError::Duplicate(name));
+                continue;
+            }
+            let venv = host.prepare(&config);
+            preparing.push((config, venv));
         }
-        ExtensionHost {
-            router,
-            extensions,
-            failed,
+        // Venvs build concurrently; extensions start in the order given.
+        for (config, venv) in preparing {
+            match venv.await {
+                Ok(venv) => host.launch(config, venv),
+                Err(error) => {
+                    tracing::error!(extension = %config.name, %error, "extension not started");
+                    host.router.forget(&config.name);
+                    host.failed.insert(config.name, error);
+                }
+            }
         }
+        host
     }
 }
 
@@ -313,17 +259,21 @@ impl NotStarted {
     }
 }
 
-/// Running extensions, by name.
+/// Running extensions, by name. Extensions may be added ([`ExtensionHost::add`]) and stopped
+/// ([`ExtensionHost::stop_extension`]) while the others run.
 pub struct ExtensionHost {
     router: Arc<HostRouter>,
-    extensions: IndexMap<String, ExtensionRef>,
+    /// Where added extensions' venvs come from; `None` when no cache directory exists.
+    cache: Option<Arc<EnvCache>>,
+    progress: Progress,
+    extensions: RwLock<IndexMap<String, ExtensionRef>>,
     failed: IndexMap<String, HostError>,
 }
 
 impl std::fmt::Debug for ExtensionHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtensionHost")
-            .field("extensions", &self.extensions.keys().collect::<Vec<_>>())
+            .field("extensions", &self.names())
             .field("failed", &self.failed.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -339,7 +289,7 @@ impl ExtensionHost {
     + Send
     + Sync
     + 'static {
-        let extensions = self.extensions.clone();
+        let extensions = self.read().clone();
         move |spec| match extensions.get(&spec.extension) {
             Some(extension) => {
                 python_node::check_methods(extension, spec)?;
@@ -363,17 +313,22 @@ impl ExtensionHost {
         }
     }
 
-    /// The extension called `name`, if it was started.
-    pub fn extension(&self, name: &str) -> Option<&ExtensionRef> {
-        self.extensions.get(name)
+    /// The extension called `name`, if it runs (was started or added, and not stopped).
+    pub fn extension(&self, name: &str) -> Option<ExtensionRef> {
+        self.read().get(name).cloned()
     }
 
-    /// Every started extension, in the order given.
-    pub fn extensions(&self) -> impl Iterator<Item = &ExtensionRef> {
-        self.extensions.values()
+    /// Every running extension, in the order started or added.
+    pub fn extensions(&self) -> Vec<ExtensionRef> {
+        self.read().values().cloned().collect()
     }
 
-    /// Extensions that could not be started, and why.
+    /// The running extensions' names, in the order started or added.
+    pub fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Extensions of the first start that could not be started, and why.
     pub fn failed(&self) -> &IndexMap<String, HostError> {
         &self.failed
     }
@@ -385,23 +340,166 @@ impl ExtensionHost {
 
     /// Waits until every started extension runs or is done for good; returns their statuses.
     pub async fn ready(&self) -> Vec<(String, SupervisorStatus)> {
-        let mut statuses = Vec::with_capacity(self.extensions.len());
-        for (name, ext) in &self.extensions {
-            statuses.push((name.clone(), ext.ready().await));
+        let extensions = self.read().clone();
+        let mut statuses = Vec::with_capacity(extensions.len());
+        for (name, ext) in extensions {
+            let status = ext.ready().await;
+            statuses.push((name, status));
         }
         statuses
+    }
+
+    /// Starts one more extension next to the running ones, allowed the calls `grants`
+    /// lists (calls to it from the others follow their grants, as for any extension), and
+    /// waits for its start-up hooks.
+    ///
+    /// # Errors
+    /// [`AddError::Duplicate`] if an extension of that name runs or is being added;
+    /// [`AddError::Prepare`] if its venv could not be made; [`AddError::NotStarted`] if it
+    /// did not come up (it is stopped then).
+    pub async fn add(
+        &self,
+        config: ExtensionConfig,
+        grants: Grants,
+    ) -> Result<ExtensionRef, AddError> {
+        let name = config.name.clone();
+        if self.read().contains_key(&name) || !self.router.grant(&name, grants) {
+            return Err(AddError::Duplicate(name));
+        }
+        let venv = match self.prepare(&config).await {
+            Ok(venv) => venv,
+            Err(source) => {
+                self.router.forget(&name);
+                return Err(AddError::Prepare {
+                    extension: name,
+                    source,
+                });
+            }
+        };
+        self.launch(config, venv);
+        let Some(extension) = self.extension(&name) else {
+            return Err(AddError::NotStarted(NotStarted {
+                extension: name,
+                reason: "stopped while it started".into(),
+                traceback: String::new(),
+            }));
+        };
+        match NotStarted::from_status(&name, &extension.ready().await) {
+            None => Ok(extension),
+            Some(not_started) => {
+                self.stop_extension(&name).await;
+                Err(AddError::NotStarted(not_started))
+            }
+        }
+    }
+
+    /// Stops extension `name` gracefully and waits for its process to end; calls to it
+    /// fail with `ActorStopped` from then on, and its name may be added again. Returns
+    /// whether it was running.
+    pub async fn stop_extension(&self, name: &str) -> bool {
+        let removed = self
+            .extensions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .shift_remove(name);
+        self.router.forget(name);
+        match removed {
+            Some(extension) => {
+                extension.stop().await;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops every extension gracefully (in parallel) and waits for their processes to end.
     pub async fn shutdown(&self) {
         let stops: Vec<_> = self
-            .extensions
-            .values()
-            .cloned()
+            .extensions()
+            .into_iter()
             .map(|ext| actix_rt::spawn(async move { ext.stop().await }))
             .collect();
         for stop in stops {
             let _ = stop.await;
         }
     }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, IndexMap<String, ExtensionRef>> {
+        self.extensions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Finds or builds `config`'s venv and puts the `troupe` package in it, on a blocking
+    /// thread started now (so several build at once); the future waits for it.
+    fn prepare(
+        &self,
+        config: &ExtensionConfig,
+    ) -> impl Future<Output = Result<Venv, HostError>> + use<> {
+        let name = config.name.clone();
+        let task = self.cache.clone().map(|cache| {
+            let progress = self.progress.clone();
+            let spec = config.env.clone();
+            let name = name.clone();
+            actix_rt::task::spawn_blocking(move || {
+                let venv =
+                    cache
+                        .ensure(&spec, &|step| progress(&name, step))
+                        .map_err(|source| HostError::Env {
+                            extension: name.clone(),
+                            source,
+                        })?;
+                provision::provision(&venv).map_err(|source| HostError::Provision {
+                    extension: name.clone(),
+                    source,
+                })?;
+                Ok(venv)
+            })
+        });
+        async move {
+            let Some(task) = task else {
+                return Err(HostError::Env {
+                    extension: name,
+                    source: EnvError::NoCacheDir,
+                });
+            };
+            task.await.unwrap_or_else(|e| {
+                Err(HostError::Task {
+                    extension: name,
+                    reason: e.to_string(),
+                })
+            })
+        }
+    }
+
+    /// Starts `config` in `venv` on the current arbiter and lists it.
+    fn launch(&self, config: ExtensionConfig, venv: Venv) {
+        let name = config.name.clone();
+        let extension = extension::start(config, venv, self.router.clone());
+        self.router.add_extension(&name, &extension.caller());
+        self.extensions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name, extension);
+    }
+}
+
+/// Why [`ExtensionHost::add`] did not add an extension.
+#[derive(Debug, Error)]
+pub enum AddError {
+    /// An extension of that name runs, or is being added.
+    #[error("an extension named {0:?} runs already")]
+    Duplicate(String),
+    /// Its venv could not be made or provisioned.
+    #[error("{source}")]
+    Prepare {
+        /// The extension.
+        extension: String,
+        /// What went wrong.
+        #[source]
+        source: HostError,
+    },
+    /// It was spawned but did not come up (its start-up raised, it crashed...).
+    #[error("{0}")]
+    NotStarted(NotStarted),
 }

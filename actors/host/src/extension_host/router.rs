@@ -13,18 +13,49 @@ use super::grants::Grants;
 #[derive(Debug, Default)]
 pub(crate) struct HostRouter {
     pub(crate) singletons: Registry,
-    pub(crate) host: Option<Caller>,
-    pub(crate) grants: HashMap<String, Grants>,
+    host: Option<Caller>,
+    /// Each extension's grants, from before it starts until it is stopped.
+    grants: RwLock<HashMap<String, Grants>>,
     /// Weak: extensions reach each other, but only their handles keep them alive.
-    pub(crate) extensions: RwLock<HashMap<String, WeakCaller>>,
+    extensions: RwLock<HashMap<String, WeakCaller>>,
 }
 
 impl HostRouter {
+    pub(crate) fn new(singletons: Registry, host: Option<Caller>) -> HostRouter {
+        HostRouter {
+            singletons,
+            host,
+            ..HostRouter::default()
+        }
+    }
+
+    /// Gives extension `name` its grants; `false` (and nothing changes) if it has some.
+    pub(crate) fn grant(&self, name: &str, grants: Grants) -> bool {
+        let mut all = self.grants.write().unwrap_or_else(|p| p.into_inner());
+        if all.contains_key(name) {
+            return false;
+        }
+        all.insert(name.to_owned(), grants);
+        true
+    }
+
     pub(crate) fn add_extension(&self, name: &str, caller: &Caller) {
         self.extensions
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), caller.downgrade());
+    }
+
+    /// Forgets extension `name`: its grants and its address.
+    pub(crate) fn forget(&self, name: &str) {
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 }
 
@@ -34,7 +65,13 @@ impl Router for HostRouter {
             caller: from.to_owned(),
             target: target.to_string(),
         };
-        if !self.grants.get(from).is_some_and(|g| g.allows(target)) {
+        let granted = self
+            .grants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(from)
+            .is_some_and(|g| g.allows(target));
+        if !granted {
             return Err(denied());
         }
         let found = match target {

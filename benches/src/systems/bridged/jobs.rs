@@ -156,11 +156,7 @@ impl Extensions {
                 return Err(failed(&name, format!("{status:?}")));
             }
         }
-        let pick = |name: &str| {
-            host.extension(name)
-                .cloned()
-                .ok_or_else(|| failed(name, "missing"))
-        };
+        let pick = |name: &str| host.extension(name).ok_or_else(|| failed(name, "missing"));
         let (bench, crasher) = (pick("bench")?, pick("crasher")?);
         let _ = slot.set(bench.caller());
         let spec = config.env.clone();
