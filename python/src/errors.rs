@@ -47,6 +47,19 @@ pub(crate) enum HostError {
     /// The host was started already: nothing more can be added.
     #[error("the host has started: add extensions and singletons before start()")]
     Started,
+    /// A `start()` is under way (on another thread).
+    #[error("the host is starting: add to it after start() returns")]
+    Starting,
+    /// An extension of the manifest file cannot be added again from Python.
+    #[error(
+        "extension {name:?} is declared in {}: it cannot be added from Python as well (stopped, it stays stopped; change the file to change it)", file.display()
+    )]
+    InFile {
+        /// The extension.
+        name: String,
+        /// The manifest file.
+        file: std::path::PathBuf,
+    },
     /// The host is not running (not started yet, or shut down).
     #[error("the host is not running: call start() first (or use it as a context manager)")]
     NotRunning,
@@ -89,6 +102,7 @@ impl From<AddError> for HostError {
                 traceback: String::new(),
             }]),
             AddError::NotStarted(not_started) => HostError::NotStarted(vec![not_started]),
+            AddError::ShutDown => HostError::NotRunning,
         }
     }
 }
@@ -120,9 +134,10 @@ impl From<HostError> for PyErr {
     fn from(e: HostError) -> PyErr {
         Python::attach(|py| match e {
             HostError::Manifest(error) => raise(py, "ManifestError", (error.to_string(),)),
-            HostError::Options(_) | HostError::Duplicate { .. } | HostError::Unserved(_) => {
-                raise(py, "ManifestError", (e.to_string(),))
-            }
+            HostError::Options(_)
+            | HostError::Duplicate { .. }
+            | HostError::InFile { .. }
+            | HostError::Unserved(_) => raise(py, "ManifestError", (e.to_string(),)),
             HostError::Singleton(_) => raise(py, "StartError", (e.to_string(), Vec::<()>::new())),
             HostError::NotStarted(ref failures) => {
                 let list = failures
@@ -146,6 +161,7 @@ impl From<HostError> for PyErr {
             | HostError::Stopped
             | HostError::Forked
             | HostError::Started
+            | HostError::Starting
             | HostError::NotRunning => PyRuntimeError::new_err(e.to_string()),
         })
     }

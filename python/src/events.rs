@@ -11,7 +11,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use tokio::sync::Mutex;
 use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use troupe_pyvalue::convert::{Path, to_python};
 use troupe_runtime::supervision::{EventKind, ExitReason, SupervisionEvent};
 use troupe_value::{ExitCause, Map, Value};
@@ -43,22 +43,39 @@ impl Read {
 #[pyclass(frozen, module = "troupe._host", name = "Events")]
 pub(crate) struct Events {
     receiver: Arc<Mutex<Receiver<SupervisionEvent>>>,
+    /// The extension was done for good when subscribed: no event will come beyond those
+    /// already queued (the sender lives on in every handle, so the channel never closes).
+    done: bool,
 }
 
 impl Events {
-    /// Reads from `receiver`.
-    pub(crate) fn new(receiver: Receiver<SupervisionEvent>) -> Events {
+    /// Reads from `receiver`, subscribed when the extension was `done` for good or not.
+    pub(crate) fn new(receiver: Receiver<SupervisionEvent>, done: bool) -> Events {
         Events {
             receiver: Arc::new(Mutex::new(receiver)),
+            done,
         }
     }
 }
 
-/// The next event of `receiver`, waiting at most `timeout`.
-async fn read(receiver: Arc<Mutex<Receiver<SupervisionEvent>>>, timeout: Option<Duration>) -> Read {
-    let mut receiver = receiver.lock().await;
+/// The next event of `receiver`, waiting at most `timeout` (the wait for other readers
+/// included); `done`: only what is queued.
+async fn read(
+    receiver: Arc<Mutex<Receiver<SupervisionEvent>>>,
+    timeout: Option<Duration>,
+    done: bool,
+) -> Read {
     let next = async {
-        match receiver.recv().await {
+        let mut receiver = receiver.lock().await;
+        let received = if done {
+            receiver.try_recv().map_err(|e| match e {
+                TryRecvError::Lagged(missed) => RecvError::Lagged(missed),
+                TryRecvError::Empty | TryRecvError::Closed => RecvError::Closed,
+            })
+        } else {
+            receiver.recv().await
+        };
+        match received {
             Ok(event) => Read::Event(event_value(&event)),
             Err(RecvError::Lagged(missed)) => Read::Event(missed_value(missed)),
             Err(RecvError::Closed) => Read::Closed,
@@ -72,15 +89,23 @@ async fn read(receiver: Arc<Mutex<Receiver<SupervisionEvent>>>, timeout: Option<
     }
 }
 
+/// A wait of `timeout` seconds: `None` forever, 0 not at all (a poll).
+fn wait_for(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        Some(0.0) => Ok(Some(Duration::ZERO)),
+        other => crate::target::deadline(other),
+    }
+}
+
 #[pymethods]
 impl Events {
-    /// The next event, waiting at most `timeout` seconds (forever with `None`; Ctrl-C
-    /// stops the wait): `("event", dict)`, `("timeout", None)` or `("closed", None)`.
+    /// The next event, waiting at most `timeout` seconds (forever with `None`, not at all
+    /// with 0; Ctrl-C stops the wait): `("event", dict)`, `("timeout", None)` or `("closed", None)`.
     #[pyo3(signature = (timeout=None))]
     fn next<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let timeout = crate::target::deadline(timeout)?;
-        let receiver = self.receiver.clone();
-        let read = runtime()?.run(py, move || read(receiver, timeout))?;
+        let timeout = wait_for(timeout)?;
+        let (receiver, done) = (self.receiver.clone(), self.done);
+        let read = runtime()?.run(py, move || read(receiver, timeout, done))?;
         Ok(to_python(py, &read.into_value(), &Path::Root("event"))?)
     }
 
@@ -92,11 +117,11 @@ impl Events {
         future: Py<PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<()> {
-        let timeout = crate::target::deadline(timeout)?;
-        let receiver = self.receiver.clone();
+        let timeout = wait_for(timeout)?;
+        let (receiver, done) = (self.receiver.clone(), self.done);
         let settle = queue.settle();
         runtime()?.spawn(move || async move {
-            let read = read(receiver, timeout).await;
+            let read = read(receiver, timeout, done).await;
             settle.complete(future, Ok(Some(read.into_value())));
         })?;
         Ok(())

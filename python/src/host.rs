@@ -52,7 +52,46 @@ struct State {
     served: HashMap<String, Caller>,
     service: Option<Caller>,
     running: Option<std::sync::Arc<Running>>,
+    /// A `start()` is under way: nothing may be added until it ends.
+    starting: bool,
     quiet: bool,
+}
+
+impl State {
+    /// The manifest as it stands: the file's, what Python added (and `extra`, an
+    /// extension table not added yet), and the objects the program serves as singletons
+    /// of kind `python` (unless the file declares them).
+    fn manifest(&self, extra: Option<(&str, &toml::Table)>) -> Result<Manifest, HostError> {
+        let mut added = self.added.clone();
+        if let Some((name, table)) = extra
+            && let Some(entries) = added
+                .entry("extensions")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+        {
+            entries.insert(name.to_owned(), toml::Value::Table(table.clone()));
+        }
+        let declared = match &self.file {
+            Some(file) => declared(file, "singletons")?,
+            None => Vec::new(),
+        };
+        for name in self.served.keys() {
+            if declared.contains(name) {
+                continue;
+            }
+            let entries = added
+                .entry("singletons")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(entries) = entries.as_table_mut()
+                && !entries.contains_key(name)
+            {
+                let mut table = toml::Table::new();
+                table.insert("kind".into(), PYTHON_KIND.into());
+                entries.insert(name.clone(), toml::Value::Table(table));
+            }
+        }
+        manifest(self.file.as_ref(), &added)
+    }
 }
 
 /// A host: extensions and singletons of a Python program.
@@ -78,6 +117,9 @@ impl Host {
         let mut state = self.state();
         if state.running.is_some() {
             return Err(HostError::Started);
+        }
+        if state.starting {
+            return Err(HostError::Starting);
         }
         let kind = SECTIONS
             .iter()
@@ -125,15 +167,15 @@ fn manifest(file: Option<&PathBuf>, added: &toml::Table) -> Result<Manifest, Hos
     Ok(Manifest::parse(&text, named)?)
 }
 
-/// The singleton names a manifest file declares (read as plain TOML: the file may grant
+/// The names a manifest file declares in `section` (read as plain TOML: the file may grant
 /// singletons only the program serves).
-fn declared_singletons(file: &PathBuf) -> Result<Vec<String>, HostError> {
+fn declared(file: &PathBuf, section: &str) -> Result<Vec<String>, HostError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
     let document: toml::Table = toml::from_str(&text)
         .map_err(|e| HostError::Options(format!("{}: {e}", file.display())))?;
-    Ok(match document.get("singletons") {
-        Some(toml::Value::Table(singletons)) => singletons.keys().cloned().collect(),
+    Ok(match document.get(section) {
+        Some(toml::Value::Table(entries)) => entries.keys().cloned().collect(),
         _ => Vec::new(),
     })
 }
@@ -215,27 +257,29 @@ impl Host {
         options: &Bound<'_, PyDict>,
     ) -> PyResult<()> {
         let table = dict_to_toml(options, &format!("extensions.{name}"))?;
-        let (running, config, grants, added) = {
+        let (running, config, grants) = {
             let state = self.state();
             let Some(running) = state.running.clone() else {
                 drop(state);
                 return Ok(self.add("extensions", name, table)?);
             };
-            let mut added = state.added.clone();
-            let entries = added
-                .entry("extensions")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(entries) = entries.as_table_mut() {
-                entries.insert(name.to_owned(), toml::Value::Table(table));
+            if let Some(file) = &state.file
+                && declared(file, "extensions")?.iter().any(|n| n == name)
+            {
+                return Err(HostError::InFile {
+                    name: name.to_owned(),
+                    file: file.clone(),
+                }
+                .into());
             }
-            let manifest = manifest(state.file.as_ref(), &added)?;
+            let manifest = state.manifest(Some((name, &table)))?;
             let Some((config, grants)) = manifest
                 .extensions_with_grants()
                 .find(|(config, _)| config.name == name)
             else {
                 return Err(HostError::Options(format!("extension {name:?} was not read")).into());
             };
-            (running, config, grants, added)
+            (running, config, grants)
         };
         let host = running.clone();
         runtime()?
@@ -244,12 +288,22 @@ impl Host {
                 move || async move { host.extensions.add(config, grants).await },
                 |added| async move {
                     if let Ok(extension) = added {
-                        running.extensions.stop_extension(extension.name()).await;
+                        running.extensions.stop(&extension).await;
                     }
                 },
             )?
             .map_err(HostError::from)?;
-        self.state().added = added;
+        // Kept (merged into what is there now: other threads may have added meanwhile), so
+        // later manifests see it: grants may name it, and adding it again replaces it.
+        let mut state = self.state();
+        if let Some(entries) = state
+            .added
+            .entry("extensions")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+        {
+            entries.insert(name.to_owned(), toml::Value::Table(table));
+        }
         Ok(())
     }
 
@@ -290,6 +344,9 @@ impl Host {
             if state.running.is_some() {
                 return Err(HostError::Started.into());
             }
+            if state.starting {
+                return Err(HostError::Starting.into());
+            }
             let taken = match &name {
                 Some(name) => state.served.contains_key(name),
                 None => state.service.is_some(),
@@ -320,33 +377,15 @@ impl Host {
     /// after stopping the rest).
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let (manifest, served, service, quiet) = {
-            let state = self.state();
+            let mut state = self.state();
             if state.running.is_some() {
                 return Err(HostError::Started.into());
             }
-            // Objects served by the program are singletons of kind `python` (unless the
-            // manifest already declares them so).
-            let mut added = state.added.clone();
-            let declared = match &state.file {
-                Some(file) => declared_singletons(file)?,
-                None => Vec::new(),
-            };
-            for name in state.served.keys() {
-                if declared.contains(name) {
-                    continue;
-                }
-                let entries = added
-                    .entry("singletons")
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let Some(entries) = entries.as_table_mut()
-                    && !entries.contains_key(name)
-                {
-                    let mut table = toml::Table::new();
-                    table.insert("kind".into(), PYTHON_KIND.into());
-                    entries.insert(name.clone(), toml::Value::Table(table));
-                }
+            if state.starting {
+                return Err(HostError::Starting.into());
             }
-            let manifest = manifest(state.file.as_ref(), &added)?;
+            let manifest = state.manifest(None)?;
+            state.starting = true;
             (
                 manifest,
                 state.served.clone(),
@@ -354,23 +393,10 @@ impl Host {
                 state.quiet,
             )
         };
-        for (name, spec) in &manifest.singletons {
-            if spec.kind == PYTHON_KIND && !served.contains_key(name) {
-                return Err(HostError::Unserved(name.clone()).into());
-            }
-        }
-        // Ctrl-C stops the wait, not the start: what it started is stopped gracefully when
-        // it ends.
-        let running = runtime()?.run_to_end(
-            py,
-            move || start(manifest, served, service, quiet),
-            |started| async move {
-                if let Ok(running) = started {
-                    running.extensions.shutdown().await;
-                }
-            },
-        )??;
-        self.state().running = Some(std::sync::Arc::new(running));
+        let started = start_from(py, manifest, served, service, quiet);
+        let mut state = self.state();
+        state.starting = false;
+        state.running = Some(std::sync::Arc::new(started?));
         Ok(())
     }
 
@@ -408,7 +434,7 @@ impl Host {
         }
     }
 
-    /// The names of the running extensions, in manifest order.
+    /// The names of the running extensions, in the order started or added.
     fn extension_names(&self) -> PyResult<Vec<String>> {
         Ok(self.running()?.extensions.names())
     }
@@ -428,16 +454,55 @@ impl Host {
     /// waits for their processes; a host not running is left as it is. Ctrl-C stops the
     /// wait, not the shutdown.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        // In a forked child this fails before anything is taken (see `Drop`).
+        let runtime = runtime()?;
         let running = self.state().running.take();
         let Some(running) = running else {
             return Ok(());
         };
-        runtime()?.run_to_end(
+        runtime.run_to_end(
             py,
             move || async move { running.extensions.shutdown().await },
             |()| async {},
         )
     }
+}
+
+impl Drop for Host {
+    /// In a child forked after the runtime started, what runs belongs to the parent's
+    /// runtime, whose thread is not here: dropping it could wait on locks that thread held
+    /// at the fork. It is left alone (the child's exit frees it).
+    fn drop(&mut self) {
+        if crate::runtime::forked() {
+            let running = self.state().running.take();
+            std::mem::forget(running);
+        }
+    }
+}
+
+/// Starts `manifest` (see `Host.start`); Ctrl-C stops the wait, not the start: what it
+/// started is stopped gracefully when it ends.
+fn start_from(
+    py: Python<'_>,
+    manifest: Manifest,
+    served: HashMap<String, Caller>,
+    service: Option<Caller>,
+    quiet: bool,
+) -> PyResult<Running> {
+    for (name, spec) in &manifest.singletons {
+        if spec.kind == PYTHON_KIND && !served.contains_key(name) {
+            return Err(HostError::Unserved(name.clone()).into());
+        }
+    }
+    Ok(runtime()?.run_to_end(
+        py,
+        move || start(manifest, served, service, quiet),
+        |started| async move {
+            if let Ok(running) = started {
+                running.extensions.shutdown().await;
+            }
+        },
+    )??)
 }
 
 /// Starts `manifest`'s singletons and extensions on the runtime.

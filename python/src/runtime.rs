@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,6 +38,13 @@ pub(crate) fn started() -> Option<&'static Runtime> {
     RUNTIME
         .get()
         .filter(|runtime| runtime.pid == std::process::id())
+}
+
+/// Whether this process was forked from one whose runtime had started.
+pub(crate) fn forked() -> bool {
+    RUNTIME
+        .get()
+        .is_some_and(|runtime| runtime.pid != std::process::id())
 }
 
 /// The runtime, started on first use.
@@ -150,16 +157,56 @@ impl Runtime {
         A: FnOnce(T) -> AFut + Send + 'static,
         AFut: Future<Output = ()> + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Who takes the output is decided under one lock: the waiter (it came in time) or
+        // `abandoned` (the waiter gave up first, or gave up as it came).
+        let handoff = Arc::new(Mutex::new(Handoff::Waiting));
+        let abandoned = Arc::new(Mutex::new(Some(abandoned)));
+        let (bell, rung) = std::sync::mpsc::channel::<()>();
         let lingering = Lingering::enter();
-        self.spawn(move || async move {
-            let _lingering = lingering;
-            let output = make().await;
-            if let Err(std::sync::mpsc::SendError(output)) = tx.send(output) {
-                abandoned(output).await;
+        {
+            let handoff = handoff.clone();
+            let abandoned = abandoned.clone();
+            self.spawn(move || async move {
+                let _lingering = lingering;
+                let output = make().await;
+                let output = {
+                    let mut handoff = lock(&handoff);
+                    match *handoff {
+                        Handoff::Abandoned => Some(output),
+                        _ => {
+                            *handoff = Handoff::Done(output);
+                            None
+                        }
+                    }
+                };
+                let _ = bell.send(());
+                if let Some(output) = output {
+                    let undo = lock(&abandoned).take();
+                    if let Some(undo) = undo {
+                        undo(output).await;
+                    }
+                }
+            })?;
+        }
+        let waited = wait(py, rung);
+        let taken = std::mem::replace(&mut *lock(&handoff), Handoff::Abandoned);
+        match (waited, taken) {
+            (Ok(()), Handoff::Done(output)) => Ok(output),
+            (Err(e), Handoff::Done(output)) => {
+                // It came as the wait gave up: undone all the same.
+                let lingering = Lingering::enter();
+                let undo = lock(&abandoned).take();
+                if let Some(undo) = undo {
+                    let _ = self.spawn(move || async move {
+                        let _lingering = lingering;
+                        undo(output).await;
+                    });
+                }
+                Err(e)
             }
-        })?;
-        wait(py, rx)
+            (Err(e), _) => Err(e),
+            (Ok(()), _) => Err(HostError::Stopped.into()),
+        }
     }
 
     /// Stops the runtime (what still runs on it is dropped) and waits for its thread.
@@ -176,6 +223,22 @@ impl Runtime {
             let _ = thread.join();
         }
     }
+}
+
+/// Where the output of [`Runtime::run_to_end`]'s work goes.
+enum Handoff<T> {
+    /// Not there yet; the caller waits.
+    Waiting,
+    /// There, for the caller.
+    Done(T),
+    /// The caller gave up: the output goes to `abandoned`.
+    Abandoned,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Work of [`Runtime::run_to_end`] not finished yet: how many, and a bell rung at each end.

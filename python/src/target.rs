@@ -263,7 +263,9 @@ impl Target {
                 self.name
             )));
         };
-        Ok(Events::new(extension.subscribe()))
+        // Subscribed first: an end that comes after the status is read is still seen.
+        let receiver = extension.subscribe();
+        Ok(Events::new(receiver, extension.status().is_final()))
     }
 
     fn __repr__(&self) -> String {

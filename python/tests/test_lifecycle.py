@@ -25,6 +25,17 @@ def alive(pid):
         return False
 
 
+class Counter:
+    """A Python singleton: counts."""
+
+    def __init__(self):
+        self.n = 0
+
+    def incr(self):
+        self.n += 1
+        return self.n
+
+
 def wait_gone(pid, seconds=10.0):
     deadline = time.monotonic() + seconds
     while alive(pid) and time.monotonic() < deadline:
@@ -103,6 +114,20 @@ def test_events_are_awaitable_and_end_when_the_extension_is_done(plugins):
     assert [event.kind for event in seen] == ["exited", "stopped"], seen
     assert seen[0].signal == signal.SIGKILL
     assert events.next(timeout=0.01) is None
+
+
+def test_events_of_an_extension_already_done_end_at_once(plugins):
+    host = troupe.Host(quiet=True)
+    host.add_extension("once", "probe", path=plugins, restart="temporary")
+    with host:
+        once = host["once"]
+        with pytest.raises(troupe.CrashedError):
+            once.crash(0 + 5)
+        deadline = time.monotonic() + 10
+        while once.status()["state"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(once.events()) == []
+        assert once.events().next(timeout=0) is None
 
 
 def test_shutting_down_ends_an_extensions_events(plugins):
@@ -257,14 +282,6 @@ def test_a_manifest_may_grant_a_singleton_the_program_serves(tmp_path, plugins):
         'grants = { singletons = ["counter"] }\n'
     )
 
-    class Counter:
-        def __init__(self):
-            self.n = 0
-
-        def incr(self):
-            self.n += 1
-            return self.n
-
     with troupe.Host(manifest, singletons={"counter": Counter()}, quiet=True) as host:
         assert host["probe"].ask_singleton("counter", "incr") == 1
 
@@ -371,6 +388,21 @@ def test_extensions_are_added_and_stopped_while_the_host_runs(plugins):
         host.stop_extension("later")
         with pytest.raises(troupe.RemoteExceptionError, match="ActorStoppedError"):
             host["late"].ask_extension("later", "echo", 5)
+
+
+def test_an_extension_added_while_running_may_call_the_programs_singletons(plugins):
+    with troupe.Host(singletons={"counter": Counter()}, quiet=True) as host:
+        host.add_extension("late", "probe", path=plugins, singletons=["counter"])
+        assert host["late"].ask_singleton("counter", "incr") == 1
+
+
+def test_an_extension_of_the_manifest_file_cannot_be_added_again(tmp_path, plugins):
+    manifest = tmp_path / "troupe.toml"
+    manifest.write_text(f'[extensions.probe]\nmodule = "probe"\npath = "{plugins}"\n')
+    with troupe.Host(manifest, quiet=True) as host:
+        assert host.stop_extension("probe")
+        with pytest.raises(troupe.ManifestError, match="declared in"):
+            host.add_extension("probe", "probe", path=plugins)
 
 
 def test_an_extension_added_while_running_that_fails_raises_start_error(tmp_path):

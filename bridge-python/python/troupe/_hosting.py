@@ -7,6 +7,7 @@ abandons them); awaited calls never block the event loop.
 
 import asyncio
 import atexit
+import collections
 import dataclasses
 import inspect
 import os
@@ -163,38 +164,38 @@ def _loop_queue(loop):
 
 
 class _AwaitedRead:
-    """The read an ``async for`` over a native stream awaits. A reader cancelled while it
-    awaits loses nothing: the read goes on, and the next reader awaits it first (so order
-    is kept). ``start(queue, future)`` starts a native read settling ``future``."""
+    """The reads ``async for`` loops over one native stream await. Each reader starts a
+    read of its own; a reader cancelled while it awaits loses nothing: its read goes on,
+    and the next reader takes it before starting another (so a single reader sees every
+    item, in order). ``start(queue, future)`` starts a native read settling ``future``."""
 
-    __slots__ = ("_start", "_future")
+    __slots__ = ("_start", "_orphans")
 
     def __init__(self, start):
         self._start = start
-        self._future = None
+        self._orphans = collections.deque()
 
     @property
     def pending(self):
-        """Whether a read is under way (a blocking read would overtake it)."""
-        return self._future is not None
+        """Whether a given-up read is under way (a blocking read would overtake it)."""
+        return bool(self._orphans)
 
     async def next(self):
         loop = asyncio.get_running_loop()
-        if self._future is None:
+        if self._orphans:
+            future = self._orphans.popleft()
+            if future.get_loop() is not loop:
+                self._orphans.appendleft(future)
+                raise RuntimeError("this stream is being read on another event loop")
+        else:
             future = loop.create_future()
             self._start(_loop_queue(loop), future)
-            self._future = future
-        elif self._future.get_loop() is not loop:
-            raise RuntimeError("this stream is being read on another event loop")
         try:
-            result = await asyncio.shield(self._future)
+            return await asyncio.shield(future)
         except asyncio.CancelledError:
-            raise  # the read stays the next reader's
-        except BaseException:
-            self._future = None
+            if not future.cancelled():
+                self._orphans.append(future)  # the next reader's
             raise
-        self._future = None
-        return result
 
 
 async def _call_async(target, method, args, kwargs, timeout):
@@ -417,8 +418,9 @@ class ExtensionEvents:
         self._done = False
 
     def next(self, timeout=None):
-        """The next event, or ``None`` when ``timeout`` seconds pass first or no event can
-        come any more (the extension is done for good, or its host is gone)."""
+        """The next event, or ``None`` when ``timeout`` seconds pass first (``0``: only an
+        event already there) or no event can come any more (the extension is done for
+        good)."""
         if self._awaited.pending:
             raise RuntimeError("an `async for` over these events awaits one: read them there")
         if self._done:
@@ -569,14 +571,17 @@ class Host:
             "env": env,
         }
         self._native.add_extension(name, options)
+        self._handles.pop(("extension", name), None)
         return self
 
     def stop_extension(self, name):
         """Stops extension ``name`` gracefully and forgets it (calls through its handles
-        raise :class:`ActorStoppedError`; the name may be added again). Returns whether it
-        was running."""
+        raise :class:`ActorStoppedError`; the name may be added again). Returns whether
+        there was one (running, restarting or given up). An extension of the manifest file
+        stays stopped: it cannot be added again from Python."""
+        stopped = self._native.stop_extension(name)
         self._handles.pop(("extension", name), None)
-        return self._native.stop_extension(name)
+        return stopped
 
     def add_singleton(self, name, obj=None, *, kind=None, **params):
         """Adds singleton ``name``: served by the Python object ``obj`` (its public

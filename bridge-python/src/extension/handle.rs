@@ -51,6 +51,12 @@ impl ExtensionRef {
         self.caller.clone()
     }
 
+    /// Whether `other` is a handle to this same extension (the same actor, not merely one
+    /// of the same name started again).
+    pub fn is_same(&self, other: &ExtensionRef) -> bool {
+        Arc::ptr_eq(&self.calls, &other.calls)
+    }
+
     /// Calls `method` with positional `args`, with the extension's default deadline.
     pub async fn call(&self, method: &str, args: Vec<Value>) -> CallResult {
         self.caller.call(Call::new(method.to_owned(), args)).await

@@ -74,15 +74,22 @@ class Probe(troupe.Extension):
         return out
 
     def count(self, n, delay=0.0):
-        self.counted = 0
-        for i in range(n):
-            if delay:
-                time.sleep(delay)
-            self.counted = i + 1
-            yield i
+        self.counted, self.count_closed = 0, False
+        try:
+            for i in range(n):
+                if delay:
+                    time.sleep(delay)
+                self.counted = i + 1
+                yield i
+        except GeneratorExit:
+            self.count_closed = True
+            raise
 
     def counted_so_far(self):
         return getattr(self, "counted", 0)
+
+    def count_was_closed(self):
+        return getattr(self, "count_closed", False)
 
     async def count_async(self, n):
         for i in range(n):

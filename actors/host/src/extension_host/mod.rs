@@ -25,6 +25,7 @@ mod python_node;
 mod router;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use indexmap::IndexMap;
@@ -192,6 +193,7 @@ impl ExtensionHostBuilder {
             progress,
             extensions: RwLock::default(),
             failed: IndexMap::new(),
+            closed: AtomicBool::new(false),
         };
         let mut preparing = Vec::new();
         for (config, grant) in entries {
@@ -206,7 +208,9 @@ impl ExtensionHostBuilder {
         // Venvs build concurrently; extensions start in the order given.
         for (config, venv) in preparing {
             match venv.await {
-                Ok(venv) => host.launch(config, venv),
+                Ok(venv) => {
+                    host.launch(config, venv);
+                }
                 Err(error) => {
                     tracing::error!(extension = %config.name, %error, "extension not started");
                     host.router.forget(&config.name);
@@ -268,6 +272,8 @@ pub struct ExtensionHost {
     progress: Progress,
     extensions: RwLock<IndexMap<String, ExtensionRef>>,
     failed: IndexMap<String, HostError>,
+    /// Set by [`ExtensionHost::shutdown`]: nothing more starts.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for ExtensionHost {
@@ -354,15 +360,17 @@ impl ExtensionHost {
     /// waits for its start-up hooks.
     ///
     /// # Errors
-    /// [`AddError::Duplicate`] if an extension of that name runs or is being added;
-    /// [`AddError::Prepare`] if its venv could not be made; [`AddError::NotStarted`] if it
-    /// did not come up (it is stopped then).
+    /// [`AddError::Duplicate`] if an extension of that name runs, is being added or is
+    /// stopping; [`AddError::Prepare`] if its venv could not be made;
+    /// [`AddError::NotStarted`] if it did not come up (it is stopped then);
+    /// [`AddError::ShutDown`] once the host is shutting down.
     pub async fn add(
         &self,
         config: ExtensionConfig,
         grants: Grants,
     ) -> Result<ExtensionRef, AddError> {
         let name = config.name.clone();
+        // The grant reserves the name until this add fails or the extension has stopped.
         if self.read().contains_key(&name) || !self.router.grant(&name, grants) {
             return Err(AddError::Duplicate(name));
         }
@@ -376,44 +384,59 @@ impl ExtensionHost {
                 });
             }
         };
-        self.launch(config, venv);
-        let Some(extension) = self.extension(&name) else {
-            return Err(AddError::NotStarted(NotStarted {
-                extension: name,
-                reason: "stopped while it started".into(),
-                traceback: String::new(),
-            }));
+        let Some(extension) = self.launch(config, venv) else {
+            self.router.forget(&name);
+            return Err(AddError::ShutDown);
         };
         match NotStarted::from_status(&name, &extension.ready().await) {
             None => Ok(extension),
             Some(not_started) => {
-                self.stop_extension(&name).await;
+                self.stop(&extension).await;
                 Err(AddError::NotStarted(not_started))
             }
         }
     }
 
-    /// Stops extension `name` gracefully and waits for its process to end; calls to it
-    /// fail with `ActorStopped` from then on, and its name may be added again. Returns
-    /// whether it was running.
+    /// Stops extension `name` gracefully and waits for its process to end (see
+    /// [`ExtensionHost::stop`]). Returns whether there was one (running, restarting or
+    /// given up).
     pub async fn stop_extension(&self, name: &str) -> bool {
-        let removed = self
-            .extensions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .shift_remove(name);
-        self.router.forget(name);
-        match removed {
-            Some(extension) => {
-                extension.stop().await;
-                true
-            }
+        let extension = self.extension(name);
+        match extension {
+            Some(extension) => self.stop(&extension).await,
             None => false,
         }
     }
 
-    /// Stops every extension gracefully (in parallel) and waits for their processes to end.
+    /// Stops `extension` gracefully and waits for its process to end, if it is still the
+    /// one listed under its name (not one started again since). It keeps its grants while
+    /// it stops (its `prepare_shutdown` may call what it was allowed to); then its grants
+    /// and address leave the router, calls to it fail with `ActorStopped`, and its name
+    /// may be added again. Returns whether it was listed.
+    pub async fn stop(&self, extension: &ExtensionRef) -> bool {
+        let name = extension.name();
+        let listed = {
+            let mut extensions = self
+                .extensions
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let listed = extensions.get(name).is_some_and(|e| e.is_same(extension));
+            if listed {
+                extensions.shift_remove(name);
+            }
+            listed
+        };
+        extension.stop().await;
+        if listed {
+            self.router.forget(name);
+        }
+        listed
+    }
+
+    /// Stops every extension gracefully (in parallel) and waits for their processes to
+    /// end; nothing is added from then on.
     pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let stops: Vec<_> = self
             .extensions()
             .into_iter()
@@ -472,15 +495,23 @@ impl ExtensionHost {
         }
     }
 
-    /// Starts `config` in `venv` on the current arbiter and lists it.
-    fn launch(&self, config: ExtensionConfig, venv: Venv) {
+    /// Starts `config` in `venv` on the current arbiter and lists it; `None` (and nothing
+    /// starts) once the host is shutting down.
+    fn launch(&self, config: ExtensionConfig, venv: Venv) -> Option<ExtensionRef> {
         let name = config.name.clone();
+        let mut extensions = self
+            .extensions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Checked under the lock `shutdown` takes after setting it: an extension is either
+        // listed before shutdown looks, or not started.
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         let extension = extension::start(config, venv, self.router.clone());
         self.router.add_extension(&name, &extension.caller());
-        self.extensions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name, extension);
+        extensions.insert(name, extension.clone());
+        Some(extension)
     }
 }
 
@@ -502,4 +533,7 @@ pub enum AddError {
     /// It was spawned but did not come up (its start-up raised, it crashed...).
     #[error("{0}")]
     NotStarted(NotStarted),
+    /// The host is shutting down.
+    #[error("the extension host is shutting down")]
+    ShutDown,
 }
