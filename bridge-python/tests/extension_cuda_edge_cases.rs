@@ -15,23 +15,29 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::cuda::{child_exports, cuda_venv, eventually, gpu_or_skip, pattern, pattern_from};
-use support::start_plugin;
-use troupe_bridge_python::extension::ExtensionRef;
-use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory};
+use support::plugins;
+use troupe_bridge_python::extension::{self, ExtensionConfig, ExtensionRef, NoRoutes};
+use troupe_cuda::{CudaBuffer, CudaDevice, DType, DeviceMemory, device_count};
 use troupe_value::{CallError, DeviceArray, Value};
 
 /// The extension, or `None` (skip) when its venv has no torch with CUDA.
 async fn start(name: &str) -> Option<ExtensionRef> {
-    let ext = start_plugin(
-        name,
-        "cuda_edge_cases",
-        cuda_venv().await,
-        Duration::from_secs(120),
-    )
-    .await;
+    start_with(name, &[]).await
+}
+
+/// [`start`] with environment variables `vars` in the child.
+async fn start_with(name: &str, vars: &[(&str, &str)]) -> Option<ExtensionRef> {
+    let config = vars.iter().fold(
+        ExtensionConfig::new(name, "cuda_edge_cases").path(plugins()),
+        |config, (key, value)| config.var(*key, *value),
+    );
+    let ext = extension::start(config, cuda_venv().await, Arc::new(NoRoutes));
+    let status = ext.ready_within(Duration::from_secs(120)).await;
+    assert!(status.is_ok(), "{status:?}");
     let library = ext.call("library", vec![]).await.unwrap();
     if library.as_str() != Some("torch") {
         println!("{name}: skipped: no torch with CUDA in the extension's venv");
@@ -207,6 +213,60 @@ fn a_view_of_an_import_sent_back_fails_cleanly() {
             .await;
         },
     );
+}
+
+/// `CUDA_VISIBLE_DEVICES` in the UUID form nvidia-smi prints (`GPU-` and 8-4-4-4-12 hex).
+fn visible_devices(uuid: [u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "GPU-{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// M1: a child that sees only the host's last GPU (its `CUDA_VISIBLE_DEVICES` is that GPU's
+/// UUID) numbers it 0, and so must the `troupe.CudaArray` it gets: `device`,
+/// `__dlpack_device__`, and the device of the tensor torch makes from it, whatever the
+/// host's ordinal (with one GPU both are 0, and only the plumbing is checked).
+#[test]
+fn an_import_reports_the_child_s_own_ordinal() {
+    let test = "an_import_reports_the_child_s_own_ordinal";
+    if gpu_or_skip(test).is_none() {
+        return;
+    }
+    let last = device_count().unwrap() - 1;
+    let device = CudaDevice::shared(last).unwrap();
+    let visible = visible_devices(device.uuid().unwrap());
+    actix::System::new().block_on(async {
+        let Some(ext) = start_with(test, &[("CUDA_VISIBLE_DEVICES", visible.as_str())]).await
+        else {
+            return;
+        };
+        let n = 4096usize;
+        let buffer =
+            CudaBuffer::from_host(&device, DType::U8, &[n as u64], &pattern(n, 13)).unwrap();
+        let args = vec![Value::DeviceArray(buffer.to_device_array().unwrap())];
+        let seen = ext.call("where", args).await.unwrap();
+        println!("{test}: host ordinal {last}, child ({visible}) sees {seen:?}");
+        let int = |key: &str| seen.get(key).and_then(Value::as_int);
+        assert_eq!(int("device"), Some(0), "CudaArray.device");
+        assert_eq!(int("dlpack_device"), Some(0), "__dlpack_device__");
+        assert_eq!(int("torch_device"), Some(0), "torch.from_dlpack(..).device");
+        assert_eq!(
+            int("sum"),
+            Some(pattern(n, 13).iter().map(|&b| i64::from(b)).sum::<i64>()),
+            "the bytes torch reads"
+        );
+        eventually("the host's export is released", async || {
+            buffer.holders() == 1
+        })
+        .await;
+        ext.stop().await;
+    });
 }
 
 /// An object with only `__dlpack__`/`__dlpack_device__` (the path torch and cupy never take,

@@ -47,6 +47,18 @@ class CudaEdgeCases(troupe.Extension):
         big = pattern(3 * n, seed)
         return big[n : 2 * n]
 
+    def where(self, array):
+        """Where the host's array is, as this process numbers its devices (its
+        ``CUDA_VISIBLE_DEVICES`` may differ from the host's), and the sum of its bytes as
+        torch reads them through DLPack."""
+        tensor = torch.from_dlpack(array)
+        return {
+            "device": array.device,
+            "dlpack_device": array.__dlpack_device__()[1],
+            "torch_device": tensor.device.index,
+            "sum": int(tensor.to(torch.int64).sum()),
+        }
+
     def view_back(self, array):
         """A torch view of the host's array, returned as a tensor (not as the CudaArray)."""
         return torch.as_tensor(array, device="cuda")

@@ -65,12 +65,7 @@ impl CudaDevice {
     /// [`CudaError::UnknownDevice`] when this process does not see it (its
     /// `CUDA_VISIBLE_DEVICES` hides it); as [`CudaDevice::open`] otherwise.
     pub fn shared_by_uuid(uuid: [u8; 16]) -> Result<CudaDevice, CudaError> {
-        for ordinal in 0..device_count()? {
-            if uuid_of(ordinal)? == uuid {
-                return CudaDevice::shared(ordinal);
-            }
-        }
-        Err(CudaError::UnknownDevice { uuid })
+        CudaDevice::shared(ordinal_with_uuid(uuid, device_count()?, uuid_of)?)
     }
 
     /// The device's UUID, the same in every process.
@@ -167,6 +162,20 @@ impl CudaDevice {
     }
 }
 
+/// The ordinal, among `count` devices whose UUIDs `uuid_of` gives, of the device `uuid`.
+fn ordinal_with_uuid(
+    uuid: [u8; 16],
+    count: usize,
+    uuid_of: impl Fn(usize) -> Result<[u8; 16], CudaError>,
+) -> Result<usize, CudaError> {
+    for ordinal in 0..count {
+        if uuid_of(ordinal)? == uuid {
+            return Ok(ordinal);
+        }
+    }
+    Err(CudaError::UnknownDevice { uuid })
+}
+
 /// The UUID of device `ordinal` of this process.
 fn uuid_of(ordinal: usize) -> Result<[u8; 16], CudaError> {
     ensure()?;
@@ -218,5 +227,37 @@ impl Drop for Restore {
         if code != sys::CUresult::CUDA_SUCCESS {
             tracing::warn!(?code, "cannot restore the thread's CUDA context");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process that sees three devices, UUIDs `[10; 16]`, `[11; 16]`, `[12; 16]`: what a
+    /// `CUDA_VISIBLE_DEVICES` other than the exporter's leaves visible, numbered from 0.
+    fn table(ordinal: usize) -> Result<[u8; 16], CudaError> {
+        Ok([10 + ordinal as u8; 16])
+    }
+
+    #[test]
+    fn a_device_is_found_by_uuid_whatever_its_ordinal_elsewhere() {
+        assert_eq!(ordinal_with_uuid([12; 16], 3, table), Ok(2));
+        assert_eq!(ordinal_with_uuid([10; 16], 3, table), Ok(0));
+        assert_eq!(
+            ordinal_with_uuid([12; 16], 2, table),
+            Err(CudaError::UnknownDevice { uuid: [12; 16] }),
+            "a device this process does not see"
+        );
+        let failing = |_| {
+            Err(CudaError::Driver {
+                call: "cuDeviceGetUuid",
+                code: sys::CUresult::CUDA_ERROR_UNKNOWN,
+            })
+        };
+        assert!(matches!(
+            ordinal_with_uuid([10; 16], 1, failing),
+            Err(CudaError::Driver { .. })
+        ));
     }
 }

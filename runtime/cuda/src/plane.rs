@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use cudarc::driver::sys;
 use troupe_value::device::{
     CudaIpcDescriptor, DeviceArray, DeviceError, DeviceOwner, DevicePlane, ExportId,
-    ExportReleases, WireArray,
+    ExportReleases, LocalMemory, WireArray,
 };
 
 use crate::buffer::CudaBuffer;
@@ -103,32 +103,40 @@ impl DevicePlane for CudaPlane {
             .map_err(DeviceError::export)
     }
 
-    fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError> {
+    fn returned(&self, export: ExportId) -> Result<(LocalMemory, u64), DeviceError> {
         let exports = self.exports();
         let buffer = exports
             .buffer(export, self.peer)
             .ok_or(DeviceError::UnknownExport(export))?;
-        Ok((Arc::new(buffer.clone()), buffer.len_bytes()))
+        let memory = LocalMemory {
+            owner: Arc::new(buffer.clone()),
+            device: ordinal_u32(buffer.device()),
+        };
+        Ok((memory, buffer.len_bytes()))
     }
 
     fn import(
         &self,
         descriptor: &CudaIpcDescriptor,
         releases: &Arc<dyn ExportReleases>,
-    ) -> Result<DeviceOwner, DeviceError> {
+    ) -> Result<LocalMemory, DeviceError> {
         let export = descriptor.export_id;
         if !driver_available() {
             releases.release_export(export);
             return Err(DeviceError::NoDriver);
         }
         match self.import_buffer(descriptor) {
-            Ok(buffer) => Ok(Arc::new(Import {
-                plane: self.id,
-                peer_device: descriptor.device,
-                buffer: Some(buffer),
-                importer: self.importer.clone(),
-                releases: Arc::downgrade(releases),
-            })),
+            Ok(buffer) => Ok(LocalMemory {
+                // The device it was matched to by UUID, as this process numbers it.
+                device: ordinal_u32(buffer.device()),
+                owner: Arc::new(Import {
+                    plane: self.id,
+                    peer_device: descriptor.device,
+                    buffer: Some(buffer),
+                    importer: self.importer.clone(),
+                    releases: Arc::downgrade(releases),
+                }),
+            }),
             Err(e) => {
                 // A failed import made its release due (or never reached the importer).
                 let due = self.importer.take_releases();
@@ -235,6 +243,12 @@ mod reaper {
     }
 }
 
+/// `device`'s ordinal in this process as values carry it (the driver numbers devices with a
+/// C `int`, so it always fits).
+fn ordinal_u32(device: &CudaDevice) -> u32 {
+    u32::try_from(device.ordinal()).unwrap_or(u32::MAX)
+}
+
 /// The memory behind a [`DeviceArray`] of this process.
 #[derive(Debug, Clone, Copy)]
 pub enum DeviceMemory<'a> {
@@ -304,7 +318,7 @@ impl CudaBuffer {
             owner,
             self.dtype(),
             self.shape().to_vec(),
-            self.device().ordinal() as u32,
+            ordinal_u32(self.device()),
         )?)
     }
 }

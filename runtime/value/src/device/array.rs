@@ -43,7 +43,8 @@ pub enum WireArray {
         dtype: DType,
         /// Shape in elements, C order.
         shape: Vec<u64>,
-        /// The receiver's device ordinal.
+        /// The receiver's device ordinal, as the sender knows it (informative: the receiver
+        /// reports its own buffer's).
         device: u32,
     },
 }
@@ -91,8 +92,9 @@ impl DeviceArray {
     }
 
     /// The array a wire form describes, in the state `memory` left it (the size was
-    /// checked when it was decoded or made).
-    fn described(wire: &WireArray, memory: Memory) -> DeviceArray {
+    /// checked when it was decoded or made), on device `local` of this process when it
+    /// resolved to memory here, else on the device the wire names.
+    fn described(wire: &WireArray, memory: Memory, local: Option<u32>) -> DeviceArray {
         let (dtype, shape, device) = match wire {
             WireArray::Exported(d) => (d.dtype, &d.shape, d.device),
             WireArray::Returned {
@@ -106,7 +108,7 @@ impl DeviceArray {
             dtype,
             shape: shape.clone(),
             size: byte_len(dtype, shape).unwrap_or(u64::MAX),
-            device,
+            device: local.unwrap_or(device),
             memory,
         }
     }
@@ -114,7 +116,7 @@ impl DeviceArray {
     /// The array as it travels: what a connection puts in a frame in place of an array it
     /// exported, and what a decode outside a connection makes.
     pub fn travelling(wire: WireArray) -> DeviceArray {
-        DeviceArray::described(&wire.clone(), Memory::Remote(Box::new(wire)))
+        DeviceArray::described(&wire.clone(), Memory::Remote(Box::new(wire)), None)
     }
 
     /// Element type.
@@ -132,7 +134,9 @@ impl DeviceArray {
         self.size
     }
 
-    /// The device ordinal, in the process that holds the memory.
+    /// The device ordinal, as this process numbers its devices (for an import, the device it
+    /// was matched to by UUID, whatever the exporter calls it); for an array in transit,
+    /// as its sender numbers them.
     pub fn device(&self) -> u32 {
         self.device
     }
@@ -223,8 +227,12 @@ impl<'de> Deserialize<'de> for DeviceArray {
         valid.map_err(|e| stash(crate::DecodeError::InvalidDeviceArray(e)))?;
         Ok(match resolve(&wire) {
             None => DeviceArray::travelling(wire),
-            Some(Ok(owner)) => DeviceArray::described(&wire, Memory::Local(owner)),
-            Some(Err(error)) => DeviceArray::described(&wire, Memory::Unavailable(Box::new(error))),
+            Some(Ok(local)) => {
+                DeviceArray::described(&wire, Memory::Local(local.owner), Some(local.device))
+            }
+            Some(Err(error)) => {
+                DeviceArray::described(&wire, Memory::Unavailable(Box::new(error)), None)
+            }
         })
     }
 }

@@ -17,4 +17,4 @@ pub use array::{DeviceArray, WireArray};
 pub use descriptor::{CudaIpcDescriptor, DescriptorError, ExportId, byte_len, check_range};
 pub use error::DeviceError;
 pub use handle::{IPC_HANDLE_LEN, IpcHandle};
-pub use plane::{DeviceOwner, DevicePlane, ExportReleases, with_plane};
+pub use plane::{DeviceOwner, DevicePlane, ExportReleases, LocalMemory, with_plane};

@@ -13,6 +13,24 @@ use super::error::DeviceError;
 /// buffer or import, type-erased so that this crate needs no CUDA.
 pub type DeviceOwner = Arc<dyn Any + Send + Sync>;
 
+/// Memory of this process that a peer's frame names (an import of the peer's array, or this
+/// process's own export sent back), as a [`DevicePlane`] finds it.
+#[derive(Clone)]
+pub struct LocalMemory {
+    /// What keeps the memory alive.
+    pub owner: DeviceOwner,
+    /// This process's ordinal of the device that holds or maps the memory: the array reports
+    /// it, never the peer's, which may number its devices otherwise (its
+    /// `CUDA_VISIBLE_DEVICES`).
+    pub device: u32,
+}
+
+impl fmt::Debug for LocalMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LocalMemory(cuda:{})", self.device)
+    }
+}
+
 /// One connection's CUDA IPC: exports this process's arrays to the peer and keeps them alive
 /// until the peer releases them, and imports the peer's. `troupe_cuda::CudaPlane` implements
 /// it; a connection (`troupe-protocol`) given one carries device arrays.
@@ -28,9 +46,10 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
     /// [`DeviceError::Export`] when the driver refuses.
     fn export(&self, array: &DeviceArray) -> Result<WireArray, DeviceError>;
 
-    /// Imports a peer's array. Whatever the outcome, the release of `descriptor` is queued
-    /// in `releases` when it is due: at once when the import fails, else when the last clone
-    /// of the returned owner drops.
+    /// Imports a peer's array, on the device of this process with the descriptor's UUID.
+    /// Whatever the outcome, the release of `descriptor` is queued in `releases` when it is
+    /// due: at once when the import fails, else when the last clone of the returned owner
+    /// drops.
     ///
     /// # Errors
     /// [`DeviceError::NoDriver`] or [`DeviceError::Import`].
@@ -38,14 +57,14 @@ pub trait DevicePlane: Send + Sync + fmt::Debug {
         &self,
         descriptor: &CudaIpcDescriptor,
         releases: &Arc<dyn ExportReleases>,
-    ) -> Result<DeviceOwner, DeviceError>;
+    ) -> Result<LocalMemory, DeviceError>;
 
     /// The memory of this process's export `export`, which the peer sent back, and its
     /// length in bytes (what the peer may describe of it: no more).
     ///
     /// # Errors
     /// [`DeviceError::UnknownExport`] when the peer holds no such export.
-    fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError>;
+    fn returned(&self, export: ExportId) -> Result<(LocalMemory, u64), DeviceError>;
 
     /// The peer released these exports (or a frame carrying them was never sent). Returns how
     /// many matched an export the peer held; the others are ignored.
@@ -92,7 +111,7 @@ pub fn with_plane<E: ExportReleases + 'static, R>(
 
 /// Imports `wire` (or takes back this process's own array) with the plane of the connection
 /// being decoded; `None` outside one.
-pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceError>> {
+pub(super) fn resolve(wire: &WireArray) -> Option<Result<LocalMemory, DeviceError>> {
     let (plane, releases) = IMPORTING.with_borrow(Clone::clone)?;
     Some(match (plane, wire) {
         (Some(plane), WireArray::Exported(descriptor)) => plane.import(descriptor, &releases),
@@ -104,7 +123,7 @@ pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceErro
                 shape,
                 ..
             },
-        ) => plane.returned(*export_id).and_then(|(owner, exported)| {
+        ) => plane.returned(*export_id).and_then(|(memory, exported)| {
             // A peer may describe the memory it was lent, never more.
             let claimed = super::descriptor::byte_len(*dtype, shape).unwrap_or(u64::MAX);
             if claimed > exported {
@@ -114,7 +133,7 @@ pub(super) fn resolve(wire: &WireArray) -> Option<Result<DeviceOwner, DeviceErro
                     exported,
                 });
             }
-            Ok(owner)
+            Ok(memory)
         }),
         (None, WireArray::Exported(descriptor)) => {
             releases.release_export(descriptor.export_id);
@@ -130,7 +149,8 @@ mod tests {
     use super::*;
     use crate::DType;
 
-    /// A plane holding one export of 1 KiB, `ExportId(7)`.
+    /// A plane holding one export of 1 KiB, `ExportId(7)`, on its device 1; it imports the
+    /// peer's export `ExportId(3)` on its device 0, whatever device the peer names.
     #[derive(Debug)]
     struct OneExport;
 
@@ -143,14 +163,21 @@ mod tests {
             &self,
             descriptor: &CudaIpcDescriptor,
             releases: &Arc<dyn ExportReleases>,
-        ) -> Result<DeviceOwner, DeviceError> {
+        ) -> Result<LocalMemory, DeviceError> {
+            if descriptor.export_id == ExportId(3) {
+                return Ok(LocalMemory {
+                    owner: Arc::new(vec![0u8; 16]),
+                    device: 0,
+                });
+            }
             releases.release_export(descriptor.export_id);
             Err(DeviceError::NoDriver)
         }
 
-        fn returned(&self, export: ExportId) -> Result<(DeviceOwner, u64), DeviceError> {
+        fn returned(&self, export: ExportId) -> Result<(LocalMemory, u64), DeviceError> {
+            let owner: DeviceOwner = Arc::new(vec![0u8; 1024]);
             match export {
-                ExportId(7) => Ok((Arc::new(vec![0u8; 1024]), 1024)),
+                ExportId(7) => Ok((LocalMemory { owner, device: 1 }, 1024)),
                 other => Err(DeviceError::UnknownExport(other)),
             }
         }
@@ -220,5 +247,41 @@ mod tests {
             unknown.owner(),
             Err(DeviceError::UnknownExport(ExportId(8)))
         ));
+    }
+
+    /// An import reports the device this process matched it to, never the exporter's
+    /// ordinal (issue 16, M1: torch would label the tensor with another GPU); an echo reports
+    /// the receiver's own buffer's device, whatever the peer claims.
+    #[test]
+    fn received_arrays_report_this_process_s_ordinal() {
+        let descriptor = CudaIpcDescriptor {
+            mem_handle: crate::device::IpcHandle([1; crate::device::IPC_HANDLE_LEN]),
+            event_handle: crate::device::IpcHandle([2; crate::device::IPC_HANDLE_LEN]),
+            offset: 0,
+            size: 16,
+            dtype: DType::U8,
+            shape: vec![16],
+            device: 3,
+            device_uuid: [7; 16],
+            export_id: ExportId(3),
+        };
+        let imported = received(WireArray::Exported(descriptor.clone()));
+        assert!(imported.owner().is_ok(), "{imported:?}");
+        assert_eq!(imported.device(), 0, "the importer's ordinal");
+        let echoed = received(WireArray::Returned {
+            export_id: ExportId(7),
+            dtype: DType::U8,
+            shape: vec![4],
+            device: 5,
+        });
+        assert_eq!(echoed.device(), 1, "the receiver's own buffer's ordinal");
+        let failed = received(WireArray::Exported(CudaIpcDescriptor {
+            export_id: ExportId(4),
+            ..descriptor.clone()
+        }));
+        assert!(failed.owner().is_err());
+        assert_eq!(failed.device(), 3, "unusable: as the sender described it");
+        let in_transit = DeviceArray::travelling(WireArray::Exported(descriptor));
+        assert_eq!(in_transit.device(), 3, "in transit: the sender's numbering");
     }
 }
