@@ -133,6 +133,8 @@ impl Connection {
     pub(crate) fn send(&self, frame: ToHost) -> Result<(), ConnectionError> {
         let sealed = self.ledger.seal(frame)?;
         let fds = sealed.fds();
+        // The rest of `sealed` (the device arrays it names) drops after the frame is queued,
+        // so the release thread cannot send an import's release before the echo naming it.
         self.outgoing.send_with(sealed.bytes, fds)?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use troupe_shm::pool::{LentSlots, PeerScope, Pool, PoolError, Slot, SlotKey, with_peer};
 use troupe_shm::{ShmError, ShmRegion};
-use troupe_value::device::{DeviceError, DevicePlane, ExportId, with_plane};
+use troupe_value::device::{DeviceArray, DeviceError, DevicePlane, ExportId, with_plane};
 use troupe_value::{Buffer, DecodeError, EncodeError, decode, encode};
 
 use crate::transport::{MAX_FDS_PER_DATAGRAM, SharedFd};
@@ -35,6 +35,12 @@ pub enum FrameError {
 
 /// A sealed frame: its bytes and the shared-memory regions it hands the peer (their
 /// descriptors travel with it).
+///
+/// Drop it only once its bytes are queued for the peer (after
+/// [`Outgoing::send_with`](crate::transport::Outgoing::send_with) returned): it keeps the
+/// device arrays it names alive until then. The last clone of an import of the peer's array
+/// that goes queues the import's release, which must not overtake the frame naming that
+/// array (an echo, `Returned`), or the peer frees the export before the echo arrives.
 #[derive(Debug)]
 #[must_use]
 pub struct Sealed {
@@ -42,6 +48,8 @@ pub struct Sealed {
     pub bytes: Vec<u8>,
     /// Regions whose slots the frame names and that the peer may not hold yet.
     pub regions: Vec<Arc<ShmRegion>>,
+    /// The device arrays the frame names, as they were before sealing: dropped with it.
+    _held: Vec<DeviceArray>,
 }
 
 impl Sealed {
@@ -191,7 +199,10 @@ impl Ledger {
         if regions.len() > MAX_FDS_PER_DATAGRAM {
             return Err(FrameError::TooManyRegions(regions.len()));
         }
-        let exported = devices::export_all(self.devices.as_ref(), &mut frame)?;
+        let devices::ExportedAll {
+            made: exported,
+            replaced: held,
+        } = devices::export_all(self.devices.as_ref(), &mut frame)?;
         let keys: Vec<SlotKey> = lent.iter().map(|(key, _)| *key).collect();
         self.lend(lent);
         // Releases owed to the peer ride along (see `Envelope::released`).
@@ -208,7 +219,14 @@ impl Ledger {
             exports_released: envelope.exports_released,
         };
         match encoded {
-            Ok(bytes) => Ok((Sealed { bytes, regions }, receipt)),
+            Ok(bytes) => Ok((
+                Sealed {
+                    bytes,
+                    regions,
+                    _held: held,
+                },
+                receipt,
+            )),
             Err(e) => {
                 self.unseal(receipt);
                 Err(e.into())

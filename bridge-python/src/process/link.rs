@@ -153,6 +153,8 @@ impl Link {
     pub fn send(&self, frame: ToChild) -> Result<(), LinkError> {
         let (sealed, receipt) = self.ledger.seal_with_receipt(frame)?;
         let fds = sealed.fds();
+        // The rest of `sealed` (the device arrays it names) drops after the frame is queued:
+        // an import's release must not overtake the frame that echoes it.
         if let Err(e) = self.outgoing.send_with(sealed.bytes, fds) {
             self.ledger.unseal(receipt);
             return Err(e.into());
