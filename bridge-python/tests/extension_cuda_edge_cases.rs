@@ -265,6 +265,12 @@ fn an_import_reports_the_child_s_own_ordinal() {
             buffer.holders() == 1
         })
         .await;
+        let stats = ext.call("stats", vec![]).await.unwrap();
+        assert_eq!(
+            stats.get("teardown_errors"),
+            Some(&Value::Int(0)),
+            "{stats:?}"
+        );
         ext.stop().await;
     });
 }

@@ -87,13 +87,9 @@ fn refused_and_unusable_tensors_are_errors_that_say_why() {
         } else {
             assert!(message.contains("no CUDA driver"), "{message}");
         }
-        assert_eq!(
-            ext.call("cuda_stats", vec![])
-                .await
-                .unwrap()
-                .get("exported"),
-            Some(&Value::Int(0))
-        );
+        let stats = ext.call("cuda_stats", vec![]).await.unwrap();
+        assert_eq!(stats.get("exported"), Some(&Value::Int(0)));
+        assert_eq!(stats.get("teardown_errors"), Some(&Value::Int(0)));
         ext.stop().await;
     });
 }

@@ -251,22 +251,26 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 }
 
 /// This child's CUDA exports: `exported` (arrays sent to the host and not yet released by
-/// it) and `driver` (whether a CUDA driver is here that this build can use).
+/// it), `driver` (whether a CUDA driver is here that this build can use) and
+/// `teardown_errors` (driver calls that failed while freeing or releasing CUDA memory, only
+/// logged where they happen: `troupe_cuda::teardown_errors`).
 #[pyfunction]
 fn cuda_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     #[cfg(feature = "cuda")]
-    let (exported, driver) = {
+    let (exported, driver, teardown_errors) = {
         use troupe_value::device::DevicePlane;
         (
             troupe_pyvalue::cuda::plane().exported(),
             troupe_cuda::driver_available(),
+            troupe_cuda::teardown_errors(),
         )
     };
     #[cfg(not(feature = "cuda"))]
-    let (exported, driver) = (0, false);
+    let (exported, driver, teardown_errors) = (0, false, 0);
     let dict = PyDict::new(py);
     dict.set_item("exported", exported)?;
     dict.set_item("driver", driver)?;
+    dict.set_item("teardown_errors", teardown_errors)?;
     Ok(dict)
 }
 

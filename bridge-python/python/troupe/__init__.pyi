@@ -262,6 +262,9 @@ class _CudaStats(TypedDict):
     exported: int
     #: Whether a CUDA driver is here that this build can use.
     driver: bool
+    #: Driver calls that failed while freeing or releasing CUDA memory (each also logged):
+    #: anything but 0 means leaked memory, a mapping left open or a context not restored.
+    teardown_errors: int
 
 def cuda_stats() -> _CudaStats:
     """This extension's CUDA exports (in an extension's child only)."""

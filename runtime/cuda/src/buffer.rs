@@ -9,6 +9,7 @@ use troupe_value::DType;
 
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
+use crate::teardown;
 use troupe_value::device::{DescriptorError, IpcHandle, byte_len, check_range};
 
 use crate::handle;
@@ -284,7 +285,10 @@ impl Drop for Allocation {
         let waited = self.device.synchronize();
         if let Some(keeper) = self.keeper.take() {
             if let Err(e) = waited {
-                tracing::warn!(error = %e, "giving back borrowed CUDA memory whose stream failed");
+                teardown::failed(
+                    &e,
+                    format_args!("giving back borrowed CUDA memory whose stream failed"),
+                );
             }
             drop(keeper);
             return;
@@ -296,7 +300,13 @@ impl Drop for Allocation {
             check("cuMemFree", unsafe { sys::cuMemFree_v2(self.ptr) })
         });
         if let Err(e) = freed {
-            tracing::warn!(error = %e, bytes = self.len, "leaking a CUDA allocation that could not be freed");
+            teardown::failed(
+                &e,
+                format_args!(
+                    "leaking a CUDA allocation of {} bytes that could not be freed",
+                    self.len
+                ),
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ use cudarc::driver::{CudaContext, CudaStream, sys};
 
 use crate::driver::{device_count, ensure};
 use crate::error::{CudaError, check};
+use crate::teardown;
 
 /// A device to allocate on and import into, with the stream on which this crate orders its
 /// copies, exports and imports. Cheap to clone: clones share the context and the stream.
@@ -224,8 +225,8 @@ impl Drop for Restore {
         // SAFETY: `previous` was current on this thread (or null, which unbinds); a context
         // destroyed meanwhile is refused by the driver with an error, logged.
         let code = unsafe { sys::cuCtxSetCurrent(self.previous) };
-        if code != sys::CUresult::CUDA_SUCCESS {
-            tracing::warn!(?code, "cannot restore the thread's CUDA context");
+        if let Err(e) = check("cuCtxSetCurrent", code) {
+            teardown::failed(&e, format_args!("cannot restore the thread's CUDA context"));
         }
     }
 }

@@ -74,6 +74,7 @@ mod export;
 mod handle;
 mod import;
 mod plane;
+mod teardown;
 
 pub use buffer::CudaBuffer;
 pub use device::CudaDevice;
@@ -82,6 +83,7 @@ pub use error::CudaError;
 pub use export::{ExportError, Exports, MAX_LIVE_EVENTS, PeerId, Release};
 pub use import::{ImportedBuffer, Importer};
 pub use plane::{CudaPlane, DeviceMemory, Import};
+pub use teardown::teardown_errors;
 pub use troupe_value::DType;
 pub use troupe_value::device::{
     CudaIpcDescriptor, DescriptorError, ExportId, IPC_HANDLE_LEN, IpcHandle,

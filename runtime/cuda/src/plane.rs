@@ -17,6 +17,7 @@ use crate::driver::driver_available;
 use crate::error::CudaError;
 use crate::export::{Exports, PeerId, Release};
 use crate::import::{ImportedBuffer, Importer};
+use crate::teardown;
 
 /// One connection's CUDA IPC: an [`Exports`] table for what this process sent the peer, and
 /// an [`Importer`] for what the peer sent. Give it to the connection (`troupe-protocol`'s
@@ -201,7 +202,13 @@ impl Drop for Import {
         reaper::run(Box::new(move || {
             // Any library of this process may still read the memory on a stream of its own.
             if let Err(e) = buffer.device().synchronize_context() {
-                tracing::warn!(error = %e, export = %buffer.export_id(), "releasing an import whose device failed");
+                teardown::failed(
+                    &e,
+                    format_args!(
+                        "releasing import {} whose device failed",
+                        buffer.export_id()
+                    ),
+                );
             }
             drop(buffer);
             let due = importer.take_releases();

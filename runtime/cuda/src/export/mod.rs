@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::buffer::CudaBuffer;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
+use crate::teardown;
 use table::ExportTable;
 use troupe_value::device::{CudaIpcDescriptor, ExportId};
 
@@ -306,7 +307,7 @@ impl Drop for ExportEvent {
             })
         });
         if let Err(e) = destroyed {
-            tracing::warn!(error = %e, "could not destroy an exported CUDA event");
+            teardown::failed(&e, format_args!("could not destroy an exported CUDA event"));
         }
     }
 }

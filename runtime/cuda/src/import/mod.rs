@@ -11,6 +11,7 @@ use crate::buffer::copy_to_host;
 use crate::device::CudaDevice;
 use crate::error::{CudaError, check};
 use crate::export::Release;
+use crate::teardown;
 use troupe_value::device::{CudaIpcDescriptor, DescriptorError, ExportId, IpcHandle};
 
 use crate::handle;
@@ -239,7 +240,10 @@ impl Drop for ImportInner {
         // Work queued on our stream may still read the memory; the exporter may free it as
         // soon as it gets the release.
         if let Err(e) = self.device.synchronize() {
-            tracing::warn!(error = %e, export = %self.export_id, "releasing an import whose stream failed");
+            teardown::failed(
+                &e,
+                format_args!("releasing import {} whose stream failed", self.export_id),
+            );
         }
         {
             let mut mappings = self.shared.mappings();
@@ -297,7 +301,7 @@ impl Drop for Mapping {
             })
         });
         if let Err(e) = closed {
-            tracing::warn!(error = %e, "could not close a CUDA IPC mapping");
+            teardown::failed(&e, format_args!("could not close a CUDA IPC mapping"));
         }
     }
 }
