@@ -1,8 +1,10 @@
 #!/bin/bash
 # CPU side, from anywhere in the checkout:  bash scripts/gpu/prepare_bundle.sh
-# Builds the GPU test binaries (troupe-cuda's tests and the bridge's CUDA tests), strips them,
-# and stages them with uv and run.sh in $CARGO_TARGET_DIR/gpu-run (target/gpu-run by default;
-# about 35 MiB), to carry to the GPU machine and run there with `bash target/gpu-run/run.sh`.
+# Builds the GPU test binaries (troupe-cuda's tests and the bridge's CUDA tests) and the release
+# `troupe` binary (for `troupe bench --scenario cuda-handoff`), strips them, and stages them with
+# uv and run.sh in $CARGO_TARGET_DIR/gpu-run (target/gpu-run by default; under 64 MiB, the
+# device call's carry limit), to carry to the GPU machine and run there with
+# `bash target/gpu-run/run.sh`.
 # Honours CARGO_TARGET_DIR, and CARGO_BUILD_JOBS for a machine with few cores.
 set -euo pipefail
 ROOT=$(git rev-parse --show-toplevel)
@@ -38,6 +40,13 @@ done
   strip "$OUT/bin/$name"
 done
 
+# The release `troupe` binary: run.sh measures cuda-handoff with it after the tests (its
+# extension needs no package, so the bench's venv builds without an index). It travels
+# xz-compressed, as uv does.
+cargo build --release -p troupe-cli --bin troupe
+strip -o "$OUT/troupe" "$TARGET/release/troupe"
+xz -T1 -6 -f "$OUT/troupe"
+
 # uv builds the bridge tests' venv on the GPU machine (no package index there: the venv uses
 # the system site-packages). The binary itself, not a shim (pyenv's `uv` is a shell script).
 is_elf() { [ -f "$1" ] && [ "$(head -c 4 "$1" | tail -c 3)" = ELF ]; }
@@ -59,3 +68,8 @@ echo "$TARGET" > "$OUT/BAKED_TARGET"
 cp "$(dirname "$0")/run.sh" "$OUT/run.sh"
 ls -la "$OUT" "$OUT/bin"
 du -sh "$OUT"
+KIB=$(du -sk "$OUT" | cut -f1)
+if [ "$KIB" -ge $((64 * 1024)) ]; then
+  echo "the bundle is ${KIB} KiB: over the 64 MiB a device call may carry" >&2
+  exit 1
+fi
