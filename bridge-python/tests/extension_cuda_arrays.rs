@@ -45,9 +45,25 @@ fn host_buffers_are_read_in_python_in_place_and_released() {
         let ext = start("cuda-read").await;
         let library = ext.call("library", vec![]).await.unwrap();
         println!("reading with {library:?}");
-        for n in [16usize, 1 << 20] {
-            let bytes = pattern(n, 3);
-            let buffer = CudaBuffer::from_host(&device, DType::U8, &[n as u64], &bytes).unwrap();
+        // Each array lies at byte `offset` of its allocation (a view of a larger block, as
+        // torch's caching allocator hands out): the child must read from there, every byte.
+        for (n, offset) in [(16usize, 0usize), (1 << 20, 0), (16, 37), (1 << 20, 4099)] {
+            let whole = pattern(offset + n, 3);
+            let block =
+                CudaBuffer::from_host(&device, DType::U8, &[whole.len() as u64], &whole).unwrap();
+            // SAFETY: `offset + n` bytes of `block` (a cuMemAlloc allocation), kept alive by the
+            // clone the view holds.
+            let buffer = unsafe {
+                CudaBuffer::borrowed(
+                    &device,
+                    block.device_ptr() + offset as u64,
+                    DType::U8,
+                    &[n as u64],
+                    Box::new(block.clone()),
+                )
+            }
+            .unwrap();
+            let bytes = &whole[offset..];
             let sent = buffer.to_device_array().unwrap();
             let read = ext
                 .call("read", vec![Value::DeviceArray(sent)])
@@ -59,7 +75,20 @@ fn host_buffers_are_read_in_python_in_place_and_released() {
             assert_eq!(fields[1], Value::from("CudaArray"));
             assert_eq!(fields[2], Value::from(vec![n as i64]));
             assert_eq!(fields[3], Value::from("|u1"));
-            assert_eq!(fields[4], Value::Int(checksum(&bytes)), "{n} bytes");
+            assert_eq!(
+                fields[4],
+                Value::Int(checksum(bytes)),
+                "{n} bytes at {offset}"
+            );
+            let Value::Bytes(got) = &fields[5] else {
+                panic!("the bytes: {:?}", fields[5])
+            };
+            let first_mismatch = got.as_slice().iter().zip(bytes).position(|(g, w)| g != w);
+            assert_eq!(
+                (got.len(), first_mismatch),
+                (n, None),
+                "{n} bytes at {offset}"
+            );
             // The child dropped its CudaArray: its release comes back, the export ends, and
             // only our clone of the buffer is left.
             eventually("the export is released", async || buffer.holders() == 1).await;

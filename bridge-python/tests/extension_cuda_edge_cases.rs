@@ -191,8 +191,9 @@ fn an_echoed_in_place_write_is_complete_when_the_reply_arrives() {
 
 /// A torch view of an import, returned as a tensor: torch itself refuses to re-share a
 /// received CUDA tensor ("Attempted to send CUDA tensor received from another process"), and
-/// troupe cannot tell the view from the child's own memory. Whatever the outcome (printed),
-/// the child survives and every export on both sides ends.
+/// CUDA cannot export a mapping again. The child sees that the tensor's address lies in one
+/// of its imports and fails the call saying so (docs/semantics.md, M4 of issue 16); the
+/// child survives and every export on both sides ends.
 #[test]
 fn a_view_of_an_import_sent_back_fails_cleanly() {
     on_a_gpu_with_torch(
@@ -205,6 +206,15 @@ fn a_view_of_an_import_sent_back_fails_cleanly() {
                 Ok(value) => println!("view_back: Ok({value:?})"),
                 Err(e) => println!("view_back: Err({e})"),
             }
+            let message = match &result {
+                Err(CallError::Remote(remote)) => remote.to_string(),
+                other => panic!("view_back: expected the call to fail, got {other:?}"),
+            };
+            assert!(
+                message.contains("views a troupe.CudaArray the host sent")
+                    && message.contains("cannot be exported again"),
+                "{message}"
+            );
             drop(result);
             child_exports_end(ext).await;
             eventually("the host's export is released", async || {

@@ -96,7 +96,8 @@ class CudaArrays(troupe.Extension):
         return _LIB
 
     def read(self, array):
-        """``[library, type, shape, typestr, checksum of the bytes]`` of a received array."""
+        """``[library, type, shape, typestr, checksum of the bytes, the bytes]`` of a received
+        array."""
         interface = array.__cuda_array_interface__
         assert interface["version"] == 3 and interface["strides"] is None
         assert array.__dlpack_device__() == (2, array.device)
@@ -112,7 +113,14 @@ class CudaArrays(troupe.Extension):
             data = cupy.asnumpy(view.view(cupy.uint8)).tobytes()
         else:
             data = self.driver.to_host(interface["data"][0], array.nbytes)
-        return [_LIB, type(array).__name__, list(array.shape), interface["typestr"], sum(data)]
+        return [
+            _LIB,
+            type(array).__name__,
+            list(array.shape),
+            interface["typestr"],
+            sum(data),
+            bytes(data),
+        ]
 
     def make(self, n, seed):
         """A device array of ``n`` bytes of the pattern, made here and returned."""
