@@ -22,6 +22,7 @@ from .errors import CallCancelledError as CallCancelledError
 from .errors import CallError as CallError
 from .errors import CallTimeoutError as CallTimeoutError
 from .errors import CrashedError as CrashedError
+from .errors import HostLostError as HostLostError
 from .errors import MailboxFullError as MailboxFullError
 from .errors import ManifestError as ManifestError
 from .errors import PermissionDeniedError as PermissionDeniedError
@@ -47,6 +48,7 @@ __all__ = [
     "ExtensionHandle",
     "Host",
     "HostArray",
+    "HostLostError",
     "MailboxFullError",
     "ManifestError",
     "PermissionDeniedError",

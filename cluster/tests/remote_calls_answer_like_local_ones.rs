@@ -1,0 +1,134 @@
+//! A server and a client in one process, over loopback TCP: calls answer with the served
+//! actor's values and errors, deadlines become `Timeout`, and start-up problems are typed
+//! errors at once.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use indexmap::IndexMap;
+use troupe_cluster::{ClusterError, HostSpec, Limits, ListenSpec, RemoteHost, Server};
+use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Value};
+
+struct Echo;
+
+impl Actor for Echo {
+    type Context = Context<Self>;
+}
+
+impl Handler<Call> for Echo {
+    type Result = ResponseFuture<CallResult>;
+
+    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(async move {
+            match call.method() {
+                "echo" => call.arg::<Value>(0),
+                "sleep_ms" => {
+                    let ms: i64 = call.arg(0)?;
+                    tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                    Ok(Value::Null)
+                }
+                _ => Err(call.unknown_method()),
+            }
+        })
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn endpoint(port: u16) -> troupe_cluster::Endpoint {
+    format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
+}
+
+#[actix_rt::test]
+async fn calls_deadlines_and_unknown_methods_cross_the_link() {
+    let port = free_port();
+    let mut extensions = IndexMap::new();
+    extensions.insert(
+        "echo".to_owned(),
+        ActorBuilder::new("echo").spawn(Echo).caller(),
+    );
+    let listen = ListenSpec {
+        name: "h1".into(),
+        listen: vec![endpoint(port)],
+        users: None,
+    };
+    let server = Server::start(listen, extensions, Limits::default())
+        .await
+        .expect("serves");
+    assert_eq!(server.hello().extensions, ["echo"]);
+
+    let host = RemoteHost::connect(HostSpec::new("h1", vec![endpoint(port)]))
+        .await
+        .expect("connects");
+    assert!(host.is_alive());
+    let echo = host.extension("echo").expect("served");
+
+    let answer = echo.call(Call::new("echo", vec![Value::from("hi")])).await;
+    assert_eq!(answer, Ok(Value::from("hi")));
+
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        echo.call(Call::new("echo", vec![Value::Int(1)]))
+            .await
+            .expect("answer");
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    eprintln!(
+        "remote echo: median {:?}, p90 {:?} ({:?} for 200)",
+        samples[100],
+        samples[180],
+        start.elapsed()
+    );
+
+    let missing = echo.call(Call::new("nope", vec![])).await;
+    assert!(
+        matches!(missing, Err(CallError::UnknownMethod { .. })),
+        "{missing:?}"
+    );
+
+    let late = echo
+        .call_timeout(
+            Call::new("sleep_ms", vec![Value::Int(2000)]),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(matches!(late, Err(CallError::Timeout(_))), "{late:?}");
+
+    assert!(matches!(
+        host.extension("other"),
+        Err(ClusterError::NotServed { .. })
+    ));
+    let health = host.health(Duration::from_secs(2)).await.expect("health");
+    assert!(health.iter().all(|e| e.up));
+    drop(server);
+}
+
+#[actix_rt::test]
+async fn nothing_listening_is_a_typed_error_at_once() {
+    let port = free_port();
+    let start = Instant::now();
+    let mut spec = HostSpec::new("nobody", vec![endpoint(port)]);
+    spec.probe_timeout = Duration::from_secs(2);
+    let error = RemoteHost::connect(spec).await.expect_err("nothing there");
+    assert!(matches!(error, ClusterError::Open { .. }), "{error}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn tls_endpoints_are_refused() {
+    let tls = "tls/127.0.0.1:7447".parse::<troupe_cluster::Endpoint>();
+    assert!(matches!(tls, Err(troupe_cluster::EndpointError::Tls(_))));
+}
