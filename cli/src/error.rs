@@ -47,6 +47,10 @@ pub(crate) enum CliError {
         /// What binding it said.
         source: std::io::Error,
     },
+    /// Serving, or reaching a remote host, failed (a refused endpoint, nothing listening,
+    /// no hello).
+    #[error(transparent)]
+    Cluster(#[from] troupe_cluster::ClusterError),
     /// The benchmark harness failed.
     #[error(transparent)]
     Bench(troupe_bench::BenchError),
