@@ -7,6 +7,7 @@ mod listen;
 mod logging;
 mod nodes;
 mod progress;
+mod remote;
 mod run;
 mod serve;
 

@@ -95,6 +95,7 @@ async fn run_pipeline(
     manifest: &Manifest,
     name: &str,
 ) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
+    let remote = crate::remote::bind(manifest, Some(name)).await?;
     let host = start_extensions(manifest).await?;
     let mut loader = manifest.loader();
     if let Some(host) = &host {
@@ -129,6 +130,7 @@ async fn run_pipeline(
         }
         host.shutdown().await;
     }
+    drop(remote);
     result.map(|summary| (summary, extensions))
 }
 

@@ -204,7 +204,7 @@ fn a_host_that_is_not_there_is_a_typed_error_at_start() {
 }
 
 #[test]
-fn check_locates_an_unknown_host_and_a_tls_endpoint() {
+fn check_locates_an_unknown_host_and_refuses_tls_and_links_not_compiled_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("client.toml");
     for (text, expected) in [
@@ -216,6 +216,10 @@ fn check_locates_an_unknown_host_and_a_tls_endpoint() {
             "[hosts.gpu1]\nconnect = [\"tls/127.0.0.1:7447\"]\n",
             ":2: `hosts.gpu1.connect[0]`",
         ),
+        (
+            "[hosts.gpu1]\nconnect = [\"quic/127.0.0.1:7447\"]\n",
+            "host `gpu1`: `quic/127.0.0.1:7447`: the quic/ link is not compiled into this troupe",
+        ),
     ] {
         std::fs::write(&file, text).expect("write");
         let check = troupe().arg("check").arg(&file).output().expect("runs");
@@ -223,4 +227,31 @@ fn check_locates_an_unknown_host_and_a_tls_endpoint() {
         assert_eq!(check.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
+}
+
+#[test]
+fn run_fails_at_start_when_a_remote_host_is_not_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "1\n2\n").expect("write");
+    let file = dir.path().join("client.toml");
+    let text = format!(
+        "[hosts.gpu1]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
+         [extensions.math]\nmodule = \"remote_math\"\nhost = \"gpu1\"\n\n\
+         [[pipelines.p.nodes]]\nid = \"numbers\"\ntype = \"data.jsonl_source\"\nparams = {{ path = \"in.jsonl\" }}\n",
+        free_port()
+    );
+    std::fs::write(&file, text).expect("write");
+    let started = Instant::now();
+    let run = troupe().arg("run").arg(&file).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("host gpu1: cannot open a session"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
