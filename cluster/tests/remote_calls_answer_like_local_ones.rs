@@ -132,3 +132,58 @@ async fn tls_endpoints_are_refused() {
     let tls = "tls/127.0.0.1:7447".parse::<troupe_cluster::Endpoint>();
     assert!(matches!(tls, Err(troupe_cluster::EndpointError::Tls(_))));
 }
+
+#[actix_rt::test]
+async fn wrong_credentials_are_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("troupe-cluster-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:s3cret\n").expect("users");
+    let port = free_port();
+    let mut extensions = IndexMap::new();
+    extensions.insert(
+        "echo".to_owned(),
+        ActorBuilder::new("echo").spawn(Echo).caller(),
+    );
+    let listen = ListenSpec {
+        name: "locked".into(),
+        listen: vec![endpoint(port)],
+        users: Some(users),
+    };
+    let _server = Server::start(listen, extensions, Limits::default())
+        .await
+        .expect("serves");
+
+    let spec = |user: &str, password: &str| {
+        let mut spec = HostSpec::new("locked", vec![endpoint(port)]);
+        spec.probe_timeout = Duration::from_secs(2);
+        spec.credentials = Some(troupe_cluster::Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        spec
+    };
+    let host = RemoteHost::connect(spec("alice", "s3cret"))
+        .await
+        .expect("the right password connects");
+    let echo = host.extension("echo").expect("served");
+    assert_eq!(
+        echo.call(Call::new("echo", vec![Value::Int(1)])).await,
+        Ok(Value::Int(1))
+    );
+
+    let start = Instant::now();
+    let wrong = RemoteHost::connect(spec("alice", "guess")).await;
+    assert!(matches!(wrong, Err(ClusterError::Open { .. })), "{wrong:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let mut anonymous = HostSpec::new("locked", vec![endpoint(port)]);
+    anonymous.probe_timeout = Duration::from_secs(2);
+    let refused = RemoteHost::connect(anonymous).await;
+    assert!(refused.is_err(), "no credentials: refused");
+    let _ = std::fs::remove_dir_all(&dir);
+}
