@@ -45,22 +45,27 @@ fn endpoint(port: u16) -> troupe_cluster::Endpoint {
     format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
 }
 
-#[actix_rt::test]
-async fn calls_deadlines_and_unknown_methods_cross_the_link() {
-    let port = free_port();
+/// Serves `Echo` as `echo` on host `name` at `port`, with `users` if given.
+async fn serve_echo(name: &str, port: u16, users: Option<std::path::PathBuf>) -> Server {
     let mut extensions = IndexMap::new();
     extensions.insert(
         "echo".to_owned(),
         ActorBuilder::new("echo").spawn(Echo).caller(),
     );
     let listen = ListenSpec {
-        name: "h1".into(),
+        name: name.into(),
         listen: vec![endpoint(port)],
-        users: None,
+        users,
     };
-    let server = Server::start(listen, extensions, Limits::default())
+    Server::start(listen, extensions, Limits::default())
         .await
-        .expect("serves");
+        .expect("serves")
+}
+
+#[actix_rt::test]
+async fn calls_deadlines_and_unknown_methods_cross_the_link() {
+    let port = free_port();
+    let server = serve_echo("h1", port, None).await;
     assert_eq!(server.hello().extensions, ["echo"]);
 
     let host = RemoteHost::connect(HostSpec::new("h1", vec![endpoint(port)]))
@@ -140,19 +145,7 @@ async fn wrong_credentials_are_refused_at_start() {
     let users = dir.join("users.txt");
     std::fs::write(&users, "alice:s3cret\n").expect("users");
     let port = free_port();
-    let mut extensions = IndexMap::new();
-    extensions.insert(
-        "echo".to_owned(),
-        ActorBuilder::new("echo").spawn(Echo).caller(),
-    );
-    let listen = ListenSpec {
-        name: "locked".into(),
-        listen: vec![endpoint(port)],
-        users: Some(users),
-    };
-    let _server = Server::start(listen, extensions, Limits::default())
-        .await
-        .expect("serves");
+    let _server = serve_echo("locked", port, Some(users)).await;
 
     let spec = |user: &str, password: &str| {
         let mut spec = HostSpec::new("locked", vec![endpoint(port)]);
