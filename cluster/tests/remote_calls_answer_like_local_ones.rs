@@ -47,6 +47,15 @@ fn endpoint(port: u16) -> troupe_cluster::Endpoint {
 
 /// Serves `Echo` as `echo` on host `name` at `port`, with `users` if given.
 async fn serve_echo(name: &str, port: u16, users: Option<std::path::PathBuf>) -> Server {
+    serve_echo_within(name, port, users, Limits::default()).await
+}
+
+async fn serve_echo_within(
+    name: &str,
+    port: u16,
+    users: Option<std::path::PathBuf>,
+    limits: Limits,
+) -> Server {
     let mut extensions = IndexMap::new();
     extensions.insert(
         "echo".to_owned(),
@@ -57,7 +66,7 @@ async fn serve_echo(name: &str, port: u16, users: Option<std::path::PathBuf>) ->
         listen: vec![endpoint(port)],
         users,
     };
-    Server::start(listen, extensions, Limits::default())
+    Server::start(listen, extensions, limits)
         .await
         .expect("serves")
 }
@@ -179,4 +188,44 @@ async fn wrong_credentials_are_refused_at_start() {
     let refused = RemoteHost::connect(anonymous).await;
     assert!(refused.is_err(), "no credentials: refused");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_full_queue_answers_busy_at_once() {
+    let port = free_port();
+    let limits = Limits {
+        queue: 1,
+        in_flight: 1,
+    };
+    let _server = serve_echo_within("busy", port, None, limits).await;
+    let host = RemoteHost::connect(HostSpec::new("busy", vec![endpoint(port)]))
+        .await
+        .expect("connects");
+    let echo = host.extension("echo").expect("served");
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let echo = echo.clone();
+            actix::spawn(async move {
+                let start = Instant::now();
+                let answer = echo
+                    .call(Call::new("sleep_ms", vec![Value::Int(400)]))
+                    .await;
+                (answer, start.elapsed())
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for call in calls {
+        let (answer, took) = call.await.expect("joined");
+        match answer {
+            Ok(Value::Null) => {}
+            Err(CallError::MailboxFull) => {
+                busy += 1;
+                assert!(took < Duration::from_millis(300), "busy at once: {took:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // One runs, one waits; the rest are refused.
+    assert!(busy >= 3, "{busy} busy");
 }
