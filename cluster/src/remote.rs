@@ -11,11 +11,11 @@
 //!   at once with [`CallError::HostLost`], and new calls fail so until the token is back;
 //! - a caller that stops waiting gets nothing more and the query is dropped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
 use troupe_value::{CallError, RemoteException};
 use zenoh::pubsub::Subscriber;
@@ -202,7 +202,8 @@ async fn admin(
         source,
     };
     let payload = troupe_value::encode(&request).map_err(|e| bad(e.into()))?;
-    let bytes = match query(session, &keys::admin(host), payload, timeout).await {
+    let first = start_query(session.clone(), keys::admin(host), payload, timeout)?;
+    let bytes = match await_answer(first, timeout).await {
         Answer::Reply(bytes) => bytes,
         Answer::TooLarge(len) => {
             return Err(bad(FrameError::TooLarge {
@@ -229,25 +230,53 @@ enum Answer {
     Failed(String),
 }
 
-/// One query of `key` with `payload`, the first reply taken (on the cluster runtime).
-async fn query(session: &SharedSession, key: &str, payload: Vec<u8>, timeout: Duration) -> Answer {
-    let replies = session
-        .get()
-        .get(key)
-        .payload(payload)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .timeout(timeout)
-        .await;
-    let replies = match replies {
-        Ok(replies) => replies,
-        Err(error) => return Answer::Failed(error.to_string()),
+/// Starts one query of `key` with `payload` (from the cluster runtime: zenoh may block or
+/// panic on actix's thread); its first reply is read in zenoh's reply callback and handed
+/// straight to the waiting caller, with no task between. No reply at all (the query ended,
+/// or could not be sent) closes the channel or says why.
+fn start_query(
+    session: SharedSession,
+    key: String,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<oneshot::Receiver<Answer>, ClusterError> {
+    let (answer, first) = oneshot::channel();
+    let answer = Arc::new(Mutex::new(Some(answer)));
+    let send = move |answer: &Mutex<Option<oneshot::Sender<Answer>>>, value: Answer| {
+        let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(answer) = taken {
+            let _ = answer.send(value);
+        }
     };
-    let reply = match tokio::time::timeout(timeout, replies.recv_async()).await {
-        Err(_) => return Answer::TimedOut,
-        Ok(Err(_)) => return Answer::NoReply,
-        Ok(Ok(reply)) => reply,
-    };
+    runtime::handle()?.spawn(async move {
+        let on_reply = answer.clone();
+        let issued = session
+            .get()
+            .get(&key)
+            .payload(payload)
+            .consolidation(ConsolidationMode::None)
+            .congestion_control(CongestionControl::Block)
+            .timeout(timeout)
+            .callback(move |reply| send(&on_reply, read_reply(reply)))
+            .await;
+        if let Err(error) = issued {
+            send(&answer, Answer::Failed(error.to_string()));
+        }
+    });
+    Ok(first)
+}
+
+/// The answer a started query gives within `timeout`.
+async fn await_answer(first: oneshot::Receiver<Answer>, timeout: Duration) -> Answer {
+    match tokio::time::timeout(timeout, first).await {
+        Err(_) => Answer::TimedOut,
+        Ok(Err(_)) => Answer::NoReply,
+        Ok(Ok(answer)) => answer,
+    }
+}
+
+/// What one reply says, its size checked before it is copied.
+fn read_reply(reply: zenoh::query::Reply) -> Answer {
     match reply.into_result() {
         Ok(sample) => {
             let payload = sample.payload();
@@ -323,11 +352,10 @@ impl HostLink {
             reason: error.to_string(),
         })?;
         let abandoned = call.take_abandoned();
-        let session = self.session.clone();
-        let task = runtime::spawn(async move { query(&session, &key, payload, timeout).await })
+        let first = start_query(self.session.clone(), key, payload, timeout)
             .map_err(|_| CallError::ActorStopped)?;
         let answer = tokio::select! {
-            answer = task => answer.unwrap_or_else(|e| Answer::Failed(e.to_string())),
+            answer = await_answer(first, timeout) => answer,
             () = lost(&mut alive) => return Err(self.lost()),
             () = abandoned => return Err(CallError::Cancelled),
         };
