@@ -1,5 +1,5 @@
-//! `remote-call`: a troupe remote call beside a raw Zenoh query of the same bytes, one in
-//! flight, in the same run.
+//! `remote-call`: a troupe remote call beside a raw Zenoh query of the same bytes, in the
+//! same run: one in flight (latency), then 100 (throughput).
 //!
 //! `troupe-remote` calls an echo actor through the `Caller` a `troupe_cluster::RemoteHost`
 //! gives, served by a `troupe_cluster::Server` in this process over loopback TCP: the call
@@ -7,7 +7,8 @@
 //! hand-offs, the reply frame. `zenoh-raw` sends the very bytes of that call frame as a
 //! query from a client session to a peer session whose queryable replies with them from its
 //! callback: the floor troupe's remote call stands on. The two alternate in rounds so that
-//! machine noise hits both alike; troupe's row carries `ratio_to_zenoh_raw`.
+//! machine noise hits both alike; troupe's row carries `ratio_to_zenoh_raw`. The 100-in-flight
+//! rows carry `calls_per_s`, troupe's also `throughput_vs_zenoh_raw`.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ use crate::{BenchError, Effort, Measurement};
 
 const SCENARIO: &str = "remote-call";
 const PAYLOAD: usize = 64;
+/// Calls in flight in the throughput rows.
+const IN_FLIGHT: usize = 100;
 
 fn failed(reason: impl ToString) -> BenchError {
     BenchError::Scenario {
@@ -85,32 +88,59 @@ impl RawPair {
 
     /// Times `n` queries of `frame` after `warmup` untimed ones.
     fn time(&self, frame: &[u8], warmup: usize, n: usize) -> Result<Vec<u64>, BenchError> {
-        let client = self.client.as_ref().ok_or_else(|| failed("no client"))?;
-        self.runtime.block_on(async {
-            let mut samples = Vec::with_capacity(n);
-            for i in 0..warmup + n {
-                let start = Instant::now();
-                let replies = client
-                    .get("bench/echo")
-                    .payload(frame.to_vec())
-                    .consolidation(zenoh::query::ConsolidationMode::None)
-                    .timeout(Duration::from_secs(5))
-                    .await
-                    .map_err(failed)?;
-                let reply = replies.recv_async().await.map_err(failed)?;
-                let ok = reply
-                    .result()
-                    .is_ok_and(|s| s.payload().len() == frame.len());
-                if !ok {
-                    return Err(failed("the raw echo did not answer in kind"));
-                }
-                if i >= warmup {
-                    samples.push(start.elapsed().as_nanos() as u64);
-                }
+        let client = self.client.clone().ok_or_else(|| failed("no client"))?;
+        self.runtime
+            .block_on(raw_loop(client, frame.to_vec(), warmup, n))
+    }
+
+    /// [`IN_FLIGHT`] loops of `per_loop` queries each at once: every query's time, and the
+    /// whole run's.
+    fn time_many(&self, frame: &[u8], per_loop: usize) -> Result<(Vec<u64>, Duration), BenchError> {
+        let client = self.client.clone().ok_or_else(|| failed("no client"))?;
+        self.runtime.block_on(async move {
+            let start = Instant::now();
+            let loops: Vec<_> = (0..IN_FLIGHT)
+                .map(|_| tokio::spawn(raw_loop(client.clone(), frame.to_vec(), 0, per_loop)))
+                .collect();
+            let mut samples = Vec::with_capacity(IN_FLIGHT * per_loop);
+            for one in loops {
+                samples.extend(one.await.map_err(failed)??);
             }
-            Ok(samples)
+            drop(client);
+            Ok((samples, start.elapsed()))
         })
     }
+}
+
+/// `warmup` untimed then `n` timed queries of `frame`, one at a time.
+async fn raw_loop(
+    client: zenoh::Session,
+    frame: Vec<u8>,
+    warmup: usize,
+    n: usize,
+) -> Result<Vec<u64>, BenchError> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let start = Instant::now();
+        let replies = client
+            .get("bench/echo")
+            .payload(frame.clone())
+            .consolidation(zenoh::query::ConsolidationMode::None)
+            .timeout(Duration::from_secs(5))
+            .await
+            .map_err(failed)?;
+        let reply = replies.recv_async().await.map_err(failed)?;
+        let ok = reply
+            .result()
+            .is_ok_and(|s| s.payload().len() == frame.len());
+        if !ok {
+            return Err(failed("the raw echo did not answer in kind"));
+        }
+        if i >= warmup {
+            samples.push(start.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok(samples)
 }
 
 impl Drop for RawPair {
@@ -154,7 +184,33 @@ async fn time_troupe(caller: &Caller, payload: &Buffer, warmup: usize, n: usize)
     samples
 }
 
-/// Runs the scenario.
+/// [`IN_FLIGHT`] callers of `per_loop` calls each at once: every call's time, and the
+/// whole run's.
+async fn time_troupe_many(
+    caller: &Caller,
+    payload: &Buffer,
+    per_loop: usize,
+) -> (Vec<u64>, Duration) {
+    let start = Instant::now();
+    let loops: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (caller, payload) = (caller.clone(), payload.clone());
+            actix::spawn(async move { time_troupe(&caller, &payload, 0, per_loop).await })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(IN_FLIGHT * per_loop);
+    for one in loops {
+        samples.extend(one.await.unwrap_or_default());
+    }
+    (samples, start.elapsed())
+}
+
+fn calls_per_s(calls: usize, took: Duration) -> f64 {
+    (calls as f64 / took.as_secs_f64()).round()
+}
+
+/// Runs the scenario: one call in flight (latency), then [`IN_FLIGHT`] (throughput, rows
+/// with `calls_per_s`; troupe's with `throughput_vs_zenoh_raw`).
 pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let n = effort.pick(2_000, 20_000);
     let rounds = 10;
@@ -198,12 +254,38 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         raw.extend(raw_pair.time(&frame, n / rounds / 10, n / rounds)?);
         troupe.extend(system.block_on(time_troupe(&caller, &payload, n / rounds / 10, n / rounds)));
     }
+    let per_loop = n / IN_FLIGHT;
+    let (mut raw_many, raw_took) = raw_pair.time_many(&frame, per_loop)?;
+    let (mut troupe_many, troupe_took) =
+        system.block_on(time_troupe_many(&caller, &payload, per_loop));
     drop((caller, host, server));
     drop(raw_pair);
+    let raw_cps = calls_per_s(raw_many.len(), raw_took);
+    let troupe_cps = calls_per_s(troupe_many.len(), troupe_took);
+    let raw_many_row = Measurement::from_samples(
+        SCENARIO,
+        "zenoh-raw",
+        frame.len() as u64,
+        IN_FLIGHT as u64,
+        &mut raw_many,
+    )
+    .with("calls_per_s", raw_cps);
+    let troupe_many_row = Measurement::from_samples(
+        SCENARIO,
+        "troupe-remote",
+        PAYLOAD as u64,
+        IN_FLIGHT as u64,
+        &mut troupe_many,
+    )
+    .with("calls_per_s", troupe_cps)
+    .with(
+        "throughput_vs_zenoh_raw",
+        (troupe_cps / raw_cps.max(1.0) * 100.0).round() / 100.0,
+    );
     let raw_row = Measurement::from_samples(SCENARIO, "zenoh-raw", frame.len() as u64, 1, &mut raw)
         .with("payload", "the call frame's bytes");
     let troupe_row =
         Measurement::from_samples(SCENARIO, "troupe-remote", PAYLOAD as u64, 1, &mut troupe)
             .with_ratio("ratio_to_zenoh_raw", raw_row.median_ns, 2);
-    Ok(vec![raw_row, troupe_row])
+    Ok(vec![raw_row, troupe_row, raw_many_row, troupe_many_row])
 }
