@@ -50,11 +50,18 @@ fn print_support(support: &Support) {
 
 fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     let manifest = Manifest::load(path)?;
-    let problems: Vec<String> = manifest
+    let mut problems: Vec<String> = manifest
         .extensions
         .iter()
+        .filter(|(_, extension)| extension.host.is_none())
         .filter_map(|(name, extension)| missing_code(name, extension))
         .collect();
+    // Links this build does not have (their settings would be silently ignored).
+    problems.extend(manifest.hosts.values().filter_map(|host| {
+        crate::remote::host_spec(host)
+            .err()
+            .map(|error| format!("host `{}`: {error}", host.name))
+    }));
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("{}: {problem}", path.display());
@@ -65,6 +72,13 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     }
     println!("{}: ok", path.display());
     for (name, extension) in &manifest.extensions {
+        if let Some(host) = &extension.host {
+            println!(
+                "  extension {name}: module {} on host {host}",
+                extension.module
+            );
+            continue;
+        }
         println!(
             "  extension {name}: module {} ({} dependencies, restart {:?}, sandbox {:?})",
             extension.module,
@@ -72,6 +86,9 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
             extension.restart.policy,
             extension.sandbox.level
         );
+    }
+    for (name, host) in &manifest.hosts {
+        println!("  host {name}: {}", host.connect.join(", "));
     }
     for (name, singleton) in &manifest.singletons {
         println!("  singleton {name}: kind {}", singleton.kind);

@@ -32,7 +32,9 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
 fn default_filter(verbose: u8, quiet: bool) -> &'static str {
     match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,troupe::extension=info",
+        // zenoh's own warnings (gossip off, a reply after its query timed out) are noise
+        // here: troupe reports what they cause as typed errors. `-v` shows them.
+        (false, 0) => "warn,troupe::extension=info,zenoh=error,zenoh_transport=error",
         (false, 1) => "info",
         (false, _) => "info,troupe=debug,troupe_bridge_python=debug,troupe_pipeline=debug",
     }
@@ -48,7 +50,10 @@ mod tests {
             let spec = default_filter(verbose, quiet);
             assert!(EnvFilter::try_new(spec).is_ok(), "{spec}");
         }
-        assert_eq!(default_filter(0, false), "warn,troupe::extension=info");
+        assert_eq!(
+            default_filter(0, false),
+            "warn,troupe::extension=info,zenoh=error,zenoh_transport=error"
+        );
         assert_eq!(default_filter(3, true), "error");
     }
 }

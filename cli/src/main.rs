@@ -7,7 +7,9 @@ mod listen;
 mod logging;
 mod nodes;
 mod progress;
+mod remote;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,9 @@ enum Command {
     /// Serve a pipeline to WebSocket clients: each connection streams audio in and gets
     /// the outputs back as they are produced.
     Listen(listen::ListenArgs),
+    /// Serve a manifest's extensions to other hosts over Zenoh (`[hosts.NAME]` in their
+    /// manifests), until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Print what this machine gives extension sandboxes (Landlock, seccomp, bubblewrap,
     /// cgroups), and check a manifest (keys, node types and parameters, edges, cycles,
     /// extensions) without running anything.
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Listen(args) => listen::listen(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Check(args) => check::check(&args),
         Command::Nodes(args) => nodes::nodes(&args),
         Command::Env(command) => env::env(&command),

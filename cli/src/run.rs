@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use troupe_host::extension_host::{ExtensionHost, NotStarted};
+use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_host::extension_host::{ExtensionHost, Grants, NotStarted};
 use troupe_host::singleton::SingletonKinds;
 use troupe_manifest::Manifest;
 use troupe_pipeline::RunReport;
@@ -94,6 +95,7 @@ async fn run_pipeline(
     manifest: &Manifest,
     name: &str,
 ) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
+    let remote = crate::remote::bind(manifest, Some(name)).await?;
     let host = start_extensions(manifest).await?;
     let mut loader = manifest.loader();
     if let Some(host) = &host {
@@ -128,23 +130,34 @@ async fn run_pipeline(
         }
         host.shutdown().await;
     }
+    drop(remote);
     result.map(|summary| (summary, extensions))
 }
 
-/// Starts the manifest's singletons and extensions, if it has extensions, and waits for
-/// their start-up hooks. An extension that cannot start is reported; python nodes that use
-/// it fail to build.
+/// Starts the manifest's singletons and the extensions this host runs (those with no
+/// `host`), if it has any, and waits for their start-up hooks. An extension that cannot
+/// start is reported; python nodes that use it fail to build.
 pub(crate) async fn start_extensions(
     manifest: &Manifest,
 ) -> Result<Option<ExtensionHost>, CliError> {
-    if manifest.extensions.is_empty() {
+    start_host(manifest.extensions_with_grants(), manifest).await
+}
+
+/// Starts `extensions` (of `manifest`) with the manifest's singletons, if there are any
+/// extensions, and waits for their start-up hooks.
+pub(crate) async fn start_host(
+    extensions: impl Iterator<Item = (ExtensionConfig, Grants)>,
+    manifest: &Manifest,
+) -> Result<Option<ExtensionHost>, CliError> {
+    let extensions: Vec<_> = extensions.collect();
+    if extensions.is_empty() {
         return Ok(None);
     }
     let singletons = Registry::new();
     SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
     let started = ExtensionHost::builder()
         .singletons(singletons)
-        .extensions(manifest.extensions_with_grants())
+        .extensions(extensions)
         .on_progress(|extension, step| {
             if let Some(line) = step.summary() {
                 eprintln!("[{extension}] {line}");

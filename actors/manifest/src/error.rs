@@ -117,6 +117,12 @@ pub enum ManifestErrorKind {
         /// The name.
         name: String,
     },
+    /// An extension's `host` names no `[hosts.NAME]` table of the manifest.
+    #[error("no host `{name}` in this manifest (declare it under [hosts.{name}])")]
+    UnknownHost {
+        /// The name.
+        name: String,
+    },
     /// A grant names a singleton the manifest does not declare.
     #[error("no singleton `{name}` in this manifest")]
     UnknownSingleton {

@@ -56,6 +56,9 @@ pub struct ExtensionManifest {
     pub env: IndexMap<String, String>,
     /// How its child process is confined (`sandbox`; default: the `default` level).
     pub sandbox: SandboxConfig,
+    /// The `[hosts.NAME]` that serves it (`host = "NAME"`); `None`: this host runs it. The
+    /// rest of the table says what that host runs (the same file can serve both sides).
+    pub host: Option<String>,
 }
 
 /// An extension's `grants` table as the manifest lists it, names in file order so that an
@@ -194,6 +197,7 @@ impl ExtensionManifest {
             },
             env: raw.env,
             sandbox,
+            host: raw.host,
         })
     }
 

@@ -20,6 +20,14 @@
 //! sandbox = "default"               # "off", "default" or "strict"; or a table:
 //! # sandbox = { level = "strict", network = false, read = ["models"], write = [], gpu = false, require = true }
 //!
+//! host = "gpu1"                     # optional: served by [hosts.gpu1], not started here
+//!
+//! [hosts.gpu1]                      # a `troupe serve --name gpu1` host
+//! connect = ["tcp/10.0.0.2:7447"]   # never tls/ (refused)
+//! call_timeout_ms = 30000           # a call's deadline when its caller sets none
+//! user = "${GPU1_USER}"             # optional user/password (both or neither)
+//! password = "${GPU1_PASSWORD}"
+//!
 //! [singletons.store]
 //! kind = "kv"                       # built in (see `singleton`), or a kind the host registers
 //! capacity = 1000
@@ -114,6 +122,7 @@ mod document;
 mod env;
 mod error;
 mod extension;
+mod host;
 mod loader;
 mod node;
 mod pipeline;
@@ -132,6 +141,7 @@ use troupe_host::singleton::SingletonSpec;
 
 pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, GrantsTable};
+pub use host::HostManifest;
 pub use loader::{PipelineLoader, PythonNodeMaker};
 pub use node::{HOST_INPUT_TYPE, HOST_NODE_TYPE, NodeBody, NodeManifest, PYTHON_NODE_TYPE};
 pub use pipeline::{EdgeManifest, PipelineManifest};
@@ -151,6 +161,8 @@ pub struct Manifest {
     pub singletons: IndexMap<String, SingletonSpec>,
     /// `[pipelines.NAME]`, in file order.
     pub pipelines: IndexMap<String, PipelineManifest>,
+    /// `[hosts.NAME]`, in file order.
+    pub hosts: IndexMap<String, HostManifest>,
     /// Where every key is, for errors found when building.
     document: Document,
 }
@@ -184,6 +196,14 @@ impl Manifest {
         };
         let root = KeyPath::default();
 
+        let mut hosts = IndexMap::new();
+        for (name, raw) in raw.hosts {
+            let path = root.key("hosts").key(&name);
+            hosts.insert(
+                name.clone(),
+                HostManifest::from_raw(&name, raw, &path, &document)?,
+            );
+        }
         let mut extensions = IndexMap::new();
         for (name, raw) in raw.extensions {
             let path = root.key("extensions").key(&name);
@@ -197,6 +217,14 @@ impl Manifest {
             singletons.insert(name, singleton);
         }
         for (name, extension) in &extensions {
+            if let Some(host) = &extension.host
+                && !hosts.contains_key(host)
+            {
+                return Err(document.error(
+                    &root.key("extensions").key(name).key("host"),
+                    ManifestErrorKind::UnknownHost { name: host.clone() },
+                ));
+            }
             extension.check_grants(
                 &root.key("extensions").key(name),
                 |s| singletons.contains_key(s),
@@ -217,6 +245,7 @@ impl Manifest {
             extensions,
             singletons,
             pipelines,
+            hosts,
             document,
         })
     }
@@ -239,13 +268,32 @@ impl Manifest {
         })
     }
 
-    /// Every extension as the extension host starts it: its bridge configuration and what
-    /// it may call, in file order. Give them to
+    /// Every extension this host starts (those with no `host`) as the extension host starts
+    /// it: its bridge configuration and what it may call, in file order. Give them to
     /// [`ExtensionHostBuilder::extensions`](troupe_host::extension_host::ExtensionHostBuilder::extensions).
     pub fn extensions_with_grants(&self) -> impl Iterator<Item = (ExtensionConfig, Grants)> {
+        self.extensions_served_by(None)
+    }
+
+    /// The extensions host `host` starts: those with `host = "HOST"` and those with no
+    /// `host` (with `None`: only those), as [`Manifest::extensions_with_grants`] gives them.
+    /// `troupe serve --name HOST` starts these.
+    pub fn extensions_served_by(
+        &self,
+        host: Option<&str>,
+    ) -> impl Iterator<Item = (ExtensionConfig, Grants)> {
         self.extensions
             .values()
+            .filter(move |extension| extension.host.is_none() || extension.host.as_deref() == host)
             .map(|extension| (extension.config(), extension.host_grants()))
+    }
+
+    /// The extensions served elsewhere (`host = "NAME"`), each with its host.
+    pub fn remote_extensions(&self) -> impl Iterator<Item = (&ExtensionManifest, &HostManifest)> {
+        self.extensions.values().filter_map(|extension| {
+            let host = self.hosts.get(extension.host.as_deref()?)?;
+            Some((extension, host))
+        })
     }
 
     /// Builds this manifest's pipelines.

@@ -15,6 +15,17 @@ pub(crate) struct RawManifest {
     pub(crate) singletons: IndexMap<String, IndexMap<String, toml::Value>>,
     #[serde(default)]
     pub(crate) pipelines: IndexMap<String, RawPipeline>,
+    #[serde(default)]
+    pub(crate) hosts: IndexMap<String, RawHost>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    pub(crate) connect: Vec<String>,
+    pub(crate) call_timeout_ms: Option<u64>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +51,8 @@ pub(crate) struct RawExtension {
     pub(crate) grants: RawGrants,
     #[serde(default)]
     pub(crate) env: IndexMap<String, String>,
+    /// `[hosts.NAME]` that serves it; `None`: this host runs it.
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,7 +51,8 @@ impl Handler<Payload> for RawEcho {
     }
 }
 
-struct TroupeEcho;
+/// Answers `echo(x)` with `x` (also served across hosts by `remote-call`).
+pub(super) struct TroupeEcho;
 
 impl Actor for TroupeEcho {
     type Context = Context<Self>;

@@ -12,6 +12,7 @@ mod live_vad;
 mod nested_chain;
 mod pipeline_chain;
 mod pipeline_python_node;
+mod remote_call;
 mod restart;
 
 pub(crate) use pipeline_chain::Count;
@@ -51,6 +52,7 @@ pub const NAMES: &[&str] = &[
     "pipeline-chain",
     "pipeline-python-node",
     "array-handoff",
+    "remote-call",
     #[cfg(feature = "cuda")]
     "cuda-handoff",
 ];
@@ -69,6 +71,7 @@ pub fn run(name: &str, effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "pipeline-chain" => pipeline_chain::run(effort),
         "pipeline-python-node" => pipeline_python_node::run(effort),
         "array-handoff" => array_handoff::run(effort),
+        "remote-call" => remote_call::run(effort),
         #[cfg(feature = "cuda")]
         "cuda-handoff" => cuda_handoff::run(effort),
         other => Err(BenchError::UnknownScenario(other.to_owned())),

@@ -26,6 +26,7 @@ from .errors import CallCancelledError as CallCancelledError
 from .errors import CallError as CallError
 from .errors import CallTimeoutError as CallTimeoutError
 from .errors import CrashedError as CrashedError
+from .errors import HostLostError as HostLostError
 from .errors import MailboxFullError as MailboxFullError
 from .errors import ManifestError as ManifestError
 from .errors import PermissionDeniedError as PermissionDeniedError
@@ -54,6 +55,7 @@ __all__ = [
     "ExtensionHandle",
     "Host",
     "HostArray",
+    "HostLostError",
     "MailboxFullError",
     "ManifestError",
     "PermissionDeniedError",

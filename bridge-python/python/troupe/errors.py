@@ -16,6 +16,7 @@ host ``CallError``       Python class               attributes
                                                     ``stderr_tail``, ``gave_up_after``
 ``PermissionDenied``     PermissionDeniedError      ``caller``, ``target``
 ``NotFound``             TargetNotFoundError        ``target``
+``HostLost``             HostLostError              ``host``
 =======================  =========================  ===============================
 
 All derive from :class:`CallError` (also named ``RemoteError``): an extension's calls out
@@ -173,6 +174,18 @@ class TargetNotFoundError(CallError, LookupError):
         self.target = target
 
 
+class HostLostError(CallError, ConnectionError):
+    """The host serving a remote extension was lost with the call pending (or was not
+    there); the call ran there at most once."""
+
+    __module__ = "troupe"
+    variant = "HostLost"
+
+    def __init__(self, host):
+        super().__init__(f"host {host} lost")
+        self.host = host
+
+
 #: The name extension code has always used for :class:`CallError`.
 RemoteError = CallError
 
@@ -218,6 +231,7 @@ _BY_VARIANT = {
         CrashedError,
         PermissionDeniedError,
         TargetNotFoundError,
+        HostLostError,
     )
 }
 

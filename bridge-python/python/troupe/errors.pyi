@@ -108,6 +108,13 @@ class TargetNotFoundError(CallError, LookupError):
     target: str
     def __init__(self, target: str) -> None: ...
 
+class HostLostError(CallError, ConnectionError):
+    """The host serving a remote extension was lost with the call pending."""
+
+    variant: ClassVar[str]
+    host: str
+    def __init__(self, host: str) -> None: ...
+
 #: The name extension code has always used for :class:`CallError`.
 RemoteError = CallError
 

@@ -67,6 +67,10 @@ pub fn call_error<'py>(
             fields.set_item("target", target)?;
             "NotFound"
         }
+        CallError::HostLost { host } => {
+            fields.set_item("host", host)?;
+            "HostLost"
+        }
     };
     Ok((variant, fields))
 }

@@ -55,6 +55,14 @@ pub enum CallError {
         /// What was called (`host`, `singleton:NAME`, `extension:NAME`).
         target: String,
     },
+    /// The host serving a remote extension was lost with the call pending (its liveliness
+    /// token went away: it crashed, was killed or was cut off), or is not there when the call
+    /// is made. The call ran there at most once; whether it did is unknown.
+    #[error("host {host} lost")]
+    HostLost {
+        /// The host's name (`[hosts.NAME]` in the manifest).
+        host: String,
+    },
 }
 
 /// An exception raised by the callee, as the caller receives it.

@@ -1,0 +1,84 @@
+//! `[hosts.NAME]` and `host = "NAME"`: an unknown host, a `tls/` endpoint and half a
+//! credential are errors naming their line and key; a remote extension is not started here.
+
+use troupe_manifest::{Manifest, ManifestErrorKind};
+
+const TEXT: &str = r#"
+[hosts.gpu1]
+connect = ["tcp/127.0.0.1:7447"]
+call_timeout_ms = 2000
+user = "${GPU_USER}"
+password = "${GPU_PASSWORD:-secret}"
+
+[extensions.local]
+module = "local_plugin"
+
+[extensions.asr]
+module = "asr_plugin"
+host = "gpu1"
+"#;
+
+fn parse(text: &str) -> Result<Manifest, troupe_manifest::ManifestError> {
+    Manifest::parse_with_env(text, "remote.toml", |name| {
+        (name == "GPU_USER").then(|| "troupe".to_owned())
+    })
+}
+
+#[test]
+fn remote_extensions_are_bound_to_their_host_and_not_started_here() {
+    let manifest = parse(TEXT).expect("valid");
+    let gpu1 = &manifest.hosts["gpu1"];
+    assert_eq!(gpu1.connect, ["tcp/127.0.0.1:7447"]);
+    assert_eq!(
+        gpu1.credentials,
+        Some(("troupe".to_owned(), "secret".to_owned()))
+    );
+    assert!(
+        !format!("{gpu1:?}").contains("secret"),
+        "no password in Debug"
+    );
+    let here: Vec<_> = manifest
+        .extensions_with_grants()
+        .map(|(config, _)| config.name.clone())
+        .collect();
+    assert_eq!(here, ["local"]);
+    let served: Vec<_> = manifest
+        .extensions_served_by(Some("gpu1"))
+        .map(|(config, _)| config.name.clone())
+        .collect();
+    assert_eq!(served, ["local", "asr"]);
+    let remote: Vec<_> = manifest
+        .remote_extensions()
+        .map(|(extension, host)| (extension.name.as_str(), host.name.as_str()))
+        .collect();
+    assert_eq!(remote, [("asr", "gpu1")]);
+}
+
+#[test]
+fn an_unknown_host_is_a_located_error() {
+    let error = parse(&TEXT.replace("host = \"gpu1\"", "host = \"gpu2\"")).unwrap_err();
+    assert!(
+        matches!(error.kind(), ManifestErrorKind::UnknownHost { name } if name == "gpu2"),
+        "{error}"
+    );
+    assert_eq!(error.location.key, "extensions.asr.host");
+    assert_eq!(error.location.line, Some(13));
+}
+
+#[test]
+fn tls_endpoints_and_half_credentials_are_located_errors() {
+    let error = parse(&TEXT.replace("tcp/127", "tls/127")).unwrap_err();
+    assert!(
+        error.to_string().contains("tls/ endpoints are refused"),
+        "{error}"
+    );
+    assert_eq!(error.location.key, "hosts.gpu1.connect[0]");
+    assert_eq!(error.location.line, Some(3));
+
+    let error = parse(&TEXT.replace("password = \"${GPU_PASSWORD:-secret}\"", "")).unwrap_err();
+    assert_eq!(error.location.key, "hosts.gpu1.user");
+
+    let error =
+        parse(&TEXT.replace("connect = [\"tcp/127.0.0.1:7447\"]", "connect = []")).unwrap_err();
+    assert_eq!(error.location.key, "hosts.gpu1.connect");
+}

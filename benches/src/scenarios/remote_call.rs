@@ -1,0 +1,291 @@
+//! `remote-call`: a troupe remote call beside a raw Zenoh query of the same bytes, in the
+//! same run: one in flight (latency), then 100 (throughput).
+//!
+//! `troupe-remote` calls an echo actor through the `Caller` a `troupe_cluster::RemoteHost`
+//! gives, served by a `troupe_cluster::Server` in this process over loopback TCP: the call
+//! frame (a 64-byte `Value::Bytes`), the actor hop on each side, the cluster runtime's task
+//! hand-offs, the reply frame. `zenoh-raw` sends the very bytes of that call frame as a
+//! query from a client session to a peer session whose queryable replies with them from its
+//! callback: the floor troupe's remote call stands on. The two alternate in rounds so that
+//! machine noise hits both alike; troupe's row carries `ratio_to_zenoh_raw`. The 100-in-flight
+//! rows carry `calls_per_s`, troupe's also `throughput_vs_zenoh_raw`.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix::System;
+use indexmap::IndexMap;
+use troupe_cluster::{HostSpec, Limits, ListenSpec, RemoteHost, Server};
+use troupe_runtime::{ActorBuilder, Call, Caller, Value};
+use troupe_value::{Buffer, Map};
+use zenoh::Wait;
+
+use super::call_roundtrip::TroupeEcho;
+use crate::{BenchError, Effort, Measurement};
+
+const SCENARIO: &str = "remote-call";
+const PAYLOAD: usize = 64;
+/// Calls in flight in the throughput rows.
+const IN_FLIGHT: usize = 100;
+
+fn failed(reason: impl ToString) -> BenchError {
+    BenchError::Scenario {
+        scenario: SCENARIO,
+        reason: reason.to_string(),
+    }
+}
+
+fn free_port() -> Result<u16, BenchError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(failed)
+}
+
+/// The raw pair: a peer session answering `bench/echo` from its callback, and a client
+/// session of it, explicit endpoints only (as troupe's).
+struct RawPair {
+    runtime: tokio::runtime::Runtime,
+    client: Option<zenoh::Session>,
+    peer: Option<zenoh::Session>,
+    _queryable: Option<zenoh::query::Queryable<()>>,
+}
+
+impl RawPair {
+    fn start() -> Result<RawPair, BenchError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port()?);
+        let (peer, client, queryable) = runtime.block_on(async {
+            let peer = zenoh::open(config("peer", "listen/endpoints", &endpoint)?)
+                .await
+                .map_err(failed)?;
+            let queryable = peer
+                .declare_queryable("bench/echo")
+                .callback(|query| {
+                    let bytes = query.payload().map(|p| p.to_bytes().into_owned());
+                    let _ = query
+                        .reply(query.key_expr().clone(), bytes.unwrap_or_default())
+                        .wait();
+                })
+                .await
+                .map_err(failed)?;
+            let client = zenoh::open(config("client", "connect/endpoints", &endpoint)?)
+                .await
+                .map_err(failed)?;
+            Ok::<_, BenchError>((peer, client, queryable))
+        })?;
+        Ok(RawPair {
+            runtime,
+            client: Some(client),
+            peer: Some(peer),
+            _queryable: Some(queryable),
+        })
+    }
+
+    /// Times `n` queries of `frame` after `warmup` untimed ones.
+    fn time(&self, frame: &[u8], warmup: usize, n: usize) -> Result<Vec<u64>, BenchError> {
+        let client = self.client.clone().ok_or_else(|| failed("no client"))?;
+        self.runtime
+            .block_on(raw_loop(client, frame.to_vec(), warmup, n))
+    }
+
+    /// [`IN_FLIGHT`] loops of `per_loop` queries each at once: every query's time, and the
+    /// whole run's.
+    fn time_many(&self, frame: &[u8], per_loop: usize) -> Result<(Vec<u64>, Duration), BenchError> {
+        let client = self.client.clone().ok_or_else(|| failed("no client"))?;
+        self.runtime.block_on(async move {
+            let start = Instant::now();
+            let loops: Vec<_> = (0..IN_FLIGHT)
+                .map(|_| tokio::spawn(raw_loop(client.clone(), frame.to_vec(), 0, per_loop)))
+                .collect();
+            let mut samples = Vec::with_capacity(IN_FLIGHT * per_loop);
+            for one in loops {
+                samples.extend(one.await.map_err(failed)??);
+            }
+            drop(client);
+            Ok((samples, start.elapsed()))
+        })
+    }
+}
+
+/// `warmup` untimed then `n` timed queries of `frame`, one at a time.
+async fn raw_loop(
+    client: zenoh::Session,
+    frame: Vec<u8>,
+    warmup: usize,
+    n: usize,
+) -> Result<Vec<u64>, BenchError> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let start = Instant::now();
+        let replies = client
+            .get("bench/echo")
+            .payload(frame.clone())
+            .consolidation(zenoh::query::ConsolidationMode::None)
+            .timeout(Duration::from_secs(5))
+            .await
+            .map_err(failed)?;
+        let reply = replies.recv_async().await.map_err(failed)?;
+        let ok = reply
+            .result()
+            .is_ok_and(|s| s.payload().len() == frame.len());
+        if !ok {
+            return Err(failed("the raw echo did not answer in kind"));
+        }
+        if i >= warmup {
+            samples.push(start.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok(samples)
+}
+
+impl Drop for RawPair {
+    fn drop(&mut self) {
+        // zenoh objects close on a multi-thread runtime, never on actix's.
+        let (client, peer, queryable) =
+            (self.client.take(), self.peer.take(), self._queryable.take());
+        self.runtime.block_on(async move {
+            drop(queryable);
+            drop(client);
+            drop(peer);
+        });
+    }
+}
+
+fn config(mode: &str, key: &str, endpoint: &str) -> Result<zenoh::Config, BenchError> {
+    let mut config = zenoh::Config::default();
+    for (k, v) in [
+        ("mode", format!("{mode:?}")),
+        ("scouting/multicast/enabled", "false".to_owned()),
+        ("scouting/gossip/enabled", "false".to_owned()),
+        (key, format!("[{endpoint:?}]")),
+    ] {
+        config.insert_json5(k, &v).map_err(failed)?;
+    }
+    Ok(config)
+}
+
+async fn time_troupe(caller: &Caller, payload: &Buffer, warmup: usize, n: usize) -> Vec<u64> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let start = Instant::now();
+        let reply = caller
+            .call(Call::new("echo", vec![Value::Bytes(payload.clone())]))
+            .await;
+        debug_assert!(matches!(reply, Ok(Value::Bytes(_))));
+        if i >= warmup {
+            samples.push(start.elapsed().as_nanos() as u64);
+        }
+    }
+    samples
+}
+
+/// [`IN_FLIGHT`] callers of `per_loop` calls each at once: every call's time, and the
+/// whole run's.
+async fn time_troupe_many(
+    caller: &Caller,
+    payload: &Buffer,
+    per_loop: usize,
+) -> (Vec<u64>, Duration) {
+    let start = Instant::now();
+    let loops: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (caller, payload) = (caller.clone(), payload.clone());
+            actix::spawn(async move { time_troupe(&caller, &payload, 0, per_loop).await })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(IN_FLIGHT * per_loop);
+    for one in loops {
+        samples.extend(one.await.unwrap_or_default());
+    }
+    (samples, start.elapsed())
+}
+
+fn calls_per_s(calls: usize, took: Duration) -> f64 {
+    (calls as f64 / took.as_secs_f64()).round()
+}
+
+/// Runs the scenario: one call in flight (latency), then [`IN_FLIGHT`] (throughput, rows
+/// with `calls_per_s`; troupe's with `throughput_vs_zenoh_raw`).
+pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
+    let n = effort.pick(2_000, 20_000);
+    let rounds = 10;
+    let payload = Buffer::from(vec![0xA5; PAYLOAD]);
+    // The bytes troupe's frame has for this call (its deadline field included).
+    let frame = troupe_cluster::frame::encode_call(
+        1,
+        "echo",
+        &[Value::Bytes(payload.clone())],
+        &Map::new(),
+        Some(troupe_cluster::DEFAULT_CALL_TIMEOUT),
+    )
+    .map_err(failed)?;
+    let raw_pair = RawPair::start()?;
+    let system = System::new();
+    let port = free_port()?;
+    let endpoint: troupe_cluster::Endpoint =
+        format!("tcp/127.0.0.1:{port}").parse().map_err(failed)?;
+    let (server, host, caller) = system.block_on(async {
+        let mut extensions = IndexMap::new();
+        extensions.insert(
+            "echo".to_owned(),
+            ActorBuilder::new("echo").spawn(TroupeEcho).caller(),
+        );
+        let listen = ListenSpec {
+            name: "bench".into(),
+            listen: vec![endpoint.clone()],
+            users: None,
+        };
+        let server = Server::start(listen, extensions, Limits::default())
+            .await
+            .map_err(failed)?;
+        let host = RemoteHost::connect(HostSpec::new("bench", vec![endpoint]))
+            .await
+            .map_err(failed)?;
+        let caller = host.extension("echo").map_err(failed)?;
+        Ok::<_, BenchError>((server, host, caller))
+    })?;
+    let (mut raw, mut troupe) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..rounds {
+        raw.extend(raw_pair.time(&frame, n / rounds / 10, n / rounds)?);
+        troupe.extend(system.block_on(time_troupe(&caller, &payload, n / rounds / 10, n / rounds)));
+    }
+    let per_loop = n / IN_FLIGHT;
+    let (mut raw_many, raw_took) = raw_pair.time_many(&frame, per_loop)?;
+    let (mut troupe_many, troupe_took) =
+        system.block_on(time_troupe_many(&caller, &payload, per_loop));
+    drop((caller, host, server));
+    drop(raw_pair);
+    let raw_cps = calls_per_s(raw_many.len(), raw_took);
+    let troupe_cps = calls_per_s(troupe_many.len(), troupe_took);
+    let raw_many_row = Measurement::from_samples(
+        SCENARIO,
+        "zenoh-raw",
+        frame.len() as u64,
+        IN_FLIGHT as u64,
+        &mut raw_many,
+    )
+    .with("calls_per_s", raw_cps);
+    let troupe_many_row = Measurement::from_samples(
+        SCENARIO,
+        "troupe-remote",
+        PAYLOAD as u64,
+        IN_FLIGHT as u64,
+        &mut troupe_many,
+    )
+    .with("calls_per_s", troupe_cps)
+    .with(
+        "throughput_vs_zenoh_raw",
+        (troupe_cps / raw_cps.max(1.0) * 100.0).round() / 100.0,
+    );
+    let raw_row = Measurement::from_samples(SCENARIO, "zenoh-raw", frame.len() as u64, 1, &mut raw)
+        .with("payload", "the call frame's bytes");
+    let troupe_row =
+        Measurement::from_samples(SCENARIO, "troupe-remote", PAYLOAD as u64, 1, &mut troupe)
+            .with_ratio("ratio_to_zenoh_raw", raw_row.median_ns, 2);
+    Ok(vec![raw_row, troupe_row, raw_many_row, troupe_many_row])
+}

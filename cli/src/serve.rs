@@ -1,0 +1,104 @@
+//! `troupe serve --name NAME --listen tcp/ADDR --manifest FILE`: a host that serves the
+//! manifest's extensions to other hosts over Zenoh until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use troupe_cluster::{Endpoint, Limits, ListenSpec, Server};
+use troupe_manifest::Manifest;
+use troupe_runtime::Caller;
+
+use crate::error::CliError;
+
+/// Arguments of `troupe serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// This host's name: clients' manifests name it in `[hosts.NAME]`.
+    #[arg(long)]
+    name: String,
+    /// Where to listen, e.g. `tcp/0.0.0.0:7447` (repeat for several; tls/ is refused).
+    #[arg(long, required = true, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// The manifest: its extensions with no `host`, or `host = NAME`, are started and
+    /// served.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// A file of `user:password` lines: only those may connect.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Calls waiting per extension; more are refused at once (busy: `MailboxFull`).
+    #[arg(long, default_value_t = Limits::default().queue)]
+    queue: usize,
+    /// Calls running at once per extension.
+    #[arg(long, default_value_t = Limits::default().in_flight)]
+    in_flight: usize,
+}
+
+/// Starts the extensions, serves them, and stops them when told to.
+pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let listen = args
+        .listen
+        .iter()
+        .map(|e| e.parse::<Endpoint>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(troupe_cluster::ClusterError::from)?;
+    let spec = ListenSpec {
+        name: args.name.clone(),
+        listen,
+        users: args.users.clone(),
+    };
+    let limits = Limits {
+        queue: args.queue,
+        in_flight: args.in_flight,
+    };
+    actix::System::new().block_on(async {
+        let host =
+            crate::run::start_host(manifest.extensions_served_by(Some(&args.name)), &manifest)
+                .await?;
+        let extensions: IndexMap<String, Caller> = host
+            .iter()
+            .flat_map(|host| host.extensions())
+            .map(|extension| (extension.name().to_owned(), extension.caller()))
+            .collect();
+        let served = Server::start(spec, extensions, limits).await;
+        let server = match served {
+            Ok(server) => server,
+            Err(error) => {
+                if let Some(host) = &host {
+                    host.shutdown().await;
+                }
+                return Err(error.into());
+            }
+        };
+        println!(
+            "troupe serve: {} ready on {} serving [{}]",
+            server.name(),
+            args.listen.join(", "),
+            server.hello().extensions.join(", ")
+        );
+        wait_for_stop().await;
+        eprintln!("troupe serve: stopping");
+        drop(server);
+        if let Some(host) = &host {
+            host.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
+/// Until Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

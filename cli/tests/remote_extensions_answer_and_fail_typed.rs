@@ -1,0 +1,257 @@
+//! `troupe serve` as a child process on loopback, called from this process through a
+//! `RemoteHost`: a remote Python extension answers like a local one, a missed deadline is
+//! `Timeout`, `kill -9` of the serving process fails a pending call with `HostLost` at once,
+//! and a host that is not there (or a `tls/` endpoint) is a typed error at start, not a hang.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use troupe_cluster::{ClusterError, Endpoint, HostSpec, RemoteHost};
+use troupe_runtime::{Call, CallError, Value};
+
+mod support;
+
+use support::troupe;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn endpoint(port: u16) -> Endpoint {
+    format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
+}
+
+/// A `troupe serve` child serving `remote_math.py` as `math`; killed when dropped.
+struct Served {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(name: &str) -> Served {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
+        let manifest = dir.path().join("serve.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "[extensions.math]\nmodule = \"remote_math\"\npath = {:?}\n",
+                plugins.display().to_string()
+            ),
+        )
+        .expect("write manifest");
+        let port = free_port();
+        let mut child = troupe()
+            .args(["serve", "--name", name, "--listen"])
+            .arg(format!("tcp/127.0.0.1:{port}"))
+            .arg("--manifest")
+            .arg(&manifest)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("troupe serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(" ready on ") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let ready = ready_rx.recv_timeout(Duration::from_secs(120));
+        let mut served = Served {
+            child,
+            port,
+            _dir: dir,
+        };
+        if ready.is_err() {
+            let status = served.child.try_wait();
+            panic!("troupe serve did not get ready: {status:?}");
+        }
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_remote_python_extension_answers_and_misses_deadlines_as_timeout() {
+    let served = Served::start("h1");
+    actix::System::new().block_on(async {
+        let host = RemoteHost::connect(HostSpec::new("h1", vec![endpoint(served.port)]))
+            .await
+            .expect("connects");
+        assert_eq!(host.hello().extensions, ["math"]);
+        let math = host.extension("math").expect("served");
+
+        let sum = math
+            .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
+            .await;
+        assert_eq!(sum, Ok(Value::Int(5)));
+        let kwargs = Call::new("add", vec![Value::from("re")]).kwarg("b", "mote");
+        assert_eq!(math.call(kwargs).await, Ok(Value::from("remote")));
+
+        let mut samples = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            math.call(Call::new("noop", vec![])).await.expect("noop");
+            samples.push(t.elapsed());
+        }
+        samples.sort();
+        eprintln!(
+            "remote no-op call to a Python extension (debug build): median {:?}, p90 {:?}",
+            samples[100], samples[180]
+        );
+
+        let start = Instant::now();
+        let late = math
+            .call_timeout(
+                Call::new("sleep", vec![Value::Float(3.0)]),
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(matches!(late, Err(CallError::Timeout(_))), "{late:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+
+        let missing = math.call(Call::new("nope", vec![])).await;
+        assert!(
+            matches!(missing, Err(CallError::UnknownMethod { .. })),
+            "{missing:?}"
+        );
+    });
+}
+
+#[test]
+fn kill_9_of_the_serving_host_fails_a_pending_call_with_host_lost() {
+    let mut served = Served::start("h2");
+    actix::System::new().block_on(async {
+        let host = RemoteHost::connect(HostSpec::new("h2", vec![endpoint(served.port)]))
+            .await
+            .expect("connects");
+        let math = host.extension("math").expect("served");
+        let pending = {
+            let math = math.clone();
+            actix::spawn(async move {
+                let answer = math
+                    .call(Call::new("sleep", vec![Value::Float(20.0)]))
+                    .await;
+                (answer, Instant::now())
+            })
+        };
+        // Let the call reach the host.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let killed = Instant::now();
+        served.child.kill().expect("kill -9");
+        let (answer, failed) = pending.await.expect("the call ends");
+        let detection = failed.duration_since(killed);
+        eprintln!("HostLost seen {detection:?} after kill -9");
+        assert!(
+            matches!(&answer, Err(CallError::HostLost { host }) if host == "h2"),
+            "{answer:?}"
+        );
+        assert!(detection < Duration::from_secs(2), "{detection:?}");
+        assert!(!host.is_alive());
+        let after = math.call(Call::new("noop", vec![])).await;
+        assert!(
+            matches!(after, Err(CallError::HostLost { .. })),
+            "{after:?}"
+        );
+    });
+}
+
+#[test]
+fn a_host_that_is_not_there_is_a_typed_error_at_start() {
+    let port = free_port();
+    let started = Instant::now();
+    let answer = actix::System::new().block_on(async {
+        let mut spec = HostSpec::new("ghost", vec![endpoint(port)]);
+        spec.probe_timeout = Duration::from_secs(2);
+        RemoteHost::connect(spec).await
+    });
+    let error = answer.expect_err("nothing listens");
+    assert!(matches!(error, ClusterError::Open { .. }), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let tls = troupe()
+        .args(["serve", "--name", "h", "--listen", "tls/127.0.0.1:7447"])
+        .args(["--manifest", "examples/audio_vad.toml"])
+        .output()
+        .expect("troupe runs");
+    let stderr = String::from_utf8_lossy(&tls.stderr);
+    assert_eq!(tls.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tls/ endpoints are refused"), "{stderr}");
+}
+
+#[test]
+fn check_locates_an_unknown_host_and_refuses_tls_and_links_not_compiled_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("client.toml");
+    for (text, expected) in [
+        (
+            "[hosts.gpu1]\nconnect = [\"tcp/127.0.0.1:7447\"]\n\n[extensions.math]\nmodule = \"m\"\nhost = \"gpu2\"\n",
+            ":6: `extensions.math.host`: no host `gpu2`",
+        ),
+        (
+            "[hosts.gpu1]\nconnect = [\"tls/127.0.0.1:7447\"]\n",
+            ":2: `hosts.gpu1.connect[0]`",
+        ),
+        (
+            "[hosts.gpu1]\nconnect = [\"quic/127.0.0.1:7447\"]\n",
+            "host `gpu1`: `quic/127.0.0.1:7447`: the quic/ link is not compiled into this troupe",
+        ),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let check = troupe().arg("check").arg(&file).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+}
+
+#[test]
+fn run_fails_at_start_when_a_remote_host_is_not_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "1\n2\n").expect("write");
+    let file = dir.path().join("client.toml");
+    let text = format!(
+        "[hosts.gpu1]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
+         [extensions.math]\nmodule = \"remote_math\"\nhost = \"gpu1\"\n\n\
+         [[pipelines.p.nodes]]\nid = \"numbers\"\ntype = \"data.jsonl_source\"\nparams = {{ path = \"in.jsonl\" }}\n",
+        free_port()
+    );
+    std::fs::write(&file, text).expect("write");
+    let started = Instant::now();
+    let run = troupe().arg("run").arg(&file).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("host gpu1: cannot open a session"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

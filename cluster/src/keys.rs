@@ -1,0 +1,62 @@
+//! The key expressions troupe declares, and the names that go into them.
+//!
+//! - `troupe/host/NAME`: a serving host's liveliness token (present while it runs).
+//! - `troupe/host/NAME/admin`: its admin queryable ([`crate::admin`]).
+//! - `troupe/host/NAME/ext/EXT/call`: one queryable per extension it serves.
+
+use thiserror::Error;
+
+/// A host or extension name that cannot go into a key expression.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{kind} name {name:?}: use letters, digits, `_`, `-` and `.`")]
+pub struct BadName {
+    /// `host` or `extension`.
+    pub kind: &'static str,
+    /// The name given.
+    pub name: String,
+}
+
+/// Checks that `name` (of a `kind`: `host`, `extension`) is one path segment with no wildcard.
+pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), BadName> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BadName {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The liveliness token of host `host`.
+pub(crate) fn host_token(host: &str) -> String {
+    format!("troupe/host/{host}")
+}
+
+/// The admin queryable of host `host`.
+pub(crate) fn admin(host: &str) -> String {
+    format!("troupe/host/{host}/admin")
+}
+
+/// The queryable serving calls of extension `extension` on host `host`.
+pub(crate) fn extension_call(host: &str, extension: &str) -> String {
+    format!("troupe/host/{host}/ext/{extension}/call")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_segments_without_wildcards() {
+        assert!(check_name("host", "gpu-1.lab").is_ok());
+        for bad in ["", "a/b", "*", "a**", "$x", "a b", "a?b"] {
+            assert!(check_name("host", bad).is_err(), "{bad}");
+        }
+        assert_eq!(extension_call("h", "asr"), "troupe/host/h/ext/asr/call");
+    }
+}

@@ -1,0 +1,399 @@
+//! The client side: a [`RemoteHost`] is one session to one serving host, probed at start-up
+//! and watched through its liveliness token; [`RemoteHost::extension`] gives a [`Caller`] for
+//! one of its extensions, used exactly like a local or bridged one.
+//!
+//! A call is one zenoh query carrying the call frame and the caller's remaining deadline
+//! (or the host's call timeout), made at most once:
+//! - the answer is the extension's value or its [`CallError`];
+//! - past the deadline it is [`CallError::Timeout`] (the host abandons the call at the same
+//!   deadline, which cancels it in a bridged extension);
+//! - when the host's token goes away (a crash, `kill -9`, a cut link) every pending call fails
+//!   at once with [`CallError::HostLost`], and new calls fail so until the token is back;
+//! - a caller that stops waiting gets nothing more and the query is dropped.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler, ResponseFuture};
+use tokio::sync::{oneshot, watch};
+use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
+use troupe_value::{CallError, RemoteException};
+use zenoh::pubsub::Subscriber;
+use zenoh::qos::CongestionControl;
+use zenoh::query::ConsolidationMode;
+use zenoh::sample::SampleKind;
+
+use crate::admin::{AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello};
+use crate::error::ClusterError;
+use crate::frame::{self, FrameError, MAX_FRAME};
+use crate::keys;
+use crate::runtime::{self, OnCluster};
+use crate::session::{self, HostSpec, SharedSession};
+
+/// How long a call that got no answer at all waits for the host's token to settle, to tell
+/// a lost host ([`CallError::HostLost`]) from an extension it does not serve.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// A serving host this process calls: one session, probed when made.
+#[derive(Debug)]
+pub struct RemoteHost {
+    link: Arc<HostLink>,
+    hello: Hello,
+}
+
+/// What every call to one host shares; the session and the token watch end with the last.
+struct HostLink {
+    name: String,
+    call_timeout: Duration,
+    session: SharedSession,
+    alive: watch::Receiver<bool>,
+    _liveliness: OnCluster<Subscriber<()>>,
+}
+
+impl std::fmt::Debug for HostLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLink")
+            .field("name", &self.name)
+            .field("alive", &*self.alive.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteHost {
+    /// Opens a session to `spec`'s host and probes it: its hello must come back within the
+    /// probe timeout, in our cluster version, and its token must be seen. Nothing listening,
+    /// refused credentials, or another program at the endpoint is an error here, at once.
+    pub async fn connect(spec: HostSpec) -> Result<RemoteHost, ClusterError> {
+        keys::check_name("host", &spec.name)?;
+        let config = session::client_config(&spec)?;
+        let session = session::open(config, &spec.name, &spec.connect, spec.probe_timeout).await?;
+        let (alive_tx, alive) = watch::channel(false);
+        let probe = runtime::spawn(probe(session.clone(), spec.clone(), alive_tx))?;
+        let (hello, liveliness) = probe.await??;
+        let link = Arc::new(HostLink {
+            name: spec.name,
+            call_timeout: spec.call_timeout,
+            session,
+            alive,
+            _liveliness: liveliness,
+        });
+        let mut alive = link.alive.clone();
+        let seen = tokio::time::timeout(spec.probe_timeout, alive.wait_for(|alive| *alive)).await;
+        if !matches!(seen, Ok(Ok(_))) {
+            return Err(ClusterError::NoHello {
+                host: link.name.clone(),
+                timeout_ms: millis(spec.probe_timeout),
+            });
+        }
+        Ok(RemoteHost { link, hello })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.link.name
+    }
+
+    /// What it said when probed.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// Whether its token is there now.
+    pub fn is_alive(&self) -> bool {
+        *self.link.alive.borrow()
+    }
+
+    /// Its extensions' state now.
+    pub async fn health(&self, timeout: Duration) -> Result<Vec<ExtensionHealth>, ClusterError> {
+        let session = self.link.session.clone();
+        let name = self.link.name.clone();
+        let asked =
+            runtime::spawn(
+                async move { admin(&session, &name, AdminRequest::Health, timeout).await },
+            )?;
+        match asked.await?? {
+            AdminReply::Health(health) => Ok(health),
+            AdminReply::Hello(_) => Err(ClusterError::NoHello {
+                host: self.link.name.clone(),
+                timeout_ms: millis(timeout),
+            }),
+        }
+    }
+
+    /// A caller for its extension `extension`, an actor of this actix system (call from
+    /// within one).
+    pub fn extension(&self, extension: &str) -> Result<Caller, ClusterError> {
+        keys::check_name("extension", extension)?;
+        if !self.hello.extensions.iter().any(|e| e == extension) {
+            return Err(ClusterError::NotServed {
+                host: self.link.name.clone(),
+                extension: extension.to_owned(),
+                serves: self.hello.extensions.clone(),
+            });
+        }
+        let actor = RemoteExtension {
+            link: self.link.clone(),
+            extension: extension.to_owned(),
+            key: keys::extension_call(&self.link.name, extension),
+        };
+        let name = format!("{}@{}", extension, self.link.name);
+        Ok(ActorBuilder::new(name).spawn(actor).caller())
+    }
+}
+
+/// Declares the token watch, then asks for the hello (on the cluster runtime).
+async fn probe(
+    session: SharedSession,
+    spec: HostSpec,
+    alive: watch::Sender<bool>,
+) -> Result<(Hello, OnCluster<Subscriber<()>>), ClusterError> {
+    let token = keys::host_token(&spec.name);
+    let liveliness = session
+        .get()
+        .liveliness()
+        .declare_subscriber(&token)
+        .history(true)
+        .callback(move |sample| {
+            alive.send_replace(sample.kind() == SampleKind::Put);
+        })
+        .await
+        .map_err(|e| ClusterError::Declare {
+            host: spec.name.clone(),
+            what: format!("liveliness subscriber {token}"),
+            reason: e.to_string(),
+        })?;
+    let liveliness = OnCluster::new(liveliness);
+    let AdminReply::Hello(hello) = admin(
+        &session,
+        &spec.name,
+        AdminRequest::Hello,
+        spec.probe_timeout,
+    )
+    .await?
+    else {
+        return Err(ClusterError::NoHello {
+            host: spec.name.clone(),
+            timeout_ms: millis(spec.probe_timeout),
+        });
+    };
+    if hello.cluster_version != CLUSTER_VERSION {
+        return Err(ClusterError::Version {
+            host: spec.name,
+            theirs: hello.cluster_version,
+            ours: CLUSTER_VERSION,
+        });
+    }
+    Ok((hello, liveliness))
+}
+
+/// Asks host `host`'s admin service; no answer within `timeout` is [`ClusterError::NoHello`].
+async fn admin(
+    session: &SharedSession,
+    host: &str,
+    request: AdminRequest,
+    timeout: Duration,
+) -> Result<AdminReply, ClusterError> {
+    let no_answer = || ClusterError::NoHello {
+        host: host.to_owned(),
+        timeout_ms: millis(timeout),
+    };
+    let bad = |source: FrameError| ClusterError::BadHello {
+        host: host.to_owned(),
+        source,
+    };
+    let payload = troupe_value::encode(&request).map_err(|e| bad(e.into()))?;
+    let first = start_query(session.clone(), keys::admin(host), payload, timeout)?;
+    let bytes = match await_answer(first, timeout).await {
+        Answer::Reply(bytes) => bytes,
+        Answer::TooLarge(len) => {
+            return Err(bad(FrameError::TooLarge {
+                len,
+                max: MAX_FRAME,
+            }));
+        }
+        Answer::NoReply | Answer::TimedOut | Answer::Failed(_) => return Err(no_answer()),
+    };
+    troupe_value::decode(&bytes).map_err(|e| bad(e.into()))
+}
+
+/// How one query ended.
+enum Answer {
+    /// The first reply's bytes.
+    Reply(Vec<u8>),
+    /// A reply over [`MAX_FRAME`].
+    TooLarge(usize),
+    /// The query ended with no reply: nothing serves the key (or the host just went away).
+    NoReply,
+    /// No reply within the timeout.
+    TimedOut,
+    /// zenoh refused the query, or the replier sent an error of zenoh's own.
+    Failed(String),
+}
+
+/// Starts one query of `key` with `payload` (from the cluster runtime: zenoh may block or
+/// panic on actix's thread); its first reply is read in zenoh's reply callback and handed
+/// straight to the waiting caller, with no task between. No reply at all (the query ended,
+/// or could not be sent) closes the channel or says why.
+fn start_query(
+    session: SharedSession,
+    key: String,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<oneshot::Receiver<Answer>, ClusterError> {
+    let (answer, first) = oneshot::channel();
+    let answer = Arc::new(Mutex::new(Some(answer)));
+    let send = move |answer: &Mutex<Option<oneshot::Sender<Answer>>>, value: Answer| {
+        let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(answer) = taken {
+            let _ = answer.send(value);
+        }
+    };
+    runtime::handle()?.spawn(async move {
+        let on_reply = answer.clone();
+        let issued = session
+            .get()
+            .get(&key)
+            .payload(payload)
+            .consolidation(ConsolidationMode::None)
+            .congestion_control(CongestionControl::Block)
+            .timeout(timeout)
+            .callback(move |reply| send(&on_reply, read_reply(reply)))
+            .await;
+        if let Err(error) = issued {
+            send(&answer, Answer::Failed(error.to_string()));
+        }
+    });
+    Ok(first)
+}
+
+/// The answer a started query gives within `timeout`.
+async fn await_answer(first: oneshot::Receiver<Answer>, timeout: Duration) -> Answer {
+    match tokio::time::timeout(timeout, first).await {
+        Err(_) => Answer::TimedOut,
+        Ok(Err(_)) => Answer::NoReply,
+        Ok(Ok(answer)) => answer,
+    }
+}
+
+/// What one reply says, its size checked before it is copied.
+fn read_reply(reply: zenoh::query::Reply) -> Answer {
+    match reply.into_result() {
+        Ok(sample) => {
+            let payload = sample.payload();
+            if payload.len() > MAX_FRAME {
+                return Answer::TooLarge(payload.len());
+            }
+            Answer::Reply(payload.to_bytes().into_owned())
+        }
+        Err(error) => {
+            let text = error.payload().try_to_string().map(|s| s.into_owned());
+            match text {
+                Ok(text) if text == "Timeout" => Answer::TimedOut,
+                Ok(text) => Answer::Failed(text),
+                Err(_) => Answer::Failed("an error reply".to_owned()),
+            }
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An extension served by a remote host, as an actor: its handler starts the query and
+/// returns at once, so its mailbox never waits on the network.
+struct RemoteExtension {
+    link: Arc<HostLink>,
+    extension: String,
+    key: String,
+}
+
+impl Actor for RemoteExtension {
+    type Context = Context<Self>;
+}
+
+impl Handler<Call> for RemoteExtension {
+    type Result = ResponseFuture<CallResult>;
+
+    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+        let (link, extension, key) = (self.link.clone(), self.extension.clone(), self.key.clone());
+        Box::pin(async move { link.call(&extension, key, call).await })
+    }
+}
+
+impl HostLink {
+    fn lost(&self) -> CallError {
+        CallError::HostLost {
+            host: self.name.clone(),
+        }
+    }
+
+    async fn call(&self, extension: &str, key: String, mut call: Call) -> CallResult {
+        let timeout = call
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(self.call_timeout);
+        if timeout.is_zero() {
+            return Err(CallError::Timeout(timeout));
+        }
+        let mut alive = self.alive.clone();
+        if !*alive.borrow_and_update() {
+            return Err(self.lost());
+        }
+        let payload = frame::encode_call(
+            call.id,
+            &call.method,
+            &call.args,
+            &call.kwargs,
+            Some(timeout),
+        )
+        .map_err(|error| CallError::BadArguments {
+            path: "args".to_owned(),
+            reason: error.to_string(),
+        })?;
+        let abandoned = call.take_abandoned();
+        let first = start_query(self.session.clone(), key, payload, timeout)
+            .map_err(|_| CallError::ActorStopped)?;
+        let answer = tokio::select! {
+            answer = await_answer(first, timeout) => answer,
+            () = lost(&mut alive) => return Err(self.lost()),
+            () = abandoned => return Err(CallError::Cancelled),
+        };
+        match answer {
+            Answer::Reply(bytes) => frame::decode_reply(&bytes)
+                .unwrap_or_else(|error| Err(frame_error(&self.name, &error.to_string()))),
+            Answer::TooLarge(len) => Err(frame_error(
+                &self.name,
+                &FrameError::TooLarge {
+                    len,
+                    max: MAX_FRAME,
+                }
+                .to_string(),
+            )),
+            Answer::TimedOut => Err(CallError::Timeout(timeout)),
+            Answer::Failed(reason) => Err(frame_error(&self.name, &reason)),
+            Answer::NoReply => {
+                // The host's going away ends its queries too: give its token a moment.
+                match tokio::time::timeout(SETTLE, lost(&mut alive)).await {
+                    Ok(()) => Err(self.lost()),
+                    Err(_) => Err(CallError::NotFound {
+                        target: format!("extension:{extension} on host {}", self.name),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the host's token is gone (or its watch ended).
+async fn lost(alive: &mut watch::Receiver<bool>) {
+    let _ = alive.wait_for(|alive| !*alive).await;
+}
+
+fn frame_error(host: &str, reason: &str) -> CallError {
+    CallError::Remote(RemoteException {
+        type_name: "troupe.cluster.FrameError".to_owned(),
+        message: format!("host {host}: {reason}"),
+        traceback: String::new(),
+    })
+}

@@ -1,0 +1,181 @@
+//! zenoh sessions as troupe opens them: explicit endpoints only (no multicast or gossip
+//! scouting, which break in containers and relay nothing since zenoh 1.9), and only settings
+//! this build compiles in.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zenoh::{Config, Session};
+
+use crate::endpoint::Endpoint;
+use crate::error::ClusterError;
+use crate::runtime::OnCluster;
+
+/// A user name and password for zenoh's user/password authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// A remote host as a client reaches it (a manifest's `[hosts.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Its name (`troupe serve --name`).
+    pub name: String,
+    /// Where it listens; the first that answers is used.
+    pub connect: Vec<Endpoint>,
+    /// How long a call waits when its caller set no deadline.
+    pub call_timeout: Duration,
+    /// How long the start-up probe (session and hello) may take.
+    pub probe_timeout: Duration,
+    /// Its user/password, if it asks for them.
+    pub credentials: Option<Credentials>,
+}
+
+/// How long a call waits when neither its caller nor the manifest says.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the start-up probe of a host may take by default.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl HostSpec {
+    /// Host `name` at `connect`, with the default timeouts and no credentials.
+    pub fn new(name: impl Into<String>, connect: Vec<Endpoint>) -> HostSpec {
+        HostSpec {
+            name: name.into(),
+            connect,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            credentials: None,
+        }
+    }
+}
+
+/// How a serving host listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// Its name.
+    pub name: String,
+    /// Where it listens.
+    pub listen: Vec<Endpoint>,
+    /// A file of `user:password` lines: when given, only those may connect.
+    pub users: Option<PathBuf>,
+}
+
+/// A session that is closed on the cluster runtime when the last handle drops.
+pub(crate) type SharedSession = std::sync::Arc<OnCluster<Session>>;
+
+fn insert(config: &mut Config, key: &str, value: &serde_json::Value) -> Result<(), ClusterError> {
+    config
+        .insert_json5(key, &value.to_string())
+        .map_err(|e| ClusterError::Config {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn endpoints(list: &[Endpoint]) -> serde_json::Value {
+    list.iter().map(|e| e.as_str().to_owned()).collect()
+}
+
+fn base_config(mode: &str) -> Result<Config, ClusterError> {
+    use serde_json::json;
+    let mut config = Config::default();
+    insert(&mut config, "mode", &json!(mode))?;
+    insert(&mut config, "scouting/multicast/enabled", &json!(false))?;
+    insert(&mut config, "scouting/gossip/enabled", &json!(false))?;
+    // Nothing of troupe's own goes through zenoh's admin space.
+    insert(&mut config, "adminspace/enabled", &json!(false))?;
+    Ok(config)
+}
+
+/// The configuration of a client session to `host`: client mode, its endpoints only, one
+/// connect attempt that fails `open` (never a retry loop) when nothing answers.
+pub(crate) fn client_config(host: &HostSpec) -> Result<Config, ClusterError> {
+    use serde_json::json;
+    if host.connect.is_empty() {
+        return Err(ClusterError::NoEndpoint {
+            host: host.name.clone(),
+        });
+    }
+    let mut config = base_config("client")?;
+    insert(&mut config, "connect/endpoints", &endpoints(&host.connect))?;
+    let timeout_ms = u64::try_from(host.probe_timeout.as_millis()).unwrap_or(u64::MAX);
+    insert(&mut config, "connect/timeout_ms", &json!(timeout_ms))?;
+    insert(&mut config, "connect/exit_on_failure", &json!(true))?;
+    insert(&mut config, "listen/endpoints", &json!([]))?;
+    if let Some(credentials) = &host.credentials {
+        insert(
+            &mut config,
+            "transport/auth/usrpwd/user",
+            &json!(credentials.user),
+        )?;
+        insert(
+            &mut config,
+            "transport/auth/usrpwd/password",
+            &json!(credentials.password),
+        )?;
+    }
+    Ok(config)
+}
+
+/// The configuration of a serving host: peer mode, listening on its endpoints, connecting to
+/// nobody.
+pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
+    use serde_json::json;
+    if spec.listen.is_empty() {
+        return Err(ClusterError::NoEndpoint {
+            host: spec.name.clone(),
+        });
+    }
+    let mut config = base_config("peer")?;
+    insert(&mut config, "listen/endpoints", &endpoints(&spec.listen))?;
+    insert(&mut config, "listen/exit_on_failure", &json!(true))?;
+    insert(&mut config, "connect/endpoints", &json!([]))?;
+    if let Some(users) = &spec.users {
+        insert(
+            &mut config,
+            "transport/auth/usrpwd/dictionary_file",
+            &json!(users.display().to_string()),
+        )?;
+    }
+    Ok(config)
+}
+
+/// Opens a session with `config` (on the cluster runtime), as host `host` at `endpoints`.
+pub(crate) async fn open(
+    config: Config,
+    host: &str,
+    endpoints: &[Endpoint],
+    timeout: Duration,
+) -> Result<SharedSession, ClusterError> {
+    let failed = |reason: String| ClusterError::Open {
+        host: host.to_owned(),
+        endpoints: endpoints
+            .iter()
+            .map(Endpoint::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason,
+    };
+    let opened = crate::runtime::spawn(async move {
+        match tokio::time::timeout(timeout, zenoh::open(config)).await {
+            Ok(Ok(session)) => Ok(std::sync::Arc::new(OnCluster::new(session))),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no session within {} ms", timeout.as_millis())),
+        }
+    })?;
+    opened.await?.map_err(failed)
+}

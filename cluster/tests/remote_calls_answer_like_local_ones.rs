@@ -1,0 +1,231 @@
+//! A server and a client in one process, over loopback TCP: calls answer with the served
+//! actor's values and errors, deadlines become `Timeout`, and start-up problems are typed
+//! errors at once.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use indexmap::IndexMap;
+use troupe_cluster::{ClusterError, HostSpec, Limits, ListenSpec, RemoteHost, Server};
+use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Value};
+
+struct Echo;
+
+impl Actor for Echo {
+    type Context = Context<Self>;
+}
+
+impl Handler<Call> for Echo {
+    type Result = ResponseFuture<CallResult>;
+
+    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(async move {
+            match call.method() {
+                "echo" => call.arg::<Value>(0),
+                "sleep_ms" => {
+                    let ms: i64 = call.arg(0)?;
+                    tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                    Ok(Value::Null)
+                }
+                _ => Err(call.unknown_method()),
+            }
+        })
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn endpoint(port: u16) -> troupe_cluster::Endpoint {
+    format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
+}
+
+/// Serves `Echo` as `echo` on host `name` at `port`, with `users` if given.
+async fn serve_echo(name: &str, port: u16, users: Option<std::path::PathBuf>) -> Server {
+    serve_echo_within(name, port, users, Limits::default()).await
+}
+
+async fn serve_echo_within(
+    name: &str,
+    port: u16,
+    users: Option<std::path::PathBuf>,
+    limits: Limits,
+) -> Server {
+    let mut extensions = IndexMap::new();
+    extensions.insert(
+        "echo".to_owned(),
+        ActorBuilder::new("echo").spawn(Echo).caller(),
+    );
+    let listen = ListenSpec {
+        name: name.into(),
+        listen: vec![endpoint(port)],
+        users,
+    };
+    Server::start(listen, extensions, limits)
+        .await
+        .expect("serves")
+}
+
+#[actix_rt::test]
+async fn calls_deadlines_and_unknown_methods_cross_the_link() {
+    let port = free_port();
+    let server = serve_echo("h1", port, None).await;
+    assert_eq!(server.hello().extensions, ["echo"]);
+
+    let host = RemoteHost::connect(HostSpec::new("h1", vec![endpoint(port)]))
+        .await
+        .expect("connects");
+    assert!(host.is_alive());
+    let echo = host.extension("echo").expect("served");
+
+    let answer = echo.call(Call::new("echo", vec![Value::from("hi")])).await;
+    assert_eq!(answer, Ok(Value::from("hi")));
+
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        echo.call(Call::new("echo", vec![Value::Int(1)]))
+            .await
+            .expect("answer");
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    eprintln!(
+        "remote echo: median {:?}, p90 {:?} ({:?} for 200)",
+        samples[100],
+        samples[180],
+        start.elapsed()
+    );
+
+    let missing = echo.call(Call::new("nope", vec![])).await;
+    assert!(
+        matches!(missing, Err(CallError::UnknownMethod { .. })),
+        "{missing:?}"
+    );
+
+    let late = echo
+        .call_timeout(
+            Call::new("sleep_ms", vec![Value::Int(2000)]),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(matches!(late, Err(CallError::Timeout(_))), "{late:?}");
+
+    assert!(matches!(
+        host.extension("other"),
+        Err(ClusterError::NotServed { .. })
+    ));
+    let health = host.health(Duration::from_secs(2)).await.expect("health");
+    assert!(health.iter().all(|e| e.up));
+    drop(server);
+}
+
+#[actix_rt::test]
+async fn nothing_listening_is_a_typed_error_at_once() {
+    let port = free_port();
+    let start = Instant::now();
+    let mut spec = HostSpec::new("nobody", vec![endpoint(port)]);
+    spec.probe_timeout = Duration::from_secs(2);
+    let error = RemoteHost::connect(spec).await.expect_err("nothing there");
+    assert!(matches!(error, ClusterError::Open { .. }), "{error}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn tls_endpoints_are_refused() {
+    let tls = "tls/127.0.0.1:7447".parse::<troupe_cluster::Endpoint>();
+    assert!(matches!(tls, Err(troupe_cluster::EndpointError::Tls(_))));
+}
+
+#[actix_rt::test]
+async fn wrong_credentials_are_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("troupe-cluster-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:s3cret\n").expect("users");
+    let port = free_port();
+    let _server = serve_echo("locked", port, Some(users)).await;
+
+    let spec = |user: &str, password: &str| {
+        let mut spec = HostSpec::new("locked", vec![endpoint(port)]);
+        spec.probe_timeout = Duration::from_secs(2);
+        spec.credentials = Some(troupe_cluster::Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        spec
+    };
+    let host = RemoteHost::connect(spec("alice", "s3cret"))
+        .await
+        .expect("the right password connects");
+    let echo = host.extension("echo").expect("served");
+    assert_eq!(
+        echo.call(Call::new("echo", vec![Value::Int(1)])).await,
+        Ok(Value::Int(1))
+    );
+
+    let start = Instant::now();
+    let wrong = RemoteHost::connect(spec("alice", "guess")).await;
+    assert!(matches!(wrong, Err(ClusterError::Open { .. })), "{wrong:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let mut anonymous = HostSpec::new("locked", vec![endpoint(port)]);
+    anonymous.probe_timeout = Duration::from_secs(2);
+    let refused = RemoteHost::connect(anonymous).await;
+    assert!(refused.is_err(), "no credentials: refused");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_full_queue_answers_busy_at_once() {
+    let port = free_port();
+    let limits = Limits {
+        queue: 1,
+        in_flight: 1,
+    };
+    let _server = serve_echo_within("busy", port, None, limits).await;
+    let host = RemoteHost::connect(HostSpec::new("busy", vec![endpoint(port)]))
+        .await
+        .expect("connects");
+    let echo = host.extension("echo").expect("served");
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let echo = echo.clone();
+            actix::spawn(async move {
+                let start = Instant::now();
+                let answer = echo
+                    .call(Call::new("sleep_ms", vec![Value::Int(400)]))
+                    .await;
+                (answer, start.elapsed())
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for call in calls {
+        let (answer, took) = call.await.expect("joined");
+        match answer {
+            Ok(Value::Null) => {}
+            Err(CallError::MailboxFull) => {
+                busy += 1;
+                assert!(took < Duration::from_millis(300), "busy at once: {took:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // One runs, one waits; the rest are refused.
+    assert!(busy >= 3, "{busy} busy");
+}
