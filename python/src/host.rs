@@ -64,10 +64,7 @@ impl State {
     fn manifest(&self, extra: Option<(&str, &toml::Table)>) -> Result<Manifest, HostError> {
         let mut added = self.added.clone();
         if let Some((name, table)) = extra
-            && let Some(entries) = added
-                .entry("extensions")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
+            && let Some(entries) = section(&mut added, "extensions")
         {
             entries.insert(name.to_owned(), toml::Value::Table(table.clone()));
         }
@@ -79,10 +76,7 @@ impl State {
             if declared.contains(name) {
                 continue;
             }
-            let entries = added
-                .entry("singletons")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(entries) = entries.as_table_mut()
+            if let Some(entries) = section(&mut added, "singletons")
                 && !entries.contains_key(name)
             {
                 let mut table = toml::Table::new();
@@ -125,11 +119,7 @@ impl Host {
             .iter()
             .find(|(s, _)| *s == section)
             .map_or("entry", |(_, kind)| *kind);
-        let entries = state
-            .added
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(entries) = entries.as_table_mut() else {
+        let Some(entries) = self::section(&mut state.added, section) else {
             return Err(HostError::Options(format!("{section} is not a table")));
         };
         if entries.contains_key(name) {
@@ -141,6 +131,14 @@ impl Host {
         entries.insert(name.to_owned(), toml::Value::Table(table));
         Ok(())
     }
+}
+
+/// Table `name` of `added` (made empty if missing); `None` if it is not a table.
+fn section<'a>(added: &'a mut toml::Table, name: &str) -> Option<&'a mut toml::Table> {
+    added
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
 }
 
 /// The manifest: the file's, with what Python added appended to its text as tables of
@@ -296,12 +294,7 @@ impl Host {
         // Kept (merged into what is there now: other threads may have added meanwhile), so
         // later manifests see it: grants may name it, and adding it again replaces it.
         let mut state = self.state();
-        if let Some(entries) = state
-            .added
-            .entry("extensions")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-        {
+        if let Some(entries) = section(&mut state.added, "extensions") {
             entries.insert(name.to_owned(), toml::Value::Table(table));
         }
         Ok(())

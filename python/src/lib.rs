@@ -58,6 +58,12 @@ fn shutdown_runtime(py: Python<'_>) {
 /// for (a second Ctrl-C stops it sooner).
 const LINGER_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// `os.register_at_fork(after_in_child=...)`: marks the runtime as the parent's.
+#[pyfunction]
+fn after_fork_in_child() {
+    runtime::after_fork_in_child();
+}
+
 /// The `troupe._host` module.
 #[pymodule]
 #[pyo3(name = "_host")]
@@ -65,6 +71,13 @@ fn host_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     troupe_pyvalue::register(m)?;
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
+    let after_fork = wrap_pyfunction!(after_fork_in_child, m)?;
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", &after_fork)?;
+    m.py()
+        .import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    m.add_function(after_fork)?;
     m.add_class::<host::Host>()?;
     m.add_class::<target::Target>()?;
     m.add_class::<target::Pending>()?;

@@ -7,6 +7,7 @@
 //! [`crate::completion`], to the loop's own thread.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -26,25 +27,30 @@ pub(crate) struct Runtime {
     system: System,
     arbiter: ArbiterHandle,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// The process it runs in: a child made by `fork()` has a copy of this value but not
-    /// the thread, so it must not use (or join) it.
-    pid: u32,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
+/// Set in a child forked after the runtime started (by `os.register_at_fork`, see
+/// [`after_fork_in_child`]): the child has a copy of [`RUNTIME`] but not its thread, so it
+/// must not use (or join) it. A flag, not a pid check: calls read it, cheaply.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the child after `os.fork()`.
+pub(crate) fn after_fork_in_child() {
+    if RUNTIME.get().is_some() {
+        FORKED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The runtime if it was started in this process.
 pub(crate) fn started() -> Option<&'static Runtime> {
-    RUNTIME
-        .get()
-        .filter(|runtime| runtime.pid == std::process::id())
+    RUNTIME.get().filter(|_| !forked())
 }
 
 /// Whether this process was forked from one whose runtime had started.
 pub(crate) fn forked() -> bool {
-    RUNTIME
-        .get()
-        .is_some_and(|runtime| runtime.pid != std::process::id())
+    FORKED.load(Ordering::Relaxed)
 }
 
 /// The runtime, started on first use.
@@ -80,14 +86,13 @@ pub(crate) fn runtime() -> Result<&'static Runtime, HostError> {
         system,
         arbiter,
         thread: Mutex::new(Some(thread)),
-        pid: std::process::id(),
     }))
 }
 
 impl Runtime {
     /// This runtime, if it runs in this process.
     fn here(&'static self) -> Result<&'static Runtime, HostError> {
-        if self.pid == std::process::id() {
+        if !forked() {
             Ok(self)
         } else {
             Err(HostError::Forked)

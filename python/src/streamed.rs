@@ -6,7 +6,7 @@
 //! the whole stream, and closing the items (or dropping them) abandons the call: the
 //! extension stops its generator at its next `yield`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -30,8 +30,6 @@ pub(crate) struct CallItems {
     stream: Shared,
     /// Set by [`CallItems::close`]: reads in flight end at once.
     closed: tokio::sync::watch::Sender<bool>,
-    /// The first close's stream drop, done once.
-    closing: Mutex<bool>,
 }
 
 impl CallItems {
@@ -42,7 +40,6 @@ impl CallItems {
         CallItems {
             stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
             closed: tokio::sync::watch::Sender::new(false),
-            closing: Mutex::new(false),
         }
     }
 
@@ -95,14 +92,10 @@ impl CallItems {
 
     /// Abandons the call (the extension's generator stops at its next `yield`); reads end.
     fn close(&self) {
-        let mut closing = self
-            .closing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if std::mem::replace(&mut *closing, true) {
+        // The first close only (the watch's previous value says).
+        if self.closed.send_replace(true) {
             return;
         }
-        self.closed.send_replace(true);
         // Dropping the stream abandons the call; a read in flight lets go of it first.
         let stream = self.stream.clone();
         if let Ok(runtime) = runtime() {
