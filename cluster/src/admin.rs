@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the cluster frames ([`crate::frame`] and these); hosts and clients refuse to
 /// talk across versions.
-pub const CLUSTER_VERSION: u32 = 1;
+pub const CLUSTER_VERSION: u32 = 2;
 
 /// What a client asks the admin service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

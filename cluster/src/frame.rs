@@ -2,6 +2,11 @@
 //! deadline, and the answer as a `Result<Value, CallError>`, both postcard-encoded with the
 //! value codec every other troupe link uses (`troupe_value::{encode, decode}`).
 //!
+//! A streamed call (a generator method, a python pipeline node's outputs) is answered with
+//! several [`StreamPart`]s on the same query: its items, then its end. The caller grants
+//! credit for the items it took and may cancel a call it no longer waits for with a
+//! [`Control`] message on the host's control key.
+//!
 //! Shared-memory descriptors never leave their host: a pool buffer is copied into the frame
 //! as bytes before it is encoded, and a frame from a peer is decoded with no pool slot lent
 //! and no region handed over, so a descriptor in it is refused. CUDA arrays do not cross
@@ -28,7 +33,60 @@ pub struct RemoteCall {
     pub call: CallFrame,
     /// How long the caller still waits, in milliseconds, when the call left.
     pub deadline_ms: Option<u64>,
+    /// Who made it (the caller's session): with the call's id, what [`Control`] messages
+    /// about it name.
+    pub caller: String,
+    /// Set for a streamed call: how many items the host may send before the caller grants
+    /// more credit.
+    pub window: Option<u32>,
 }
+
+/// How a call is made, besides what it calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions<'a> {
+    /// The caller's session id ([`RemoteCall::caller`]).
+    pub caller: &'a str,
+    /// How long the caller still waits.
+    pub deadline: Option<Duration>,
+    /// The credit window of a streamed call; `None` for a plain one.
+    pub window: Option<u32>,
+}
+
+/// One reply on a streamed call's query: items in order, then exactly one end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StreamPart {
+    /// One item, sent only while the caller has granted credit for it.
+    Item(Value),
+    /// The call's final answer (`Null` when the items were all of it).
+    End(RemoteReply),
+}
+
+/// What a caller tells a serving host about a call it made (on `troupe/host/NAME/control`).
+/// The host ignores one about a call it does not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// The caller took `items` more items of streamed call `call`: the host may send as many
+    /// more.
+    Credit {
+        /// [`RemoteCall::caller`].
+        caller: String,
+        /// The call's id.
+        call: u64,
+        /// How many more items.
+        items: u32,
+    },
+    /// The caller stopped waiting for call `call`: the host abandons it (a bridged
+    /// extension cancels it in its child).
+    Cancel {
+        /// [`RemoteCall::caller`].
+        caller: String,
+        /// The call's id.
+        call: u64,
+    },
+}
+
+/// The largest [`Control`] message a host reads (bytes).
+pub const MAX_CONTROL: usize = 256;
 
 impl RemoteCall {
     /// The caller's remaining time.
@@ -66,13 +124,13 @@ pub enum FrameError {
     Empty,
 }
 
-/// Encodes `method(args, kwargs)` with call id `id` and the caller's remaining `deadline`.
+/// Encodes `method(args, kwargs)` with call id `id`, made as `options` say.
 pub fn encode_call(
     id: u64,
     method: &str,
     args: &[Value],
     kwargs: &Map,
-    deadline: Option<Duration>,
+    options: CallOptions<'_>,
 ) -> Result<Vec<u8>, FrameError> {
     let call = RemoteCall {
         call: CallFrame {
@@ -84,7 +142,11 @@ pub fn encode_call(
                 .map(|(k, v)| Ok((k.clone(), inlined(v)?)))
                 .collect::<Result<_, FrameError>>()?,
         },
-        deadline_ms: deadline.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        deadline_ms: options
+            .deadline
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        caller: options.caller.to_owned(),
+        window: options.window,
     };
     checked(troupe_value::encode(&call)?)
 }
@@ -114,6 +176,48 @@ pub fn decode_reply(bytes: &[u8]) -> Result<RemoteReply, FrameError> {
         refuse_device(value)?;
     }
     Ok(reply)
+}
+
+/// Encodes one part of a streamed answer.
+pub fn encode_part(part: &StreamPart) -> Result<Vec<u8>, FrameError> {
+    let bytes = match part {
+        StreamPart::Item(value) => troupe_value::encode(&StreamPart::Item(inlined(value)?))?,
+        StreamPart::End(Ok(value)) => troupe_value::encode(&StreamPart::End(Ok(inlined(value)?)))?,
+        StreamPart::End(Err(_)) => troupe_value::encode(part)?,
+    };
+    checked(bytes)
+}
+
+/// Reads one part of a streamed answer from a peer's `bytes`.
+pub fn decode_part(bytes: &[u8]) -> Result<StreamPart, FrameError> {
+    let part: StreamPart = decode_untrusted(bytes)?;
+    if let StreamPart::Item(value) | StreamPart::End(Ok(value)) = &part {
+        refuse_device(value)?;
+    }
+    Ok(part)
+}
+
+/// Encodes a control message.
+pub fn encode_control(control: &Control) -> Result<Vec<u8>, FrameError> {
+    let bytes = troupe_value::encode(control)?;
+    if bytes.len() > MAX_CONTROL {
+        return Err(FrameError::TooLarge {
+            len: bytes.len(),
+            max: MAX_CONTROL,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Reads a control message from a peer's `bytes`, its size checked first.
+pub fn decode_control(bytes: &[u8]) -> Result<Control, FrameError> {
+    if bytes.len() > MAX_CONTROL {
+        return Err(FrameError::TooLarge {
+            len: bytes.len(),
+            max: MAX_CONTROL,
+        });
+    }
+    Ok(troupe_value::decode(bytes)?)
 }
 
 fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, FrameError> {

@@ -3,6 +3,7 @@
 //! - `troupe/host/NAME`: a serving host's liveliness token (present while it runs).
 //! - `troupe/host/NAME/admin`: its admin queryable ([`crate::admin`]).
 //! - `troupe/host/NAME/ext/EXT/call`: one queryable per extension it serves.
+//! - `troupe/host/NAME/control`: what callers say about their calls (credit, cancel).
 
 use thiserror::Error;
 
@@ -45,6 +46,11 @@ pub(crate) fn admin(host: &str) -> String {
 /// The queryable serving calls of extension `extension` on host `host`.
 pub(crate) fn extension_call(host: &str, extension: &str) -> String {
     format!("troupe/host/{host}/ext/{extension}/call")
+}
+
+/// Where callers of host `host` send [`crate::frame::Control`] messages.
+pub(crate) fn control(host: &str) -> String {
+    format!("troupe/host/{host}/control")
 }
 
 #[cfg(test)]

@@ -39,5 +39,5 @@ pub use endpoint::{Endpoint, EndpointError, LINKS};
 pub use error::ClusterError;
 pub use keys::BadName;
 pub use remote::RemoteHost;
-pub use serve::{Limits, Server};
+pub use serve::{Limits, MAX_STREAM_WINDOW, Server};
 pub use session::{Credentials, DEFAULT_CALL_TIMEOUT, DEFAULT_PROBE_TIMEOUT, HostSpec, ListenSpec};

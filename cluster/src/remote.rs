@@ -9,14 +9,20 @@
 //!   deadline, which cancels it in a bridged extension);
 //! - when the host's token goes away (a crash, `kill -9`, a cut link) every pending call fails
 //!   at once with [`CallError::HostLost`], and new calls fail so until the token is back;
-//! - a caller that stops waiting gets nothing more and the query is dropped.
+//! - a caller that stops waiting gets nothing more; the host is told to abandon the call
+//!   (a [`Control::Cancel`], best effort: one that overtakes its call is ignored).
+//!
+//! A streamed call ([`Caller::call_stream`]) is one query answered by several
+//! [`StreamPart`]s: each item is pushed to the caller's stream as it arrives, and each batch
+//! the caller takes is granted back to the host as credit ([`Control::Credit`]), so a slow
+//! reader here slows the producer there with at most the window in between.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
 use tokio::sync::{oneshot, watch};
-use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
+use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, ItemSink};
 use troupe_value::{CallError, RemoteException};
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::CongestionControl;
@@ -25,7 +31,7 @@ use zenoh::sample::SampleKind;
 
 use crate::admin::{AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello};
 use crate::error::ClusterError;
-use crate::frame::{self, FrameError, MAX_FRAME};
+use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME, RemoteReply, StreamPart};
 use crate::keys;
 use crate::runtime::{self, OnCluster};
 use crate::session::{self, HostSpec, SharedSession};
@@ -44,6 +50,10 @@ pub struct RemoteHost {
 /// What every call to one host shares; the session and the token watch end with the last.
 struct HostLink {
     name: String,
+    /// This session's id: with a call's id, what the host knows the call by.
+    caller: String,
+    /// Where [`Control`] messages to the host go.
+    control_key: String,
     call_timeout: Duration,
     session: SharedSession,
     alive: watch::Receiver<bool>,
@@ -71,6 +81,8 @@ impl RemoteHost {
         let probe = runtime::spawn(probe(session.clone(), spec.clone(), alive_tx))?;
         let (hello, liveliness) = probe.await??;
         let link = Arc::new(HostLink {
+            caller: session.get().zid().to_string(),
+            control_key: keys::control(&spec.name),
             name: spec.name,
             call_timeout: spec.call_timeout,
             session,
@@ -211,7 +223,9 @@ async fn admin(
                 max: MAX_FRAME,
             }));
         }
-        Answer::NoReply | Answer::TimedOut | Answer::Failed(_) => return Err(no_answer()),
+        Answer::NoReply | Answer::TimedOut | Answer::Failed(_) | Answer::Ended(_) => {
+            return Err(no_answer());
+        }
     };
     troupe_value::decode(&bytes).map_err(|e| bad(e.into()))
 }
@@ -220,6 +234,8 @@ async fn admin(
 enum Answer {
     /// The first reply's bytes.
     Reply(Vec<u8>),
+    /// A streamed call's end, its items all handed to the caller's stream.
+    Ended(RemoteReply),
     /// A reply over [`MAX_FRAME`].
     TooLarge(usize),
     /// The query ended with no reply: nothing serves the key (or the host just went away).
@@ -264,6 +280,88 @@ fn start_query(
         }
     });
     Ok(first)
+}
+
+/// Starts a streamed call's query (as [`start_query`] does): each item is pushed to `sink`
+/// from zenoh's reply callback, never waiting; the end drops the sink, then answers. A host
+/// that sends past its credit, or a part that cannot be read, ends the call with an error.
+fn start_stream(
+    session: SharedSession,
+    key: String,
+    payload: Vec<u8>,
+    timeout: Duration,
+    sink: ItemSink,
+) -> Result<oneshot::Receiver<Answer>, ClusterError> {
+    let (answer, first) = oneshot::channel();
+    let state = Arc::new(Mutex::new(Some((sink, answer))));
+    let end = |state: &Mutex<Option<(ItemSink, oneshot::Sender<Answer>)>>, value: Answer| {
+        let taken = state.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((sink, answer)) = taken {
+            drop(sink);
+            let _ = answer.send(value);
+        }
+    };
+    runtime::handle()?.spawn(async move {
+        let on_reply = state.clone();
+        let issued = session
+            .get()
+            .get(&key)
+            .payload(payload)
+            .consolidation(ConsolidationMode::None)
+            .congestion_control(CongestionControl::Block)
+            .timeout(timeout)
+            .callback(move |reply| {
+                let part = match read_reply(reply) {
+                    Answer::Reply(bytes) => frame::decode_part(&bytes),
+                    other => return end(&on_reply, other),
+                };
+                match part {
+                    Ok(StreamPart::Item(item)) => {
+                        let pushed =
+                            match on_reply.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                                Some((sink, _)) => sink.push(item),
+                                None => return,
+                            };
+                        if let Err(over) = pushed {
+                            end(
+                                &on_reply,
+                                Answer::Failed(format!(
+                                    "the host sent items past its credit: {over}"
+                                )),
+                            );
+                        }
+                    }
+                    Ok(StreamPart::End(reply)) => end(&on_reply, Answer::Ended(reply)),
+                    Err(error) => end(&on_reply, Answer::Failed(error.to_string())),
+                }
+            })
+            .await;
+        if let Err(error) = issued {
+            end(&state, Answer::Failed(error.to_string()));
+        }
+    });
+    Ok(first)
+}
+
+/// Sends `control` to the host at `key` (from any thread; on the cluster runtime).
+fn tell(session: &SharedSession, key: &str, control: &Control) {
+    let Ok(bytes) = frame::encode_control(control) else {
+        return;
+    };
+    let Ok(handle) = runtime::handle() else {
+        return;
+    };
+    let (session, key) = (session.clone(), key.to_owned());
+    handle.spawn(async move {
+        let sent = session
+            .get()
+            .put(&key, bytes)
+            .congestion_control(CongestionControl::Block)
+            .await;
+        if let Err(error) = sent {
+            tracing::debug!(%error, %key, "control message not sent");
+        }
+    });
 }
 
 /// The answer a started query gives within `timeout`.
@@ -340,26 +438,46 @@ impl HostLink {
         if !*alive.borrow_and_update() {
             return Err(self.lost());
         }
-        let payload = frame::encode_call(
-            call.id,
-            &call.method,
-            &call.args,
-            &call.kwargs,
-            Some(timeout),
-        )
-        .map_err(|error| CallError::BadArguments {
-            path: "args".to_owned(),
-            reason: error.to_string(),
-        })?;
+        let sink = call.take_items();
+        let options = CallOptions {
+            caller: &self.caller,
+            deadline: Some(timeout),
+            window: sink.as_ref().map(ItemSink::window),
+        };
+        let payload = frame::encode_call(call.id, &call.method, &call.args, &call.kwargs, options)
+            .map_err(|error| CallError::BadArguments {
+                path: "args".to_owned(),
+                reason: error.to_string(),
+            })?;
         let abandoned = call.take_abandoned();
-        let first = start_query(self.session.clone(), key, payload, timeout)
-            .map_err(|_| CallError::ActorStopped)?;
+        let first = match sink {
+            None => start_query(self.session.clone(), key, payload, timeout),
+            Some(sink) => {
+                let (session, control_key) = (self.session.clone(), self.control_key.clone());
+                let (caller, id) = (self.caller.clone(), call.id);
+                sink.on_taken(move |items| {
+                    let credit = Control::Credit {
+                        caller: caller.clone(),
+                        call: id,
+                        items,
+                    };
+                    tell(&session, &control_key, &credit);
+                });
+                start_stream(self.session.clone(), key, payload, timeout, sink)
+            }
+        }
+        .map_err(|_| CallError::ActorStopped)?;
         let answer = tokio::select! {
             answer = await_answer(first, timeout) => answer,
             () = lost(&mut alive) => return Err(self.lost()),
-            () = abandoned => return Err(CallError::Cancelled),
+            () = abandoned => {
+                let cancel = Control::Cancel { caller: self.caller.clone(), call: call.id };
+                tell(&self.session, &self.control_key, &cancel);
+                return Err(CallError::Cancelled);
+            }
         };
         match answer {
+            Answer::Ended(reply) => reply,
             Answer::Reply(bytes) => frame::decode_reply(&bytes)
                 .unwrap_or_else(|error| Err(frame_error(&self.name, &error.to_string()))),
             Answer::TooLarge(len) => Err(frame_error(

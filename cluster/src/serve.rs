@@ -6,22 +6,34 @@
 //! the bound the query is answered at once with [`CallError::MailboxFull`]. A task per
 //! extension drains the queue, at most [`Limits::in_flight`] calls running at once, each
 //! through the extension's [`Caller`] with the caller's remaining deadline.
+//!
+//! A streamed call sends each item as a reply of its own, only while its caller has granted
+//! credit; the caller's [`Control`] messages (credit, cancel) arrive on the host's control
+//! key and reach the running call through [`Running`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use indexmap::IndexMap;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use troupe_runtime::{Call, Caller};
-use troupe_value::{CallError, RemoteException};
+use troupe_value::{CallError, RemoteException, Value};
 use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::Subscriber;
 use zenoh::query::{Query, Queryable};
 
 use crate::admin::{AdminReply, AdminRequest, ExtensionHealth, Hello};
 use crate::error::ClusterError;
-use crate::frame::{self, FrameError, MAX_FRAME, RemoteReply};
+use crate::frame::{
+    self, Control, FrameError, MAX_CONTROL, MAX_FRAME, RemoteCall, RemoteReply, StreamPart,
+};
 use crate::keys;
 use crate::runtime::{self, OnCluster, Task};
 use crate::session::{self, ListenSpec, SharedSession};
+
+/// The largest credit window a streamed call gets, whatever its caller asks.
+pub const MAX_STREAM_WINDOW: u32 = 256;
 
 /// How much work a serving host takes in per extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +60,7 @@ pub struct Server {
     hello: Hello,
     _token: OnCluster<LivelinessToken>,
     _queryables: Vec<OnCluster<Queryable<()>>>,
+    _control: OnCluster<Subscriber<()>>,
     _drains: Vec<Task<()>>,
     _session: SharedSession,
 }
@@ -90,12 +103,13 @@ impl Server {
             limits,
         ))?
         .await??;
-        let (token, queryables, drains) = declared;
+        let (token, queryables, control, drains) = declared;
         Ok(Server {
             name,
             hello,
             _token: token,
             _queryables: queryables,
+            _control: control,
             _drains: drains,
             _session: session,
         })
@@ -115,8 +129,88 @@ impl Server {
 type Declared = (
     OnCluster<LivelinessToken>,
     Vec<OnCluster<Queryable<()>>>,
+    OnCluster<Subscriber<()>>,
     Vec<Task<()>>,
 );
+
+/// The calls a host runs, by who made them, so that a caller's [`Control`] reaches its call.
+/// At most [`Limits::in_flight`] per extension are here (a call enters once it has a slot).
+#[derive(Default)]
+struct Running(Mutex<HashMap<(String, u64), Arc<RunningCall>>>);
+
+/// What a caller's [`Control`] messages act on.
+struct RunningCall {
+    cancel: Notify,
+    /// Items the caller will take now (a streamed call's credit).
+    credit: Semaphore,
+    window: u32,
+}
+
+/// A call's place in [`Running`], left when dropped.
+struct Entered<'a> {
+    running: &'a Running,
+    key: (String, u64),
+    call: Arc<RunningCall>,
+}
+
+impl Running {
+    fn enter(&self, remote: &RemoteCall, window: u32) -> Entered<'_> {
+        let key = (remote.caller.clone(), remote.call.id);
+        let call = Arc::new(RunningCall {
+            cancel: Notify::new(),
+            credit: Semaphore::new(0),
+            window,
+        });
+        self.lock().insert(key.clone(), call.clone());
+        Entered {
+            running: self,
+            key,
+            call,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Arc<RunningCall>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Acts on a caller's message; one about a call not running here is ignored.
+    fn control(&self, control: Control) {
+        let (key, credit) = match control {
+            Control::Credit {
+                caller,
+                call,
+                items,
+            } => ((caller, call), Some(items)),
+            Control::Cancel { caller, call } => ((caller, call), None),
+        };
+        let Some(call) = self.lock().get(&key).cloned() else {
+            return;
+        };
+        match credit {
+            // Never more than the window outstanding, whatever the caller says.
+            Some(items) => {
+                let room = call.window.saturating_sub(
+                    u32::try_from(call.credit.available_permits()).unwrap_or(u32::MAX),
+                );
+                call.credit.add_permits(items.min(room) as usize);
+            }
+            None => call.cancel.notify_one(),
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let mut running = self.running.lock();
+        // A caller that reused an id replaced this entry: leave its own.
+        if running
+            .get(&self.key)
+            .is_some_and(|call| Arc::ptr_eq(call, &self.call))
+        {
+            running.remove(&self.key);
+        }
+    }
+}
 
 /// Declares the admin and extension queryables, then the token (so a client that sees the
 /// token finds them).
@@ -136,6 +230,27 @@ async fn declare_all(
     let handle = runtime::handle()?.clone();
     let mut queryables = Vec::new();
     let mut drains = Vec::new();
+    let running = Arc::new(Running::default());
+
+    let control_key = keys::control(&host);
+    let control = {
+        let running = running.clone();
+        zenoh
+            .declare_subscriber(&control_key)
+            .callback(move |sample| {
+                let payload = sample.payload();
+                if payload.len() > MAX_CONTROL {
+                    tracing::debug!(len = payload.len(), "control message too large");
+                    return;
+                }
+                match frame::decode_control(&payload.to_bytes()) {
+                    Ok(control) => running.control(control),
+                    Err(error) => tracing::debug!(%error, "bad control message"),
+                }
+            })
+            .await
+            .map_err(|e| failed(format!("subscriber {control_key}"), e))?
+    };
 
     let admin_key = keys::admin(&host);
     let admin = {
@@ -171,7 +286,12 @@ async fn declare_all(
             .map_err(|e| failed(format!("queryable {key}"), e))?;
         queryables.push(OnCluster::new(queryable));
         let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
-        drains.push(runtime::spawn(drain(intake, caller.clone(), slots))?);
+        drains.push(runtime::spawn(drain(
+            intake,
+            caller.clone(),
+            slots,
+            running.clone(),
+        ))?);
     }
 
     let token_key = keys::host_token(&host);
@@ -180,42 +300,119 @@ async fn declare_all(
         .declare_token(&token_key)
         .await
         .map_err(|e| failed(format!("liveliness token {token_key}"), e))?;
-    Ok((OnCluster::new(token), queryables, drains))
+    Ok((
+        OnCluster::new(token),
+        queryables,
+        OnCluster::new(control),
+        drains,
+    ))
 }
 
 /// Runs the queued calls of one extension, at most `slots` at once.
-async fn drain(mut intake: mpsc::Receiver<Query>, caller: Caller, slots: Arc<Semaphore>) {
+async fn drain(
+    mut intake: mpsc::Receiver<Query>,
+    caller: Caller,
+    slots: Arc<Semaphore>,
+    running: Arc<Running>,
+) {
     while let Some(query) = intake.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let caller = caller.clone();
+        let (caller, running) = (caller.clone(), running.clone());
         tokio::spawn(async move {
-            let answer = run_call(&caller, &query).await;
-            reply(query, answer).await;
+            serve_call(&caller, query, &running).await;
             drop(slot);
         });
     }
 }
 
-/// The answer to one call query: the frame read (every byte of it untrusted), the call made.
-async fn run_call(caller: &Caller, query: &Query) -> RemoteReply {
-    let remote = match read_payload(query).and_then(|bytes| frame::decode_call(&bytes)) {
+/// Reads one call query (every byte of it untrusted), makes the call and answers it, unless
+/// its caller cancels it first (then the call is abandoned and nothing is sent).
+async fn serve_call(caller: &Caller, query: Query, running: &Running) {
+    let remote = match read_payload(&query).and_then(|bytes| frame::decode_call(&bytes)) {
         Ok(remote) => remote,
         Err(error) => {
-            return Err(CallError::BadArguments {
+            let error = CallError::BadArguments {
                 path: "frame".to_owned(),
                 reason: error.to_string(),
-            });
+            };
+            return reply(query, Err(error)).await;
         }
     };
+    let window = remote.window.map(|w| w.clamp(1, MAX_STREAM_WINDOW));
+    let entered = running.enter(&remote, window.unwrap_or(0));
     let deadline = remote.deadline();
     let mut call = Call::new(remote.call.method, remote.call.args);
     call.kwargs = remote.call.kwargs;
-    match deadline {
-        Some(deadline) => caller.call_timeout(call, deadline).await,
-        None => caller.call(call).await,
+    let answered = async {
+        match window {
+            None => {
+                let answer = match deadline {
+                    Some(deadline) => caller.call_timeout(call, deadline).await,
+                    None => caller.call(call).await,
+                };
+                reply(query, answer).await;
+            }
+            Some(window) => stream(caller, call, deadline, window, query, &entered.call).await,
+        }
+    };
+    tokio::select! {
+        () = answered => {}
+        () = entered.call.cancel.notified() => {}
     }
+}
+
+/// Runs a streamed call: each item is sent once the caller has credit for it, then the end.
+async fn stream(
+    caller: &Caller,
+    call: Call,
+    deadline: Option<Duration>,
+    window: u32,
+    query: Query,
+    running: &RunningCall,
+) {
+    let mut items = caller.call_stream(call, deadline, window);
+    running.credit.add_permits(window as usize);
+    let sent = async {
+        loop {
+            let item = match items.next().await {
+                Some(Ok(item)) => item,
+                Some(Err(error)) => return Err(error),
+                None => return Ok(Value::Null),
+            };
+            match running.credit.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err(CallError::Cancelled),
+            }
+            send_part(&query, &StreamPart::Item(item)).await?;
+        }
+    };
+    let end = match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, sent)
+            .await
+            .unwrap_or(Err(CallError::Timeout(deadline))),
+        None => sent.await,
+    };
+    let _ = send_part(&query, &StreamPart::End(end)).await;
+}
+
+/// Sends one part of a streamed answer; an item that cannot cross hosts is the call's error.
+async fn send_part(query: &Query, part: &StreamPart) -> Result<(), CallError> {
+    let bytes = match frame::encode_part(part) {
+        Ok(bytes) => bytes,
+        Err(error) => return Err(cannot_cross(&error)),
+    };
+    send(query, bytes).await;
+    Ok(())
+}
+
+fn cannot_cross(error: &FrameError) -> CallError {
+    CallError::Remote(RemoteException {
+        type_name: "troupe.cluster.FrameError".to_owned(),
+        message: format!("the result cannot cross hosts: {error}"),
+        traceback: String::new(),
+    })
 }
 
 /// A query's payload, size-checked before it is copied.
@@ -232,13 +429,8 @@ fn read_payload(query: &Query) -> Result<Vec<u8>, FrameError> {
 
 /// Sends `answer` (an answer that cannot be encoded becomes a typed error saying why).
 async fn reply(query: Query, answer: RemoteReply) {
-    let bytes = frame::encode_reply(&answer).or_else(|error| {
-        frame::encode_reply(&Err(CallError::Remote(RemoteException {
-            type_name: "troupe.cluster.FrameError".to_owned(),
-            message: format!("the result cannot cross hosts: {error}"),
-            traceback: String::new(),
-        })))
-    });
+    let bytes = frame::encode_reply(&answer)
+        .or_else(|error| frame::encode_reply(&Err(cannot_cross(&error))));
     let Ok(bytes) = bytes else {
         tracing::warn!("cannot encode an error reply");
         return;

@@ -3,6 +3,7 @@
 //! errors at once.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -12,6 +13,10 @@ use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Value};
 
 struct Echo;
 
+/// Items `count` has produced (streamed), and whether a `hold` call saw its cancel.
+static PRODUCED: AtomicU64 = AtomicU64::new(0);
+static HOLD_CANCELLED: AtomicBool = AtomicBool::new(false);
+
 impl Actor for Echo {
     type Context = Context<Self>;
 }
@@ -19,10 +24,30 @@ impl Actor for Echo {
 impl Handler<Call> for Echo {
     type Result = ResponseFuture<CallResult>;
 
-    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut call: Call, _: &mut Context<Self>) -> Self::Result {
         Box::pin(async move {
             match call.method() {
                 "echo" => call.arg::<Value>(0),
+                // Streams 0..n under its caller's credit.
+                "count" => {
+                    let n: i64 = call.arg(0)?;
+                    let Some(sink) = call.take_items() else {
+                        return Ok(Value::List((0..n).map(Value::Int).collect()));
+                    };
+                    for i in 0..n {
+                        if !sink.send(Value::Int(i)).await {
+                            return Err(CallError::Cancelled);
+                        }
+                        PRODUCED.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(Value::Null)
+                }
+                // Waits until its caller lets go.
+                "hold" => {
+                    call.take_abandoned().await;
+                    HOLD_CANCELLED.store(true, Ordering::SeqCst);
+                    Ok(Value::Null)
+                }
                 "sleep_ms" => {
                     let ms: i64 = call.arg(0)?;
                     tokio::time::sleep(Duration::from_millis(ms as u64)).await;
@@ -228,4 +253,69 @@ async fn a_full_queue_answers_busy_at_once() {
     }
     // One runs, one waits; the rest are refused.
     assert!(busy >= 3, "{busy} busy");
+}
+
+#[actix_rt::test]
+async fn streamed_calls_flow_under_credit_and_cancels_reach_the_host() {
+    let port = free_port();
+    let _server = serve_echo("streams", port, None).await;
+    let host = RemoteHost::connect(HostSpec::new("streams", vec![endpoint(port)]))
+        .await
+        .expect("connects");
+    let echo = host.extension("echo").expect("served");
+
+    // A slow reader: the producer over there stays within the windows of the two hops.
+    let window = 4;
+    let mut items = echo.call_stream(Call::new("count", vec![Value::Int(100)]), None, window);
+    let mut taken = Vec::new();
+    for _ in 0..10 {
+        match items.next().await {
+            Some(Ok(Value::Int(i))) => taken.push(i),
+            other => panic!("{other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let produced = PRODUCED.load(Ordering::SeqCst);
+    assert!(
+        produced <= 10 + 2 * u64::from(window) + 1,
+        "{produced} produced for 10 taken: no backpressure across the link"
+    );
+    while let Some(item) = items.next().await {
+        match item {
+            Ok(Value::Int(i)) => taken.push(i),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(taken, (0..100).collect::<Vec<_>>(), "all of them, in order");
+
+    // A stream dropped half-way stops its producer over there.
+    let mut items = echo.call_stream(Call::new("count", vec![Value::Int(1_000_000)]), None, 8);
+    for _ in 0..5 {
+        assert!(matches!(items.next().await, Some(Ok(_))));
+    }
+    drop(items);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped_at = PRODUCED.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        PRODUCED.load(Ordering::SeqCst),
+        stopped_at,
+        "the producer stopped"
+    );
+
+    // A plain call the caller stops waiting for is abandoned over there too.
+    let held = tokio::time::timeout(
+        Duration::from_millis(200),
+        echo.call(Call::new("hold", vec![])),
+    )
+    .await;
+    assert!(held.is_err(), "it holds until cancelled");
+    let start = Instant::now();
+    while !HOLD_CANCELLED.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the host never heard the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

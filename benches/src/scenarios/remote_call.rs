@@ -221,7 +221,11 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         "echo",
         &[Value::Bytes(payload.clone())],
         &Map::new(),
-        Some(troupe_cluster::DEFAULT_CALL_TIMEOUT),
+        troupe_cluster::frame::CallOptions {
+            caller: "0123456789abcdef0123456789abcdef",
+            deadline: Some(troupe_cluster::DEFAULT_CALL_TIMEOUT),
+            window: None,
+        },
     )
     .map_err(failed)?;
     let raw_pair = RawPair::start()?;
