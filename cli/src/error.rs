@@ -51,18 +51,6 @@ pub(crate) enum CliError {
     /// no hello).
     #[error(transparent)]
     Cluster(#[from] troupe_cluster::ClusterError),
-    /// A python node names an extension served by another host (not supported yet).
-    #[error(
-        "python node `{node}` uses extension `{extension}` on host `{host}`: python nodes on remote extensions are not supported yet"
-    )]
-    RemotePythonNode {
-        /// The node.
-        node: String,
-        /// Its extension.
-        extension: String,
-        /// The host serving it.
-        host: String,
-    },
     /// The benchmark harness failed.
     #[error(transparent)]
     Bench(troupe_bench::BenchError),

@@ -1,12 +1,16 @@
 //! The manifest's remote hosts as `troupe run` reaches them: each `[hosts.NAME]` that an
 //! extension names is connected to and probed at start, and each remote extension is bound
 //! to a caller, so a wrong endpoint, refused credentials or an extension the host does not
-//! serve fail the run at start, not at its first call.
+//! serve fail the run at start, not at its first call. A pipeline's python nodes on a
+//! remote extension call it through that caller.
 
 use indexmap::IndexMap;
 use troupe_cluster::{ClusterError, Credentials, Endpoint, HostSpec, RemoteHost};
-use troupe_manifest::{HostManifest, Manifest, NodeBody};
+use troupe_host::extension_host::{ExtensionHost, PythonNode};
+use troupe_manifest::{HostManifest, Manifest, PipelineLoader};
+use troupe_nodes::NodeError;
 use troupe_runtime::Caller;
+use troupe_value::CallError;
 
 use crate::error::CliError;
 
@@ -41,29 +45,8 @@ pub(crate) fn host_spec(host: &HostManifest) -> Result<HostSpec, ClusterError> {
 }
 
 /// Connects to the hosts `manifest`'s remote extensions name, and binds those extensions.
-/// Python nodes of pipeline `pipeline` on a remote extension are refused (not yet
-/// supported: they need streamed calls across hosts).
-pub(crate) async fn bind(
-    manifest: &Manifest,
-    pipeline: Option<&str>,
-) -> Result<RemoteExtensions, CliError> {
+pub(crate) async fn bind(manifest: &Manifest) -> Result<RemoteExtensions, CliError> {
     let mut bound = RemoteExtensions::default();
-    if let Some(pipeline) = pipeline.and_then(|name| manifest.pipelines.get(name)) {
-        for node in &pipeline.nodes {
-            if let NodeBody::Python(spec) = &node.body
-                && let Some(host) = manifest
-                    .extensions
-                    .get(&spec.extension)
-                    .and_then(|e| e.host.as_ref())
-            {
-                return Err(CliError::RemotePythonNode {
-                    node: node.id.clone(),
-                    extension: spec.extension.clone(),
-                    host: host.clone(),
-                });
-            }
-        }
-    }
     let mut hosts: IndexMap<&str, RemoteHost> = IndexMap::new();
     for (extension, host) in manifest.remote_extensions() {
         if !hosts.contains_key(host.name.as_str()) {
@@ -83,4 +66,25 @@ pub(crate) async fn bind(
     }
     bound._hosts = hosts.into_values().collect();
     Ok(bound)
+}
+
+impl RemoteExtensions {
+    /// `loader` making python nodes from these remote extensions and `host`'s own. A node
+    /// whose extension runs on neither fails to build with [`CallError::ActorStopped`].
+    pub(crate) fn python_nodes<'m>(
+        &self,
+        loader: PipelineLoader<'m>,
+        host: Option<&ExtensionHost>,
+    ) -> PipelineLoader<'m> {
+        let remote = self.callers.clone();
+        let local = host.map(ExtensionHost::python_nodes);
+        loader.python_nodes(move |spec| match (remote.get(&spec.extension), &local) {
+            (Some(caller), _) => Ok(Box::new(PythonNode::new(caller.clone(), spec))),
+            (None, Some(local)) => local(spec),
+            (None, None) => Err(NodeError::Call {
+                method: spec.method.clone(),
+                source: Box::new(CallError::ActorStopped),
+            }),
+        })
+    }
 }

@@ -95,12 +95,9 @@ async fn run_pipeline(
     manifest: &Manifest,
     name: &str,
 ) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
-    let remote = crate::remote::bind(manifest, Some(name)).await?;
+    let remote = crate::remote::bind(manifest).await?;
     let host = start_extensions(manifest).await?;
-    let mut loader = manifest.loader();
-    if let Some(host) = &host {
-        loader = loader.python_nodes(host.python_nodes());
-    }
+    let loader = remote.python_nodes(manifest.loader(), host.as_ref());
     let result = async {
         let running = loader.build(name)?.start();
         let canceller = running.canceller();

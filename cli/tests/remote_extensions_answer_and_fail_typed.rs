@@ -2,6 +2,8 @@
 //! `RemoteHost`: a remote Python extension answers like a local one, a missed deadline is
 //! `Timeout`, `kill -9` of the serving process fails a pending call with `HostLost` at once,
 //! and a host that is not there (or a `tls/` endpoint) is a typed error at start, not a hang.
+//! `troupe run` of a client manifest runs a pipeline whose python nodes are served by
+//! another host, with every item, in order.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -254,4 +256,64 @@ fn run_fails_at_start_when_a_remote_host_is_not_there() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_pipeline_runs_its_python_nodes_on_another_host() {
+    let served = Served::start("h3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let numbers: Vec<i64> = (1..=300).collect();
+    let input: String = numbers.iter().map(|n| format!("{n}\n")).collect();
+    std::fs::write(dir.path().join("in.jsonl"), input).expect("write");
+    let file = dir.path().join("client.toml");
+    let node = |id: &str, body: &str| format!("[[pipelines.p.nodes]]\nid = \"{id}\"\n{body}\n\n");
+    let text = format!(
+        "[hosts.h3]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
+         [extensions.math]\nmodule = \"remote_math\"\nhost = \"h3\"\n\n{}{}{}{}\
+         [[pipelines.p.edges]]\nfrom = \"numbers\"\nto = \"double\"\n\n\
+         [[pipelines.p.edges]]\nfrom = \"double\"\nto = \"digits\"\n\n\
+         [[pipelines.p.edges]]\nfrom = \"digits\"\nto = \"out\"\n",
+        served.port,
+        node(
+            "numbers",
+            "type = \"data.jsonl_source\"\nparams = { path = \"in.jsonl\" }"
+        ),
+        // A slow node over there: the source here waits for it, nothing is lost.
+        node(
+            "double",
+            "type = \"python\"\nextension = \"math\"\nmethod = \"slow_double\""
+        ),
+        // A generator with a flush: its items stream back under credit.
+        node(
+            "digits",
+            "type = \"python\"\nextension = \"math\"\nmethod = \"digits\"\ngenerator = true\nflush = true"
+        ),
+        node(
+            "out",
+            "type = \"data.jsonl_sink\"\nparams = { path = \"out.jsonl\" }"
+        ),
+    );
+    std::fs::write(&file, text).expect("write");
+    let run = troupe().arg("run").arg(&file).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("[h3] connected"), "{stderr}");
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output");
+    let got: Vec<i64> = out
+        .lines()
+        .map(|l| l.trim().parse().expect("a number"))
+        .collect();
+    let mut expected: Vec<i64> = numbers
+        .iter()
+        .flat_map(|n| {
+            (n * 2)
+                .to_string()
+                .chars()
+                .map(|c| i64::from(c as u8 - b'0'))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    expected.push(-1);
+    assert_eq!(got, expected, "every item, in order, then the flush");
 }

@@ -15,3 +15,15 @@ class RemoteMath(troupe.Extension):
     def sleep(self, seconds):
         time.sleep(seconds)
         return seconds
+
+    # As pipeline nodes (`type = "python"` on a client's manifest).
+    def slow_double(self, item):
+        time.sleep(0.002)
+        return item * 2
+
+    def digits(self, item):
+        for ch in str(item):
+            yield int(ch)
+
+    def digits_flush(self):
+        yield -1

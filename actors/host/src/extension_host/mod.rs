@@ -299,7 +299,7 @@ impl ExtensionHost {
         move |spec| match extensions.get(&spec.extension) {
             Some(extension) => {
                 python_node::check_methods(extension, spec)?;
-                Ok(Box::new(PythonNode::new(extension.clone(), spec)))
+                Ok(Box::new(PythonNode::new(extension.caller(), spec)))
             }
             None => Err(troupe_nodes::NodeError::Call {
                 method: spec.method.clone(),

@@ -1,11 +1,12 @@
-//! A method of a bridged Python extension used as a pipeline node.
+//! A method of a Python extension used as a pipeline node: an extension of this host
+//! (bridged) or of another one (over the cluster), behind the same [`Caller`].
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use troupe_bridge_python::extension::ExtensionRef;
 use troupe_nodes::{Emitter, Node, NodeError, OutputStream};
-use troupe_runtime::CallStream;
+use troupe_runtime::{CallStream, Caller};
 use troupe_value::{CallError, Map, Value};
 
 /// Items a generator node may yield ahead of what downstream has taken.
@@ -41,10 +42,12 @@ pub struct PythonNodeSpec {
 /// Each call ends before the next input ([`Emitter::defer`], [`Emitter::defer_stream`]), so
 /// the order of outputs is the order of inputs. A Python exception, a crash of the extension's process
 /// or a deadline is [`NodeError::Call`]: the node's error policy decides what follows,
-/// while the extension restarts under its own supervision.
+/// while the extension restarts under its own supervision. On a remote extension the same
+/// holds across the link (a generator's window is granted as credit over it), and a lost
+/// host is [`CallError::HostLost`].
 #[derive(Debug, Clone)]
 pub struct PythonNode {
-    extension: ExtensionRef,
+    extension: Caller,
     method: String,
     flush_method: Option<String>,
     generator: bool,
@@ -77,8 +80,9 @@ pub(crate) fn check_methods(
 }
 
 impl PythonNode {
-    /// The node `spec` describes, served by `extension`.
-    pub fn new(extension: ExtensionRef, spec: &PythonNodeSpec) -> PythonNode {
+    /// The node `spec` describes, served by `extension` (an [`ExtensionRef::caller`], or a
+    /// remote extension's caller).
+    pub fn new(extension: Caller, spec: &PythonNodeSpec) -> PythonNode {
         PythonNode {
             extension,
             method: spec.method.clone(),
@@ -101,7 +105,7 @@ impl PythonNode {
         }
         let extension = self.extension.clone();
         out.defer(async move {
-            match extension.call_with(call, None).await {
+            match extension.call(call).await {
                 Ok(Value::Null) => Ok(Vec::new()),
                 Ok(value) => Ok(vec![value]),
                 Err(source) => Err(NodeError::Call {

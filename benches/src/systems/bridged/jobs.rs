@@ -336,7 +336,7 @@ impl Extensions {
                             end: items as i64,
                         }),
                     )
-                    .node("py", Box::new(PythonNode::new(self.bench.clone(), &spec)))
+                    .node("py", Box::new(PythonNode::new(self.bench.caller(), &spec)))
                     .edge("count", "py")
                     .build()
                     .map_err(|e| failed("pipeline", e))?
