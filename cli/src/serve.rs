@@ -2,6 +2,7 @@
 //! manifest's extensions to other hosts over Zenoh until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use troupe_cluster::{Endpoint, Limits, ListenSpec, Server};
@@ -32,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// Calls running at once per extension.
     #[arg(long, default_value_t = Limits::default().in_flight)]
     in_flight: usize,
+    /// The link lease announced to clients (ms): one that hears nothing from this host for
+    /// that long (frozen, or cut off) sees it lost (`HostLost`).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    lease_ms: u64,
 }
 
 /// Starts the extensions, serves them, and stops them when told to.
@@ -43,11 +48,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         .map(|e| e.parse::<Endpoint>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(troupe_cluster::ClusterError::from)?;
-    let spec = ListenSpec {
-        name: args.name.clone(),
-        listen,
-        users: args.users.clone(),
-    };
+    let mut spec = ListenSpec::new(&args.name, listen);
+    spec.users.clone_from(&args.users);
+    spec.lease = Duration::from_millis(args.lease_ms);
     let limits = Limits {
         queue: args.queue,
         in_flight: args.in_flight,

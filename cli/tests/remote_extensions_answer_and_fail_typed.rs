@@ -39,6 +39,11 @@ struct Served {
 
 impl Served {
     fn start(name: &str) -> Served {
+        Served::start_on(name, free_port(), &[])
+    }
+
+    /// `troupe serve --name name` at `port`, with `args` added.
+    fn start_on(name: &str, port: u16, args: &[&str]) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
         let manifest = dir.path().join("serve.toml");
@@ -50,12 +55,12 @@ impl Served {
             ),
         )
         .expect("write manifest");
-        let port = free_port();
         let mut child = troupe()
             .args(["serve", "--name", name, "--listen"])
             .arg(format!("tcp/127.0.0.1:{port}"))
             .arg("--manifest")
             .arg(&manifest)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("troupe serve starts");
@@ -316,4 +321,68 @@ fn a_pipeline_runs_its_python_nodes_on_another_host() {
         .collect();
     expected.push(-1);
     assert_eq!(got, expected, "every item, in order, then the flush");
+}
+
+/// Sends `signal` to `child`.
+fn signal(child: &Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal}");
+}
+
+#[test]
+fn a_frozen_host_is_lost_at_its_lease_and_a_restarted_one_rejoins() {
+    let port = free_port();
+    let mut served = Served::start_on("h4", port, &["--lease-ms", "1000"]);
+    actix::System::new().block_on(async {
+        let host = RemoteHost::connect(HostSpec::new("h4", vec![endpoint(port)]))
+            .await
+            .expect("connects");
+        let math = host.extension("math").expect("served");
+        let pending = {
+            let math = math.clone();
+            actix::spawn(async move {
+                let answer = math
+                    .call(Call::new("sleep", vec![Value::Float(20.0)]))
+                    .await;
+                (answer, Instant::now())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Frozen: its link stays open, it just says nothing more.
+        signal(&served.child, "STOP");
+        let stopped = Instant::now();
+        let (answer, failed) = pending.await.expect("the call ends");
+        let detection = failed.duration_since(stopped);
+        eprintln!("HostLost seen {detection:?} after SIGSTOP (lease 1 s)");
+        assert!(
+            matches!(&answer, Err(CallError::HostLost { host }) if host == "h4"),
+            "{answer:?}"
+        );
+        assert!(detection < Duration::from_secs(5), "{detection:?}");
+        signal(&served.child, "CONT");
+
+        // Restarted on the same endpoint: the same RemoteHost calls it again.
+        served.child.kill().expect("kill -9");
+        served.child.wait().expect("reaped");
+        served = Served::start_on("h4", port, &["--lease-ms", "1000"]);
+        let start = Instant::now();
+        let sum = loop {
+            match math
+                .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
+                .await
+            {
+                Err(CallError::HostLost { .. }) if start.elapsed() < Duration::from_secs(20) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                answer => break answer,
+            }
+        };
+        eprintln!("rejoined {:?} after the restart was ready", start.elapsed());
+        assert_eq!(sum, Ok(Value::Int(5)));
+        assert!(host.is_alive());
+    });
 }

@@ -72,6 +72,25 @@ pub struct ListenSpec {
     pub listen: Vec<Endpoint>,
     /// A file of `user:password` lines: when given, only those may connect.
     pub users: Option<PathBuf>,
+    /// The link lease it announces: a client that hears nothing from it for this long (it
+    /// froze, or the network split) drops the link and sees the host lost.
+    pub lease: Duration,
+}
+
+/// Zenoh's default link lease.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+impl ListenSpec {
+    /// Host `name` listening at `listen`, open to anyone who reaches it, with the default
+    /// lease.
+    pub fn new(name: impl Into<String>, listen: Vec<Endpoint>) -> ListenSpec {
+        ListenSpec {
+            name: name.into(),
+            listen,
+            users: None,
+            lease: DEFAULT_LEASE,
+        }
+    }
 }
 
 /// A session that is closed on the cluster runtime when the last handle drops.
@@ -144,6 +163,10 @@ pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
     insert(&mut config, "listen/endpoints", &endpoints(&spec.listen))?;
     insert(&mut config, "listen/exit_on_failure", &json!(true))?;
     insert(&mut config, "connect/endpoints", &json!([]))?;
+    let lease_ms = u64::try_from(spec.lease.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(100);
+    insert(&mut config, "transport/link/tx/lease", &json!(lease_ms))?;
     if let Some(users) = &spec.users {
         insert(
             &mut config,

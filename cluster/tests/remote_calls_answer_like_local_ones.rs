@@ -86,11 +86,8 @@ async fn serve_echo_within(
         "echo".to_owned(),
         ActorBuilder::new("echo").spawn(Echo).caller(),
     );
-    let listen = ListenSpec {
-        name: name.into(),
-        listen: vec![endpoint(port)],
-        users,
-    };
+    let mut listen = ListenSpec::new(name, vec![endpoint(port)]);
+    listen.users = users;
     Server::start(listen, extensions, limits)
         .await
         .expect("serves")

@@ -239,11 +239,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
             "echo".to_owned(),
             ActorBuilder::new("echo").spawn(TroupeEcho).caller(),
         );
-        let listen = ListenSpec {
-            name: "bench".into(),
-            listen: vec![endpoint.clone()],
-            users: None,
-        };
+        let listen = ListenSpec::new("bench", vec![endpoint.clone()]);
         let server = Server::start(listen, extensions, Limits::default())
             .await
             .map_err(failed)?;
