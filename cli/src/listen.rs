@@ -73,6 +73,8 @@ struct Sessions {
     input_params: troupe_value::Map,
     outputs: Vec<String>,
     host: Option<ExtensionHost>,
+    /// The remote hosts its extensions on other hosts are reached through.
+    remote: crate::remote::RemoteExtensions,
 }
 
 /// Serves sessions until Ctrl-C.
@@ -112,7 +114,8 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
     }
     let _metrics = crate::run::serve_metrics(args.metrics)?;
     actix::System::new().block_on(async {
-        let host = start_extensions(&manifest).await?;
+        let remote = crate::remote::bind(&manifest).await?;
+        let host = start_extensions(&manifest, &remote).await?;
         let listener = TcpListener::bind(args.listen)
             .await
             .map_err(|e| CliError::Listen(format!("cannot listen at {}: {e}", args.listen)))?;
@@ -131,6 +134,7 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
             input_params,
             outputs: args.output.clone(),
             host,
+            remote,
         });
         let mut number = 0u64;
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
@@ -202,10 +206,9 @@ impl Sessions {
             Box::new(troupe_nodes::audio::ChannelReader::new(bytes_rx)),
             self.input_params.clone(),
         )?;
-        let mut loader = self.manifest.loader();
-        if let Some(host) = &self.host {
-            loader = loader.python_nodes(host.python_nodes());
-        }
+        let loader = self
+            .remote
+            .python_nodes(self.manifest.loader(), self.host.as_ref());
         // The source is live: the pipeline runs it on a thread of its own.
         let mut builder = loader
             .builder(&self.pipeline)?

@@ -3,16 +3,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
 use troupe_bridge_python::extension::ExtensionConfig;
 use troupe_host::extension_host::{ExtensionHost, Grants, NotStarted};
 use troupe_host::singleton::SingletonKinds;
 use troupe_manifest::Manifest;
 use troupe_pipeline::RunReport;
 use troupe_runtime::supervision::SupervisorStatus;
-use troupe_runtime::{Registry, metrics};
+use troupe_runtime::{Caller, Registry, metrics};
 
 use crate::error::CliError;
 use crate::progress::ProgressDisplay;
+use crate::remote::RemoteExtensions;
 
 /// Arguments of `troupe run`.
 #[derive(Debug, clap::Args)]
@@ -96,7 +98,7 @@ async fn run_pipeline(
     name: &str,
 ) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
     let remote = crate::remote::bind(manifest).await?;
-    let host = start_extensions(manifest).await?;
+    let host = start_extensions(manifest, &remote).await?;
     let loader = remote.python_nodes(manifest.loader(), host.as_ref());
     let result = async {
         let running = loader.build(name)?.start();
@@ -132,19 +134,23 @@ async fn run_pipeline(
 }
 
 /// Starts the manifest's singletons and the extensions this host runs (those with no
-/// `host`), if it has any, and waits for their start-up hooks. An extension that cannot
-/// start is reported; python nodes that use it fail to build.
+/// `host`), if it has any, and waits for their start-up hooks; they reach the `remote`
+/// extensions as they are granted. An extension that cannot start is reported; python
+/// nodes that use it fail to build.
 pub(crate) async fn start_extensions(
     manifest: &Manifest,
+    remote: &RemoteExtensions,
 ) -> Result<Option<ExtensionHost>, CliError> {
-    start_host(manifest.extensions_with_grants(), manifest).await
+    start_host(manifest.extensions_with_grants(), manifest, &remote.callers).await
 }
 
 /// Starts `extensions` (of `manifest`) with the manifest's singletons, if there are any
-/// extensions, and waits for their start-up hooks.
+/// extensions, and waits for their start-up hooks; `remote` extensions are reached by
+/// name as granted.
 pub(crate) async fn start_host(
     extensions: impl Iterator<Item = (ExtensionConfig, Grants)>,
     manifest: &Manifest,
+    remote: &IndexMap<String, Caller>,
 ) -> Result<Option<ExtensionHost>, CliError> {
     let extensions: Vec<_> = extensions.collect();
     if extensions.is_empty() {
@@ -152,9 +158,13 @@ pub(crate) async fn start_host(
     }
     let singletons = Registry::new();
     SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
-    let started = ExtensionHost::builder()
+    let mut builder = ExtensionHost::builder()
         .singletons(singletons)
-        .extensions(extensions)
+        .extensions(extensions);
+    for (name, caller) in remote {
+        builder = builder.remote_extension(name, caller.clone());
+    }
+    let started = builder
         .on_progress(|extension, step| {
             if let Some(line) = step.summary() {
                 eprintln!("[{extension}] {line}");

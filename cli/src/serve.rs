@@ -56,9 +56,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         in_flight: args.in_flight,
     };
     actix::System::new().block_on(async {
-        let host =
-            crate::run::start_host(manifest.extensions_served_by(Some(&args.name)), &manifest)
-                .await?;
+        let host = crate::run::start_host(
+            manifest.extensions_served_by(Some(&args.name)),
+            &manifest,
+            &IndexMap::new(),
+        )
+        .await?;
         let extensions: IndexMap<String, Caller> = host
             .iter()
             .flat_map(|host| host.extensions())

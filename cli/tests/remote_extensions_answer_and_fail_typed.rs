@@ -386,3 +386,47 @@ fn a_frozen_host_is_lost_at_its_lease_and_a_restarted_one_rejoins() {
         assert!(host.is_alive());
     });
 }
+
+#[test]
+fn a_local_extension_calls_a_remote_one_as_granted() {
+    let served = Served::start("h5");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "1\n2\n3\n").expect("write");
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
+    let manifest = |method: &str, grants: &str| {
+        format!(
+            "[hosts.h5]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
+             [extensions.math]\nmodule = \"remote_math\"\nhost = \"h5\"\n\n\
+             [extensions.relay]\nmodule = \"local_relay\"\npath = {:?}\n{grants}\n\n\
+             [[pipelines.p.nodes]]\nid = \"numbers\"\ntype = \"data.jsonl_source\"\nparams = {{ path = \"in.jsonl\" }}\n\n\
+             [[pipelines.p.nodes]]\nid = \"relay\"\ntype = \"python\"\nextension = \"relay\"\nmethod = \"{method}\"\n\n\
+             [[pipelines.p.nodes]]\nid = \"out\"\ntype = \"data.jsonl_sink\"\nparams = {{ path = \"out.jsonl\" }}\n\n\
+             [[pipelines.p.edges]]\nfrom = \"numbers\"\nto = \"relay\"\n\n\
+             [[pipelines.p.edges]]\nfrom = \"relay\"\nto = \"out\"\n",
+            served.port,
+            plugins.display().to_string(),
+        )
+    };
+    let file = dir.path().join("client.toml");
+    std::fs::write(
+        &file,
+        manifest("plus_remote", "grants = { extensions = [\"math\"] }"),
+    )
+    .expect("write");
+    let run = troupe().arg("run").arg(&file).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["1001", "1002", "1003"]);
+
+    // Without the grant the remote extension is out of reach, as a local one would be.
+    std::fs::write(&file, manifest("forbidden", "")).expect("write");
+    let run = troupe().arg("run").arg(&file).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("PermissionDeniedError: relay may not call extension:math"),
+        "{stderr}"
+    );
+}

@@ -85,6 +85,7 @@ pub struct ExtensionHostBuilder {
     entries: Vec<(ExtensionConfig, Grants)>,
     singletons: Registry,
     host: Option<Caller>,
+    remote: Vec<(String, Caller)>,
     progress: Progress,
 }
 
@@ -112,6 +113,14 @@ impl ExtensionHostBuilder {
     /// Looks singletons up in `registry` (shared with the rest of the program).
     pub fn singletons(mut self, registry: Registry) -> Self {
         self.singletons = registry;
+        self
+    }
+
+    /// Lets extensions reach extension `name` served elsewhere (another host's, through
+    /// its caller) by name, as they reach this host's own: only those granted it may call
+    /// it. The host keeps `caller` while it runs.
+    pub fn remote_extension(mut self, name: impl Into<String>, caller: Caller) -> Self {
+        self.remote.push((name.into(), caller));
         self
     }
 
@@ -178,6 +187,7 @@ impl ExtensionHostBuilder {
             entries,
             singletons,
             host,
+            remote,
             progress,
         } = self;
         let cache = match cache.map(Ok).unwrap_or_else(EnvCache::from_env) {
@@ -187,8 +197,12 @@ impl ExtensionHostBuilder {
                 None
             }
         };
+        let mut router = HostRouter::new(singletons, host);
+        for (name, caller) in remote {
+            router.add_remote(&name, caller);
+        }
         let mut host = ExtensionHost {
-            router: Arc::new(HostRouter::new(singletons, host)),
+            router: Arc::new(router),
             cache,
             progress,
             extensions: RwLock::default(),
@@ -315,6 +329,7 @@ impl ExtensionHost {
             entries: Vec::new(),
             singletons: Registry::new(),
             host: None,
+            remote: Vec::new(),
             progress: Arc::new(|_, _| {}),
         }
     }

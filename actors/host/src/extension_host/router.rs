@@ -18,6 +18,8 @@ pub(crate) struct HostRouter {
     grants: RwLock<HashMap<String, Grants>>,
     /// Weak: extensions reach each other, but only their handles keep them alive.
     extensions: RwLock<HashMap<String, WeakCaller>>,
+    /// Extensions served elsewhere (another host's), kept while the host runs.
+    remote: HashMap<String, Caller>,
 }
 
 impl HostRouter {
@@ -27,6 +29,11 @@ impl HostRouter {
             host,
             ..HostRouter::default()
         }
+    }
+
+    /// Routes calls to extension `name` to `caller` (served elsewhere), when granted.
+    pub(crate) fn add_remote(&mut self, name: &str, caller: Caller) {
+        self.remote.insert(name.to_owned(), caller);
     }
 
     /// Gives extension `name` its grants; `false` (and nothing changes) if it has some.
@@ -86,7 +93,8 @@ impl Router for HostRouter {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(name)
-                .and_then(WeakCaller::upgrade),
+                .and_then(WeakCaller::upgrade)
+                .or_else(|| self.remote.get(name).cloned()),
         };
         // Granted (so declared) but not there (not started, or failed to): it is down.
         found.ok_or(CallError::ActorStopped)
