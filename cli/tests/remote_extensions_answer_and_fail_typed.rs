@@ -283,10 +283,11 @@ fn a_pipeline_runs_its_python_nodes_on_another_host() {
             "numbers",
             "type = \"data.jsonl_source\"\nparams = { path = \"in.jsonl\" }"
         ),
-        // A slow node over there: the source here waits for it, nothing is lost.
+        // A slow node over there, 8 calls in flight: the source here waits for it, nothing
+        // is lost, the order is kept.
         node(
             "double",
-            "type = \"python\"\nextension = \"math\"\nmethod = \"slow_double\""
+            "type = \"python\"\nextension = \"math\"\nmethod = \"slow_double\"\nconcurrency = 8"
         ),
         // A generator with a flush: its items stream back under credit.
         node(

@@ -213,6 +213,15 @@ pub trait Node: Send + 'static {
     /// Processes one input.
     fn process(&mut self, input: Value, out: &mut Emitter) -> Result<(), NodeError>;
 
+    /// How many inputs may have deferred outputs pending at once (at least 1, the
+    /// default). With more, the runtime hands the node its next input while earlier
+    /// inputs' deferred outputs are still coming (each runs to its end as soon as it is
+    /// deferred) and delivers every input's outputs in input order: for a node whose work
+    /// happens elsewhere (a remote call), several round trips overlap.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
     /// End of stream: emit whatever is still buffered.
     fn flush(&mut self, _out: &mut Emitter) -> Result<(), NodeError> {
         Ok(())

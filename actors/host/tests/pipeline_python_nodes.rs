@@ -58,6 +58,7 @@ fn spec(method: &str, generator: bool, flush: bool, params: Map) -> PythonNodeSp
         method: method.into(),
         generator,
         flush,
+        concurrency: 1,
         params,
     }
 }

@@ -143,7 +143,9 @@ pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, GrantsTable};
 pub use host::HostManifest;
 pub use loader::{PipelineLoader, PythonNodeMaker};
-pub use node::{HOST_INPUT_TYPE, HOST_NODE_TYPE, NodeBody, NodeManifest, PYTHON_NODE_TYPE};
+pub use node::{
+    HOST_INPUT_TYPE, HOST_NODE_TYPE, MAX_CONCURRENCY, NodeBody, NodeManifest, PYTHON_NODE_TYPE,
+};
 pub use pipeline::{EdgeManifest, PipelineManifest};
 pub use sandbox::SandboxSettingError;
 

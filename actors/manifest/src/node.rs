@@ -25,6 +25,9 @@ pub const HOST_INPUT_TYPE: &str = "host.input";
 /// The type of a node the host program supplies (a Python host's `Pipeline.callable`, say).
 pub const HOST_NODE_TYPE: &str = "host.node";
 
+/// The most calls a python node may have in flight at once (its `concurrency`).
+pub const MAX_CONCURRENCY: usize = 256;
+
 /// One node of a pipeline, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeManifest {
@@ -136,12 +139,20 @@ impl NodeManifest {
                     ManifestErrorKind::UnknownExtension { name: extension },
                 ));
             }
+            let concurrency = raw.concurrency.unwrap_or(1);
+            if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+                return Err(invalid(
+                    path.key("concurrency"),
+                    format!("must be from 1 to {MAX_CONCURRENCY}"),
+                ));
+            }
             NodeBody::Python(PythonNodeSpec {
                 node: raw.id.clone(),
                 extension,
                 method,
                 generator: raw.generator.unwrap_or(false),
                 flush: raw.flush.unwrap_or(false),
+                concurrency,
                 params,
             })
         } else {
@@ -158,6 +169,7 @@ impl NodeManifest {
                 ("method", raw.method.is_some()),
                 ("generator", raw.generator.is_some()),
                 ("flush", raw.flush.is_some()),
+                ("concurrency", raw.concurrency.is_some()),
             ] {
                 if given {
                     return Err(invalid(

@@ -110,6 +110,7 @@ pub(crate) struct RawNode {
     pub(crate) method: Option<String>,
     pub(crate) generator: Option<bool>,
     pub(crate) flush: Option<bool>,
+    pub(crate) concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

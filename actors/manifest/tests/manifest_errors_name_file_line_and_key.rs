@@ -344,6 +344,11 @@ fn sizes_beyond_what_a_run_can_do_are_refused() {
             "error_policy = \"fail_pipeline\"\ncapacity = 4611686018427387904",
             "pipelines.speech.nodes[1].capacity",
         ),
+        (
+            "generator = true",
+            "generator = true\nconcurrency = 100000",
+            "pipelines.speech.nodes[2].concurrency",
+        ),
     ] {
         let text = good_with(from, to);
         let wrong = to.lines().last().unwrap();

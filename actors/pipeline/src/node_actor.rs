@@ -43,8 +43,10 @@ pub(crate) struct NodeActor {
     backlog: VecDeque<Packet>,
     /// Set by a restart: wait this long before the new instance takes its next input.
     backoff: Option<Duration>,
-    /// Outputs the node deferred (an asynchronous node): awaited before its next input.
-    awaiting: Option<Awaiting>,
+    /// Outputs the node deferred (an asynchronous node), oldest input first: delivered in
+    /// this order; the node takes a next input only while fewer than its
+    /// [`Node::concurrency`] wait here (and end of stream only once none do).
+    awaiting: VecDeque<Awaiting>,
     /// Finished or failed: nothing more to do, and no `Stopped` event when dropped.
     done: bool,
 }
@@ -95,7 +97,7 @@ impl NodeActor {
             restart: parts.restart,
             backlog: VecDeque::new(),
             backoff: None,
-            awaiting: None,
+            awaiting: VecDeque::new(),
             done: false,
         }
     }
@@ -116,7 +118,7 @@ impl NodeActor {
             }
             self.process_backlog();
         }
-        if let Some(Awaiting { mut outputs, step }) = self.awaiting.take() {
+        if let Some(Awaiting { mut outputs, step }) = self.awaiting.pop_front() {
             // What was emitted goes first (waiting for room downstream: backpressure), then
             // the next deferred output is awaited.
             let delivery = self.batches.delivery();
@@ -146,9 +148,16 @@ impl NodeActor {
         }
     }
 
-    /// Whether the next packet may be processed now.
+    /// Whether the next packet may be processed now: an input while the node has room for
+    /// one more in hand, end of stream once nothing is in hand.
     fn ready(&self) -> bool {
-        self.backoff.is_none() && self.awaiting.is_none()
+        if self.backoff.is_some() {
+            return false;
+        }
+        match self.backlog.front() {
+            Some(Packet::Eos) => self.awaiting.is_empty(),
+            _ => self.awaiting.len() < self.node.concurrency().max(1),
+        }
     }
 
     fn process_backlog(&mut self) {
@@ -163,6 +172,17 @@ impl NodeActor {
         }
     }
 
+    /// Queues `outputs` of `step` behind the inputs in hand; one that is not first in line
+    /// runs to its end now ([`started`]) and is delivered when its turn comes.
+    fn defer(&mut self, outputs: Deferred, step: Step) {
+        let outputs = if self.awaiting.is_empty() {
+            outputs
+        } else {
+            started(outputs)
+        };
+        self.awaiting.push_back(Awaiting { outputs, step });
+    }
+
     fn process(&mut self, value: Value) {
         if !self.active() {
             return;
@@ -173,11 +193,14 @@ impl NodeActor {
         let result = catch_panic(|| node.process(value, emitter));
         match result {
             Ok(Ok(())) => match self.emitter.take_deferred() {
-                Some(outputs) => {
-                    self.awaiting = Some(Awaiting {
-                        outputs,
-                        step: Step::Item { index, start },
-                    });
+                Some(outputs) => self.defer(outputs, Step::Item { index, start }),
+                // Earlier inputs' outputs are still coming: these wait their turn.
+                None if !self.awaiting.is_empty() => {
+                    let ready: Vec<Value> = self.emitter.drain().collect();
+                    self.emitter.defer(std::future::ready(Ok(ready)));
+                    if let Some(outputs) = self.emitter.take_deferred() {
+                        self.defer(outputs, Step::Item { index, start });
+                    }
                 }
                 None => {
                     self.stats.record(start);
@@ -206,7 +229,7 @@ impl NodeActor {
             (_, Some(Ok(output))) => {
                 self.emitter.emit(output);
                 self.emit();
-                self.awaiting = Some(Awaiting { outputs, step });
+                self.awaiting.push_front(Awaiting { outputs, step });
             }
             (Step::Item { index, start }, Some(Err(source))) => {
                 self.stats.record(start);
@@ -271,12 +294,7 @@ impl NodeActor {
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         match catch_panic(|| node.flush(emitter)) {
             Ok(Ok(())) => match self.emitter.take_deferred() {
-                Some(outputs) => {
-                    self.awaiting = Some(Awaiting {
-                        outputs,
-                        step: Step::Flush,
-                    });
-                }
+                Some(outputs) => self.defer(outputs, Step::Flush),
                 None => {
                     self.emit();
                     self.finish_stream();
@@ -449,5 +467,61 @@ impl Handler<Stop> for NodeActor {
     /// The run is over: the actor stops (unfinished, it reports its counters as it goes).
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+/// `outputs` running to their end now, on this arbiter, what they produce (up to the first
+/// error) kept until their turn: how a node with [`Node::concurrency`] above 1 has several
+/// inputs in flight. Dropping the result (a cancelled run) stops them.
+fn started(mut outputs: Deferred) -> Deferred {
+    let (done, collected) = tokio::sync::oneshot::channel();
+    let task = actix::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(output) = outputs.next().await {
+            let failed = output.is_err();
+            all.push(output);
+            if failed {
+                break;
+            }
+        }
+        let _ = done.send(all);
+    });
+    let mut emitter = Emitter::new();
+    emitter.defer_stream(Started {
+        task,
+        collected: Some(collected),
+        ready: Vec::new().into_iter(),
+    });
+    emitter
+        .take_deferred()
+        .unwrap_or_else(|| unreachable!("deferred just above"))
+}
+
+/// What [`started`] hands back: the outputs, once all came.
+struct Started {
+    task: tokio::task::JoinHandle<()>,
+    collected: Option<tokio::sync::oneshot::Receiver<Vec<Result<Value, NodeError>>>>,
+    ready: std::vec::IntoIter<Result<Value, NodeError>>,
+}
+
+impl troupe_nodes::OutputStream for Started {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Value, NodeError>>> {
+        use std::task::Poll;
+        if let Some(collected) = self.collected.as_mut() {
+            let all = std::task::ready!(std::pin::Pin::new(collected).poll(cx));
+            self.collected = None;
+            // A task that ended without sending was stopped: nothing came.
+            self.ready = all.unwrap_or_default().into_iter();
+        }
+        Poll::Ready(self.ready.next())
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -239,3 +239,94 @@ async fn measure_per_hop_overhead() {
     let per_hop = (wall[1].as_nanos() as f64 - wall[0].as_nanos() as f64) / (8.0 * ITEMS as f64);
     println!("per-hop overhead: {per_hop:.0} ns/item");
 }
+
+/// A node whose outputs come later, out of order (an input's delay depends on its value),
+/// with up to `concurrency` inputs in hand; counts how many it had in hand at most.
+struct Overlapping {
+    concurrency: usize,
+    in_hand: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl troupe_nodes::Node for Overlapping {
+    fn type_name(&self) -> &'static str {
+        "test.overlapping"
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    fn process(
+        &mut self,
+        input: Value,
+        out: &mut troupe_nodes::Emitter,
+    ) -> Result<(), troupe_nodes::NodeError> {
+        use std::sync::atomic::Ordering;
+        let n = ints(std::slice::from_ref(&input))[0];
+        let (in_hand, most) = (self.in_hand.clone(), self.most.clone());
+        let now = in_hand.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        // Later inputs finish first within a group of 8.
+        let delay = Duration::from_millis(1 + (7 - (n % 8)) as u64);
+        out.defer(async move {
+            tokio::time::sleep(delay).await;
+            in_hand.fetch_sub(1, Ordering::SeqCst);
+            // Every third input has no output, every fifth two.
+            Ok(match n % 15 {
+                0 => vec![],
+                5 | 10 => vec![Value::from(n), Value::from(n)],
+                _ => vec![Value::from(n)],
+            })
+        });
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut troupe_nodes::Emitter) -> Result<(), troupe_nodes::NodeError> {
+        out.defer(async { Ok(vec![Value::from(-1)]) });
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn a_node_with_concurrency_overlaps_inputs_and_keeps_their_order() {
+    for concurrency in [1, 8] {
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let node = Overlapping {
+            concurrency,
+            in_hand: Arc::default(),
+            most: most.clone(),
+        };
+        let (sink, seen) = Collect::sink(Duration::ZERO);
+        PipelineBuilder::new()
+            .source("src", Range::boxed(0, 200))
+            .node("slow", Box::new(node))
+            .node("sink", sink)
+            .edge("src", "slow")
+            .edge("slow", "sink")
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        let mut expected: Vec<i64> = (0..200)
+            .flat_map(|n| match n % 15 {
+                0 => vec![],
+                5 | 10 => vec![n, n],
+                _ => vec![n],
+            })
+            .collect();
+        expected.push(-1);
+        let seen = seen.lock().unwrap();
+        assert_eq!(ints(&seen.items), expected, "concurrency {concurrency}");
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        if concurrency == 1 {
+            assert_eq!(most, 1);
+        } else {
+            assert!(
+                (2..=concurrency).contains(&most),
+                "{most} in hand at most, for concurrency {concurrency}"
+            );
+        }
+    }
+}

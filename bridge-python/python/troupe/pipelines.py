@@ -78,9 +78,10 @@ class Pipeline:
         return self
 
     def extension(self, id, extension, method, *, flush=None, generator=None, capacity=None,
-                  error_policy=None, **params):
+                  error_policy=None, concurrency=None, **params):
         """A node calling ``method`` of ``extension`` for each item (its process runs in
-        the extension's venv); ``params`` go to each call as keyword arguments."""
+        the extension's venv); ``params`` go to each call as keyword arguments.
+        ``concurrency`` calls may be in flight at once (outputs keep the input order)."""
         self._taken(id)
         self._nodes.append(
             {
@@ -90,6 +91,7 @@ class Pipeline:
                 "method": method,
                 "flush": flush,
                 "generator": generator,
+                "concurrency": concurrency,
                 "params": params,
                 "capacity": capacity,
                 "error_policy": error_policy,

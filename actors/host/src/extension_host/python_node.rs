@@ -26,6 +26,10 @@ pub struct PythonNodeSpec {
     pub generator: bool,
     /// Whether the extension has a `flush` for this node, called at end of stream.
     pub flush: bool,
+    /// How many inputs' calls may be in flight at once (outputs still come in input
+    /// order; see [`Node::concurrency`]). 1 unless the method is safe to call concurrently
+    /// and round trips dominate (an extension on another host).
+    pub concurrency: usize,
     /// Free-form parameters (the node's `params` table), passed to the method.
     pub params: Map,
 }
@@ -51,6 +55,7 @@ pub struct PythonNode {
     method: String,
     flush_method: Option<String>,
     generator: bool,
+    concurrency: usize,
     params: Map,
 }
 
@@ -88,6 +93,7 @@ impl PythonNode {
             method: spec.method.clone(),
             flush_method: spec.flush.then(|| format!("{}_flush", spec.method)),
             generator: spec.generator,
+            concurrency: spec.concurrency.max(1),
             params: spec.params.clone(),
         }
     }
@@ -125,6 +131,10 @@ impl Node for PythonNode {
     fn process(&mut self, input: Value, out: &mut Emitter) -> Result<(), NodeError> {
         self.call(&self.method, vec![input], self.generator, out);
         Ok(())
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     fn flush(&mut self, out: &mut Emitter) -> Result<(), NodeError> {

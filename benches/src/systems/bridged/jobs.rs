@@ -326,6 +326,7 @@ impl Extensions {
                     method: "item".into(),
                     generator: false,
                     flush: false,
+                    concurrency: 1,
                     params: Map::new(),
                 };
                 let summary = PipelineBuilder::new()
