@@ -9,6 +9,13 @@
 //! callback: the floor troupe's remote call stands on. The two alternate in rounds so that
 //! machine noise hits both alike; troupe's row carries `ratio_to_zenoh_raw`. The 100-in-flight
 //! rows carry `calls_per_s`, troupe's also `throughput_vs_zenoh_raw`.
+//!
+//! The pipeline-edge rows run a pipeline `count -> echo -> end` whose `echo` is a python
+//! node (`PythonNode`, [`EDGE_CONCURRENCY`] calls in flight) on the same echo actor, once
+//! through the remote caller (`troupe-remote-edge`: every item crosses the link and back)
+//! and once through the local one (`troupe-local-edge`): `items_per_s`, and the remote
+//! edge's throughput over the raw query's at 100 in flight (`throughput_vs_zenoh_raw`) and
+//! over the local edge's (`vs_local`). A median is of the per-item time of whole runs.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -16,17 +23,22 @@ use std::time::{Duration, Instant};
 use actix::System;
 use indexmap::IndexMap;
 use troupe_cluster::{HostSpec, Limits, ListenSpec, RemoteHost, Server};
+use troupe_host::extension_host::{PythonNode, PythonNodeSpec};
+use troupe_pipeline::PipelineBuilder;
 use troupe_runtime::{ActorBuilder, Call, Caller, Value};
 use troupe_value::{Buffer, Map};
 use zenoh::Wait;
 
 use super::call_roundtrip::TroupeEcho;
+use super::pipeline_chain::Count;
 use crate::{BenchError, Effort, Measurement};
 
 const SCENARIO: &str = "remote-call";
 const PAYLOAD: usize = 64;
 /// Calls in flight in the throughput rows.
 const IN_FLIGHT: usize = 100;
+/// Calls in flight of the pipeline-edge rows' python node.
+const EDGE_CONCURRENCY: usize = 16;
 
 fn failed(reason: impl ToString) -> BenchError {
     BenchError::Scenario {
@@ -205,6 +217,42 @@ async fn time_troupe_many(
     (samples, start.elapsed())
 }
 
+/// Runs `count -> echo` of `items` items, `echo` a python node calling `caller`: the time
+/// per item.
+async fn time_edge(caller: &Caller, items: usize) -> Result<u64, BenchError> {
+    let spec = PythonNodeSpec {
+        node: "echo".into(),
+        extension: "echo".into(),
+        method: "echo".into(),
+        generator: false,
+        flush: false,
+        concurrency: EDGE_CONCURRENCY,
+        params: Map::new(),
+    };
+    let start = Instant::now();
+    let summary = PipelineBuilder::new()
+        .source(
+            "count",
+            Box::new(Count {
+                next: 0,
+                end: items as i64,
+            }),
+        )
+        .node("echo", Box::new(PythonNode::new(caller.clone(), &spec)))
+        .edge("count", "echo")
+        .build()
+        .map_err(failed)?
+        .run()
+        .await
+        .map_err(failed)?;
+    let took = start.elapsed();
+    let out = summary.node("echo").map_or(0, |n| n.items_out);
+    if out != items as u64 {
+        return Err(failed(format!("{out} of {items} items came through")));
+    }
+    Ok((took.as_nanos() / items.max(1) as u128) as u64)
+}
+
 fn calls_per_s(calls: usize, took: Duration) -> f64 {
     (calls as f64 / took.as_secs_f64()).round()
 }
@@ -233,12 +281,10 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let port = free_port()?;
     let endpoint: troupe_cluster::Endpoint =
         format!("tcp/127.0.0.1:{port}").parse().map_err(failed)?;
-    let (server, host, caller) = system.block_on(async {
+    let (server, host, caller, local) = system.block_on(async {
+        let local = ActorBuilder::new("echo").spawn(TroupeEcho).caller();
         let mut extensions = IndexMap::new();
-        extensions.insert(
-            "echo".to_owned(),
-            ActorBuilder::new("echo").spawn(TroupeEcho).caller(),
-        );
+        extensions.insert("echo".to_owned(), local.clone());
         let listen = ListenSpec::new("bench", vec![endpoint.clone()]);
         let server = Server::start(listen, extensions, Limits::default())
             .await
@@ -247,7 +293,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
             .await
             .map_err(failed)?;
         let caller = host.extension("echo").map_err(failed)?;
-        Ok::<_, BenchError>((server, host, caller))
+        Ok::<_, BenchError>((server, host, caller, local))
     })?;
     let (mut raw, mut troupe) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..rounds {
@@ -258,7 +304,13 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let (mut raw_many, raw_took) = raw_pair.time_many(&frame, per_loop)?;
     let (mut troupe_many, troupe_took) =
         system.block_on(time_troupe_many(&caller, &payload, per_loop));
-    drop((caller, host, server));
+    let edge_items = effort.pick(2_000, 20_000);
+    let (mut remote_edge, mut local_edge) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        remote_edge.push(system.block_on(time_edge(&caller, edge_items))?);
+        local_edge.push(system.block_on(time_edge(&local, edge_items))?);
+    }
+    drop((caller, local, host, server));
     drop(raw_pair);
     let raw_cps = calls_per_s(raw_many.len(), raw_took);
     let troupe_cps = calls_per_s(troupe_many.len(), troupe_took);
@@ -287,5 +339,40 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let troupe_row =
         Measurement::from_samples(SCENARIO, "troupe-remote", PAYLOAD as u64, 1, &mut troupe)
             .with_ratio("ratio_to_zenoh_raw", raw_row.median_ns, 2);
-    Ok(vec![raw_row, troupe_row, raw_many_row, troupe_many_row])
+    let per_s = |ns: u64| (1e9 / ns.max(1) as f64).round();
+    let local_edge_row = Measurement::from_samples(
+        SCENARIO,
+        "troupe-local-edge",
+        8,
+        EDGE_CONCURRENCY as u64,
+        &mut local_edge,
+    );
+    let local_per_s = per_s(local_edge_row.median_ns);
+    let local_edge_row = local_edge_row.with("items_per_s", local_per_s);
+    let remote_edge_row = Measurement::from_samples(
+        SCENARIO,
+        "troupe-remote-edge",
+        8,
+        EDGE_CONCURRENCY as u64,
+        &mut remote_edge,
+    );
+    let remote_per_s = per_s(remote_edge_row.median_ns);
+    let remote_edge_row = remote_edge_row
+        .with("items_per_s", remote_per_s)
+        .with(
+            "throughput_vs_zenoh_raw",
+            (remote_per_s / raw_cps.max(1.0) * 100.0).round() / 100.0,
+        )
+        .with(
+            "vs_local",
+            (remote_per_s / local_per_s.max(1.0) * 1000.0).round() / 1000.0,
+        );
+    Ok(vec![
+        raw_row,
+        troupe_row,
+        raw_many_row,
+        troupe_many_row,
+        local_edge_row,
+        remote_edge_row,
+    ])
 }
