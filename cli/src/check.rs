@@ -53,7 +53,7 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     let mut problems: Vec<String> = manifest
         .extensions
         .iter()
-        .filter(|(_, extension)| extension.host.is_none())
+        .filter(|(_, extension)| extension.hosts.is_empty())
         .filter_map(|(name, extension)| missing_code(name, extension))
         .collect();
     // Links this build does not have (their settings would be silently ignored).
@@ -72,9 +72,10 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     }
     println!("{}: ok", path.display());
     for (name, extension) in &manifest.extensions {
-        if let Some(host) = &extension.host {
+        if !extension.hosts.is_empty() {
+            let hosts = extension.hosts.join(", then ");
             println!(
-                "  extension {name}: module {} on host {host}",
+                "  extension {name}: module {} on host {hosts}",
                 extension.module
             );
             continue;

@@ -48,21 +48,32 @@ pub(crate) fn host_spec(host: &HostManifest) -> Result<HostSpec, ClusterError> {
 pub(crate) async fn bind(manifest: &Manifest) -> Result<RemoteExtensions, CliError> {
     let mut bound = RemoteExtensions::default();
     let mut hosts: IndexMap<&str, RemoteHost> = IndexMap::new();
-    for (extension, host) in manifest.remote_extensions() {
-        if !hosts.contains_key(host.name.as_str()) {
-            let remote = RemoteHost::connect(host_spec(host)?).await?;
-            eprintln!(
-                "[{}] connected: troupe {}, serving {}",
-                host.name,
-                remote.hello().troupe_version,
-                remote.hello().extensions.join(", ")
-            );
-            hosts.insert(&host.name, remote);
+    for (extension, serving) in manifest.remote_extensions() {
+        for host in &serving {
+            if !hosts.contains_key(host.name.as_str()) {
+                let remote = RemoteHost::connect(host_spec(host)?).await?;
+                eprintln!(
+                    "[{}] connected: troupe {}, serving {}",
+                    host.name,
+                    remote.hello().troupe_version,
+                    remote.hello().extensions.join(", ")
+                );
+                hosts.insert(&host.name, remote);
+            }
         }
-        if let Some(remote) = hosts.get(host.name.as_str()) {
-            let caller = remote.extension(&extension.name)?;
-            bound.callers.insert(extension.name.clone(), caller);
-        }
+        let remotes: Vec<&RemoteHost> = serving
+            .iter()
+            .filter_map(|host| hosts.get(host.name.as_str()))
+            .collect();
+        let caller = match remotes.as_slice() {
+            [one] => one.extension(&extension.name)?,
+            several => RemoteHost::extension_on_any(
+                several,
+                &extension.name,
+                extension.idempotent.iter().cloned(),
+            )?,
+        };
+        bound.callers.insert(extension.name.clone(), caller);
     }
     bound._hosts = hosts.into_values().collect();
     Ok(bound)

@@ -50,7 +50,7 @@ impl Served {
         std::fs::write(
             &manifest,
             format!(
-                "[extensions.math]\nmodule = \"remote_math\"\npath = {:?}\n",
+                "[extensions.math]\nmodule = \"remote_math\"\npath = {:?}\nenv = {{ TROUPE_TEST_HOST = \"{name}\" }}\n",
                 plugins.display().to_string()
             ),
         )
@@ -430,4 +430,69 @@ fn a_local_extension_calls_a_remote_one_as_granted() {
         stderr.contains("PermissionDeniedError: relay may not call extension:math"),
         "{stderr}"
     );
+}
+
+#[test]
+fn calls_fail_over_to_the_next_host_and_only_idempotent_ones_are_retried() {
+    let mut first = Served::start("h6a");
+    let mut second = Served::start("h6b");
+    actix::System::new().block_on(async {
+        let a = RemoteHost::connect(HostSpec::new("h6a", vec![endpoint(first.port)]))
+            .await
+            .expect("connects");
+        let b = RemoteHost::connect(HostSpec::new("h6b", vec![endpoint(second.port)]))
+            .await
+            .expect("connects");
+        let math = RemoteHost::extension_on_any(&[&a, &b], "math", ["sleep".to_owned()])
+            .expect("served by both");
+        let whoami = || math.call(Call::new("whoami", vec![]));
+        assert_eq!(
+            whoami().await,
+            Ok(Value::from("h6a")),
+            "the first host first"
+        );
+
+        let call = |method: &str, seconds: f64| {
+            let math = math.clone();
+            let call = Call::new(method.to_owned(), vec![Value::Float(seconds)]);
+            actix::spawn(async move { math.call(call).await })
+        };
+        let once = call("nap", 20.0);
+        let idempotent = call("sleep", 1.0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        first.child.kill().expect("kill -9");
+        let once = once.await.expect("ends");
+        assert!(
+            matches!(&once, Err(CallError::HostLost { host }) if host == "h6a"),
+            "at most once: {once:?}"
+        );
+        assert_eq!(
+            idempotent.await.expect("ends"),
+            Ok(Value::Float(1.0)),
+            "an idempotent method runs again on the next host"
+        );
+        assert_eq!(whoami().await, Ok(Value::from("h6b")), "failed over");
+
+        second.child.kill().expect("kill -9");
+        let start = Instant::now();
+        let none = loop {
+            match whoami().await {
+                Ok(_) if start.elapsed() < Duration::from_secs(5) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                answer => break answer,
+            }
+        };
+        assert!(
+            // Lost during the call, or known lost before it.
+            matches!(&none, Err(CallError::HostLost { host }) if host == "h6b" || host == "h6a, h6b"),
+            "{none:?}"
+        );
+        // With no host left, the error names them all.
+        let none = whoami().await;
+        assert!(
+            matches!(&none, Err(CallError::HostLost { host }) if host == "h6a, h6b"),
+            "{none:?}"
+        );
+    });
 }

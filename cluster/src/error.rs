@@ -18,6 +18,12 @@ pub enum ClusterError {
     /// A host or extension name cannot be used in a key expression.
     #[error(transparent)]
     Name(#[from] BadName),
+    /// An extension on several hosts was given none.
+    #[error("extension `{extension}`: no host serves it")]
+    NoHost {
+        /// The extension.
+        extension: String,
+    },
     /// No endpoint to listen on or to connect to.
     #[error("{host}: no endpoint given")]
     NoEndpoint {

@@ -28,6 +28,7 @@
 pub mod admin;
 mod endpoint;
 mod error;
+mod failover;
 pub mod frame;
 mod keys;
 mod remote;

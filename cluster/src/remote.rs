@@ -31,6 +31,7 @@ use zenoh::sample::SampleKind;
 
 use crate::admin::{AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello};
 use crate::error::ClusterError;
+use crate::failover::{Failover, Route};
 use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME, RemoteReply, StreamPart};
 use crate::keys;
 use crate::runtime::{self, OnCluster};
@@ -150,6 +151,47 @@ impl RemoteHost {
         };
         let name = format!("{}@{}", extension, self.link.name);
         Ok(ActorBuilder::new(name).spawn(actor).caller())
+    }
+}
+
+impl RemoteHost {
+    /// A caller for extension `extension` served by each of `hosts`, in order of
+    /// preference (fail-over): each call goes to the first whose
+    /// token is there; after a lost host only methods in `idempotent` are made again on the
+    /// next. Every host must serve the extension.
+    pub fn extension_on_any(
+        hosts: &[&RemoteHost],
+        extension: &str,
+        idempotent: impl IntoIterator<Item = String>,
+    ) -> Result<Caller, ClusterError> {
+        let routes = hosts
+            .iter()
+            .map(|host| {
+                Ok(Route {
+                    host: host.link.name.clone(),
+                    alive: host.link.alive.clone(),
+                    caller: host.extension(extension)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ClusterError>>()?;
+        if routes.is_empty() {
+            return Err(ClusterError::NoHost {
+                extension: extension.to_owned(),
+            });
+        }
+        let name = format!(
+            "{extension}@{}",
+            routes
+                .iter()
+                .map(|r| r.host.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        let failover = Failover {
+            routes: routes.into(),
+            idempotent: Arc::new(idempotent.into_iter().collect()),
+        };
+        Ok(ActorBuilder::new(name).spawn(failover).caller())
     }
 }
 

@@ -117,6 +117,11 @@ impl Call {
         self.items.take()
     }
 
+    /// Whether this is a streaming call whose sink is still in it.
+    pub fn is_streamed(&self) -> bool {
+        self.items.is_some()
+    }
+
     /// Makes this a streaming call with a `window` of items in flight; the caller reads the
     /// returned half.
     pub(crate) fn streamed(&mut self, window: u32) -> crate::stream::Items {

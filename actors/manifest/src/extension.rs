@@ -56,9 +56,14 @@ pub struct ExtensionManifest {
     pub env: IndexMap<String, String>,
     /// How its child process is confined (`sandbox`; default: the `default` level).
     pub sandbox: SandboxConfig,
-    /// The `[hosts.NAME]` that serves it (`host = "NAME"`); `None`: this host runs it. The
-    /// rest of the table says what that host runs (the same file can serve both sides).
-    pub host: Option<String>,
+    /// The `[hosts.NAME]` that serve it (`host = "NAME"`, or `hosts = [...]` in order of
+    /// preference for fail-over); empty: this host runs it. The rest of the table says what
+    /// those hosts run (the same file can serve both sides).
+    pub hosts: Vec<String>,
+    /// Its methods that are safe to run again (`idempotent = [...]`): a call of one that
+    /// fails with a lost host is made again on the next host of `hosts`. Others are at most
+    /// once.
+    pub idempotent: Vec<String>,
 }
 
 /// An extension's `grants` table as the manifest lists it, names in file order so that an
@@ -123,6 +128,7 @@ impl ExtensionManifest {
         path: &KeyPath,
         base: &Path,
         document: &Document,
+        known_host: impl Fn(&str) -> bool,
     ) -> Result<ExtensionManifest, ManifestError> {
         let invalid = |key: KeyPath, reason: &str| {
             document.error(
@@ -178,6 +184,45 @@ impl ExtensionManifest {
             Some(sandbox) => sandbox_config(sandbox, &path.key("sandbox"), base, document)?,
             None => SandboxConfig::default(),
         };
+        let unknown = |key: KeyPath, host: &str| {
+            document.error(
+                &key,
+                ManifestErrorKind::UnknownHost {
+                    name: host.to_owned(),
+                },
+            )
+        };
+        let hosts = match (raw.host, raw.hosts) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    path.key("hosts"),
+                    "give `host` or `hosts`, not both",
+                ));
+            }
+            (Some(host), None) if !known_host(&host) => {
+                return Err(unknown(path.key("host"), &host));
+            }
+            (Some(host), None) => vec![host],
+            (None, Some(hosts)) if hosts.is_empty() => {
+                return Err(invalid(
+                    path.key("hosts"),
+                    "must name at least one host (leave it out to run the extension here)",
+                ));
+            }
+            (None, hosts) => hosts.unwrap_or_default(),
+        };
+        if let Some((i, host)) = hosts.iter().enumerate().find(|(_, h)| !known_host(h)) {
+            return Err(unknown(path.key("hosts").index(i), host));
+        }
+        if let Some(i) = (1..hosts.len()).find(|&i| hosts[..i].contains(&hosts[i])) {
+            return Err(invalid(path.key("hosts").index(i), "named twice"));
+        }
+        if !raw.idempotent.is_empty() && hosts.is_empty() {
+            return Err(invalid(
+                path.key("idempotent"),
+                "only extensions on other hosts are retried",
+            ));
+        }
         Ok(ExtensionManifest {
             name: name.to_owned(),
             module: raw.module,
@@ -197,7 +242,8 @@ impl ExtensionManifest {
             },
             env: raw.env,
             sandbox,
-            host: raw.host,
+            hosts,
+            idempotent: raw.idempotent,
         })
     }
 

@@ -209,7 +209,9 @@ impl Manifest {
         let mut extensions = IndexMap::new();
         for (name, raw) in raw.extensions {
             let path = root.key("extensions").key(&name);
-            let extension = ExtensionManifest::from_raw(&name, raw, &path, &base, &document)?;
+            let known_host = |host: &str| hosts.contains_key(host);
+            let extension =
+                ExtensionManifest::from_raw(&name, raw, &path, &base, &document, known_host)?;
             extensions.insert(name, extension);
         }
         let mut singletons = IndexMap::new();
@@ -219,14 +221,6 @@ impl Manifest {
             singletons.insert(name, singleton);
         }
         for (name, extension) in &extensions {
-            if let Some(host) = &extension.host
-                && !hosts.contains_key(host)
-            {
-                return Err(document.error(
-                    &root.key("extensions").key(name).key("host"),
-                    ManifestErrorKind::UnknownHost { name: host.clone() },
-                ));
-            }
             extension.check_grants(
                 &root.key("extensions").key(name),
                 |s| singletons.contains_key(s),
@@ -286,15 +280,28 @@ impl Manifest {
     ) -> impl Iterator<Item = (ExtensionConfig, Grants)> {
         self.extensions
             .values()
-            .filter(move |extension| extension.host.is_none() || extension.host.as_deref() == host)
+            .filter(move |extension| {
+                extension.hosts.is_empty()
+                    || host.is_some_and(|host| extension.hosts.iter().any(|h| h == host))
+            })
             .map(|extension| (extension.config(), extension.host_grants()))
     }
 
-    /// The extensions served elsewhere (`host = "NAME"`), each with its host.
-    pub fn remote_extensions(&self) -> impl Iterator<Item = (&ExtensionManifest, &HostManifest)> {
+    /// The extensions served elsewhere (`host = "NAME"` or `hosts = [...]`), each with its
+    /// hosts in order of preference.
+    pub fn remote_extensions(
+        &self,
+    ) -> impl Iterator<Item = (&ExtensionManifest, Vec<&HostManifest>)> {
         self.extensions.values().filter_map(|extension| {
-            let host = self.hosts.get(extension.host.as_deref()?)?;
-            Some((extension, host))
+            if extension.hosts.is_empty() {
+                return None;
+            }
+            let hosts = extension
+                .hosts
+                .iter()
+                .filter_map(|name| self.hosts.get(name))
+                .collect();
+            Some((extension, hosts))
         })
     }
 

@@ -53,6 +53,11 @@ pub(crate) struct RawExtension {
     pub(crate) env: IndexMap<String, String>,
     /// `[hosts.NAME]` that serves it; `None`: this host runs it.
     pub(crate) host: Option<String>,
+    /// Several hosts serving it, in order of preference (fail-over).
+    pub(crate) hosts: Option<Vec<String>>,
+    /// Methods safe to run again: retried on the next host after a lost one.
+    #[serde(default)]
+    pub(crate) idempotent: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

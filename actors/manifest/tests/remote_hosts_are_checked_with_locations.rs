@@ -49,9 +49,66 @@ fn remote_extensions_are_bound_to_their_host_and_not_started_here() {
     assert_eq!(served, ["local", "asr"]);
     let remote: Vec<_> = manifest
         .remote_extensions()
-        .map(|(extension, host)| (extension.name.as_str(), host.name.as_str()))
+        .map(|(extension, hosts)| (extension.name.as_str(), hosts[0].name.as_str()))
         .collect();
     assert_eq!(remote, [("asr", "gpu1")]);
+}
+
+#[test]
+fn fail_over_hosts_and_idempotent_methods_are_checked() {
+    let two = format!("{TEXT}\n[hosts.gpu2]\nconnect = [\"tcp/127.0.0.1:7448\"]\n").replace(
+        "host = \"gpu1\"",
+        "hosts = [\"gpu1\", \"gpu2\"]\nidempotent = [\"transcribe\"]",
+    );
+    let manifest = parse(&two).expect("valid");
+    let asr = &manifest.extensions["asr"];
+    assert_eq!(asr.hosts, ["gpu1", "gpu2"]);
+    assert_eq!(asr.idempotent, ["transcribe"]);
+    let (_, hosts) = manifest.remote_extensions().next().expect("remote");
+    let names: Vec<_> = hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["gpu1", "gpu2"]);
+    let served: Vec<_> = manifest
+        .extensions_served_by(Some("gpu2"))
+        .map(|(config, _)| config.name.clone())
+        .collect();
+    assert_eq!(served, ["local", "asr"], "each host of the list serves it");
+
+    for (from, to, key, says) in [
+        (
+            "hosts = [\"gpu1\", \"gpu2\"]",
+            "hosts = [\"gpu1\", \"gpu3\"]",
+            "extensions.asr.hosts[1]",
+            "gpu3",
+        ),
+        (
+            "hosts = [\"gpu1\", \"gpu2\"]",
+            "hosts = [\"gpu1\", \"gpu1\"]",
+            "extensions.asr.hosts[1]",
+            "named twice",
+        ),
+        (
+            "hosts = [\"gpu1\", \"gpu2\"]",
+            "hosts = []",
+            "extensions.asr.hosts",
+            "at least one host",
+        ),
+        (
+            "hosts = [\"gpu1\", \"gpu2\"]",
+            "host = \"gpu1\"\nhosts = [\"gpu2\"]",
+            "extensions.asr.hosts",
+            "not both",
+        ),
+    ] {
+        let error = parse(&two.replace(from, to)).unwrap_err();
+        assert_eq!(error.location.key, key, "{error}");
+        assert!(error.to_string().contains(says), "{error}");
+    }
+    let local_retry = TEXT.replace(
+        "module = \"local_plugin\"",
+        "module = \"local_plugin\"\nidempotent = [\"m\"]",
+    );
+    let error = parse(&local_retry).unwrap_err();
+    assert_eq!(error.location.key, "extensions.local.idempotent");
 }
 
 #[test]

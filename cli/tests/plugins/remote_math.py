@@ -1,5 +1,6 @@
 """An extension served to other hosts by `troupe serve` in the remote-call tests."""
 
+import os
 import time
 
 import troupe
@@ -15,6 +16,13 @@ class RemoteMath(troupe.Extension):
     def sleep(self, seconds):
         time.sleep(seconds)
         return seconds
+
+    def nap(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def whoami(self):
+        return os.environ.get("TROUPE_TEST_HOST")
 
     # As pipeline nodes (`type = "python"` on a client's manifest).
     def slow_double(self, item):
