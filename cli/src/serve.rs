@@ -37,6 +37,10 @@ pub(crate) struct ServeArgs {
     /// that long (frozen, or cut off) sees it lost (`HostLost`).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     lease_ms: u64,
+    /// Stop (the extensions, then this process) once clients came and none has been
+    /// connected for this long (ms): a host started for an owner that went away.
+    #[arg(long, value_name = "MS")]
+    owner_grace_ms: Option<u64>,
 }
 
 /// Starts the extensions, serves them, and stops them when told to.
@@ -83,8 +87,19 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
             args.listen.join(", "),
             server.hello().extensions.join(", ")
         );
-        wait_for_stop().await;
-        eprintln!("troupe serve: stopping");
+        let owner_gone = async {
+            match args.owner_grace_ms {
+                Some(ms) => server.owner_gone(Duration::from_millis(ms)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wait_for_stop() => eprintln!("troupe serve: stopping"),
+            () = owner_gone => eprintln!(
+                "troupe serve: no client for {} ms: stopping",
+                args.owner_grace_ms.unwrap_or_default()
+            ),
+        }
         drop(server);
         if let Some(host) = &host {
             host.shutdown().await;

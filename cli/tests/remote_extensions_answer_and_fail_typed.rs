@@ -496,3 +496,38 @@ fn calls_fail_over_to_the_next_host_and_only_idempotent_ones_are_retried() {
         );
     });
 }
+
+#[test]
+fn a_host_stops_when_its_clients_stay_gone_past_the_grace_period() {
+    let port = free_port();
+    let mut served = Served::start_on("h7", port, &["--owner-grace-ms", "500"]);
+    actix::System::new().block_on(async {
+        // Nobody came yet: it waits.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(served.child.try_wait().expect("status").is_none());
+        let host = RemoteHost::connect(HostSpec::new("h7", vec![endpoint(port)]))
+            .await
+            .expect("connects");
+        let math = host.extension("math").expect("served");
+        assert_eq!(
+            math.call(Call::new("add", vec![Value::Int(1), Value::Int(1)]))
+                .await,
+            Ok(Value::Int(2))
+        );
+        drop(math);
+        drop(host);
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = served.child.try_wait().expect("status") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "troupe serve still runs with no client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("stopped {:?} after its last client left", start.elapsed());
+    assert!(status.success(), "{status:?}");
+}

@@ -4,6 +4,8 @@
 //! - `troupe/host/NAME/admin`: its admin queryable ([`crate::admin`]).
 //! - `troupe/host/NAME/ext/EXT/call`: one queryable per extension it serves.
 //! - `troupe/host/NAME/control`: what callers say about their calls (credit, cancel).
+//! - `troupe/host/NAME/client/ZID`: a client's liveliness token, present while it is
+//!   connected (what a serving host's owner grace period watches).
 
 use thiserror::Error;
 
@@ -51,6 +53,16 @@ pub(crate) fn extension_call(host: &str, extension: &str) -> String {
 /// Where callers of host `host` send [`crate::frame::Control`] messages.
 pub(crate) fn control(host: &str) -> String {
     format!("troupe/host/{host}/control")
+}
+
+/// The liveliness token of client session `zid` of host `host`.
+pub(crate) fn client_token(host: &str, zid: &str) -> String {
+    format!("troupe/host/{host}/client/{zid}")
+}
+
+/// Every client token of host `host`.
+pub(crate) fn client_tokens(host: &str) -> String {
+    format!("troupe/host/{host}/client/*")
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use tokio::sync::{oneshot, watch};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, ItemSink};
 use troupe_value::{CallError, RemoteException};
+use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::CongestionControl;
 use zenoh::query::ConsolidationMode;
@@ -59,6 +60,8 @@ struct HostLink {
     session: SharedSession,
     alive: watch::Receiver<bool>,
     _liveliness: OnCluster<Subscriber<()>>,
+    /// This client's token at the host, present while the link lives.
+    _present: OnCluster<LivelinessToken>,
 }
 
 impl std::fmt::Debug for HostLink {
@@ -80,7 +83,7 @@ impl RemoteHost {
         let session = session::open(config, &spec.name, &spec.connect, spec.probe_timeout).await?;
         let (alive_tx, alive) = watch::channel(false);
         let probe = runtime::spawn(probe(session.clone(), spec.clone(), alive_tx))?;
-        let (hello, liveliness) = probe.await??;
+        let (hello, liveliness, present) = probe.await??;
         let link = Arc::new(HostLink {
             caller: session.get().zid().to_string(),
             control_key: keys::control(&spec.name),
@@ -89,6 +92,7 @@ impl RemoteHost {
             session,
             alive,
             _liveliness: liveliness,
+            _present: present,
         });
         let mut alive = link.alive.clone();
         let seen = tokio::time::timeout(spec.probe_timeout, alive.wait_for(|alive| *alive)).await;
@@ -195,12 +199,16 @@ impl RemoteHost {
     }
 }
 
-/// Declares the token watch, then asks for the hello (on the cluster runtime).
+/// What a probe leaves: the host's hello, the watch of its token, this client's own token.
+type Probed = (Hello, OnCluster<Subscriber<()>>, OnCluster<LivelinessToken>);
+
+/// Declares the token watch, then asks for the hello, then declares this client's token
+/// (on the cluster runtime).
 async fn probe(
     session: SharedSession,
     spec: HostSpec,
     alive: watch::Sender<bool>,
-) -> Result<(Hello, OnCluster<Subscriber<()>>), ClusterError> {
+) -> Result<Probed, ClusterError> {
     let token = keys::host_token(&spec.name);
     let liveliness = session
         .get()
@@ -237,7 +245,18 @@ async fn probe(
             ours: CLUSTER_VERSION,
         });
     }
-    Ok((hello, liveliness))
+    let present = keys::client_token(&spec.name, &session.get().zid().to_string());
+    let present = session
+        .get()
+        .liveliness()
+        .declare_token(&present)
+        .await
+        .map_err(|e| ClusterError::Declare {
+            host: spec.name.clone(),
+            what: format!("liveliness token {present}"),
+            reason: e.to_string(),
+        })?;
+    Ok((hello, liveliness, OnCluster::new(present)))
 }
 
 /// Asks host `host`'s admin service; no answer within `timeout` is [`ClusterError::NoHello`].

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use troupe_runtime::{Call, Caller};
 use troupe_value::{CallError, RemoteException, Value};
 use zenoh::liveliness::LivelinessToken;
@@ -31,6 +31,9 @@ use crate::frame::{
 use crate::keys;
 use crate::runtime::{self, OnCluster, Task};
 use crate::session::{self, ListenSpec, SharedSession};
+
+/// The most client tokens a host counts.
+const MAX_CLIENTS: usize = 65_536;
 
 /// The largest credit window a streamed call gets, whatever its caller asks.
 pub const MAX_STREAM_WINDOW: u32 = 256;
@@ -61,6 +64,8 @@ pub struct Server {
     _token: OnCluster<LivelinessToken>,
     _queryables: Vec<OnCluster<Queryable<()>>>,
     _control: OnCluster<Subscriber<()>>,
+    _clients: OnCluster<Subscriber<()>>,
+    clients: watch::Receiver<usize>,
     _drains: Vec<Task<()>>,
     _session: SharedSession,
 }
@@ -104,12 +109,17 @@ impl Server {
         ))?
         .await??;
         let (token, queryables, control, drains) = declared;
+        let (count, clients) = watch::channel(0);
+        let watched =
+            runtime::spawn(watch_clients(session.clone(), name.clone(), count))?.await??;
         Ok(Server {
             name,
             hello,
             _token: token,
             _queryables: queryables,
             _control: control,
+            _clients: watched,
+            clients,
             _drains: drains,
             _session: session,
         })
@@ -124,6 +134,63 @@ impl Server {
     pub fn hello(&self) -> &Hello {
         &self.hello
     }
+
+    /// How many clients are connected now (their tokens), as it changes.
+    pub fn clients(&self) -> watch::Receiver<usize> {
+        self.clients.clone()
+    }
+
+    /// Resolves once clients came and then none was connected for `grace` on end: the
+    /// owner went away. A client that comes back within `grace` starts the wait over.
+    pub async fn owner_gone(&self, grace: Duration) {
+        let mut clients = self.clients();
+        let _ = clients.wait_for(|n| *n > 0).await;
+        loop {
+            if clients.wait_for(|n| *n == 0).await.is_err() {
+                return std::future::pending().await;
+            }
+            match tokio::time::timeout(grace, clients.wait_for(|n| *n > 0)).await {
+                Err(_) => return,
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Watches the client tokens of host `host`, counting them into `count`.
+async fn watch_clients(
+    session: SharedSession,
+    host: String,
+    count: watch::Sender<usize>,
+) -> Result<OnCluster<Subscriber<()>>, ClusterError> {
+    let key = keys::client_tokens(&host);
+    let present = Mutex::new(std::collections::HashSet::new());
+    let subscriber = session
+        .get()
+        .liveliness()
+        .declare_subscriber(&key)
+        .history(true)
+        .callback(move |sample| {
+            let mut present = present.lock().unwrap_or_else(|p| p.into_inner());
+            let client = sample.key_expr().as_str().to_owned();
+            if sample.kind() == zenoh::sample::SampleKind::Put {
+                // Bounded whatever clients declare: past it, more are not counted.
+                if present.len() < MAX_CLIENTS {
+                    present.insert(client);
+                }
+            } else {
+                present.remove(&client);
+            }
+            count.send_replace(present.len());
+        })
+        .await
+        .map_err(|e| ClusterError::Declare {
+            host,
+            what: format!("liveliness subscriber {key}"),
+            reason: e.to_string(),
+        })?;
+    Ok(OnCluster::new(subscriber))
 }
 
 type Declared = (
