@@ -58,7 +58,7 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
         .collect();
     // Links this build does not have (their settings would be silently ignored).
     problems.extend(manifest.hosts.values().filter_map(|host| {
-        crate::remote::host_spec(host)
+        troupe_cluster::host_spec(host)
             .err()
             .map(|error| format!("host `{}`: {error}", host.name))
     }));

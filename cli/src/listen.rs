@@ -73,8 +73,6 @@ struct Sessions {
     input_params: troupe_value::Map,
     outputs: Vec<String>,
     host: Option<ExtensionHost>,
-    /// The remote hosts its extensions on other hosts are reached through.
-    remote: crate::remote::RemoteExtensions,
 }
 
 /// Serves sessions until Ctrl-C.
@@ -134,7 +132,6 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
             input_params,
             outputs: args.output.clone(),
             host,
-            remote,
         });
         let mut number = 0u64;
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
@@ -206,9 +203,10 @@ impl Sessions {
             Box::new(troupe_nodes::audio::ChannelReader::new(bytes_rx)),
             self.input_params.clone(),
         )?;
-        let loader = self
-            .remote
-            .python_nodes(self.manifest.loader(), self.host.as_ref());
+        let mut loader = self.manifest.loader();
+        if let Some(host) = &self.host {
+            loader = loader.python_nodes(host.python_nodes());
+        }
         // The source is live: the pipeline runs it on a thread of its own.
         let mut builder = loader
             .builder(&self.pipeline)?

@@ -14,7 +14,6 @@ use troupe_runtime::{Caller, Registry, metrics};
 
 use crate::error::CliError;
 use crate::progress::ProgressDisplay;
-use crate::remote::RemoteExtensions;
 
 /// Arguments of `troupe run`.
 #[derive(Debug, clap::Args)]
@@ -99,7 +98,10 @@ async fn run_pipeline(
 ) -> Result<(RunReport, Vec<(String, SupervisorStatus)>), CliError> {
     let remote = crate::remote::bind(manifest).await?;
     let host = start_extensions(manifest, &remote).await?;
-    let loader = remote.python_nodes(manifest.loader(), host.as_ref());
+    let mut loader = manifest.loader();
+    if let Some(host) = &host {
+        loader = loader.python_nodes(host.python_nodes());
+    }
     let result = async {
         let running = loader.build(name)?.start();
         let canceller = running.canceller();
@@ -139,25 +141,28 @@ async fn run_pipeline(
 /// nodes that use it fail to build.
 pub(crate) async fn start_extensions(
     manifest: &Manifest,
-    remote: &RemoteExtensions,
+    remote: &troupe_cluster::Bound,
 ) -> Result<Option<ExtensionHost>, CliError> {
     start_host(manifest.extensions_with_grants(), manifest, &remote.callers).await
 }
 
 /// Starts `extensions` (of `manifest`) with the manifest's singletons, if there are any
 /// extensions, and waits for their start-up hooks; `remote` extensions are reached by
-/// name as granted.
+/// name as granted, and by python nodes. With remote extensions only, the host holds just
+/// those (no singletons: nothing here would call them).
 pub(crate) async fn start_host(
     extensions: impl Iterator<Item = (ExtensionConfig, Grants)>,
     manifest: &Manifest,
     remote: &IndexMap<String, Caller>,
 ) -> Result<Option<ExtensionHost>, CliError> {
     let extensions: Vec<_> = extensions.collect();
-    if extensions.is_empty() {
+    if extensions.is_empty() && remote.is_empty() {
         return Ok(None);
     }
     let singletons = Registry::new();
-    SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
+    if !extensions.is_empty() {
+        SingletonKinds::builtin().start_all(manifest.singletons.values(), &singletons)?;
+    }
     let mut builder = ExtensionHost::builder()
         .singletons(singletons)
         .extensions(extensions);

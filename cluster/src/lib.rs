@@ -26,6 +26,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
+pub mod bind;
 mod endpoint;
 mod error;
 mod failover;
@@ -36,6 +37,7 @@ mod runtime;
 mod serve;
 mod session;
 
+pub use bind::{Bound, bind, host_spec};
 pub use endpoint::{Endpoint, EndpointError, LINKS};
 pub use error::ClusterError;
 pub use keys::BadName;

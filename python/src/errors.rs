@@ -87,6 +87,10 @@ pub(crate) enum HostError {
     /// A pipeline could not be built or run.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// A remote host could not be reached at start (nothing listening, refused
+    /// credentials, an extension it does not serve...).
+    #[error(transparent)]
+    Remote(#[from] troupe_cluster::ClusterError),
 }
 
 impl From<AddError> for HostError {
@@ -138,7 +142,9 @@ impl From<HostError> for PyErr {
             | HostError::Duplicate { .. }
             | HostError::InFile { .. }
             | HostError::Unserved(_) => raise(py, "ManifestError", (e.to_string(),)),
-            HostError::Singleton(_) => raise(py, "StartError", (e.to_string(), Vec::<()>::new())),
+            HostError::Singleton(_) | HostError::Remote(_) => {
+                raise(py, "StartError", (e.to_string(), Vec::<()>::new()))
+            }
             HostError::NotStarted(ref failures) => {
                 let list = failures
                     .iter()

@@ -396,6 +396,9 @@ impl Host {
     /// The running extension `name`.
     fn extension(&self, name: &str) -> PyResult<Target> {
         let running = self.running()?;
+        if let Some(caller) = running.extensions.remote_extension(name) {
+            return Ok(Target::remote(name, caller));
+        }
         match running.extensions.extension(name) {
             Some(extension) => Ok(Target::extension(extension)),
             None => Err(HostError::Unknown {
@@ -519,6 +522,7 @@ async fn start(
         })
     });
     kinds.start_all(manifest.singletons.values(), &singletons)?;
+    let remote = troupe_cluster::bind(&manifest).await?;
     let mut builder = ExtensionHost::builder()
         .singletons(singletons.clone())
         .extensions(manifest.extensions_with_grants())
@@ -529,6 +533,9 @@ async fn start(
         });
     if let Some(service) = service {
         builder = builder.host(service);
+    }
+    for (name, caller) in remote.callers {
+        builder = builder.remote_extension(name, caller);
     }
     let extensions = builder.start_ready().await.map_err(HostError::NotStarted)?;
     Ok(Running {

@@ -42,6 +42,16 @@ impl Target {
         }
     }
 
+    /// The handle of an extension served by another host (no supervision of it here).
+    pub(crate) fn remote(name: &str, caller: Caller) -> Target {
+        Target {
+            name: name.to_owned(),
+            kind: "remote extension",
+            caller,
+            extension: None,
+        }
+    }
+
     /// The handle of a singleton.
     pub(crate) fn singleton(name: &str, caller: Caller) -> Target {
         Target {
@@ -248,8 +258,8 @@ impl Target {
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let Some(extension) = &self.extension else {
             return Err(PyTypeError::new_err(format!(
-                "{} is a singleton: it has no supervision status",
-                self.name
+                "{} is a {}: it has no supervision status here",
+                self.name, self.kind
             )));
         };
         status_dict(py, &extension.status())
@@ -259,8 +269,8 @@ impl Target {
     fn events(&self) -> PyResult<Events> {
         let Some(extension) = &self.extension else {
             return Err(PyTypeError::new_err(format!(
-                "{} is a singleton: it has no supervision events",
-                self.name
+                "{} is a {}: it has no supervision events here",
+                self.name, self.kind
             )));
         };
         // Subscribed first: an end that comes after the status is read is still seen.

@@ -82,7 +82,7 @@ async fn run_into(
     policy: ErrorPolicy,
     delay: Duration,
 ) -> (Seen, RunSummary) {
-    let node = PythonNode::new(host.extension("nodes").unwrap().clone(), &spec);
+    let node = PythonNode::new(host.extension("nodes").unwrap().caller(), &spec);
     let (sink, seen) = Collect::sink(delay);
     let summary = PipelineBuilder::new()
         .source("src", source)
@@ -332,7 +332,7 @@ fn python_exceptions_follow_the_error_policy() {
         assert_eq!(summary.node("py").unwrap().errors, 5);
 
         let node = PythonNode::new(
-            host.extension("nodes").unwrap().clone(),
+            host.extension("nodes").unwrap().caller(),
             &spec("evens", false, false, Map::new()),
         );
         let failed = PipelineBuilder::new()

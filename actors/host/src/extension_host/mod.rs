@@ -300,8 +300,9 @@ impl std::fmt::Debug for ExtensionHost {
 }
 
 impl ExtensionHost {
-    /// Makes python nodes from these extensions (a manifest's pipeline loader takes it for
-    /// the pipelines' python nodes). A node whose extension did not start fails to build with
+    /// Makes python nodes from these extensions and the remote ones it was given (a
+    /// manifest's pipeline loader takes it for the pipelines' python nodes). A node whose
+    /// extension did not start fails to build with
     /// [`CallError::ActorStopped`](troupe_value::CallError::ActorStopped).
     pub fn python_nodes(
         &self,
@@ -310,12 +311,14 @@ impl ExtensionHost {
     + Sync
     + 'static {
         let extensions = self.read().clone();
-        move |spec| match extensions.get(&spec.extension) {
-            Some(extension) => {
+        let remote = self.router.remote().clone();
+        move |spec| match (extensions.get(&spec.extension), remote.get(&spec.extension)) {
+            (Some(extension), _) => {
                 python_node::check_methods(extension, spec)?;
                 Ok(Box::new(PythonNode::new(extension.caller(), spec)))
             }
-            None => Err(troupe_nodes::NodeError::Call {
+            (None, Some(caller)) => Ok(Box::new(PythonNode::new(caller.clone(), spec))),
+            (None, None) => Err(troupe_nodes::NodeError::Call {
                 method: spec.method.clone(),
                 source: Box::new(troupe_value::CallError::ActorStopped),
             }),
@@ -332,6 +335,12 @@ impl ExtensionHost {
             remote: Vec::new(),
             progress: Arc::new(|_, _| {}),
         }
+    }
+
+    /// The caller of extension `name` served by another host (given with
+    /// [`ExtensionHostBuilder::remote_extension`]), if it is one.
+    pub fn remote_extension(&self, name: &str) -> Option<Caller> {
+        self.router.remote().get(name).cloned()
     }
 
     /// The extension called `name`, if it runs (was started or added, and not stopped).

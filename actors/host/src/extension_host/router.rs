@@ -36,6 +36,11 @@ impl HostRouter {
         self.remote.insert(name.to_owned(), caller);
     }
 
+    /// The extensions served elsewhere.
+    pub(crate) fn remote(&self) -> &HashMap<String, Caller> {
+        &self.remote
+    }
+
     /// Gives extension `name` its grants; `false` (and nothing changes) if it has some.
     pub(crate) fn grant(&self, name: &str, grants: Grants) -> bool {
         let mut all = self.grants.write().unwrap_or_else(|p| p.into_inner());
