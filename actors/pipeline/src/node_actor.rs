@@ -43,10 +43,14 @@ pub(crate) struct NodeActor {
     backlog: VecDeque<Packet>,
     /// Set by a restart: wait this long before the new instance takes its next input.
     backoff: Option<Duration>,
-    /// Outputs the node deferred (an asynchronous node), oldest input first: delivered in
-    /// this order; the node takes a next input only while fewer than its
-    /// [`Node::concurrency`] wait here (and end of stream only once none do).
-    awaiting: VecDeque<Awaiting>,
+    /// Outputs the node deferred (an asynchronous node): awaited before its next input.
+    awaiting: Option<Awaiting>,
+    /// With [`Node::concurrency`] above 1: the inputs in hand, oldest first, each running
+    /// to its end on its own task; delivered in this order.
+    in_flight: VecDeque<InFlight>,
+    /// Its own address (weak: it does not keep the actor alive), for inputs in flight to
+    /// wake it.
+    me: Option<actix::WeakAddr<NodeActor>>,
     /// Finished or failed: nothing more to do, and no `Stopped` event when dropped.
     done: bool,
 }
@@ -68,6 +72,23 @@ pub(crate) struct NodeActorParts {
 struct Awaiting {
     outputs: Deferred,
     step: Step,
+}
+
+/// An input in hand of a node with several (see [`NodeActor::start`]).
+struct InFlight {
+    /// Its outputs, once its task is done (taken while the actor waits for them).
+    outputs: Option<tokio::sync::oneshot::Receiver<Vec<Result<Value, NodeError>>>>,
+    /// Its outputs, when the actor waited for them.
+    done: Option<Vec<Result<Value, NodeError>>>,
+    step: Step,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InFlight {
+    /// A run that ends (cancelled, failed) stops the inputs it had in hand.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// What deferred its outputs.
@@ -97,7 +118,9 @@ impl NodeActor {
             restart: parts.restart,
             backlog: VecDeque::new(),
             backoff: None,
-            awaiting: VecDeque::new(),
+            awaiting: None,
+            in_flight: VecDeque::new(),
+            me: None,
             done: false,
         }
     }
@@ -110,6 +133,9 @@ impl NodeActor {
     /// actor wait for its outputs to be taken downstream (and for deferred outputs, or a
     /// restart's backoff, after which it goes on with what is left).
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.node.concurrency() > 1 || !self.in_flight.is_empty() {
+            return self.pump_concurrent(ctx);
+        }
         self.process_backlog();
         self.stats.backlog(self.backlog.len());
         if self.ready() && !self.rings.is_empty() {
@@ -118,7 +144,7 @@ impl NodeActor {
             }
             self.process_backlog();
         }
-        if let Some(Awaiting { mut outputs, step }) = self.awaiting.pop_front() {
+        if let Some(Awaiting { mut outputs, step }) = self.awaiting.take() {
             // What was emitted goes first (waiting for room downstream: backpressure), then
             // the next deferred output is awaited.
             let delivery = self.batches.delivery();
@@ -148,15 +174,113 @@ impl NodeActor {
         }
     }
 
-    /// Whether the next packet may be processed now: an input while the node has room for
-    /// one more in hand, end of stream once nothing is in hand.
+    /// Whether the next packet may be processed now: with inputs in flight, another input
+    /// while the node has room for it, end of stream only once none is in flight.
     fn ready(&self) -> bool {
-        if self.backoff.is_some() {
+        if self.backoff.is_some() || self.awaiting.is_some() {
             return false;
         }
         match self.backlog.front() {
-            Some(Packet::Eos) => self.awaiting.is_empty(),
-            _ => self.awaiting.len() < self.node.concurrency().max(1),
+            _ if self.in_flight.is_empty() => true,
+            Some(Packet::Eos) => false,
+            _ => self.in_flight.len() < self.node.concurrency(),
+        }
+    }
+
+    /// [`pump`](Self::pump) for a node with several inputs in hand: starts what the backlog
+    /// allows, delivers every finished input at the head of the line (in input order),
+    /// and then either waits (the node is full, or a restart's backoff) or lets the next
+    /// message in; an input that finishes later wakes the actor ([`Drain`]).
+    fn pump_concurrent(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            self.process_backlog();
+            if !self.deliver_finished() {
+                break;
+            }
+        }
+        self.stats.backlog(self.backlog.len());
+        let full = !self.backlog.is_empty() && !self.ready();
+        let head = match self.in_flight.front_mut() {
+            Some(head) if full && self.backoff.is_none() => head.outputs.take(),
+            _ => None,
+        };
+        match (head, self.backoff.take()) {
+            // Full: no message comes in until the oldest input is done.
+            (Some(outputs), _) => {
+                let delivery = self.batches.delivery();
+                let wait = async move {
+                    delivery.await;
+                    outputs.await.unwrap_or_default()
+                };
+                ctx.wait(wrap_future::<_, Self>(wait).map(|outputs, actor, ctx| {
+                    if let Some(head) = actor.in_flight.front_mut() {
+                        head.done = Some(outputs);
+                    }
+                    actor.pump(ctx);
+                }));
+            }
+            (None, Some(delay)) => {
+                let delivery = self.batches.delivery();
+                let wait = async move {
+                    delivery.await;
+                    tokio::time::sleep(delay).await;
+                };
+                ctx.wait(wrap_future::<_, Self>(wait).map(|(), actor, ctx| actor.pump(ctx)));
+            }
+            (None, None) => self.batches.flush(ctx),
+        }
+    }
+
+    /// Delivers the inputs at the head of the line that are done; whether any was.
+    fn deliver_finished(&mut self) -> bool {
+        let mut any = false;
+        while let Some(head) = self.in_flight.front_mut() {
+            let outputs = match (head.done.take(), head.outputs.as_mut()) {
+                (Some(outputs), _) => outputs,
+                (None, Some(pending)) => match pending.try_recv() {
+                    Ok(outputs) => outputs,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
+                    // Its task was stopped: nothing came.
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Vec::new(),
+                },
+                (None, None) => break,
+            };
+            let Some(InFlight { step, .. }) = self.in_flight.pop_front() else {
+                break;
+            };
+            any = true;
+            self.settle_all(outputs, step);
+        }
+        any
+    }
+
+    /// Delivers one finished input's outputs (up to its error).
+    fn settle_all(&mut self, outputs: Vec<Result<Value, NodeError>>, step: Step) {
+        if !self.active() {
+            return;
+        }
+        for output in outputs {
+            match output {
+                Ok(output) => self.emitter.emit(output),
+                Err(source) => {
+                    return match step {
+                        Step::Item { index, start } => {
+                            self.emit();
+                            self.stats.record(start);
+                            self.item_failed(index, source);
+                        }
+                        Step::Flush => {
+                            self.emit();
+                            self.flush_failed(source);
+                        }
+                    };
+                }
+            }
+        }
+        self.emit();
+        match step {
+            Step::Item { start, .. } => self.stats.record(start),
+            Step::Flush => self.finish_stream(),
         }
     }
 
@@ -172,17 +296,6 @@ impl NodeActor {
         }
     }
 
-    /// Queues `outputs` of `step` behind the inputs in hand; one that is not first in line
-    /// runs to its end now ([`started`]) and is delivered when its turn comes.
-    fn defer(&mut self, outputs: Deferred, step: Step) {
-        let outputs = if self.awaiting.is_empty() {
-            outputs
-        } else {
-            started(outputs)
-        };
-        self.awaiting.push_back(Awaiting { outputs, step });
-    }
-
     fn process(&mut self, value: Value) {
         if !self.active() {
             return;
@@ -193,13 +306,21 @@ impl NodeActor {
         let result = catch_panic(|| node.process(value, emitter));
         match result {
             Ok(Ok(())) => match self.emitter.take_deferred() {
-                Some(outputs) => self.defer(outputs, Step::Item { index, start }),
+                Some(outputs) if self.node.concurrency() > 1 => {
+                    self.start(outputs, Step::Item { index, start });
+                }
+                Some(outputs) => {
+                    self.awaiting = Some(Awaiting {
+                        outputs,
+                        step: Step::Item { index, start },
+                    });
+                }
                 // Earlier inputs' outputs are still coming: these wait their turn.
-                None if !self.awaiting.is_empty() => {
+                None if !self.in_flight.is_empty() => {
                     let ready: Vec<Value> = self.emitter.drain().collect();
                     self.emitter.defer(std::future::ready(Ok(ready)));
                     if let Some(outputs) = self.emitter.take_deferred() {
-                        self.defer(outputs, Step::Item { index, start });
+                        self.start(outputs, Step::Item { index, start });
                     }
                 }
                 None => {
@@ -219,6 +340,33 @@ impl NodeActor {
         }
     }
 
+    /// Runs `outputs` of `step` to their end on a task of their own, their place kept in
+    /// line; the task wakes the actor when done.
+    fn start(&mut self, mut outputs: Deferred, step: Step) {
+        let (done, pending) = tokio::sync::oneshot::channel();
+        let wake = self.me.clone();
+        let task = actix::spawn(async move {
+            let mut all = Vec::new();
+            while let Some(output) = outputs.next().await {
+                let failed = output.is_err();
+                all.push(output);
+                if failed {
+                    break;
+                }
+            }
+            let _ = done.send(all);
+            if let Some(actor) = wake.and_then(|me| me.upgrade()) {
+                actor.do_send(Drain);
+            }
+        });
+        self.in_flight.push_back(InFlight {
+            outputs: Some(pending),
+            done: None,
+            step,
+            task,
+        });
+    }
+
     /// The next deferred output arrived (`Some(Ok)`: it goes downstream now, and the one
     /// after is awaited next), or their error, or their end.
     fn settle(&mut self, outputs: Deferred, step: Step, next: Option<Result<Value, NodeError>>) {
@@ -229,7 +377,7 @@ impl NodeActor {
             (_, Some(Ok(output))) => {
                 self.emitter.emit(output);
                 self.emit();
-                self.awaiting.push_front(Awaiting { outputs, step });
+                self.awaiting = Some(Awaiting { outputs, step });
             }
             (Step::Item { index, start }, Some(Err(source))) => {
                 self.stats.record(start);
@@ -294,7 +442,13 @@ impl NodeActor {
         let (node, emitter) = (&mut self.node, &mut self.emitter);
         match catch_panic(|| node.flush(emitter)) {
             Ok(Ok(())) => match self.emitter.take_deferred() {
-                Some(outputs) => self.defer(outputs, Step::Flush),
+                Some(outputs) if self.node.concurrency() > 1 => self.start(outputs, Step::Flush),
+                Some(outputs) => {
+                    self.awaiting = Some(Awaiting {
+                        outputs,
+                        step: Step::Flush,
+                    });
+                }
                 None => {
                     self.emit();
                     self.finish_stream();
@@ -414,7 +568,8 @@ pub(crate) fn fan_out(outs: &[OutEdge], packet: Packet, batches: &mut EdgeBatche
 impl Actor for NodeActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address().downgrade());
         self.initialize();
     }
 }
@@ -467,61 +622,5 @@ impl Handler<Stop> for NodeActor {
     /// The run is over: the actor stops (unfinished, it reports its counters as it goes).
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-/// `outputs` running to their end now, on this arbiter, what they produce (up to the first
-/// error) kept until their turn: how a node with [`Node::concurrency`] above 1 has several
-/// inputs in flight. Dropping the result (a cancelled run) stops them.
-fn started(mut outputs: Deferred) -> Deferred {
-    let (done, collected) = tokio::sync::oneshot::channel();
-    let task = actix::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(output) = outputs.next().await {
-            let failed = output.is_err();
-            all.push(output);
-            if failed {
-                break;
-            }
-        }
-        let _ = done.send(all);
-    });
-    let mut emitter = Emitter::new();
-    emitter.defer_stream(Started {
-        task,
-        collected: Some(collected),
-        ready: Vec::new().into_iter(),
-    });
-    emitter
-        .take_deferred()
-        .unwrap_or_else(|| unreachable!("deferred just above"))
-}
-
-/// What [`started`] hands back: the outputs, once all came.
-struct Started {
-    task: tokio::task::JoinHandle<()>,
-    collected: Option<tokio::sync::oneshot::Receiver<Vec<Result<Value, NodeError>>>>,
-    ready: std::vec::IntoIter<Result<Value, NodeError>>,
-}
-
-impl troupe_nodes::OutputStream for Started {
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Value, NodeError>>> {
-        use std::task::Poll;
-        if let Some(collected) = self.collected.as_mut() {
-            let all = std::task::ready!(std::pin::Pin::new(collected).poll(cx));
-            self.collected = None;
-            // A task that ended without sending was stopped: nothing came.
-            self.ready = all.unwrap_or_default().into_iter();
-        }
-        Poll::Ready(self.ready.next())
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
