@@ -38,7 +38,7 @@ const PAYLOAD: usize = 64;
 /// Calls in flight in the throughput rows.
 const IN_FLIGHT: usize = 100;
 /// Calls in flight of the pipeline-edge rows' python node.
-const EDGE_CONCURRENCY: usize = 16;
+const EDGE_CONCURRENCY: usize = 100;
 
 fn failed(reason: impl ToString) -> BenchError {
     BenchError::Scenario {
