@@ -17,26 +17,28 @@
 //! the caller takes is granted back to the host as credit ([`Control::Credit`]), so a slow
 //! reader here slows the producer there with at most the window in between.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, ItemSink};
 use troupe_value::{CallError, RemoteException};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
-use zenoh::qos::CongestionControl;
-use zenoh::query::ConsolidationMode;
 use zenoh::sample::SampleKind;
 
 use crate::admin::{AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello};
 use crate::error::ClusterError;
 use crate::failover::{Failover, Route};
-use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME, RemoteReply, StreamPart};
+use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME};
 use crate::keys;
 use crate::runtime::{self, OnCluster};
 use crate::session::{self, HostSpec, SharedSession};
+
+mod query;
+
+use query::{Answer, await_answer, start_query, start_stream, tell};
 
 /// How long a call that got no answer at all waits for the host's token to settle, to tell
 /// a lost host ([`CallError::HostLost`]) from an extension it does not serve.
@@ -289,170 +291,6 @@ async fn admin(
         }
     };
     troupe_value::decode(&bytes).map_err(|e| bad(e.into()))
-}
-
-/// How one query ended.
-enum Answer {
-    /// The first reply's bytes.
-    Reply(Vec<u8>),
-    /// A streamed call's end, its items all handed to the caller's stream.
-    Ended(RemoteReply),
-    /// A reply over [`MAX_FRAME`].
-    TooLarge(usize),
-    /// The query ended with no reply: nothing serves the key (or the host just went away).
-    NoReply,
-    /// No reply within the timeout.
-    TimedOut,
-    /// zenoh refused the query, or the replier sent an error of zenoh's own.
-    Failed(String),
-}
-
-/// Starts one query of `key` with `payload` (from the cluster runtime: zenoh may block or
-/// panic on actix's thread); its first reply is read in zenoh's reply callback and handed
-/// straight to the waiting caller, with no task between. No reply at all (the query ended,
-/// or could not be sent) closes the channel or says why.
-fn start_query(
-    session: SharedSession,
-    key: String,
-    payload: Vec<u8>,
-    timeout: Duration,
-) -> Result<oneshot::Receiver<Answer>, ClusterError> {
-    let (answer, first) = oneshot::channel();
-    let answer = Arc::new(Mutex::new(Some(answer)));
-    let send = move |answer: &Mutex<Option<oneshot::Sender<Answer>>>, value: Answer| {
-        let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(answer) = taken {
-            let _ = answer.send(value);
-        }
-    };
-    runtime::handle()?.spawn(async move {
-        let on_reply = answer.clone();
-        let issued = session
-            .get()
-            .get(&key)
-            .payload(payload)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .timeout(timeout)
-            .callback(move |reply| send(&on_reply, read_reply(reply)))
-            .await;
-        if let Err(error) = issued {
-            send(&answer, Answer::Failed(error.to_string()));
-        }
-    });
-    Ok(first)
-}
-
-/// Starts a streamed call's query (as [`start_query`] does): each item is pushed to `sink`
-/// from zenoh's reply callback, never waiting; the end drops the sink, then answers. A host
-/// that sends past its credit, or a part that cannot be read, ends the call with an error.
-fn start_stream(
-    session: SharedSession,
-    key: String,
-    payload: Vec<u8>,
-    timeout: Duration,
-    sink: ItemSink,
-) -> Result<oneshot::Receiver<Answer>, ClusterError> {
-    let (answer, first) = oneshot::channel();
-    let state = Arc::new(Mutex::new(Some((sink, answer))));
-    let end = |state: &Mutex<Option<(ItemSink, oneshot::Sender<Answer>)>>, value: Answer| {
-        let taken = state.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((sink, answer)) = taken {
-            drop(sink);
-            let _ = answer.send(value);
-        }
-    };
-    runtime::handle()?.spawn(async move {
-        let on_reply = state.clone();
-        let issued = session
-            .get()
-            .get(&key)
-            .payload(payload)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .timeout(timeout)
-            .callback(move |reply| {
-                let part = match read_reply(reply) {
-                    Answer::Reply(bytes) => frame::decode_part(&bytes),
-                    other => return end(&on_reply, other),
-                };
-                match part {
-                    Ok(StreamPart::Item(item)) => {
-                        let pushed =
-                            match on_reply.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                                Some((sink, _)) => sink.push(item),
-                                None => return,
-                            };
-                        if let Err(over) = pushed {
-                            end(
-                                &on_reply,
-                                Answer::Failed(format!(
-                                    "the host sent items past its credit: {over}"
-                                )),
-                            );
-                        }
-                    }
-                    Ok(StreamPart::End(reply)) => end(&on_reply, Answer::Ended(reply)),
-                    Err(error) => end(&on_reply, Answer::Failed(error.to_string())),
-                }
-            })
-            .await;
-        if let Err(error) = issued {
-            end(&state, Answer::Failed(error.to_string()));
-        }
-    });
-    Ok(first)
-}
-
-/// Sends `control` to the host at `key` (from any thread; on the cluster runtime).
-fn tell(session: &SharedSession, key: &str, control: &Control) {
-    let Ok(bytes) = frame::encode_control(control) else {
-        return;
-    };
-    let Ok(handle) = runtime::handle() else {
-        return;
-    };
-    let (session, key) = (session.clone(), key.to_owned());
-    handle.spawn(async move {
-        let sent = session
-            .get()
-            .put(&key, bytes)
-            .congestion_control(CongestionControl::Block)
-            .await;
-        if let Err(error) = sent {
-            tracing::debug!(%error, %key, "control message not sent");
-        }
-    });
-}
-
-/// The answer a started query gives within `timeout`.
-async fn await_answer(first: oneshot::Receiver<Answer>, timeout: Duration) -> Answer {
-    match tokio::time::timeout(timeout, first).await {
-        Err(_) => Answer::TimedOut,
-        Ok(Err(_)) => Answer::NoReply,
-        Ok(Ok(answer)) => answer,
-    }
-}
-
-/// What one reply says, its size checked before it is copied.
-fn read_reply(reply: zenoh::query::Reply) -> Answer {
-    match reply.into_result() {
-        Ok(sample) => {
-            let payload = sample.payload();
-            if payload.len() > MAX_FRAME {
-                return Answer::TooLarge(payload.len());
-            }
-            Answer::Reply(payload.to_bytes().into_owned())
-        }
-        Err(error) => {
-            let text = error.payload().try_to_string().map(|s| s.into_owned());
-            match text {
-                Ok(text) if text == "Timeout" => Answer::TimedOut,
-                Ok(text) => Answer::Failed(text),
-                Err(_) => Answer::Failed("an error reply".to_owned()),
-            }
-        }
-    }
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -9,34 +9,31 @@
 //!
 //! A streamed call sends each item as a reply of its own, only while its caller has granted
 //! credit; the caller's [`Control`] messages (credit, cancel) arrive on the host's control
-//! key and reach the running call through [`Running`].
+//! key and reach the running call (`calls.rs`); client tokens are counted in `clients.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
-use troupe_runtime::{Call, Caller};
-use troupe_value::{CallError, RemoteException, Value};
+use tokio::sync::{Semaphore, mpsc, watch};
+use troupe_runtime::Caller;
+use troupe_value::CallError;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::query::{Query, Queryable};
 
 use crate::admin::{AdminReply, AdminRequest, ExtensionHealth, Hello};
 use crate::error::ClusterError;
-use crate::frame::{
-    self, Control, FrameError, MAX_CONTROL, MAX_FRAME, RemoteCall, RemoteReply, StreamPart,
-};
+use crate::frame::{self, FrameError, MAX_CONTROL, MAX_FRAME, RemoteReply};
 use crate::keys;
 use crate::runtime::{self, OnCluster, Task};
 use crate::session::{self, ListenSpec, SharedSession};
 
-/// The most client tokens a host counts.
-const MAX_CLIENTS: usize = 65_536;
+mod calls;
+mod clients;
 
-/// The largest credit window a streamed call gets, whatever its caller asks.
-pub const MAX_STREAM_WINDOW: u32 = 256;
+pub use calls::MAX_STREAM_WINDOW;
+use calls::{Running, cannot_cross, serve_call};
 
 /// How much work a serving host takes in per extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +108,7 @@ impl Server {
         let (token, queryables, control, drains) = declared;
         let (count, clients) = watch::channel(0);
         let watched =
-            runtime::spawn(watch_clients(session.clone(), name.clone(), count))?.await??;
+            runtime::spawn(clients::watch(session.clone(), name.clone(), count))?.await??;
         Ok(Server {
             name,
             hello,
@@ -158,126 +155,12 @@ impl Server {
     }
 }
 
-/// Watches the client tokens of host `host`, counting them into `count`.
-async fn watch_clients(
-    session: SharedSession,
-    host: String,
-    count: watch::Sender<usize>,
-) -> Result<OnCluster<Subscriber<()>>, ClusterError> {
-    let key = keys::client_tokens(&host);
-    let present = Mutex::new(std::collections::HashSet::new());
-    let subscriber = session
-        .get()
-        .liveliness()
-        .declare_subscriber(&key)
-        .history(true)
-        .callback(move |sample| {
-            let mut present = present.lock().unwrap_or_else(|p| p.into_inner());
-            let client = sample.key_expr().as_str().to_owned();
-            if sample.kind() == zenoh::sample::SampleKind::Put {
-                // Bounded whatever clients declare: past it, more are not counted.
-                if present.len() < MAX_CLIENTS {
-                    present.insert(client);
-                }
-            } else {
-                present.remove(&client);
-            }
-            count.send_replace(present.len());
-        })
-        .await
-        .map_err(|e| ClusterError::Declare {
-            host,
-            what: format!("liveliness subscriber {key}"),
-            reason: e.to_string(),
-        })?;
-    Ok(OnCluster::new(subscriber))
-}
-
 type Declared = (
     OnCluster<LivelinessToken>,
     Vec<OnCluster<Queryable<()>>>,
     OnCluster<Subscriber<()>>,
     Vec<Task<()>>,
 );
-
-/// The calls a host runs, by who made them, so that a caller's [`Control`] reaches its call.
-/// At most [`Limits::in_flight`] per extension are here (a call enters once it has a slot).
-#[derive(Default)]
-struct Running(Mutex<HashMap<(String, u64), Arc<RunningCall>>>);
-
-/// What a caller's [`Control`] messages act on.
-struct RunningCall {
-    cancel: Notify,
-    /// Items the caller will take now (a streamed call's credit).
-    credit: Semaphore,
-    window: u32,
-}
-
-/// A call's place in [`Running`], left when dropped.
-struct Entered<'a> {
-    running: &'a Running,
-    key: (String, u64),
-    call: Arc<RunningCall>,
-}
-
-impl Running {
-    fn enter(&self, remote: &RemoteCall, window: u32) -> Entered<'_> {
-        let key = (remote.caller.clone(), remote.call.id);
-        let call = Arc::new(RunningCall {
-            cancel: Notify::new(),
-            credit: Semaphore::new(0),
-            window,
-        });
-        self.lock().insert(key.clone(), call.clone());
-        Entered {
-            running: self,
-            key,
-            call,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Arc<RunningCall>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Acts on a caller's message; one about a call not running here is ignored.
-    fn control(&self, control: Control) {
-        let (key, credit) = match control {
-            Control::Credit {
-                caller,
-                call,
-                items,
-            } => ((caller, call), Some(items)),
-            Control::Cancel { caller, call } => ((caller, call), None),
-        };
-        let Some(call) = self.lock().get(&key).cloned() else {
-            return;
-        };
-        match credit {
-            // Never more than the window outstanding, whatever the caller says.
-            Some(items) => {
-                let room = call.window.saturating_sub(
-                    u32::try_from(call.credit.available_permits()).unwrap_or(u32::MAX),
-                );
-                call.credit.add_permits(items.min(room) as usize);
-            }
-            None => call.cancel.notify_one(),
-        }
-    }
-}
-
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        let mut running = self.running.lock();
-        // A caller that reused an id replaced this entry: leave its own.
-        if running
-            .get(&self.key)
-            .is_some_and(|call| Arc::ptr_eq(call, &self.call))
-        {
-            running.remove(&self.key);
-        }
-    }
-}
 
 /// Declares the admin and extension queryables, then the token (so a client that sees the
 /// token finds them).
@@ -394,96 +277,8 @@ async fn drain(
     }
 }
 
-/// Reads one call query (every byte of it untrusted), makes the call and answers it, unless
-/// its caller cancels it first (then the call is abandoned and nothing is sent).
-async fn serve_call(caller: &Caller, query: Query, running: &Running) {
-    let remote = match read_payload(&query).and_then(|bytes| frame::decode_call(&bytes)) {
-        Ok(remote) => remote,
-        Err(error) => {
-            let error = CallError::BadArguments {
-                path: "frame".to_owned(),
-                reason: error.to_string(),
-            };
-            return reply(query, Err(error)).await;
-        }
-    };
-    let window = remote.window.map(|w| w.clamp(1, MAX_STREAM_WINDOW));
-    let entered = running.enter(&remote, window.unwrap_or(0));
-    let deadline = remote.deadline();
-    let mut call = Call::new(remote.call.method, remote.call.args);
-    call.kwargs = remote.call.kwargs;
-    let answered = async {
-        match window {
-            None => {
-                let answer = match deadline {
-                    Some(deadline) => caller.call_timeout(call, deadline).await,
-                    None => caller.call(call).await,
-                };
-                reply(query, answer).await;
-            }
-            Some(window) => stream(caller, call, deadline, window, query, &entered.call).await,
-        }
-    };
-    tokio::select! {
-        () = answered => {}
-        () = entered.call.cancel.notified() => {}
-    }
-}
-
-/// Runs a streamed call: each item is sent once the caller has credit for it, then the end.
-async fn stream(
-    caller: &Caller,
-    call: Call,
-    deadline: Option<Duration>,
-    window: u32,
-    query: Query,
-    running: &RunningCall,
-) {
-    let mut items = caller.call_stream(call, deadline, window);
-    running.credit.add_permits(window as usize);
-    let sent = async {
-        loop {
-            let item = match items.next().await {
-                Some(Ok(item)) => item,
-                Some(Err(error)) => return Err(error),
-                None => return Ok(Value::Null),
-            };
-            match running.credit.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => return Err(CallError::Cancelled),
-            }
-            send_part(&query, &StreamPart::Item(item)).await?;
-        }
-    };
-    let end = match deadline {
-        Some(deadline) => tokio::time::timeout(deadline, sent)
-            .await
-            .unwrap_or(Err(CallError::Timeout(deadline))),
-        None => sent.await,
-    };
-    let _ = send_part(&query, &StreamPart::End(end)).await;
-}
-
-/// Sends one part of a streamed answer; an item that cannot cross hosts is the call's error.
-async fn send_part(query: &Query, part: &StreamPart) -> Result<(), CallError> {
-    let bytes = match frame::encode_part(part) {
-        Ok(bytes) => bytes,
-        Err(error) => return Err(cannot_cross(&error)),
-    };
-    send(query, bytes).await;
-    Ok(())
-}
-
-fn cannot_cross(error: &FrameError) -> CallError {
-    CallError::Remote(RemoteException {
-        type_name: "troupe.cluster.FrameError".to_owned(),
-        message: format!("the result cannot cross hosts: {error}"),
-        traceback: String::new(),
-    })
-}
-
 /// A query's payload, size-checked before it is copied.
-fn read_payload(query: &Query) -> Result<Vec<u8>, FrameError> {
+pub(super) fn read_payload(query: &Query) -> Result<Vec<u8>, FrameError> {
     let payload = query.payload().ok_or(FrameError::Empty)?;
     if payload.len() > MAX_FRAME {
         return Err(FrameError::TooLarge {
@@ -495,7 +290,7 @@ fn read_payload(query: &Query) -> Result<Vec<u8>, FrameError> {
 }
 
 /// Sends `answer` (an answer that cannot be encoded becomes a typed error saying why).
-async fn reply(query: Query, answer: RemoteReply) {
+pub(super) async fn reply(query: Query, answer: RemoteReply) {
     let bytes = frame::encode_reply(&answer)
         .or_else(|error| frame::encode_reply(&Err(cannot_cross(&error))));
     let Ok(bytes) = bytes else {
@@ -505,7 +300,7 @@ async fn reply(query: Query, answer: RemoteReply) {
     send(&query, bytes).await;
 }
 
-async fn send(query: &Query, bytes: Vec<u8>) {
+pub(super) async fn send(query: &Query, bytes: Vec<u8>) {
     // A reply takes the query's congestion control: `Block` (see `remote.rs`), never a
     // silent drop.
     let sent = query.reply(query.key_expr().clone(), bytes).await;
