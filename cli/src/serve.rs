@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use troupe_cluster::{Endpoint, Limits, ListenSpec, Server};
+use troupe_cluster::{Acl, Endpoint, Limits, ListenSpec, Server};
 use troupe_manifest::Manifest;
 use troupe_runtime::Caller;
 
@@ -55,6 +55,18 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let mut spec = ListenSpec::new(&args.name, listen);
     spec.users.clone_from(&args.users);
     spec.lease = Duration::from_millis(args.lease_ms);
+    spec.acl = manifest
+        .extensions
+        .values()
+        .filter(|extension| extension.hosts.is_empty() || extension.hosts.contains(&args.name))
+        .filter_map(|extension| {
+            Some(Acl {
+                extension: extension.name.clone(),
+                users: extension.users.clone()?,
+            })
+        })
+        .collect();
+    spec.check()?;
     let limits = Limits {
         queue: args.queue,
         in_flight: args.in_flight,

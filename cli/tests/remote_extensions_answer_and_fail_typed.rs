@@ -208,6 +208,25 @@ fn a_host_that_is_not_there_is_a_typed_error_at_start() {
     let stderr = String::from_utf8_lossy(&tls.stderr);
     assert_eq!(tls.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("tls/ endpoints are refused"), "{stderr}");
+
+    // An extension for some users only, served to anyone who connects: refused at start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("serve.toml");
+    std::fs::write(
+        &manifest,
+        "[extensions.math]\nmodule = \"remote_math\"\nusers = [\"alice\"]\n",
+    )
+    .expect("write");
+    let open = troupe()
+        .args(["serve", "--name", "h", "--listen"])
+        .arg(format!("tcp/127.0.0.1:{}", free_port()))
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .expect("troupe runs");
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert_eq!(open.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs a users file (--users)"), "{stderr}");
 }
 
 #[test]

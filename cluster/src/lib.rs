@@ -44,5 +44,6 @@ pub use keys::BadName;
 pub use remote::RemoteHost;
 pub use serve::{Limits, MAX_STREAM_WINDOW, Server};
 pub use session::{
-    Credentials, DEFAULT_CALL_TIMEOUT, DEFAULT_LEASE, DEFAULT_PROBE_TIMEOUT, HostSpec, ListenSpec,
+    Acl, Credentials, DEFAULT_CALL_TIMEOUT, DEFAULT_LEASE, DEFAULT_PROBE_TIMEOUT, HostSpec,
+    ListenSpec,
 };

@@ -75,6 +75,18 @@ pub struct ListenSpec {
     /// The link lease it announces: a client that hears nothing from it for this long (it
     /// froze, or the network split) drops the link and sees the host lost.
     pub lease: Duration,
+    /// Extensions only some users (of `users`) may call; the others may be called by all.
+    pub acl: Vec<Acl>,
+}
+
+/// Who may call one served extension: only `users` (names of the users file). The others
+/// never see it: their calls fail as calls to an extension the host does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    /// The extension.
+    pub extension: String,
+    /// The users who may call it.
+    pub users: Vec<String>,
 }
 
 /// Zenoh's default link lease.
@@ -89,7 +101,15 @@ impl ListenSpec {
             listen,
             users: None,
             lease: DEFAULT_LEASE,
+            acl: Vec::new(),
         }
+    }
+
+    /// Checks what [`Server::start`](crate::Server::start) would refuse before it listens
+    /// (no endpoint, an access list without a users file or naming a user not in it), so
+    /// a host can refuse before it starts its extensions.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        server_config(self).map(drop)
     }
 }
 
@@ -174,7 +194,72 @@ pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
             &json!(users.display().to_string()),
         )?;
     }
+    if !spec.acl.is_empty() {
+        insert(&mut config, "access_control", &access_control(spec)?)?;
+    }
     Ok(config)
+}
+
+/// zenoh's access control for `spec.acl`: everything allowed, except, for each restricted
+/// extension, its call queryable to every user of the users file not allowed it (neither
+/// declared to them nor answering their queries).
+fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> {
+    use serde_json::json;
+    let refuse = |reason: String| ClusterError::Config {
+        key: "acl".to_owned(),
+        reason,
+    };
+    let Some(file) = &spec.users else {
+        return Err(refuse(
+            "restricting an extension to some users needs a users file (--users)".to_owned(),
+        ));
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| refuse(format!("cannot read {}: {e}", file.display())))?;
+    let everyone: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(user, _)| user.trim()))
+        .filter(|user| !user.is_empty())
+        .collect();
+    let (mut rules, mut subjects, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, acl) in spec.acl.iter().enumerate() {
+        if let Some(unknown) = acl.users.iter().find(|u| !everyone.contains(&u.as_str())) {
+            return Err(refuse(format!(
+                "extension `{}`: user `{unknown}` is not in {}",
+                acl.extension,
+                file.display()
+            )));
+        }
+        let denied: Vec<&str> = everyone
+            .iter()
+            .copied()
+            .filter(|user| !acl.users.iter().any(|u| u == user))
+            .collect();
+        if denied.is_empty() {
+            continue;
+        }
+        let key = crate::keys::extension_call(&spec.name, &acl.extension);
+        rules.push(json!({
+            "id": format!("deny{i}"),
+            "messages": ["query", "declare_queryable"],
+            "flows": ["ingress", "egress"],
+            "permission": "deny",
+            "key_exprs": [key],
+        }));
+        subjects.push(json!({ "id": format!("denied{i}"), "usernames": denied }));
+        policies.push(json!({
+            "id": format!("policy{i}"),
+            "rules": [format!("deny{i}")],
+            "subjects": [format!("denied{i}")],
+        }));
+    }
+    Ok(json!({
+        "enabled": true,
+        "default_permission": "allow",
+        "rules": rules,
+        "subjects": subjects,
+        "policies": policies,
+    }))
 }
 
 /// Opens a session with `config` (on the cluster runtime), as host `host` at `endpoints`.

@@ -316,3 +316,55 @@ async fn streamed_calls_flow_under_credit_and_cancels_reach_the_host() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[actix_rt::test]
+async fn an_acl_keeps_an_extension_from_users_it_does_not_list() {
+    let dir = std::env::temp_dir().join(format!("troupe-cluster-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:a-secret\nbob:b-secret\n").expect("users");
+    let port = free_port();
+    let mut extensions = IndexMap::new();
+    extensions.insert(
+        "echo".to_owned(),
+        ActorBuilder::new("echo").spawn(Echo).caller(),
+    );
+    let mut listen = ListenSpec::new("acl", vec![endpoint(port)]);
+    listen.users = Some(users);
+    listen.acl = vec![troupe_cluster::Acl {
+        extension: "echo".into(),
+        users: vec!["alice".into()],
+    }];
+    let _server = Server::start(listen, extensions, Limits::default())
+        .await
+        .expect("serves");
+    let as_user = |user: &str, password: &str| {
+        let mut spec = HostSpec::new("acl", vec![endpoint(port)]);
+        spec.call_timeout = Duration::from_secs(5);
+        spec.credentials = Some(troupe_cluster::Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        spec
+    };
+    let alice = RemoteHost::connect(as_user("alice", "a-secret"))
+        .await
+        .expect("alice connects");
+    let echo = alice.extension("echo").expect("served");
+    assert_eq!(
+        echo.call(Call::new("echo", vec![Value::Int(1)])).await,
+        Ok(Value::Int(1))
+    );
+    let bob = RemoteHost::connect(as_user("bob", "b-secret"))
+        .await
+        .expect("bob connects");
+    let echo = bob.extension("echo").expect("listed in the hello");
+    let start = Instant::now();
+    let denied = echo.call(Call::new("echo", vec![Value::Int(1)])).await;
+    eprintln!("bob: {denied:?} after {:?}", start.elapsed());
+    assert!(
+        matches!(denied, Err(CallError::NotFound { .. })),
+        "{denied:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

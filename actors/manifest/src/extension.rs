@@ -64,6 +64,9 @@ pub struct ExtensionManifest {
     /// fails with a lost host is made again on the next host of `hosts`. Others are at most
     /// once.
     pub idempotent: Vec<String>,
+    /// When serving it to other hosts (`troupe serve --users FILE`), the only users of that
+    /// file who may call it (`users = [...]`); `None`: every user who connects.
+    pub users: Option<Vec<String>>,
 }
 
 /// An extension's `grants` table as the manifest lists it, names in file order so that an
@@ -217,6 +220,12 @@ impl ExtensionManifest {
         if let Some(i) = (1..hosts.len()).find(|&i| hosts[..i].contains(&hosts[i])) {
             return Err(invalid(path.key("hosts").index(i), "named twice"));
         }
+        if raw.users.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                path.key("users"),
+                "must name at least one user (leave it out to let every user call it)",
+            ));
+        }
         if !raw.idempotent.is_empty() && hosts.is_empty() {
             return Err(invalid(
                 path.key("idempotent"),
@@ -244,6 +253,7 @@ impl ExtensionManifest {
             sandbox,
             hosts,
             idempotent: raw.idempotent,
+            users: raw.users,
         })
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct RawExtension {
     /// Methods safe to run again: retried on the next host after a lost one.
     #[serde(default)]
     pub(crate) idempotent: Vec<String>,
+    /// The only users (of `troupe serve --users`) who may call it from other hosts.
+    pub(crate) users: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

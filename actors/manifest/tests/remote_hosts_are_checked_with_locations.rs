@@ -109,6 +109,18 @@ fn fail_over_hosts_and_idempotent_methods_are_checked() {
     );
     let error = parse(&local_retry).unwrap_err();
     assert_eq!(error.location.key, "extensions.local.idempotent");
+
+    let restricted = TEXT.replace(
+        "module = \"asr_plugin\"",
+        "module = \"asr_plugin\"\nusers = [\"alice\"]",
+    );
+    let manifest = parse(&restricted).expect("valid");
+    assert_eq!(
+        manifest.extensions["asr"].users,
+        Some(vec!["alice".to_owned()])
+    );
+    let error = parse(&restricted.replace("[\"alice\"]", "[]")).unwrap_err();
+    assert_eq!(error.location.key, "extensions.asr.users");
 }
 
 #[test]
