@@ -33,6 +33,9 @@ pub fn host_spec(host: &HostManifest) -> Result<HostSpec, ClusterError> {
     if let Some(timeout) = host.call_timeout {
         spec.call_timeout = timeout;
     }
+    if let Some(lease) = host.lease {
+        spec.lease = lease;
+    }
     spec.credentials = host
         .credentials
         .as_ref()

@@ -43,6 +43,9 @@ pub struct HostSpec {
     pub probe_timeout: Duration,
     /// Its user/password, if it asks for them.
     pub credentials: Option<Credentials>,
+    /// The link lease this client announces: how long the host waits, hearing nothing from
+    /// it, before it drops the link (a reconnect after a cut is taken once it has).
+    pub lease: Duration,
 }
 
 /// How long a call waits when neither its caller nor the manifest says.
@@ -59,6 +62,7 @@ impl HostSpec {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             credentials: None,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -155,6 +159,11 @@ pub(crate) fn client_config(host: &HostSpec) -> Result<Config, ClusterError> {
     insert(&mut config, "connect/timeout_ms", &json!(timeout_ms))?;
     insert(&mut config, "connect/exit_on_failure", &json!(true))?;
     insert(&mut config, "listen/endpoints", &json!([]))?;
+    insert(
+        &mut config,
+        "transport/link/tx/lease",
+        &json!(lease_ms(host.lease)),
+    )?;
     if let Some(credentials) = &host.credentials {
         insert(
             &mut config,
@@ -183,10 +192,11 @@ pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
     insert(&mut config, "listen/endpoints", &endpoints(&spec.listen))?;
     insert(&mut config, "listen/exit_on_failure", &json!(true))?;
     insert(&mut config, "connect/endpoints", &json!([]))?;
-    let lease_ms = u64::try_from(spec.lease.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(100);
-    insert(&mut config, "transport/link/tx/lease", &json!(lease_ms))?;
+    insert(
+        &mut config,
+        "transport/link/tx/lease",
+        &json!(lease_ms(spec.lease)),
+    )?;
     if let Some(users) = &spec.users {
         insert(
             &mut config,
@@ -260,6 +270,13 @@ fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> 
         "subjects": subjects,
         "policies": policies,
     }))
+}
+
+/// A lease as zenoh takes it: milliseconds, 100 at least.
+fn lease_ms(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(100)
 }
 
 /// Opens a session with `config` (on the cluster runtime), as host `host` at `endpoints`.

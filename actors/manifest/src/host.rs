@@ -17,6 +17,9 @@ pub struct HostManifest {
     pub connect: Vec<String>,
     /// How long a call to it waits when its caller set no deadline.
     pub call_timeout: Option<Duration>,
+    /// The link lease this side announces (`lease_ms`): how long the host waits, hearing
+    /// nothing, before it drops this client's link (and a reconnect after a cut is taken).
+    pub lease: Option<Duration>,
     /// User and password for its user/password authentication (from `${ENV}`, say).
     pub credentials: Option<(String, String)>,
 }
@@ -27,6 +30,7 @@ impl fmt::Debug for HostManifest {
             .field("name", &self.name)
             .field("connect", &self.connect)
             .field("call_timeout", &self.call_timeout)
+            .field("lease", &self.lease)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
             .finish()
     }
@@ -60,6 +64,12 @@ impl HostManifest {
                 "must be positive".to_owned(),
             ));
         }
+        if raw.lease_ms.is_some_and(|ms| ms < 100) {
+            return Err(invalid(
+                path.key("lease_ms"),
+                "must be at least 100".to_owned(),
+            ));
+        }
         let credentials = match (raw.user, raw.password) {
             (Some(user), Some(password)) => Some((user, password)),
             (None, None) => None,
@@ -74,6 +84,7 @@ impl HostManifest {
             name: name.to_owned(),
             connect: raw.connect,
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
+            lease: raw.lease_ms.map(Duration::from_millis),
             credentials,
         })
     }

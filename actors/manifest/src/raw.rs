@@ -24,6 +24,7 @@ pub(crate) struct RawManifest {
 pub(crate) struct RawHost {
     pub(crate) connect: Vec<String>,
     pub(crate) call_timeout_ms: Option<u64>,
+    pub(crate) lease_ms: Option<u64>,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
 }
