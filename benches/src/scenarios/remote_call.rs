@@ -6,8 +6,10 @@
 //! frame (a 64-byte `Value::Bytes`), the actor hop on each side, the cluster runtime's task
 //! hand-offs, the reply frame. `zenoh-raw` sends the very bytes of that call frame as a
 //! query from a client session to a peer session whose queryable replies with them from its
-//! callback: the floor troupe's remote call stands on. The two alternate in rounds so that
-//! machine noise hits both alike; troupe's row carries `ratio_to_zenoh_raw`. The 100-in-flight
+//! callback: the floor troupe's remote call stands on. `tcp-raw` sends the same bytes over a
+//! plain loopback TCP connection to a thread that writes them back (the floor under zenoh).
+//! The three alternate in rounds so that machine noise hits them alike; troupe's row
+//! carries `ratio_to_zenoh_raw`. The 100-in-flight
 //! rows carry `calls_per_s`, troupe's also `throughput_vs_zenoh_raw`.
 //!
 //! The pipeline-edge rows run a pipeline `count -> echo -> end` whose `echo` is a python
@@ -121,6 +123,68 @@ impl RawPair {
             drop(client);
             Ok((samples, start.elapsed()))
         })
+    }
+}
+
+/// A loopback TCP echo: a thread writing back every frame it reads (length-prefixed).
+struct TcpEcho {
+    client: std::net::TcpStream,
+}
+
+impl TcpEcho {
+    fn start() -> Result<TcpEcho, BenchError> {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(failed)?;
+        let address = listener.local_addr().map_err(failed)?;
+        std::thread::Builder::new()
+            .name("tcp-echo".into())
+            .spawn(move || {
+                let Ok((mut peer, _)) = listener.accept() else {
+                    return;
+                };
+                let _ = peer.set_nodelay(true);
+                let mut buffer = Vec::new();
+                loop {
+                    let mut len = [0u8; 4];
+                    if peer.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    buffer.resize(u32::from_le_bytes(len) as usize, 0);
+                    if peer.read_exact(&mut buffer).is_err()
+                        || peer.write_all(&len).is_err()
+                        || peer.write_all(&buffer).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .map_err(failed)?;
+        let client = std::net::TcpStream::connect(address).map_err(failed)?;
+        client.set_nodelay(true).map_err(failed)?;
+        Ok(TcpEcho { client })
+    }
+
+    /// Times `n` round trips of `frame` after `warmup` untimed ones.
+    fn time(&mut self, frame: &[u8], warmup: usize, n: usize) -> Result<Vec<u64>, BenchError> {
+        use std::io::{Read, Write};
+        let len = u32::try_from(frame.len()).map_err(failed)?.to_le_bytes();
+        let mut back = vec![0u8; frame.len()];
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..warmup + n {
+            let start = Instant::now();
+            self.client.write_all(&len).map_err(failed)?;
+            self.client.write_all(frame).map_err(failed)?;
+            let mut echoed = [0u8; 4];
+            self.client.read_exact(&mut echoed).map_err(failed)?;
+            self.client.read_exact(&mut back).map_err(failed)?;
+            if i >= warmup {
+                samples.push(start.elapsed().as_nanos() as u64);
+            }
+        }
+        if back != frame {
+            return Err(failed("the TCP echo did not answer in kind"));
+        }
+        Ok(samples)
     }
 }
 
@@ -277,6 +341,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     )
     .map_err(failed)?;
     let raw_pair = RawPair::start()?;
+    let mut tcp = TcpEcho::start()?;
     let system = System::new();
     let port = free_port()?;
     let endpoint: troupe_cluster::Endpoint =
@@ -296,7 +361,9 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         Ok::<_, BenchError>((server, host, caller, local))
     })?;
     let (mut raw, mut troupe) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut tcp_samples = Vec::with_capacity(n);
     for _ in 0..rounds {
+        tcp_samples.extend(tcp.time(&frame, n / rounds / 10, n / rounds)?);
         raw.extend(raw_pair.time(&frame, n / rounds / 10, n / rounds)?);
         troupe.extend(system.block_on(time_troupe(&caller, &payload, n / rounds / 10, n / rounds)));
     }
@@ -367,7 +434,17 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
             "vs_local",
             (remote_per_s / local_per_s.max(1.0) * 1000.0).round() / 1000.0,
         );
+    let tcp_row = Measurement::from_samples(
+        SCENARIO,
+        "tcp-raw",
+        frame.len() as u64,
+        1,
+        &mut tcp_samples,
+    )
+    .with("payload", "the call frame's bytes");
+    let troupe_row = troupe_row.with_ratio("ratio_to_tcp_raw", tcp_row.median_ns, 2);
     Ok(vec![
+        tcp_row,
         raw_row,
         troupe_row,
         raw_many_row,
