@@ -59,6 +59,7 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     // Links this build does not have (their settings would be silently ignored).
     problems.extend(manifest.hosts.values().filter_map(|host| {
         troupe_cluster::host_spec(host)
+            .and_then(|spec| spec.check())
             .err()
             .map(|error| format!("host `{}`: {error}", host.name))
     }));

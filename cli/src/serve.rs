@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use troupe_cluster::{Acl, Endpoint, Limits, ListenSpec, Server};
+use troupe_cluster::{Acl, Endpoint, Limits, ListenSpec, Server, TlsFiles};
 use troupe_manifest::Manifest;
 use troupe_runtime::Caller;
 
@@ -17,7 +17,8 @@ pub(crate) struct ServeArgs {
     /// This host's name: clients' manifests name it in `[hosts.NAME]`.
     #[arg(long)]
     name: String,
-    /// Where to listen, e.g. `tcp/0.0.0.0:7447` (repeat for several; tls/ is refused).
+    /// Where to listen, e.g. `tcp/0.0.0.0:7447` or `quic/0.0.0.0:7447` (with the --tls-*
+    /// files); repeat for several; tls/ is refused.
     #[arg(long, required = true, value_name = "ENDPOINT")]
     listen: Vec<String>,
     /// The manifest: its extensions with no `host`, or `host = NAME`, are started and
@@ -27,6 +28,16 @@ pub(crate) struct ServeArgs {
     /// A file of `user:password` lines: only those may connect.
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
+    /// For `quic/` (mutual TLS): the certificate authority clients' certificates must be
+    /// signed by (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_root_ca: Option<PathBuf>,
+    /// For `quic/`: this host's certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_root_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// For `quic/`: this host's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_root_ca", "tls_cert"])]
+    tls_key: Option<PathBuf>,
     /// Calls waiting per extension; more are refused at once (busy: `MailboxFull`).
     #[arg(long, default_value_t = Limits::default().queue)]
     queue: usize,
@@ -54,6 +65,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(troupe_cluster::ClusterError::from)?;
     let mut spec = ListenSpec::new(&args.name, listen);
     spec.users.clone_from(&args.users);
+    if let (Some(root_ca), Some(cert), Some(key)) =
+        (&args.tls_root_ca, &args.tls_cert, &args.tls_key)
+    {
+        spec.tls = Some(TlsFiles {
+            root_ca: root_ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     spec.lease = Duration::from_millis(args.lease_ms);
     spec.acl = manifest
         .extensions

@@ -209,6 +209,16 @@ fn a_host_that_is_not_there_is_a_typed_error_at_start() {
     assert_eq!(tls.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("tls/ endpoints are refused"), "{stderr}");
 
+    // quic/ without the TLS files: refused before anything starts.
+    let quic = troupe()
+        .args(["serve", "--name", "h", "--listen", "quic/127.0.0.1:7447"])
+        .args(["--manifest", "examples/audio_vad.toml"])
+        .output()
+        .expect("troupe runs");
+    let stderr = String::from_utf8_lossy(&quic.stderr);
+    assert_eq!(quic.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs mutual TLS"), "{stderr}");
+
     // An extension for some users only, served to anyone who connects: refused at start.
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("serve.toml");
@@ -243,8 +253,16 @@ fn check_locates_an_unknown_host_and_refuses_tls_and_links_not_compiled_in() {
             ":2: `hosts.gpu1.connect[0]`",
         ),
         (
+            "[hosts.gpu1]\nconnect = [\"udp/127.0.0.1:7447\"]\n",
+            "host `gpu1`: `udp/127.0.0.1:7447`: the udp/ link is not compiled into this troupe",
+        ),
+        (
             "[hosts.gpu1]\nconnect = [\"quic/127.0.0.1:7447\"]\n",
-            "host `gpu1`: `quic/127.0.0.1:7447`: the quic/ link is not compiled into this troupe",
+            ":2: `hosts.gpu1.connect`: a quic/ endpoint needs `tls = { root_ca, cert, key }`",
+        ),
+        (
+            "[hosts.gpu1]\nconnect = [\"quic/127.0.0.1:7447\"]\ntls = { root_ca = \"ca.pem\", cert = \"c.pem\", key = \"k.pem\" }\n",
+            "ca.pem is not a file",
         ),
     ] {
         std::fs::write(&file, text).expect("write");

@@ -1,8 +1,9 @@
-//! Link endpoints (`tcp/HOST:PORT`), checked before zenoh sees them.
+//! Link endpoints (`tcp/HOST:PORT`, `quic/HOST:PORT`), checked before zenoh sees them.
 //!
 //! zenoh silently ignores settings of a link it was built without, and its `tls/` link loses
 //! calls under load (it reads and writes one stream concurrently). So only the links this
-//! crate compiles in are accepted, and `tls/` never is.
+//! crate compiles in are accepted (`tcp/` with user/password inside a private network,
+//! `quic/` with mutual TLS anywhere), and `tls/` never is.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,19 +11,21 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// The links compiled into this build.
-pub const LINKS: &[&str] = &["tcp"];
+pub const LINKS: &[&str] = &["tcp", "quic"];
 
 /// Why an endpoint was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EndpointError {
-    /// A `tls/` endpoint: refused for good (use `tcp/` inside a private network, with
-    /// user/password).
+    /// A `tls/` endpoint: refused for good (use `quic/` with mutual TLS, or `tcp/` inside a
+    /// private network with user/password).
     #[error(
-        "`{0}`: tls/ endpoints are refused (zenoh's tls link loses calls under load); use tcp/ inside a private network, with user/password"
+        "`{0}`: tls/ endpoints are refused (zenoh's tls link loses calls under load); use quic/ with mutual TLS, or tcp/ inside a private network with user/password"
     )]
     Tls(String),
-    /// A link this build does not have (e.g. `quic/`): its settings would be ignored.
-    #[error("`{endpoint}`: the {link}/ link is not compiled into this troupe (it has: tcp/)")]
+    /// A link this build does not have (e.g. `udp/`): its settings would be ignored.
+    #[error(
+        "`{endpoint}`: the {link}/ link is not compiled into this troupe (it has: tcp/, quic/)"
+    )]
     NotCompiled {
         /// The endpoint as given.
         endpoint: String,
@@ -42,6 +45,11 @@ impl Endpoint {
     /// The endpoint as zenoh takes it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it is a `quic/` endpoint (which needs TLS files).
+    pub fn is_quic(&self) -> bool {
+        self.0.starts_with("quic/")
     }
 }
 
@@ -85,8 +93,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_tcp_endpoints_pass() {
+    fn only_tcp_and_quic_endpoints_pass() {
         assert!("tcp/127.0.0.1:7447".parse::<Endpoint>().is_ok());
+        assert!(
+            "quic/127.0.0.1:7447"
+                .parse::<Endpoint>()
+                .is_ok_and(|e| e.is_quic())
+        );
         assert!("tcp/[::1]:0".parse::<Endpoint>().is_ok());
         assert!("tcp/gpu1.local:7447".parse::<Endpoint>().is_ok());
         assert!(matches!(
@@ -94,8 +107,8 @@ mod tests {
             Err(EndpointError::Tls(_))
         ));
         assert!(matches!(
-            "quic/127.0.0.1:7447".parse::<Endpoint>(),
-            Err(EndpointError::NotCompiled { link, .. }) if link == "quic"
+            "udp/127.0.0.1:7447".parse::<Endpoint>(),
+            Err(EndpointError::NotCompiled { link, .. }) if link == "udp"
         ));
         for bad in [
             "127.0.0.1:7447",

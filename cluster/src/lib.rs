@@ -6,8 +6,8 @@
 //! most once; a missed deadline is `Timeout`, a lost host `HostLost` (see
 //! `docs/semantics.md`, *Remote calls*).
 //!
-//! Only the `tcp/` link and user/password authentication are compiled in; `tls/` is refused
-//! ([`EndpointError`]); scouting is off (explicit endpoints only); every host is probed at
+//! Only the `tcp/` link (with user/password authentication) and the `quic/` link (with
+//! mutual TLS, [`TlsFiles`]) are compiled in; `tls/` is refused ([`EndpointError`]); scouting is off (explicit endpoints only); every host is probed at
 //! start-up so an unreachable or wrong host is an error at once, not a retry loop.
 //!
 //! ```no_run
@@ -45,5 +45,5 @@ pub use remote::RemoteHost;
 pub use serve::{Limits, MAX_STREAM_WINDOW, Server};
 pub use session::{
     Acl, Credentials, DEFAULT_CALL_TIMEOUT, DEFAULT_LEASE, DEFAULT_PROBE_TIMEOUT, HostSpec,
-    ListenSpec,
+    ListenSpec, TlsFiles,
 };

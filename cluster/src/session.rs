@@ -46,6 +46,8 @@ pub struct HostSpec {
     /// The link lease this client announces: how long the host waits, hearing nothing from
     /// it, before it drops the link (a reconnect after a cut is taken once it has).
     pub lease: Duration,
+    /// Mutual TLS, for `quic/` endpoints.
+    pub tls: Option<TlsFiles>,
 }
 
 /// How long a call waits when neither its caller nor the manifest says.
@@ -63,8 +65,28 @@ impl HostSpec {
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             credentials: None,
             lease: DEFAULT_LEASE,
+            tls: None,
         }
     }
+
+    /// Checks what [`RemoteHost::connect`](crate::RemoteHost::connect) would refuse before
+    /// it connects (no endpoint, `quic/` without TLS files, a TLS file that is not there).
+    pub fn check(&self) -> Result<(), ClusterError> {
+        client_config(self).map(drop)
+    }
+}
+
+/// The files of mutual TLS (what a `quic/` link needs, on both sides): the certificate
+/// authority both sides' certificates are checked against, and this side's certificate and
+/// private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate authority (PEM) the peer's certificate must be signed by.
+    pub root_ca: PathBuf,
+    /// This side's certificate (PEM).
+    pub cert: PathBuf,
+    /// This side's private key (PEM).
+    pub key: PathBuf,
 }
 
 /// How a serving host listens.
@@ -81,6 +103,9 @@ pub struct ListenSpec {
     pub lease: Duration,
     /// Extensions only some users (of `users`) may call; the others may be called by all.
     pub acl: Vec<Acl>,
+    /// Mutual TLS, for `quic/` endpoints: only clients with a certificate signed by its
+    /// authority connect.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Who may call one served extension: only `users` (names of the users file). The others
@@ -106,6 +131,7 @@ impl ListenSpec {
             users: None,
             lease: DEFAULT_LEASE,
             acl: Vec::new(),
+            tls: None,
         }
     }
 
@@ -164,6 +190,13 @@ pub(crate) fn client_config(host: &HostSpec) -> Result<Config, ClusterError> {
         "transport/link/tx/lease",
         &json!(lease_ms(host.lease)),
     )?;
+    tls(
+        &mut config,
+        &host.name,
+        &host.connect,
+        host.tls.as_ref(),
+        "connect",
+    )?;
     if let Some(credentials) = &host.credentials {
         insert(
             &mut config,
@@ -196,6 +229,13 @@ pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
         &mut config,
         "transport/link/tx/lease",
         &json!(lease_ms(spec.lease)),
+    )?;
+    tls(
+        &mut config,
+        &spec.name,
+        &spec.listen,
+        spec.tls.as_ref(),
+        "listen",
     )?;
     if let Some(users) = &spec.users {
         insert(
@@ -270,6 +310,59 @@ fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> 
         "subjects": subjects,
         "policies": policies,
     }))
+}
+
+/// Mutual TLS for `side` (`connect` or `listen`): required with a `quic/` endpoint, each
+/// file checked to be there (zenoh would otherwise say little).
+fn tls(
+    config: &mut Config,
+    host: &str,
+    endpoints: &[Endpoint],
+    files: Option<&TlsFiles>,
+    side: &str,
+) -> Result<(), ClusterError> {
+    use serde_json::json;
+    let Some(files) = files else {
+        return match endpoints.iter().find(|e| e.is_quic()) {
+            Some(endpoint) => Err(ClusterError::Config {
+                key: "tls".to_owned(),
+                reason: format!(
+                    "host {host}: `{endpoint}` needs mutual TLS: a certificate authority, a certificate and its key"
+                ),
+            }),
+            None => Ok(()),
+        };
+    };
+    for (what, path) in [
+        ("root_ca", &files.root_ca),
+        ("cert", &files.cert),
+        ("key", &files.key),
+    ] {
+        if !path.is_file() {
+            return Err(ClusterError::Config {
+                key: format!("tls.{what}"),
+                reason: format!("host {host}: {} is not a file", path.display()),
+            });
+        }
+    }
+    let path = |p: &PathBuf| json!(p.display().to_string());
+    insert(
+        config,
+        "transport/link/tls/root_ca_certificate",
+        &path(&files.root_ca),
+    )?;
+    insert(
+        config,
+        &format!("transport/link/tls/{side}_certificate"),
+        &path(&files.cert),
+    )?;
+    insert(
+        config,
+        &format!("transport/link/tls/{side}_private_key"),
+        &path(&files.key),
+    )?;
+    insert(config, "transport/link/tls/enable_mtls", &json!(true))?;
+    Ok(())
 }
 
 /// A lease as zenoh takes it: milliseconds, 100 at least.

@@ -1,6 +1,7 @@
 //! `[hosts.NAME]`: a remote host that serves extensions (`troupe serve`), and how to reach it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::document::{Document, KeyPath};
@@ -22,6 +23,21 @@ pub struct HostManifest {
     pub lease: Option<Duration>,
     /// User and password for its user/password authentication (from `${ENV}`, say).
     pub credentials: Option<(String, String)>,
+    /// Mutual TLS for its `quic/` endpoints (`tls = { root_ca, cert, key }`, PEM files
+    /// relative to the manifest): the authority its certificate must be signed by, and this
+    /// side's certificate and key.
+    pub tls: Option<HostTls>,
+}
+
+/// The files of mutual TLS, as `[hosts.NAME] tls` names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTls {
+    /// The certificate authority (PEM).
+    pub root_ca: PathBuf,
+    /// This side's certificate (PEM).
+    pub cert: PathBuf,
+    /// This side's private key (PEM).
+    pub key: PathBuf,
 }
 
 impl fmt::Debug for HostManifest {
@@ -31,6 +47,7 @@ impl fmt::Debug for HostManifest {
             .field("connect", &self.connect)
             .field("call_timeout", &self.call_timeout)
             .field("lease", &self.lease)
+            .field("tls", &self.tls)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
             .finish()
     }
@@ -42,6 +59,7 @@ impl HostManifest {
         name: &str,
         raw: RawHost,
         path: &KeyPath,
+        base: &Path,
         document: &Document,
     ) -> Result<HostManifest, ManifestError> {
         let invalid = |key: KeyPath, reason: String| {
@@ -70,6 +88,18 @@ impl HostManifest {
                 "must be at least 100".to_owned(),
             ));
         }
+        let quic = raw.connect.iter().any(|e| e.starts_with("quic/"));
+        if quic && raw.tls.is_none() {
+            return Err(invalid(
+                path.key("connect"),
+                "a quic/ endpoint needs `tls = { root_ca, cert, key }` (mutual TLS)".to_owned(),
+            ));
+        }
+        let tls = raw.tls.map(|tls| HostTls {
+            root_ca: base.join(tls.root_ca),
+            cert: base.join(tls.cert),
+            key: base.join(tls.key),
+        });
         let credentials = match (raw.user, raw.password) {
             (Some(user), Some(password)) => Some((user, password)),
             (None, None) => None,
@@ -86,6 +116,7 @@ impl HostManifest {
             call_timeout: raw.call_timeout_ms.map(Duration::from_millis),
             lease: raw.lease_ms.map(Duration::from_millis),
             credentials,
+            tls,
         })
     }
 }
@@ -101,7 +132,7 @@ fn endpoint_problem(endpoint: &str) -> Option<String> {
     };
     if link == "tls" {
         return Some(format!(
-            "`{endpoint}`: tls/ endpoints are refused (zenoh's tls link loses calls under load); use tcp/ inside a private network, with user and password"
+            "`{endpoint}`: tls/ endpoints are refused (zenoh's tls link loses calls under load); use quic/ with mutual TLS, or tcp/ inside a private network with user and password"
         ));
     }
     let port_ok = address

@@ -141,7 +141,7 @@ use troupe_host::singleton::SingletonSpec;
 
 pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, GrantsTable};
-pub use host::HostManifest;
+pub use host::{HostManifest, HostTls};
 pub use loader::{PipelineLoader, PythonNodeMaker};
 pub use node::{
     HOST_INPUT_TYPE, HOST_NODE_TYPE, MAX_CONCURRENCY, NodeBody, NodeManifest, PYTHON_NODE_TYPE,
@@ -203,7 +203,7 @@ impl Manifest {
             let path = root.key("hosts").key(&name);
             hosts.insert(
                 name.clone(),
-                HostManifest::from_raw(&name, raw, &path, &document)?,
+                HostManifest::from_raw(&name, raw, &path, &base, &document)?,
             );
         }
         let mut extensions = IndexMap::new();

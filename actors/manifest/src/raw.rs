@@ -25,6 +25,7 @@ pub(crate) struct RawHost {
     pub(crate) connect: Vec<String>,
     pub(crate) call_timeout_ms: Option<u64>,
     pub(crate) lease_ms: Option<u64>,
+    pub(crate) tls: Option<RawTls>,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
 }
@@ -61,6 +62,15 @@ pub(crate) struct RawExtension {
     pub(crate) idempotent: Vec<String>,
     /// The only users (of `troupe serve --users`) who may call it from other hosts.
     pub(crate) users: Option<Vec<String>>,
+}
+
+/// Mutual TLS files of a `quic/` host (paths relative to the manifest).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) root_ca: String,
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -110,6 +110,14 @@ fn fail_over_hosts_and_idempotent_methods_are_checked() {
     let error = parse(&local_retry).unwrap_err();
     assert_eq!(error.location.key, "extensions.local.idempotent");
 
+    let quic = TEXT.replace(
+        "connect = [\"tcp/127.0.0.1:7447\"]",
+        "connect = [\"quic/127.0.0.1:7447\"]\ntls = { root_ca = \"tls/ca.pem\", cert = \"tls/me.pem\", key = \"tls/me.key\" }",
+    );
+    let manifest = parse(&quic).expect("valid");
+    let tls = manifest.hosts["gpu1"].tls.as_ref().expect("tls");
+    assert!(tls.root_ca.ends_with("tls/ca.pem") && tls.key.ends_with("tls/me.key"));
+
     let restricted = TEXT.replace(
         "module = \"asr_plugin\"",
         "module = \"asr_plugin\"\nusers = [\"alice\"]",

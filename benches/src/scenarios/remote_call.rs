@@ -434,14 +434,9 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
             "vs_local",
             (remote_per_s / local_per_s.max(1.0) * 1000.0).round() / 1000.0,
         );
-    let tcp_row = Measurement::from_samples(
-        SCENARIO,
-        "tcp-raw",
-        frame.len() as u64,
-        1,
-        &mut tcp_samples,
-    )
-    .with("payload", "the call frame's bytes");
+    let tcp_row =
+        Measurement::from_samples(SCENARIO, "tcp-raw", frame.len() as u64, 1, &mut tcp_samples)
+            .with("payload", "the call frame's bytes");
     let troupe_row = troupe_row.with_ratio("ratio_to_tcp_raw", tcp_row.median_ns, 2);
     Ok(vec![
         tcp_row,
