@@ -44,13 +44,18 @@ impl Served {
 
     /// `troupe serve --name name` at `port`, with `args` added.
     fn start_on(name: &str, port: u16, args: &[&str]) -> Served {
+        Served::serving(name, "math", port, args)
+    }
+
+    /// `troupe serve --name name` serving `remote_math.py` as `extension`.
+    fn serving(name: &str, extension: &str, port: u16, args: &[&str]) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins");
         let manifest = dir.path().join("serve.toml");
         std::fs::write(
             &manifest,
             format!(
-                "[extensions.math]\nmodule = \"remote_math\"\npath = {:?}\nenv = {{ TROUPE_TEST_HOST = \"{name}\" }}\n",
+                "[extensions.{extension}]\nmodule = \"remote_math\"\npath = {:?}\nenv = {{ TROUPE_TEST_HOST = \"{name}\" }}\n",
                 plugins.display().to_string()
             ),
         )
@@ -301,8 +306,9 @@ fn run_fails_at_start_when_a_remote_host_is_not_there() {
 }
 
 #[test]
-fn a_pipeline_runs_its_python_nodes_on_another_host() {
+fn a_pipeline_runs_its_python_nodes_on_two_other_hosts() {
     let served = Served::start("h3");
+    let other = Served::serving("h3b", "spell", free_port(), &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let numbers: Vec<i64> = (1..=300).collect();
     let input: String = numbers.iter().map(|n| format!("{n}\n")).collect();
@@ -311,11 +317,14 @@ fn a_pipeline_runs_its_python_nodes_on_another_host() {
     let node = |id: &str, body: &str| format!("[[pipelines.p.nodes]]\nid = \"{id}\"\n{body}\n\n");
     let text = format!(
         "[hosts.h3]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
-         [extensions.math]\nmodule = \"remote_math\"\nhost = \"h3\"\n\n{}{}{}{}\
+         [hosts.h3b]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\n\
+         [extensions.math]\nmodule = \"remote_math\"\nhost = \"h3\"\n\n\
+         [extensions.spell]\nmodule = \"remote_math\"\nhost = \"h3b\"\n\n{}{}{}{}\
          [[pipelines.p.edges]]\nfrom = \"numbers\"\nto = \"double\"\n\n\
          [[pipelines.p.edges]]\nfrom = \"double\"\nto = \"digits\"\n\n\
          [[pipelines.p.edges]]\nfrom = \"digits\"\nto = \"out\"\n",
         served.port,
+        other.port,
         node(
             "numbers",
             "type = \"data.jsonl_source\"\nparams = { path = \"in.jsonl\" }"
@@ -326,10 +335,10 @@ fn a_pipeline_runs_its_python_nodes_on_another_host() {
             "double",
             "type = \"python\"\nextension = \"math\"\nmethod = \"slow_double\"\nconcurrency = 8"
         ),
-        // A generator with a flush: its items stream back under credit.
+        // On the second host, a generator with a flush: its items stream back under credit.
         node(
             "digits",
-            "type = \"python\"\nextension = \"math\"\nmethod = \"digits\"\ngenerator = true\nflush = true"
+            "type = \"python\"\nextension = \"spell\"\nmethod = \"digits\"\ngenerator = true\nflush = true"
         ),
         node(
             "out",
@@ -341,7 +350,10 @@ fn a_pipeline_runs_its_python_nodes_on_another_host() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("[h3] connected"), "{stderr}");
+    assert!(
+        stderr.contains("[h3] connected") && stderr.contains("[h3b] connected"),
+        "{stderr}"
+    );
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output");
     let got: Vec<i64> = out
         .lines()
