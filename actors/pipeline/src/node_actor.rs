@@ -194,6 +194,12 @@ impl NodeActor {
     fn pump_concurrent(&mut self, ctx: &mut Context<Self>) {
         loop {
             self.process_backlog();
+            if self.ready() && !self.rings.is_empty() {
+                for ring in &self.rings {
+                    self.backlog.extend(ring.take());
+                }
+                self.process_backlog();
+            }
             if !self.deliver_finished() {
                 break;
             }

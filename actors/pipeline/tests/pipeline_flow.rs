@@ -338,3 +338,37 @@ async fn a_node_with_concurrency_overlaps_inputs_and_keeps_their_order() {
         }
     }
 }
+
+#[actix::test]
+async fn a_node_with_concurrency_behind_a_drop_oldest_edge_ends_in_order() {
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let node = Overlapping {
+        concurrency: 4,
+        in_hand: Arc::default(),
+        most,
+    };
+    let (sink, seen) = Collect::sink(Duration::ZERO);
+    let summary = PipelineBuilder::new()
+        .source("src", Range::boxed(0, 500))
+        .node("slow", Box::new(node))
+        .node("sink", sink)
+        .edge_with("src", "slow", EdgePolicy::DropOldest)
+        .capacity("slow", 2)
+        .edge("slow", "sink")
+        .error_policy("slow", troupe_pipeline::ErrorPolicy::SkipItem)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(seen.flushed, "end of stream came through");
+    let got = ints(&seen.items);
+    assert_eq!(got.last(), Some(&-1), "the flush last");
+    let items = &got[..got.len() - 1];
+    assert!(
+        items.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {items:?}"
+    );
+    assert!(summary.drops("src", "slow") > 0, "{summary}");
+}
