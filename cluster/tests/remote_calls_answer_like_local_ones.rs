@@ -368,3 +368,86 @@ async fn an_acl_keeps_an_extension_from_users_it_does_not_list() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A raw zenoh client, as a hostile peer would have.
+async fn raw_client(port: u16) -> zenoh::Session {
+    let mut config = zenoh::Config::default();
+    for (key, value) in [
+        ("mode", "\"client\"".to_owned()),
+        ("scouting/multicast/enabled", "false".to_owned()),
+        ("scouting/gossip/enabled", "false".to_owned()),
+        ("connect/endpoints", format!("[\"tcp/127.0.0.1:{port}\"]")),
+    ] {
+        config.insert_json5(key, &value).expect("config");
+    }
+    zenoh::open(config).await.expect("raw session")
+}
+
+#[test]
+fn hostile_frames_and_control_messages_leave_the_host_serving() {
+    let port = free_port();
+    let system = actix::System::new();
+    let (_server, echo) = system.block_on(async {
+        let server = serve_echo("hostile", port, None).await;
+        let host = RemoteHost::connect(HostSpec::new("hostile", vec![endpoint(port)]))
+            .await
+            .expect("connects");
+        (server, host.extension("echo").expect("served"))
+    });
+    // zenoh is driven from a multi-thread runtime of the test's own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answers = runtime.block_on(async {
+        let raw = raw_client(port).await;
+        let control = "troupe/host/hostile/control";
+        let call = "troupe/host/hostile/ext/echo/call";
+        // Garbage, an oversized message, credit and cancels for calls that do not exist.
+        for payload in [
+            vec![],
+            vec![0xff; 7],
+            vec![0u8; 1 << 20],
+            troupe_cluster::frame::encode_control(&troupe_cluster::frame::Control::Credit {
+                caller: "nobody".into(),
+                call: 1,
+                items: u32::MAX,
+            })
+            .expect("encoded"),
+        ] {
+            raw.put(control, payload).await.expect("put");
+        }
+        // Garbage call frames each get a typed error, never a crash or a hang.
+        let mut answers = Vec::new();
+        for payload in [vec![], vec![0xde, 0xad], vec![7u8; 1 << 16]] {
+            let replies = raw
+                .get(call)
+                .payload(payload)
+                .timeout(Duration::from_secs(5))
+                .await
+                .expect("query");
+            let reply = replies.recv_async().await.expect("a reply");
+            let bytes = reply
+                .result()
+                .expect("ok")
+                .payload()
+                .to_bytes()
+                .into_owned();
+            answers.push(troupe_cluster::frame::decode_reply(&bytes).expect("a reply frame"));
+        }
+        raw.close().await.expect("close");
+        answers
+    });
+    assert_eq!(answers.len(), 3);
+    for answer in &answers {
+        eprintln!("hostile frame answered: {answer:?}");
+        assert!(
+            matches!(answer, Err(CallError::BadArguments { path, .. }) if path == "frame"),
+            "{answer:?}"
+        );
+    }
+    // And the host still serves everyone else.
+    let after = system.block_on(echo.call(Call::new("echo", vec![Value::from("still here")])));
+    assert_eq!(after, Ok(Value::from("still here")));
+}
