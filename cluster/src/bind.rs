@@ -11,7 +11,7 @@ use troupe_runtime::Caller;
 use crate::endpoint::Endpoint;
 use crate::error::ClusterError;
 use crate::remote::RemoteHost;
-use crate::session::{Credentials, HostSpec, TlsFiles};
+use crate::session::{Credentials, HostSpec};
 
 /// A manifest's remote extensions, bound.
 #[derive(Debug, Default)]
@@ -36,11 +36,7 @@ pub fn host_spec(host: &HostManifest) -> Result<HostSpec, ClusterError> {
     if let Some(lease) = host.lease {
         spec.lease = lease;
     }
-    spec.tls = host.tls.as_ref().map(|tls| TlsFiles {
-        root_ca: tls.root_ca.clone(),
-        cert: tls.cert.clone(),
-        key: tls.key.clone(),
-    });
+    spec.tls.clone_from(&host.tls);
     spec.credentials = host
         .credentials
         .as_ref()

@@ -104,3 +104,15 @@ pub enum ClusterError {
         serves: Vec<String>,
     },
 }
+
+impl ClusterError {
+    /// What a failed declaration of `what` on host `host`'s session becomes.
+    pub(crate) fn declare(host: &str, what: String) -> impl FnOnce(zenoh::Error) -> ClusterError {
+        let host = host.to_owned();
+        move |error| ClusterError::Declare {
+            host,
+            what,
+            reason: error.to_string(),
+        }
+    }
+}

@@ -20,7 +20,8 @@ use thiserror::Error;
 use troupe_protocol::CallFrame;
 use troupe_shm::pool::{LentSlots, PeerScope, Slot, SlotKey, SlotReleases, with_peer};
 use troupe_value::{
-    Array, Audio, Buffer, CallError, DecodeError, EncodeError, Map, Value, VideoFrame,
+    Array, Audio, Buffer, CallError, DecodeError, EncodeError, Map, RemoteException, Value,
+    VideoFrame,
 };
 
 /// The largest frame either side sends or accepts (bytes).
@@ -142,9 +143,7 @@ pub fn encode_call(
                 .map(|(k, v)| Ok((k.clone(), inlined(v)?)))
                 .collect::<Result<_, FrameError>>()?,
         },
-        deadline_ms: options
-            .deadline
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        deadline_ms: options.deadline.map(crate::session::millis),
         caller: options.caller.to_owned(),
         window: options.window,
     };
@@ -200,44 +199,42 @@ pub fn decode_part(bytes: &[u8]) -> Result<StreamPart, FrameError> {
 /// Encodes a control message.
 pub fn encode_control(control: &Control) -> Result<Vec<u8>, FrameError> {
     let bytes = troupe_value::encode(control)?;
-    if bytes.len() > MAX_CONTROL {
-        return Err(FrameError::TooLarge {
-            len: bytes.len(),
-            max: MAX_CONTROL,
-        });
-    }
+    within(bytes.len(), MAX_CONTROL)?;
     Ok(bytes)
 }
 
 /// Reads a control message from a peer's `bytes`, its size checked first.
 pub fn decode_control(bytes: &[u8]) -> Result<Control, FrameError> {
-    if bytes.len() > MAX_CONTROL {
-        return Err(FrameError::TooLarge {
-            len: bytes.len(),
-            max: MAX_CONTROL,
-        });
-    }
+    within(bytes.len(), MAX_CONTROL)?;
     Ok(troupe_value::decode(bytes)?)
 }
 
-fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, FrameError> {
-    if bytes.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge {
-            len: bytes.len(),
-            max: MAX_FRAME,
-        });
+/// A frame that could not be made or read, as its caller gets it: a
+/// [`CallError::Remote`] of type `troupe.cluster.FrameError` saying `message`.
+pub(crate) fn call_error(message: String) -> CallError {
+    CallError::Remote(RemoteException {
+        type_name: "troupe.cluster.FrameError".to_owned(),
+        message,
+        traceback: String::new(),
+    })
+}
+
+/// `len` bytes are at most `max`, or [`FrameError::TooLarge`].
+pub(crate) fn within(len: usize, max: usize) -> Result<(), FrameError> {
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
     }
+    Ok(())
+}
+
+fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, FrameError> {
+    within(bytes.len(), MAX_FRAME)?;
     Ok(bytes)
 }
 
 /// Decodes with no slot lent and no region handed over: any pool descriptor is refused.
 fn decode_untrusted<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
-    if bytes.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge {
-            len: bytes.len(),
-            max: MAX_FRAME,
-        });
-    }
+    within(bytes.len(), MAX_FRAME)?;
     let scope = PeerScope {
         releases: Arc::new(NoPeer),
         lent: Arc::new(NoPeer),

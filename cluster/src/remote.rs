@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler, ResponseFuture};
 use tokio::sync::watch;
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller, ItemSink};
-use troupe_value::{CallError, RemoteException};
+use troupe_value::CallError;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::sample::SampleKind;
@@ -34,7 +34,7 @@ use crate::failover::{Failover, Route};
 use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME};
 use crate::keys;
 use crate::runtime::{self, OnCluster};
-use crate::session::{self, HostSpec, SharedSession};
+use crate::session::{self, HostSpec, SharedSession, millis};
 
 mod query;
 
@@ -221,11 +221,10 @@ async fn probe(
             alive.send_replace(sample.kind() == SampleKind::Put);
         })
         .await
-        .map_err(|e| ClusterError::Declare {
-            host: spec.name.clone(),
-            what: format!("liveliness subscriber {token}"),
-            reason: e.to_string(),
-        })?;
+        .map_err(ClusterError::declare(
+            &spec.name,
+            format!("liveliness subscriber {token}"),
+        ))?;
     let liveliness = OnCluster::new(liveliness);
     let AdminReply::Hello(hello) = admin(
         &session,
@@ -253,11 +252,10 @@ async fn probe(
         .liveliness()
         .declare_token(&present)
         .await
-        .map_err(|e| ClusterError::Declare {
-            host: spec.name.clone(),
-            what: format!("liveliness token {present}"),
-            reason: e.to_string(),
-        })?;
+        .map_err(ClusterError::declare(
+            &spec.name,
+            format!("liveliness token {present}"),
+        ))?;
     Ok((hello, liveliness, OnCluster::new(present)))
 }
 
@@ -291,10 +289,6 @@ async fn admin(
         }
     };
     troupe_value::decode(&bytes).map_err(|e| bad(e.into()))
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An extension served by a remote host, as an actor: its handler starts the query and
@@ -408,9 +402,5 @@ async fn lost(alive: &mut watch::Receiver<bool>) {
 }
 
 fn frame_error(host: &str, reason: &str) -> CallError {
-    CallError::Remote(RemoteException {
-        type_name: "troupe.cluster.FrameError".to_owned(),
-        message: format!("host {host}: {reason}"),
-        traceback: String::new(),
-    })
+    frame::call_error(format!("host {host}: {reason}"))
 }

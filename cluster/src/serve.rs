@@ -171,11 +171,6 @@ async fn declare_all(
     limits: Limits,
 ) -> Result<Declared, ClusterError> {
     let host = hello.host.clone();
-    let failed = |what: String, e: zenoh::Error| ClusterError::Declare {
-        host: host.clone(),
-        what,
-        reason: e.to_string(),
-    };
     let zenoh = session.get();
     let handle = runtime::handle()?.clone();
     let mut queryables = Vec::new();
@@ -189,17 +184,19 @@ async fn declare_all(
             .declare_subscriber(&control_key)
             .callback(move |sample| {
                 let payload = sample.payload();
-                if payload.len() > MAX_CONTROL {
-                    tracing::debug!(len = payload.len(), "control message too large");
-                    return;
-                }
-                match frame::decode_control(&payload.to_bytes()) {
+                // Size checked before the bytes are gathered.
+                let read = frame::within(payload.len(), MAX_CONTROL)
+                    .and_then(|()| frame::decode_control(&payload.to_bytes()));
+                match read {
                     Ok(control) => running.control(control),
                     Err(error) => tracing::debug!(%error, "bad control message"),
                 }
             })
             .await
-            .map_err(|e| failed(format!("subscriber {control_key}"), e))?
+            .map_err(ClusterError::declare(
+                &host,
+                format!("subscriber {control_key}"),
+            ))?
     };
 
     let admin_key = keys::admin(&host);
@@ -213,7 +210,10 @@ async fn declare_all(
                 handle.spawn(answer_admin(query, hello, extensions));
             })
             .await
-            .map_err(|e| failed(format!("queryable {admin_key}"), e))?
+            .map_err(ClusterError::declare(
+                &host,
+                format!("queryable {admin_key}"),
+            ))?
     };
     queryables.push(OnCluster::new(admin));
 
@@ -233,7 +233,7 @@ async fn declare_all(
                 }
             })
             .await
-            .map_err(|e| failed(format!("queryable {key}"), e))?;
+            .map_err(ClusterError::declare(&host, format!("queryable {key}")))?;
         queryables.push(OnCluster::new(queryable));
         let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
         drains.push(runtime::spawn(drain(
@@ -245,11 +245,15 @@ async fn declare_all(
     }
 
     let token_key = keys::host_token(&host);
-    let token = zenoh
-        .liveliness()
-        .declare_token(&token_key)
-        .await
-        .map_err(|e| failed(format!("liveliness token {token_key}"), e))?;
+    let token =
+        zenoh
+            .liveliness()
+            .declare_token(&token_key)
+            .await
+            .map_err(ClusterError::declare(
+                &host,
+                format!("liveliness token {token_key}"),
+            ))?;
     Ok((
         OnCluster::new(token),
         queryables,
@@ -280,12 +284,7 @@ async fn drain(
 /// A query's payload, size-checked before it is copied.
 pub(super) fn read_payload(query: &Query) -> Result<Vec<u8>, FrameError> {
     let payload = query.payload().ok_or(FrameError::Empty)?;
-    if payload.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge {
-            len: payload.len(),
-            max: MAX_FRAME,
-        });
-    }
+    frame::within(payload.len(), MAX_FRAME)?;
     Ok(payload.to_bytes().into_owned())
 }
 

@@ -78,16 +78,8 @@ impl HostSpec {
 
 /// The files of mutual TLS (what a `quic/` link needs, on both sides): the certificate
 /// authority both sides' certificates are checked against, and this side's certificate and
-/// private key (PEM).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The certificate authority (PEM) the peer's certificate must be signed by.
-    pub root_ca: PathBuf,
-    /// This side's certificate (PEM).
-    pub cert: PathBuf,
-    /// This side's private key (PEM).
-    pub key: PathBuf,
-}
+/// private key (PEM). The manifest's `[hosts.NAME] tls` table is one.
+pub use troupe_manifest::HostTls as TlsFiles;
 
 /// How a serving host listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,18 +147,74 @@ fn insert(config: &mut Config, key: &str, value: &serde_json::Value) -> Result<(
         })
 }
 
-fn endpoints(list: &[Endpoint]) -> serde_json::Value {
-    list.iter().map(|e| e.as_str().to_owned()).collect()
+/// Which side of a link a session is.
+#[derive(Clone, Copy)]
+enum Side {
+    /// A client: connects to its host, listens nowhere.
+    Connect,
+    /// A serving host: listens, connects to nobody.
+    Listen,
 }
 
-fn base_config(mode: &str) -> Result<Config, ClusterError> {
+impl Side {
+    /// The name zenoh's configuration keys use for it (`connect/...`, `listen/...`).
+    fn key(self) -> &'static str {
+        match self {
+            Side::Connect => "connect",
+            Side::Listen => "listen",
+        }
+    }
+}
+
+/// What every troupe session has: explicit endpoints on `side` only (no multicast or gossip
+/// scouting, nothing on the other side), zenoh's admin space off, the link lease announced,
+/// and mutual TLS when an endpoint is `quic/`.
+fn session_config(
+    side: Side,
+    name: &str,
+    endpoints: &[Endpoint],
+    lease: Duration,
+    tls_files: Option<&TlsFiles>,
+) -> Result<Config, ClusterError> {
     use serde_json::json;
+    if endpoints.is_empty() {
+        return Err(ClusterError::NoEndpoint {
+            host: name.to_owned(),
+        });
+    }
+    let (mode, other) = match side {
+        Side::Connect => ("client", Side::Listen),
+        Side::Listen => ("peer", Side::Connect),
+    };
     let mut config = Config::default();
     insert(&mut config, "mode", &json!(mode))?;
     insert(&mut config, "scouting/multicast/enabled", &json!(false))?;
     insert(&mut config, "scouting/gossip/enabled", &json!(false))?;
     // Nothing of troupe's own goes through zenoh's admin space.
     insert(&mut config, "adminspace/enabled", &json!(false))?;
+    let endpoints_json: serde_json::Value =
+        endpoints.iter().map(|e| e.as_str().to_owned()).collect();
+    insert(
+        &mut config,
+        &format!("{}/endpoints", side.key()),
+        &endpoints_json,
+    )?;
+    insert(
+        &mut config,
+        &format!("{}/exit_on_failure", side.key()),
+        &json!(true),
+    )?;
+    insert(
+        &mut config,
+        &format!("{}/endpoints", other.key()),
+        &json!([]),
+    )?;
+    insert(
+        &mut config,
+        "transport/link/tx/lease",
+        &json!(millis(lease).max(100)),
+    )?;
+    tls(&mut config, name, endpoints, tls_files, side)?;
     Ok(config)
 }
 
@@ -174,28 +222,17 @@ fn base_config(mode: &str) -> Result<Config, ClusterError> {
 /// connect attempt that fails `open` (never a retry loop) when nothing answers.
 pub(crate) fn client_config(host: &HostSpec) -> Result<Config, ClusterError> {
     use serde_json::json;
-    if host.connect.is_empty() {
-        return Err(ClusterError::NoEndpoint {
-            host: host.name.clone(),
-        });
-    }
-    let mut config = base_config("client")?;
-    insert(&mut config, "connect/endpoints", &endpoints(&host.connect))?;
-    let timeout_ms = u64::try_from(host.probe_timeout.as_millis()).unwrap_or(u64::MAX);
-    insert(&mut config, "connect/timeout_ms", &json!(timeout_ms))?;
-    insert(&mut config, "connect/exit_on_failure", &json!(true))?;
-    insert(&mut config, "listen/endpoints", &json!([]))?;
-    insert(
-        &mut config,
-        "transport/link/tx/lease",
-        &json!(lease_ms(host.lease)),
-    )?;
-    tls(
-        &mut config,
+    let mut config = session_config(
+        Side::Connect,
         &host.name,
         &host.connect,
+        host.lease,
         host.tls.as_ref(),
-        "connect",
+    )?;
+    insert(
+        &mut config,
+        "connect/timeout_ms",
+        &json!(millis(host.probe_timeout)),
     )?;
     if let Some(credentials) = &host.credentials {
         insert(
@@ -216,26 +253,12 @@ pub(crate) fn client_config(host: &HostSpec) -> Result<Config, ClusterError> {
 /// nobody.
 pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
     use serde_json::json;
-    if spec.listen.is_empty() {
-        return Err(ClusterError::NoEndpoint {
-            host: spec.name.clone(),
-        });
-    }
-    let mut config = base_config("peer")?;
-    insert(&mut config, "listen/endpoints", &endpoints(&spec.listen))?;
-    insert(&mut config, "listen/exit_on_failure", &json!(true))?;
-    insert(&mut config, "connect/endpoints", &json!([]))?;
-    insert(
-        &mut config,
-        "transport/link/tx/lease",
-        &json!(lease_ms(spec.lease)),
-    )?;
-    tls(
-        &mut config,
+    let mut config = session_config(
+        Side::Listen,
         &spec.name,
         &spec.listen,
+        spec.lease,
         spec.tls.as_ref(),
-        "listen",
     )?;
     if let Some(users) = &spec.users {
         insert(
@@ -319,7 +342,7 @@ fn tls(
     host: &str,
     endpoints: &[Endpoint],
     files: Option<&TlsFiles>,
-    side: &str,
+    side: Side,
 ) -> Result<(), ClusterError> {
     use serde_json::json;
     let Some(files) = files else {
@@ -346,6 +369,7 @@ fn tls(
         }
     }
     let path = |p: &PathBuf| json!(p.display().to_string());
+    let side = side.key();
     insert(
         config,
         "transport/link/tls/root_ca_certificate",
@@ -365,11 +389,9 @@ fn tls(
     Ok(())
 }
 
-/// A lease as zenoh takes it: milliseconds, 100 at least.
-fn lease_ms(lease: Duration) -> u64 {
-    u64::try_from(lease.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(100)
+/// `duration` in whole milliseconds, as zenoh and troupe's frames take it (saturating).
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Opens a session with `config` (on the cluster runtime), as host `host` at `endpoints`.

@@ -29,7 +29,8 @@ pub struct HostManifest {
     pub tls: Option<HostTls>,
 }
 
-/// The files of mutual TLS, as `[hosts.NAME] tls` names them.
+/// The files of mutual TLS, as `[hosts.NAME] tls` names them (and as `troupe serve
+/// --tls-*` gives them: `troupe_cluster::TlsFiles` is this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostTls {
     /// The certificate authority (PEM).

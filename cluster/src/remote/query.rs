@@ -32,26 +32,40 @@ pub(super) enum Answer {
     Failed(String),
 }
 
-/// Starts one query of `key` with `payload` (from the cluster runtime: zenoh may block or
-/// panic on actix's thread); its first reply is read in zenoh's reply callback and handed
-/// straight to the waiting caller, with no task between. No reply at all (the query ended,
-/// or could not be sent) closes the channel or says why.
-pub(super) fn start_query(
+/// A value handed over once, from whichever callback comes first.
+struct Once<T>(Mutex<Option<T>>);
+
+impl<T> Once<T> {
+    fn new(value: T) -> Arc<Once<T>> {
+        Arc::new(Once(Mutex::new(Some(value))))
+    }
+
+    fn take(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// `f` of the value, unless it was taken.
+    fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(f)
+    }
+}
+
+/// Issues one query of `key` with `payload` from the cluster runtime (zenoh may block or
+/// panic on actix's thread): `on_reply` runs in zenoh's reply callback for every reply, and
+/// `on_failure` hears why the query could not be sent.
+fn issue(
     session: SharedSession,
     key: String,
     payload: Vec<u8>,
     timeout: Duration,
-) -> Result<oneshot::Receiver<Answer>, ClusterError> {
-    let (answer, first) = oneshot::channel();
-    let answer = Arc::new(Mutex::new(Some(answer)));
-    let send = move |answer: &Mutex<Option<oneshot::Sender<Answer>>>, value: Answer| {
-        let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(answer) = taken {
-            let _ = answer.send(value);
-        }
-    };
+    on_reply: impl Fn(zenoh::query::Reply) + Send + Sync + 'static,
+    on_failure: impl FnOnce(String) + Send + 'static,
+) -> Result<(), ClusterError> {
     runtime::handle()?.spawn(async move {
-        let on_reply = answer.clone();
         let issued = session
             .get()
             .get(&key)
@@ -59,12 +73,40 @@ pub(super) fn start_query(
             .consolidation(ConsolidationMode::None)
             .congestion_control(CongestionControl::Block)
             .timeout(timeout)
-            .callback(move |reply| send(&on_reply, read_reply(reply)))
+            .callback(on_reply)
             .await;
         if let Err(error) = issued {
-            send(&answer, Answer::Failed(error.to_string()));
+            on_failure(error.to_string());
         }
     });
+    Ok(())
+}
+
+/// Starts one query of `key` with `payload`; its first reply is read in zenoh's reply
+/// callback and handed straight to the waiting caller, with no task between. No reply at
+/// all (the query ended, or could not be sent) closes the channel or says why.
+pub(super) fn start_query(
+    session: SharedSession,
+    key: String,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<oneshot::Receiver<Answer>, ClusterError> {
+    let (answer, first) = oneshot::channel();
+    let answer = Once::new(answer);
+    let send = |answer: &Once<oneshot::Sender<Answer>>, value: Answer| {
+        if let Some(answer) = answer.take() {
+            let _ = answer.send(value);
+        }
+    };
+    let on_reply = answer.clone();
+    issue(
+        session,
+        key,
+        payload,
+        timeout,
+        move |reply| send(&on_reply, read_reply(reply)),
+        move |reason| send(&answer, Answer::Failed(reason)),
+    )?;
     Ok(first)
 }
 
@@ -79,53 +121,36 @@ pub(super) fn start_stream(
     sink: ItemSink,
 ) -> Result<oneshot::Receiver<Answer>, ClusterError> {
     let (answer, first) = oneshot::channel();
-    let state = Arc::new(Mutex::new(Some((sink, answer))));
-    let end = |state: &Mutex<Option<(ItemSink, oneshot::Sender<Answer>)>>, value: Answer| {
-        let taken = state.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((sink, answer)) = taken {
+    let state = Once::new((sink, answer));
+    let end = |state: &Once<(ItemSink, oneshot::Sender<Answer>)>, value: Answer| {
+        if let Some((sink, answer)) = state.take() {
             drop(sink);
             let _ = answer.send(value);
         }
     };
-    runtime::handle()?.spawn(async move {
-        let on_reply = state.clone();
-        let issued = session
-            .get()
-            .get(&key)
-            .payload(payload)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .timeout(timeout)
-            .callback(move |reply| {
-                let part = match read_reply(reply) {
-                    Answer::Reply(bytes) => frame::decode_part(&bytes),
-                    other => return end(&on_reply, other),
+    let on_reply = state.clone();
+    let on_reply = move |reply| {
+        let part = match read_reply(reply) {
+            Answer::Reply(bytes) => frame::decode_part(&bytes),
+            other => return end(&on_reply, other),
+        };
+        match part {
+            Ok(StreamPart::Item(item)) => {
+                let Some(pushed) = on_reply.with(|(sink, _)| sink.push(item)) else {
+                    return;
                 };
-                match part {
-                    Ok(StreamPart::Item(item)) => {
-                        let pushed =
-                            match on_reply.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                                Some((sink, _)) => sink.push(item),
-                                None => return,
-                            };
-                        if let Err(over) = pushed {
-                            end(
-                                &on_reply,
-                                Answer::Failed(format!(
-                                    "the host sent items past its credit: {over}"
-                                )),
-                            );
-                        }
-                    }
-                    Ok(StreamPart::End(reply)) => end(&on_reply, Answer::Ended(reply)),
-                    Err(error) => end(&on_reply, Answer::Failed(error.to_string())),
+                if let Err(over) = pushed {
+                    let reason = format!("the host sent items past its credit: {over}");
+                    end(&on_reply, Answer::Failed(reason));
                 }
-            })
-            .await;
-        if let Err(error) = issued {
-            end(&state, Answer::Failed(error.to_string()));
+            }
+            Ok(StreamPart::End(reply)) => end(&on_reply, Answer::Ended(reply)),
+            Err(error) => end(&on_reply, Answer::Failed(error.to_string())),
         }
-    });
+    };
+    issue(session, key, payload, timeout, on_reply, move |reason| {
+        end(&state, Answer::Failed(reason))
+    })?;
     Ok(first)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use troupe_runtime::{Call, Caller};
-use troupe_value::{CallError, RemoteException, Value};
+use troupe_value::{CallError, Value};
 use zenoh::query::Query;
 
 use super::{read_payload, reply, send};
@@ -25,7 +25,7 @@ pub(super) struct Running(Mutex<HashMap<(String, u64), Arc<RunningCall>>>);
 /// What a caller's [`Control`] messages act on.
 struct RunningCall {
     cancel: Notify,
-    /// Items the caller will take now (a streamed call's credit).
+    /// Items the caller will take now (a streamed call's credit: its window to start with).
     credit: Semaphore,
     window: u32,
 }
@@ -42,7 +42,7 @@ impl Running {
         let key = (remote.caller.clone(), remote.call.id);
         let call = Arc::new(RunningCall {
             cancel: Notify::new(),
-            credit: Semaphore::new(0),
+            credit: Semaphore::new(window as usize),
             window,
         });
         self.lock().insert(key.clone(), call.clone());
@@ -142,7 +142,6 @@ async fn stream(
     running: &RunningCall,
 ) {
     let mut items = caller.call_stream(call, deadline, window);
-    running.credit.add_permits(window as usize);
     let sent = async {
         loop {
             let item = match items.next().await {
@@ -177,9 +176,5 @@ async fn send_part(query: &Query, part: &StreamPart) -> Result<(), CallError> {
 }
 
 pub(super) fn cannot_cross(error: &FrameError) -> CallError {
-    CallError::Remote(RemoteException {
-        type_name: "troupe.cluster.FrameError".to_owned(),
-        message: format!("the result cannot cross hosts: {error}"),
-        traceback: String::new(),
-    })
+    frame::call_error(format!("the result cannot cross hosts: {error}"))
 }

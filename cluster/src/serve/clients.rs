@@ -41,10 +41,9 @@ pub(super) async fn watch(
             count.send_replace(present.len());
         })
         .await
-        .map_err(|e| ClusterError::Declare {
-            host,
-            what: format!("liveliness subscriber {key}"),
-            reason: e.to_string(),
-        })?;
+        .map_err(ClusterError::declare(
+            &host,
+            format!("liveliness subscriber {key}"),
+        ))?;
     Ok(OnCluster::new(subscriber))
 }
