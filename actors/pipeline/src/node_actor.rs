@@ -78,16 +78,19 @@ struct Awaiting {
 struct InFlight {
     /// Its outputs, once its task is done (taken while the actor waits for them).
     outputs: Option<tokio::sync::oneshot::Receiver<Vec<Result<Value, NodeError>>>>,
-    /// Its outputs, when the actor waited for them.
+    /// Its outputs, when the actor waited for them (or they came at once).
     done: Option<Vec<Result<Value, NodeError>>>,
     step: Step,
-    task: tokio::task::JoinHandle<()>,
+    /// The task producing them; none for outputs that came at once.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for InFlight {
     /// A run that ends (cancelled, failed) stops the inputs it had in hand.
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -323,11 +326,13 @@ impl NodeActor {
                 }
                 // Earlier inputs' outputs are still coming: these wait their turn.
                 None if !self.in_flight.is_empty() => {
-                    let ready: Vec<Value> = self.emitter.drain().collect();
-                    self.emitter.defer(std::future::ready(Ok(ready)));
-                    if let Some(outputs) = self.emitter.take_deferred() {
-                        self.start(outputs, Step::Item { index, start });
-                    }
+                    let ready = self.emitter.drain().map(Ok).collect();
+                    self.in_flight.push_back(InFlight {
+                        outputs: None,
+                        done: Some(ready),
+                        step: Step::Item { index, start },
+                        task: None,
+                    });
                 }
                 None => {
                     self.stats.record(start);
@@ -369,7 +374,7 @@ impl NodeActor {
             outputs: Some(pending),
             done: None,
             step,
-            task,
+            task: Some(task),
         });
     }
 

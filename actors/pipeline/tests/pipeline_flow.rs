@@ -248,6 +248,19 @@ struct Overlapping {
     most: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+impl Overlapping {
+    /// The node, and the count of inputs it had in hand at most.
+    fn new(concurrency: usize) -> (Box<Overlapping>, Arc<std::sync::atomic::AtomicUsize>) {
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let node = Overlapping {
+            concurrency,
+            in_hand: Arc::default(),
+            most: most.clone(),
+        };
+        (Box::new(node), most)
+    }
+}
+
 impl troupe_nodes::Node for Overlapping {
     fn type_name(&self) -> &'static str {
         "test.overlapping"
@@ -296,16 +309,11 @@ impl troupe_nodes::Node for Overlapping {
 async fn a_node_with_concurrency_overlaps_inputs_and_keeps_their_order() {
     // 32: more than one upstream message (16 items at most) in hand at once.
     for concurrency in [1, 8, 32] {
-        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let node = Overlapping {
-            concurrency,
-            in_hand: Arc::default(),
-            most: most.clone(),
-        };
+        let (node, most) = Overlapping::new(concurrency);
         let (sink, seen) = Collect::sink(Duration::ZERO);
         let summary = PipelineBuilder::new()
             .source("src", Range::boxed(0, 200))
-            .node("slow", Box::new(node))
+            .node("slow", node)
             .node("sink", sink)
             .edge("src", "slow")
             .edge("slow", "sink")
@@ -341,16 +349,11 @@ async fn a_node_with_concurrency_overlaps_inputs_and_keeps_their_order() {
 
 #[actix::test]
 async fn a_node_with_concurrency_behind_a_drop_oldest_edge_ends_in_order() {
-    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let node = Overlapping {
-        concurrency: 4,
-        in_hand: Arc::default(),
-        most,
-    };
+    let (node, _) = Overlapping::new(4);
     let (sink, seen) = Collect::sink(Duration::ZERO);
     let summary = PipelineBuilder::new()
         .source("src", Range::boxed(0, 500))
-        .node("slow", Box::new(node))
+        .node("slow", node)
         .node("sink", sink)
         .edge_with("src", "slow", EdgePolicy::DropOldest)
         .capacity("slow", 2)
