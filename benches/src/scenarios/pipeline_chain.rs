@@ -11,9 +11,11 @@
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use troupe_host::extension_host::{PythonNode, PythonNodeSpec};
 use troupe_nodes::catalog::{self, Built};
 use troupe_nodes::{Emitter, NodeError, Source, SourceState};
 use troupe_pipeline::{DEFAULT_NODE_CAPACITY, PipelineBuilder};
+use troupe_runtime::Caller;
 use troupe_value::{Map, Value};
 
 use crate::{BenchError, Effort, Measurement};
@@ -22,9 +24,9 @@ const SCENARIO: &str = "pipeline-chain";
 const HOPS: usize = 10;
 
 /// Emits `0..end`, one int per pull.
-pub(crate) struct Count {
-    pub(crate) next: i64,
-    pub(crate) end: i64,
+struct Count {
+    next: i64,
+    end: i64,
 }
 
 impl Source for Count {
@@ -40,6 +42,45 @@ impl Source for Count {
         self.next += 1;
         Ok(SourceState::More)
     }
+}
+
+/// Runs `count -> py` of `items` ints, `py` a python node calling `method` of `caller`
+/// with `concurrency` calls in flight; an error says why, or how many items came out.
+pub(crate) async fn through_python_node(
+    caller: Caller,
+    method: &str,
+    items: usize,
+    concurrency: usize,
+) -> Result<(), String> {
+    let spec = PythonNodeSpec {
+        node: "py".into(),
+        extension: caller.name().to_owned(),
+        method: method.into(),
+        generator: false,
+        flush: false,
+        concurrency,
+        params: Map::new(),
+    };
+    let summary = PipelineBuilder::new()
+        .source(
+            "count",
+            Box::new(Count {
+                next: 0,
+                end: items as i64,
+            }),
+        )
+        .node("py", Box::new(PythonNode::new(caller, &spec)))
+        .edge("count", "py")
+        .build()
+        .map_err(|e| e.to_string())?
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = summary.node("py").map_or(0, |n| n.items_out);
+    if out != items as u64 {
+        return Err(format!("{out} of {items} items came out"));
+    }
+    Ok(())
 }
 
 fn failed(reason: impl std::fmt::Display) -> BenchError {

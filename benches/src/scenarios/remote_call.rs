@@ -25,14 +25,12 @@ use std::time::{Duration, Instant};
 use actix::System;
 use indexmap::IndexMap;
 use troupe_cluster::{HostSpec, Limits, ListenSpec, RemoteHost, Server};
-use troupe_host::extension_host::{PythonNode, PythonNodeSpec};
-use troupe_pipeline::PipelineBuilder;
 use troupe_runtime::{ActorBuilder, Call, Caller, Value};
 use troupe_value::{Buffer, Map};
 use zenoh::Wait;
 
 use super::call_roundtrip::TroupeEcho;
-use super::pipeline_chain::Count;
+use super::through_python_node;
 use crate::{BenchError, Effort, Measurement};
 
 const SCENARIO: &str = "remote-call";
@@ -281,40 +279,26 @@ async fn time_troupe_many(
     (samples, start.elapsed())
 }
 
-/// Runs `count -> echo` of `items` items, `echo` a python node calling `caller`: the time
-/// per item.
+/// Runs `count -> py` of `items` items, `py` a python node calling `echo` of `caller` with
+/// [`EDGE_CONCURRENCY`] calls in flight: the time per item.
 async fn time_edge(caller: &Caller, items: usize) -> Result<u64, BenchError> {
-    let spec = PythonNodeSpec {
-        node: "echo".into(),
-        extension: "echo".into(),
-        method: "echo".into(),
-        generator: false,
-        flush: false,
-        concurrency: EDGE_CONCURRENCY,
-        params: Map::new(),
-    };
     let start = Instant::now();
-    let summary = PipelineBuilder::new()
-        .source(
-            "count",
-            Box::new(Count {
-                next: 0,
-                end: items as i64,
-            }),
-        )
-        .node("echo", Box::new(PythonNode::new(caller.clone(), &spec)))
-        .edge("count", "echo")
-        .build()
-        .map_err(failed)?
-        .run()
+    through_python_node(caller.clone(), "echo", items, EDGE_CONCURRENCY)
         .await
         .map_err(failed)?;
-    let took = start.elapsed();
-    let out = summary.node("echo").map_or(0, |n| n.items_out);
-    if out != items as u64 {
-        return Err(failed(format!("{out} of {items} items came through")));
-    }
-    Ok((took.as_nanos() / items.max(1) as u128) as u64)
+    Ok((start.elapsed().as_nanos() / items.max(1) as u128) as u64)
+}
+
+/// A pipeline-edge row of `samples` (time per item of whole runs), with `items_per_s`.
+fn edge_row(system: &str, samples: &mut [u64]) -> Measurement {
+    let row = Measurement::from_samples(SCENARIO, system, 8, EDGE_CONCURRENCY as u64, samples);
+    let per_s = items_per_s(&row);
+    row.with("items_per_s", per_s)
+}
+
+/// Items per second of a row whose samples are the time per item.
+fn items_per_s(row: &Measurement) -> f64 {
+    (1e9 / row.median_ns.max(1) as f64).round()
 }
 
 fn calls_per_s(calls: usize, took: Duration) -> f64 {
@@ -406,26 +390,11 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let troupe_row =
         Measurement::from_samples(SCENARIO, "troupe-remote", PAYLOAD as u64, 1, &mut troupe)
             .with_ratio("ratio_to_zenoh_raw", raw_row.median_ns, 2);
-    let per_s = |ns: u64| (1e9 / ns.max(1) as f64).round();
-    let local_edge_row = Measurement::from_samples(
-        SCENARIO,
-        "troupe-local-edge",
-        8,
-        EDGE_CONCURRENCY as u64,
-        &mut local_edge,
-    );
-    let local_per_s = per_s(local_edge_row.median_ns);
-    let local_edge_row = local_edge_row.with("items_per_s", local_per_s);
-    let remote_edge_row = Measurement::from_samples(
-        SCENARIO,
-        "troupe-remote-edge",
-        8,
-        EDGE_CONCURRENCY as u64,
-        &mut remote_edge,
-    );
-    let remote_per_s = per_s(remote_edge_row.median_ns);
+    let local_edge_row = edge_row("troupe-local-edge", &mut local_edge);
+    let local_per_s = items_per_s(&local_edge_row);
+    let remote_edge_row = edge_row("troupe-remote-edge", &mut remote_edge);
+    let remote_per_s = items_per_s(&remote_edge_row);
     let remote_edge_row = remote_edge_row
-        .with("items_per_s", remote_per_s)
         .with(
             "throughput_vs_zenoh_raw",
             (remote_per_s / raw_cps.max(1.0) * 100.0).round() / 100.0,

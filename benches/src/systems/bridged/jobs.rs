@@ -13,16 +13,15 @@ use troupe_bridge_python::process::SandboxLevel;
 use troupe_bridge_python::{Venv, provision};
 #[cfg(feature = "cuda")]
 use troupe_cuda::{CudaBuffer, CudaDevice, DeviceMemory};
-use troupe_host::extension_host::{ExtensionHost, Grants, PythonNode, PythonNodeSpec};
-use troupe_pipeline::PipelineBuilder;
+use troupe_host::extension_host::{ExtensionHost, Grants};
 use troupe_protocol::SHM_THRESHOLD;
 use troupe_runtime::supervision::{Backoff, RestartLimit, RestartPolicy, RestartSpec};
 use troupe_runtime::{ActorBuilder, Call, CallResult, Caller};
 use troupe_shm::pool::Pool;
-use troupe_value::{Array, Buffer, CallError, DType, Map, Value};
+use troupe_value::{Array, Buffer, CallError, DType, Value};
 
 use super::{Answer, MODULE, SystemError};
-use crate::scenarios::Count;
+use crate::scenarios::through_python_node;
 
 /// What one sample measures.
 #[derive(Debug, Clone, Copy)]
@@ -320,37 +319,9 @@ impl Extensions {
                 };
             }
             Job::PythonNode { items } => {
-                let spec = PythonNodeSpec {
-                    node: "py".into(),
-                    extension: "bench".into(),
-                    method: "item".into(),
-                    generator: false,
-                    flush: false,
-                    concurrency: 1,
-                    params: Map::new(),
-                };
-                let summary = PipelineBuilder::new()
-                    .source(
-                        "count",
-                        Box::new(Count {
-                            next: 0,
-                            end: items as i64,
-                        }),
-                    )
-                    .node("py", Box::new(PythonNode::new(self.bench.caller(), &spec)))
-                    .edge("count", "py")
-                    .build()
-                    .map_err(|e| failed("pipeline", e))?
-                    .run()
+                through_python_node(self.bench.caller(), "item", items, 1)
                     .await
                     .map_err(|e| failed("pipeline", e))?;
-                let out = summary.node("py").map_or(0, |n| n.items_out);
-                if out != items as u64 {
-                    return Err(failed(
-                        "pipeline",
-                        format!("{out} of {items} items came out"),
-                    ));
-                }
                 return Ok(per(items));
             }
         }
