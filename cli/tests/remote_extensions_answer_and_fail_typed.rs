@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use troupe_cluster::{ClusterError, Endpoint, HostSpec, RemoteHost};
-use troupe_runtime::{Call, CallError, Value};
+use troupe_runtime::{Call, CallError, CallResult, Caller, Value};
 
 mod support;
 
@@ -99,6 +99,38 @@ impl Drop for Served {
     }
 }
 
+/// `method(seconds)` of `math`, started now: its answer, and when it came.
+fn pending(
+    math: &Caller,
+    method: &'static str,
+    seconds: f64,
+) -> tokio::task::JoinHandle<(CallResult, Instant)> {
+    let math = math.clone();
+    actix::spawn(async move {
+        let answer = math
+            .call(Call::new(method, vec![Value::Float(seconds)]))
+            .await;
+        (answer, Instant::now())
+    })
+}
+
+/// `add(2, 3)` of `math` once its host answers again (`HostLost` until then, for `limit`
+/// at most).
+async fn add_once_back(math: &Caller, limit: Duration) -> CallResult {
+    let start = Instant::now();
+    loop {
+        match math
+            .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
+            .await
+        {
+            Err(CallError::HostLost { .. }) if start.elapsed() < limit => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 #[test]
 fn a_remote_python_extension_answers_and_misses_deadlines_as_timeout() {
     let served = Served::start("h1");
@@ -158,15 +190,7 @@ fn kill_9_of_the_serving_host_fails_a_pending_call_with_host_lost() {
             .await
             .expect("connects");
         let math = host.extension("math").expect("served");
-        let pending = {
-            let math = math.clone();
-            actix::spawn(async move {
-                let answer = math
-                    .call(Call::new("sleep", vec![Value::Float(20.0)]))
-                    .await;
-                (answer, Instant::now())
-            })
-        };
+        let pending = pending(&math, "sleep", 20.0);
         // Let the call reach the host.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let killed = Instant::now();
@@ -392,15 +416,7 @@ fn a_frozen_host_is_lost_at_its_lease_and_a_restarted_one_rejoins() {
             .await
             .expect("connects");
         let math = host.extension("math").expect("served");
-        let pending = {
-            let math = math.clone();
-            actix::spawn(async move {
-                let answer = math
-                    .call(Call::new("sleep", vec![Value::Float(20.0)]))
-                    .await;
-                (answer, Instant::now())
-            })
-        };
+        let pending = pending(&math, "sleep", 20.0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Frozen: its link stays open, it just says nothing more.
         signal(&served.child, "STOP");
@@ -420,17 +436,7 @@ fn a_frozen_host_is_lost_at_its_lease_and_a_restarted_one_rejoins() {
         served.child.wait().expect("reaped");
         served = Served::start_on("h4", port, &["--lease-ms", "1000"]);
         let start = Instant::now();
-        let sum = loop {
-            match math
-                .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
-                .await
-            {
-                Err(CallError::HostLost { .. }) if start.elapsed() < Duration::from_secs(20) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                answer => break answer,
-            }
-        };
+        let sum = add_once_back(&math, Duration::from_secs(20)).await;
         eprintln!("rejoined {:?} after the restart was ready", start.elapsed());
         assert_eq!(sum, Ok(Value::Int(5)));
         assert!(host.is_alive());
@@ -501,22 +507,17 @@ fn calls_fail_over_to_the_next_host_and_only_idempotent_ones_are_retried() {
             "the first host first"
         );
 
-        let call = |method: &str, seconds: f64| {
-            let math = math.clone();
-            let call = Call::new(method.to_owned(), vec![Value::Float(seconds)]);
-            actix::spawn(async move { math.call(call).await })
-        };
-        let once = call("nap", 20.0);
-        let idempotent = call("sleep", 1.0);
+        let once = pending(&math, "nap", 20.0);
+        let idempotent = pending(&math, "sleep", 1.0);
         tokio::time::sleep(Duration::from_millis(500)).await;
         first.child.kill().expect("kill -9");
-        let once = once.await.expect("ends");
+        let (once, _) = once.await.expect("ends");
         assert!(
             matches!(&once, Err(CallError::HostLost { host }) if host == "h6a"),
             "at most once: {once:?}"
         );
         assert_eq!(
-            idempotent.await.expect("ends"),
+            idempotent.await.expect("ends").0,
             Ok(Value::Float(1.0)),
             "an idempotent method runs again on the next host"
         );
@@ -633,15 +634,11 @@ fn partition_inside_a_network_namespace() {
         spec.lease = Duration::from_secs(1);
         let host = RemoteHost::connect(spec).await.expect("connects");
         let math = host.extension("math").expect("served");
-        let add = || math.call(Call::new("add", vec![Value::Int(2), Value::Int(3)]));
-        assert_eq!(add().await, Ok(Value::Int(5)));
-        let pending = {
-            let math = math.clone();
-            actix::spawn(async move {
-                let answer = math.call(Call::new("nap", vec![Value::Float(20.0)])).await;
-                (answer, Instant::now())
-            })
-        };
+        assert_eq!(
+            add_once_back(&math, Duration::ZERO).await,
+            Ok(Value::Int(5))
+        );
+        let pending = pending(&math, "nap", 20.0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         ip(&["link", "set", "lo", "down"]);
         let cut = Instant::now();
@@ -656,15 +653,8 @@ fn partition_inside_a_network_namespace() {
 
         ip(&["link", "set", "lo", "up"]);
         let healed = Instant::now();
-        let sum = loop {
-            match add().await {
-                // zenoh's reconnection after a cut took 1 to 19 s here.
-                Err(CallError::HostLost { .. }) if healed.elapsed() < Duration::from_secs(45) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                answer => break answer,
-            }
-        };
+        // zenoh's reconnection after a cut took 1 to 19 s here.
+        let sum = add_once_back(&math, Duration::from_secs(45)).await;
         eprintln!("rejoined {:?} after the link healed", healed.elapsed());
         assert_eq!(sum, Ok(Value::Int(5)));
     });
