@@ -78,7 +78,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
     spec.acl = manifest
         .extensions
         .values()
-        .filter(|extension| extension.hosts.is_empty() || extension.hosts.contains(&args.name))
+        .filter(|extension| extension.served_by(Some(&args.name)))
         .filter_map(|extension| {
             Some(Acl {
                 extension: extension.name.clone(),

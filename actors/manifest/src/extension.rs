@@ -257,6 +257,12 @@ impl ExtensionManifest {
         })
     }
 
+    /// Whether host `host` runs it (`None`: a host with no name, like `troupe run`'s): an
+    /// extension with no `host` runs on every host, one with hosts on those it names.
+    pub fn served_by(&self, host: Option<&str>) -> bool {
+        self.hosts.is_empty() || host.is_some_and(|host| self.hosts.iter().any(|h| h == host))
+    }
+
     /// Checks that every grant names a declared singleton or extension.
     pub(crate) fn check_grants(
         &self,

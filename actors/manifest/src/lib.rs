@@ -280,10 +280,7 @@ impl Manifest {
     ) -> impl Iterator<Item = (ExtensionConfig, Grants)> {
         self.extensions
             .values()
-            .filter(move |extension| {
-                extension.hosts.is_empty()
-                    || host.is_some_and(|host| extension.hosts.iter().any(|h| h == host))
-            })
+            .filter(move |extension| extension.served_by(host))
             .map(|extension| (extension.config(), extension.host_grants()))
     }
 
