@@ -53,7 +53,7 @@ fn check_manifest(path: &std::path::Path) -> Result<(), CliError> {
     let mut problems: Vec<String> = manifest
         .extensions
         .iter()
-        .filter(|(_, extension)| extension.hosts.is_empty())
+        .filter(|(_, extension)| extension.served_by(None))
         .filter_map(|(name, extension)| missing_code(name, extension))
         .collect();
     // Links this build does not have (their settings would be silently ignored).
