@@ -51,6 +51,14 @@ pub(crate) enum CliError {
     /// no hello).
     #[error(transparent)]
     Cluster(#[from] troupe_cluster::ClusterError),
+    /// `troupe host NAME` names no `[hosts.NAME]` of the manifest.
+    #[error("no [hosts.{host}] in the manifest (it has: {})", known.join(", "))]
+    UnknownHost {
+        /// The name given.
+        host: String,
+        /// The manifest's hosts.
+        known: Vec<String>,
+    },
     /// The benchmark harness failed.
     #[error(transparent)]
     Bench(troupe_bench::BenchError),

@@ -3,6 +3,7 @@
 mod check;
 mod env;
 mod error;
+mod host;
 mod listen;
 mod logging;
 mod nodes;
@@ -47,6 +48,9 @@ enum Command {
     /// Serve a manifest's extensions to other hosts over Zenoh (`[hosts.NAME]` in their
     /// manifests), until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
+    /// Ask a serving host (a manifest's `[hosts.NAME]`) how its extensions are, or to stop
+    /// or start one of them again.
+    Host(host::HostArgs),
     /// Print what this machine gives extension sandboxes (Landlock, seccomp, bubblewrap,
     /// cgroups), and check a manifest (keys, node types and parameters, edges, cycles,
     /// extensions) without running anything.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Listen(args) => listen::listen(&args),
         Command::Serve(args) => serve::serve(&args),
+        Command::Host(args) => host::host(&args),
         Command::Check(args) => check::check(&args),
         Command::Nodes(args) => nodes::nodes(&args),
         Command::Env(command) => env::env(&command),

@@ -2,10 +2,16 @@
 //! manifest's extensions to other hosts over Zenoh until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use tokio::sync::{mpsc, oneshot};
+use troupe_bridge_python::extension::ExtensionConfig;
+use troupe_cluster::admin::{Lifecycle, LifecycleError, LifecycleFuture};
 use troupe_cluster::{Acl, Endpoint, Limits, ListenSpec, Server, TlsFiles};
+use troupe_host::extension_host::{AddError, ExtensionHost, Grants};
 use troupe_manifest::Manifest;
 use troupe_runtime::Caller;
 
@@ -28,6 +34,16 @@ pub(crate) struct ServeArgs {
     /// A file of `user:password` lines: only those may connect.
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
+    /// Users (of --users) who may stop and start the served extensions (`troupe host ...
+    /// stop|start`), comma-separated. With --users nobody else may; without it, anyone who
+    /// reaches this host.
+    #[arg(
+        long,
+        value_name = "USER,...",
+        value_delimiter = ',',
+        requires = "users"
+    )]
+    operators: Vec<String>,
     /// For `quic/` (mutual TLS): the certificate authority clients' certificates must be
     /// signed by (PEM).
     #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
@@ -65,6 +81,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(troupe_cluster::ClusterError::from)?;
     let mut spec = ListenSpec::new(&args.name, listen);
     spec.users.clone_from(&args.users);
+    spec.operators.clone_from(&args.operators);
     if let (Some(root_ca), Some(cert), Some(key)) =
         (&args.tls_root_ca, &args.tls_cert, &args.tls_key)
     {
@@ -92,18 +109,22 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         in_flight: args.in_flight,
     };
     actix::System::new().block_on(async {
-        let host = crate::run::start_host(
-            manifest.extensions_served_by(Some(&args.name)),
-            &manifest,
-            &IndexMap::new(),
-        )
-        .await?;
+        let served: Vec<(ExtensionConfig, Grants)> =
+            manifest.extensions_served_by(Some(&args.name)).collect();
+        let host = crate::run::start_host(served.iter().cloned(), &manifest, &IndexMap::new())
+            .await?
+            .map(Rc::new);
         let extensions: IndexMap<String, Caller> = host
             .iter()
             .flat_map(|host| host.extensions())
             .map(|extension| (extension.name().to_owned(), extension.caller()))
             .collect();
-        let served = Server::start(spec, extensions, limits).await;
+        let lifecycle = host.clone().map(|host| {
+            let (requests, intake) = mpsc::channel(16);
+            actix::spawn(run_lifecycle(host, served, intake));
+            Arc::new(HostLifecycle { requests }) as Arc<dyn Lifecycle>
+        });
+        let served = Server::start(spec, extensions, limits, lifecycle).await;
         let server = match served {
             Ok(server) => server,
             Err(error) => {
@@ -138,6 +159,85 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
         }
         Ok(())
     })
+}
+
+/// A lifecycle request, carried to the actix system the extension host runs on.
+enum Request {
+    Stop(String, oneshot::Sender<Result<(), LifecycleError>>),
+    Start(String, oneshot::Sender<Result<Caller, LifecycleError>>),
+}
+
+/// The lifecycle service's handler: hands each request to [`run_lifecycle`].
+struct HostLifecycle {
+    requests: mpsc::Sender<Request>,
+}
+
+impl HostLifecycle {
+    fn ask<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, LifecycleError>>) -> Request,
+    ) -> LifecycleFuture<T> {
+        let (done, answer) = oneshot::channel();
+        let requests = self.requests.clone();
+        let request = request(done);
+        Box::pin(async move {
+            requests
+                .send(request)
+                .await
+                .map_err(|_| LifecycleError::Unavailable)?;
+            answer.await.map_err(|_| LifecycleError::Unavailable)?
+        })
+    }
+}
+
+impl Lifecycle for HostLifecycle {
+    fn stop(&self, extension: &str) -> LifecycleFuture<()> {
+        let extension = extension.to_owned();
+        self.ask(|done| Request::Stop(extension, done))
+    }
+
+    fn start(&self, extension: &str) -> LifecycleFuture<Caller> {
+        let extension = extension.to_owned();
+        self.ask(|done| Request::Start(extension, done))
+    }
+}
+
+/// Stops and starts (again, from the manifest's `served` configurations) extensions on
+/// `host`, one request at a time, until the handler is dropped.
+async fn run_lifecycle(
+    host: Rc<ExtensionHost>,
+    served: Vec<(ExtensionConfig, Grants)>,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            Request::Stop(name, done) => {
+                let stopped = host.stop_extension(&name).await;
+                eprintln!("[{name}] stopped (lifecycle request)");
+                let _ = done.send(if stopped {
+                    Ok(())
+                } else {
+                    Err(LifecycleError::NotRunning)
+                });
+            }
+            Request::Start(name, done) => {
+                let Some((config, grants)) = served.iter().find(|(c, _)| c.name == name) else {
+                    let _ = done.send(Err(LifecycleError::NotServed));
+                    continue;
+                };
+                let started = match host.add(config.clone(), grants.clone()).await {
+                    Ok(extension) => {
+                        eprintln!("[{name}] started (lifecycle request)");
+                        Ok(extension.caller())
+                    }
+                    Err(AddError::Duplicate(_)) => Err(LifecycleError::Running),
+                    Err(AddError::ShutDown) => Err(LifecycleError::Unavailable),
+                    Err(error) => Err(LifecycleError::NotStarted(error.to_string())),
+                };
+                let _ = done.send(started);
+            }
+        }
+    }
 }
 
 /// Until Ctrl-C or SIGTERM.

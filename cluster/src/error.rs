@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::admin::LifecycleError;
 use crate::endpoint::EndpointError;
 use crate::frame::FrameError;
 use crate::keys::BadName;
@@ -102,6 +103,41 @@ pub enum ClusterError {
         extension: String,
         /// What it serves.
         serves: Vec<String>,
+    },
+    /// A host's service (`lifecycle`) gave no answer within the timeout: the host is gone,
+    /// or it has a users file and this client's user may not ask it (not an operator).
+    #[error(
+        "host {host}: no answer from its {service} service within {timeout_ms} ms (gone, or not allowed)"
+    )]
+    Unanswered {
+        /// The host.
+        host: String,
+        /// The service asked.
+        service: &'static str,
+        /// How long the client waited.
+        timeout_ms: u64,
+    },
+    /// A host's service (`lifecycle`) answered something that could not be read.
+    #[error("host {host}: bad answer from its {service} service: {source}")]
+    BadAnswer {
+        /// The host.
+        host: String,
+        /// The service asked.
+        service: &'static str,
+        /// Why it could not be read.
+        #[source]
+        source: FrameError,
+    },
+    /// A host did not stop or start an extension.
+    #[error("host {host}: extension {extension}: {source}")]
+    Lifecycle {
+        /// The host.
+        host: String,
+        /// The extension.
+        extension: String,
+        /// Why.
+        #[source]
+        source: LifecycleError,
     },
 }
 

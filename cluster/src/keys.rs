@@ -2,6 +2,8 @@
 //!
 //! - `troupe/host/NAME`: a serving host's liveliness token (present while it runs).
 //! - `troupe/host/NAME/admin`: its admin queryable ([`crate::admin`]).
+//! - `troupe/host/NAME/lifecycle`: its lifecycle queryable (stop/start a served extension;
+//!   with a users file, only its operators may query it).
 //! - `troupe/host/NAME/ext/EXT/call`: one queryable per extension it serves.
 //! - `troupe/host/NAME/control`: what callers say about their calls (credit, cancel).
 //! - `troupe/host/NAME/client/ZID`: a client's liveliness token, present while it is
@@ -43,6 +45,11 @@ pub(crate) fn host_token(host: &str) -> String {
 /// The admin queryable of host `host`.
 pub(crate) fn admin(host: &str) -> String {
     format!("troupe/host/{host}/admin")
+}
+
+/// The lifecycle queryable of host `host`.
+pub(crate) fn lifecycle(host: &str) -> String {
+    format!("troupe/host/{host}/lifecycle")
 }
 
 /// The queryable serving calls of extension `extension` on host `host`.

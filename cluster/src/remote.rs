@@ -28,7 +28,10 @@ use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::sample::SampleKind;
 
-use crate::admin::{AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello};
+use crate::admin::{
+    AdminReply, AdminRequest, CLUSTER_VERSION, ExtensionHealth, Hello, LifecycleReply,
+    LifecycleRequest,
+};
 use crate::error::ClusterError;
 use crate::failover::{Failover, Route};
 use crate::frame::{self, CallOptions, Control, FrameError, MAX_FRAME};
@@ -120,6 +123,48 @@ impl RemoteHost {
     /// Whether its token is there now.
     pub fn is_alive(&self) -> bool {
         *self.link.alive.borrow()
+    }
+
+    /// Asks it to stop or start one of the extensions it serves (its lifecycle service: a
+    /// start waits until the extension is ready), waiting up to `timeout` for the answer.
+    ///
+    /// # Errors
+    /// [`ClusterError::Lifecycle`] when the host refused or failed (why, typed);
+    /// [`ClusterError::Unanswered`] when no answer came: the host is gone, or it has a users
+    /// file and this client's user is not one of its operators.
+    pub async fn lifecycle(
+        &self,
+        request: LifecycleRequest,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        let session = self.link.session.clone();
+        let host = self.link.name.clone();
+        let extension = match &request {
+            LifecycleRequest::Stop(name) | LifecycleRequest::Start(name) => name.clone(),
+        };
+        let key = keys::lifecycle(&host);
+        let asked = runtime::spawn(async move {
+            ask::<LifecycleReply>(&session, key, &request, timeout).await
+        })?;
+        match asked.await? {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ClusterError::Lifecycle {
+                host: self.link.name.clone(),
+                extension,
+                source,
+            }),
+            Err(Unanswered::NoAnswer) => Err(ClusterError::Unanswered {
+                host: self.link.name.clone(),
+                service: "lifecycle",
+                timeout_ms: millis(timeout),
+            }),
+            Err(Unanswered::Bad(source)) => Err(ClusterError::BadAnswer {
+                host: self.link.name.clone(),
+                service: "lifecycle",
+                source,
+            }),
+            Err(Unanswered::Query(error)) => Err(error),
+        }
     }
 
     /// Its extensions' state now.
@@ -266,29 +311,52 @@ async fn admin(
     request: AdminRequest,
     timeout: Duration,
 ) -> Result<AdminReply, ClusterError> {
-    let no_answer = || ClusterError::NoHello {
-        host: host.to_owned(),
-        timeout_ms: millis(timeout),
-    };
-    let bad = |source: FrameError| ClusterError::BadHello {
-        host: host.to_owned(),
-        source,
-    };
-    let payload = troupe_value::encode(&request).map_err(|e| bad(e.into()))?;
-    let first = start_query(session.clone(), keys::admin(host), payload, timeout)?;
+    match ask(session, keys::admin(host), &request, timeout).await {
+        Ok(reply) => Ok(reply),
+        Err(Unanswered::NoAnswer) => Err(ClusterError::NoHello {
+            host: host.to_owned(),
+            timeout_ms: millis(timeout),
+        }),
+        Err(Unanswered::Bad(source)) => Err(ClusterError::BadHello {
+            host: host.to_owned(),
+            source,
+        }),
+        Err(Unanswered::Query(error)) => Err(error),
+    }
+}
+
+/// Why a service query (admin, lifecycle) got no usable answer.
+enum Unanswered {
+    /// None within the timeout, or none at all.
+    NoAnswer,
+    /// One that could not be read.
+    Bad(FrameError),
+    /// The query could not be made.
+    Query(ClusterError),
+}
+
+/// Asks the service at `key` (one query, one answer of type `R`).
+async fn ask<R: serde::de::DeserializeOwned>(
+    session: &SharedSession,
+    key: String,
+    request: &impl serde::Serialize,
+    timeout: Duration,
+) -> Result<R, Unanswered> {
+    let payload = troupe_value::encode(request).map_err(|e| Unanswered::Bad(e.into()))?;
+    let first = start_query(session.clone(), key, payload, timeout).map_err(Unanswered::Query)?;
     let bytes = match await_answer(first, timeout).await {
         Answer::Reply(bytes) => bytes,
         Answer::TooLarge(len) => {
-            return Err(bad(FrameError::TooLarge {
+            return Err(Unanswered::Bad(FrameError::TooLarge {
                 len,
                 max: MAX_FRAME,
             }));
         }
         Answer::NoReply | Answer::TimedOut | Answer::Failed(_) | Answer::Ended(_) => {
-            return Err(no_answer());
+            return Err(Unanswered::NoAnswer);
         }
     };
-    troupe_value::decode(&bytes).map_err(|e| bad(e.into()))
+    troupe_value::decode(&bytes).map_err(|e| Unanswered::Bad(e.into()))
 }
 
 /// An extension served by a remote host, as an actor: its handler starts the query and

@@ -1,5 +1,5 @@
-//! The serving side (`troupe serve`): a liveliness token, the admin service, and one
-//! queryable per served extension.
+//! The serving side (`troupe serve`): a liveliness token, the admin and lifecycle services,
+//! and one queryable per served extension.
 //!
 //! A zenoh callback never blocks (a blocked one closes the whole connection after 5 s): the
 //! extension's queryable puts each query in that extension's bounded queue and returns; past
@@ -9,7 +9,9 @@
 //!
 //! A streamed call sends each item as a reply of its own, only while its caller has granted
 //! credit; the caller's [`Control`] messages (credit, cancel) arrive on the host's control
-//! key and reach the running call (`calls.rs`); client tokens are counted in `clients.rs`.
+//! key and reach the running call (`calls.rs`); client tokens are counted in `clients.rs`;
+//! the caller each extension runs behind now (a new one after a lifecycle start) is kept in
+//! `served.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::query::{Query, Queryable};
 
-use crate::admin::{AdminReply, AdminRequest, ExtensionHealth, Hello};
+use crate::admin::{AdminReply, AdminRequest, Hello, Lifecycle};
 use crate::error::ClusterError;
 use crate::frame::{self, FrameError, MAX_CONTROL, MAX_FRAME, RemoteReply};
 use crate::keys;
@@ -31,9 +33,11 @@ use crate::session::{self, ListenSpec, SharedSession};
 
 mod calls;
 mod clients;
+mod served;
 
 pub use calls::MAX_STREAM_WINDOW;
 use calls::{Running, cannot_cross, serve_call};
+use served::{Served, answer_lifecycle};
 
 /// How much work a serving host takes in per extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +82,14 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Listens as `spec` says and serves `extensions` (name to caller: a started extension
-    /// host's extensions), each under `limits`.
+    /// host's extensions), each under `limits`. Its lifecycle service stops and starts them
+    /// through `lifecycle`; without one it answers
+    /// [`LifecycleError::Unavailable`](crate::admin::LifecycleError::Unavailable).
     pub async fn start(
         spec: ListenSpec,
         extensions: IndexMap<String, Caller>,
         limits: Limits,
+        lifecycle: Option<Arc<dyn Lifecycle>>,
     ) -> Result<Server, ClusterError> {
         keys::check_name("host", &spec.name)?;
         for name in extensions.keys() {
@@ -101,7 +108,7 @@ impl Server {
         let declared = runtime::spawn(declare_all(
             session.clone(),
             hello.clone(),
-            Arc::new(extensions),
+            Arc::new(Served::new(extensions, lifecycle)),
             limits,
         ))?
         .await??;
@@ -162,12 +169,12 @@ type Declared = (
     Vec<Task<()>>,
 );
 
-/// Declares the admin and extension queryables, then the token (so a client that sees the
-/// token finds them).
+/// Declares the admin, lifecycle and extension queryables, then the token (so a client that
+/// sees the token finds them).
 async fn declare_all(
     session: SharedSession,
     hello: Hello,
-    extensions: Arc<IndexMap<String, Caller>>,
+    served: Arc<Served>,
     limits: Limits,
 ) -> Result<Declared, ClusterError> {
     let host = hello.host.clone();
@@ -201,13 +208,13 @@ async fn declare_all(
 
     let admin_key = keys::admin(&host);
     let admin = {
-        let (hello, extensions, handle) = (hello.clone(), extensions.clone(), handle.clone());
+        let (hello, served, handle) = (hello.clone(), served.clone(), handle.clone());
         zenoh
             .declare_queryable(&admin_key)
             .callback(move |query| {
-                let (hello, extensions) = (hello.clone(), extensions.clone());
+                let (hello, served) = (hello.clone(), served.clone());
                 // Never block the callback: answer from a task.
-                handle.spawn(answer_admin(query, hello, extensions));
+                handle.spawn(answer_admin(query, hello, served));
             })
             .await
             .map_err(ClusterError::declare(
@@ -217,7 +224,23 @@ async fn declare_all(
     };
     queryables.push(OnCluster::new(admin));
 
-    for (name, caller) in extensions.iter() {
+    let lifecycle_key = keys::lifecycle(&host);
+    let lifecycle = {
+        let (served, handle) = (served.clone(), handle.clone());
+        zenoh
+            .declare_queryable(&lifecycle_key)
+            .callback(move |query| {
+                handle.spawn(answer_lifecycle(query, served.clone()));
+            })
+            .await
+            .map_err(ClusterError::declare(
+                &host,
+                format!("queryable {lifecycle_key}"),
+            ))?
+    };
+    queryables.push(OnCluster::new(lifecycle));
+
+    for name in served.names() {
         let key = keys::extension_call(&host, name);
         let (queue, intake) = mpsc::channel::<Query>(limits.queue.max(1));
         let handle = handle.clone();
@@ -238,7 +261,7 @@ async fn declare_all(
         let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
         drains.push(runtime::spawn(drain(
             intake,
-            caller.clone(),
+            (served.clone(), name.clone()),
             slots,
             running.clone(),
         ))?);
@@ -262,10 +285,11 @@ async fn declare_all(
     ))
 }
 
-/// Runs the queued calls of one extension, at most `slots` at once.
+/// Runs the queued calls of one extension (`served`'s extension `name`, through the caller
+/// it runs behind when the call's turn comes), at most `slots` at once.
 async fn drain(
     mut intake: mpsc::Receiver<Query>,
-    caller: Caller,
+    (served, name): (Arc<Served>, String),
     slots: Arc<Semaphore>,
     running: Arc<Running>,
 ) {
@@ -273,7 +297,10 @@ async fn drain(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let (caller, running) = (caller.clone(), running.clone());
+        let Some(caller) = served.caller(&name) else {
+            return;
+        };
+        let running = running.clone();
         tokio::spawn(async move {
             serve_call(&caller, query, &running).await;
             drop(slot);
@@ -308,20 +335,12 @@ pub(super) async fn send(query: &Query, bytes: Vec<u8>) {
     }
 }
 
-async fn answer_admin(query: Query, hello: Hello, extensions: Arc<IndexMap<String, Caller>>) {
+async fn answer_admin(query: Query, hello: Hello, served: Arc<Served>) {
     let request = read_payload(&query)
         .and_then(|bytes| troupe_value::decode::<AdminRequest>(&bytes).map_err(FrameError::from));
     let answer = match request {
         Ok(AdminRequest::Hello) => AdminReply::Hello(hello),
-        Ok(AdminRequest::Health) => AdminReply::Health(
-            extensions
-                .iter()
-                .map(|(name, caller)| ExtensionHealth {
-                    name: name.clone(),
-                    up: !caller.is_closed(),
-                })
-                .collect(),
-        ),
+        Ok(AdminRequest::Health) => AdminReply::Health(served.health()),
         Err(error) => {
             tracing::debug!(%error, "bad admin query");
             return;

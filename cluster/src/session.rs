@@ -95,6 +95,9 @@ pub struct ListenSpec {
     pub lease: Duration,
     /// Extensions only some users (of `users`) may call; the others may be called by all.
     pub acl: Vec<Acl>,
+    /// The users (of `users`) who may stop and start its extensions (its lifecycle
+    /// service). With a users file, nobody else may; without one, anyone who reaches it.
+    pub operators: Vec<String>,
     /// Mutual TLS, for `quic/` endpoints: only clients with a certificate signed by its
     /// authority connect.
     pub tls: Option<TlsFiles>,
@@ -123,12 +126,14 @@ impl ListenSpec {
             users: None,
             lease: DEFAULT_LEASE,
             acl: Vec::new(),
+            operators: Vec::new(),
             tls: None,
         }
     }
 
     /// Checks what [`Server::start`](crate::Server::start) would refuse before it listens
-    /// (no endpoint, an access list without a users file or naming a user not in it), so
+    /// (no endpoint, an access list or operators without a users file or naming a user not
+    /// in it), so
     /// a host can refuse before it starts its extensions.
     pub fn check(&self) -> Result<(), ClusterError> {
         server_config(self).map(drop)
@@ -267,15 +272,16 @@ pub(crate) fn server_config(spec: &ListenSpec) -> Result<Config, ClusterError> {
             &json!(users.display().to_string()),
         )?;
     }
-    if !spec.acl.is_empty() {
+    let restricted = spec.users.is_some() || !spec.acl.is_empty() || !spec.operators.is_empty();
+    if restricted {
         insert(&mut config, "access_control", &access_control(spec)?)?;
     }
     Ok(config)
 }
 
-/// zenoh's access control for `spec.acl`: everything allowed, except, for each restricted
-/// extension, its call queryable to every user of the users file not allowed it (neither
-/// declared to them nor answering their queries).
+/// zenoh's access control for `spec`: everything allowed, except each restricted key (a
+/// restricted extension's call queryable, and the lifecycle queryable) to every user of the
+/// users file not allowed it (neither declared to them nor answering their queries).
 fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> {
     use serde_json::json;
     let refuse = |reason: String| ClusterError::Config {
@@ -284,7 +290,9 @@ fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> 
     };
     let Some(file) = &spec.users else {
         return Err(refuse(
-            "restricting an extension to some users needs a users file (--users)".to_owned(),
+            "restricting extensions or their lifecycle to some users needs a users file \
+             (--users)"
+                .to_owned(),
         ));
     };
     let text = std::fs::read_to_string(file)
@@ -294,24 +302,37 @@ fn access_control(spec: &ListenSpec) -> Result<serde_json::Value, ClusterError> 
         .filter_map(|line| line.split_once(':').map(|(user, _)| user.trim()))
         .filter(|user| !user.is_empty())
         .collect();
+    let restricted = spec
+        .acl
+        .iter()
+        .map(|acl| {
+            (
+                format!("extension `{}`", acl.extension),
+                crate::keys::extension_call(&spec.name, &acl.extension),
+                &acl.users,
+            )
+        })
+        .chain(std::iter::once((
+            "operators".to_owned(),
+            crate::keys::lifecycle(&spec.name),
+            &spec.operators,
+        )));
     let (mut rules, mut subjects, mut policies) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, acl) in spec.acl.iter().enumerate() {
-        if let Some(unknown) = acl.users.iter().find(|u| !everyone.contains(&u.as_str())) {
+    for (i, (what, key, allowed)) in restricted.enumerate() {
+        if let Some(unknown) = allowed.iter().find(|u| !everyone.contains(&u.as_str())) {
             return Err(refuse(format!(
-                "extension `{}`: user `{unknown}` is not in {}",
-                acl.extension,
+                "{what}: user `{unknown}` is not in {}",
                 file.display()
             )));
         }
         let denied: Vec<&str> = everyone
             .iter()
             .copied()
-            .filter(|user| !acl.users.iter().any(|u| u == user))
+            .filter(|user| !allowed.iter().any(|u| u == user))
             .collect();
         if denied.is_empty() {
             continue;
         }
-        let key = crate::keys::extension_call(&spec.name, &acl.extension);
         rules.push(json!({
             "id": format!("deny{i}"),
             "messages": ["query", "declare_queryable"],

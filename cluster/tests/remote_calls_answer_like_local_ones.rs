@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use indexmap::IndexMap;
+use troupe_cluster::admin::{Lifecycle, LifecycleError, LifecycleFuture, LifecycleRequest};
 use troupe_cluster::{ClusterError, HostSpec, Limits, ListenSpec, RemoteHost, Server};
-use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Value};
+use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Caller, Value};
 
 struct Echo;
 
@@ -24,7 +25,11 @@ impl Actor for Echo {
 impl Handler<Call> for Echo {
     type Result = ResponseFuture<CallResult>;
 
-    fn handle(&mut self, mut call: Call, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut call: Call, ctx: &mut Context<Self>) -> Self::Result {
+        if call.method() == "quit" {
+            ctx.stop();
+            return Box::pin(async { Ok(Value::Null) });
+        }
         Box::pin(async move {
             match call.method() {
                 "echo" => call.arg::<Value>(0),
@@ -88,7 +93,7 @@ async fn serve_echo_within(
     );
     let mut listen = ListenSpec::new(name, vec![endpoint(port)]);
     listen.users = users;
-    Server::start(listen, extensions, limits)
+    Server::start(listen, extensions, limits, None)
         .await
         .expect("serves")
 }
@@ -145,7 +150,158 @@ async fn calls_deadlines_and_unknown_methods_cross_the_link() {
     ));
     let health = host.health(Duration::from_secs(2)).await.expect("health");
     assert!(health.iter().all(|e| e.up));
+    let stop = host
+        .lifecycle(
+            LifecycleRequest::Stop("echo".into()),
+            Duration::from_secs(2),
+        )
+        .await;
+    assert!(
+        matches!(
+            stop,
+            Err(ClusterError::Lifecycle {
+                source: LifecycleError::Unavailable,
+                ..
+            })
+        ),
+        "a host with no lifecycle handler: {stop:?}"
+    );
     drop(server);
+}
+
+/// Stops the served `Echo` and starts a new one, on the test's actix system.
+struct EchoLifecycle {
+    arbiter: actix::ArbiterHandle,
+    current: std::sync::Arc<std::sync::Mutex<Caller>>,
+}
+
+impl Lifecycle for EchoLifecycle {
+    fn stop(&self, _: &str) -> LifecycleFuture<()> {
+        let current = self.current.lock().expect("lock").clone();
+        Box::pin(async move {
+            let _ = current.call(Call::new("quit", vec![])).await;
+            Ok(())
+        })
+    }
+
+    fn start(&self, _: &str) -> LifecycleFuture<Caller> {
+        let (done, started) = tokio::sync::oneshot::channel();
+        self.arbiter.spawn(async move {
+            let _ = done.send(ActorBuilder::new("echo").spawn(Echo).caller());
+        });
+        let current = self.current.clone();
+        Box::pin(async move {
+            let caller = started.await.map_err(|_| LifecycleError::Unavailable)?;
+            *current.lock().expect("lock") = caller.clone();
+            Ok(caller)
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn operators_stop_and_start_served_extensions() {
+    let dir = std::env::temp_dir().join(format!("troupe-cluster-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:a-secret\nbob:b-secret\n").expect("users");
+    let port = free_port();
+    let echo = ActorBuilder::new("echo").spawn(Echo).caller();
+    let lifecycle = std::sync::Arc::new(EchoLifecycle {
+        arbiter: actix::Arbiter::current(),
+        current: std::sync::Arc::new(std::sync::Mutex::new(echo.clone())),
+    });
+    let mut extensions = IndexMap::new();
+    extensions.insert("echo".to_owned(), echo);
+    let mut listen = ListenSpec::new("ops", vec![endpoint(port)]);
+    listen.users = Some(users);
+    listen.operators = vec!["alice".into()];
+    let _server = Server::start(
+        listen,
+        extensions,
+        Limits::default(),
+        Some(lifecycle.clone() as std::sync::Arc<dyn Lifecycle>),
+    )
+    .await
+    .expect("serves");
+    let as_user = |user: &str, password: &str| {
+        let mut spec = HostSpec::new("ops", vec![endpoint(port)]);
+        spec.credentials = Some(troupe_cluster::Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        spec
+    };
+    let alice = RemoteHost::connect(as_user("alice", "a-secret"))
+        .await
+        .expect("alice connects");
+    let echo = alice.extension("echo").expect("served");
+    let wait = Duration::from_secs(5);
+    let lifecycle_of = |request| alice.lifecycle(request, wait);
+    let refused = |result: Result<(), ClusterError>| match result {
+        Err(ClusterError::Lifecycle { source, .. }) => source,
+        other => panic!("expected a typed refusal, got {other:?}"),
+    };
+
+    assert_eq!(
+        echo.call(Call::new("echo", vec![Value::Int(1)])).await,
+        Ok(Value::Int(1))
+    );
+    lifecycle_of(LifecycleRequest::Stop("echo".into()))
+        .await
+        .expect("alice stops it");
+    let start = Instant::now();
+    while alice.health(wait).await.expect("health")[0].up {
+        assert!(start.elapsed() < wait, "still up after its stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = echo.call(Call::new("echo", vec![Value::Int(2)])).await;
+    assert_eq!(stopped, Err(CallError::ActorStopped));
+    assert_eq!(
+        refused(lifecycle_of(LifecycleRequest::Stop("echo".into())).await),
+        LifecycleError::NotRunning
+    );
+
+    lifecycle_of(LifecycleRequest::Start("echo".into()))
+        .await
+        .expect("alice starts it again");
+    assert_eq!(
+        echo.call(Call::new("echo", vec![Value::Int(3)])).await,
+        Ok(Value::Int(3)),
+        "the same remote caller reaches the new actor"
+    );
+    assert!(alice.health(wait).await.expect("health")[0].up);
+    assert_eq!(
+        refused(lifecycle_of(LifecycleRequest::Start("echo".into())).await),
+        LifecycleError::Running
+    );
+    assert_eq!(
+        refused(lifecycle_of(LifecycleRequest::Start("other".into())).await),
+        LifecycleError::NotServed
+    );
+
+    // bob may call, not stop: his lifecycle queries are not let through.
+    let bob = RemoteHost::connect(as_user("bob", "b-secret"))
+        .await
+        .expect("bob connects");
+    let denied = bob
+        .lifecycle(
+            LifecycleRequest::Stop("echo".into()),
+            Duration::from_secs(1),
+        )
+        .await;
+    assert!(
+        matches!(denied, Err(ClusterError::Unanswered { .. })),
+        "{denied:?}"
+    );
+    assert_eq!(
+        bob.extension("echo")
+            .expect("served")
+            .call(Call::new("echo", vec![Value::Int(4)]))
+            .await,
+        Ok(Value::Int(4)),
+        "still running, and bob may call it"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[actix_rt::test]
@@ -335,7 +491,7 @@ async fn an_acl_keeps_an_extension_from_users_it_does_not_list() {
         extension: "echo".into(),
         users: vec!["alice".into()],
     }];
-    let _server = Server::start(listen, extensions, Limits::default())
+    let _server = Server::start(listen, extensions, Limits::default(), None)
         .await
         .expect("serves");
     let as_user = |user: &str, password: &str| {
