@@ -54,9 +54,14 @@ pub(crate) struct ServeArgs {
     /// For `quic/`: this host's private key (PEM).
     #[arg(long, value_name = "FILE", requires_all = ["tls_root_ca", "tls_cert"])]
     tls_key: Option<PathBuf>,
-    /// Calls waiting per extension; more are refused at once (busy: `MailboxFull`).
+    /// Calls waiting per extension and calling peer; more from that peer are refused at
+    /// once (busy: `MailboxFull`).
     #[arg(long, default_value_t = Limits::default().queue)]
     queue: usize,
+    /// Calling peers with calls waiting per extension at once; a call from one more is
+    /// refused at once (busy: `MailboxFull`). The peers waiting take turns.
+    #[arg(long, default_value_t = Limits::default().peers)]
+    peers: usize,
     /// Calls running at once per extension.
     #[arg(long, default_value_t = Limits::default().in_flight)]
     in_flight: usize,
@@ -106,6 +111,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
     spec.check()?;
     let limits = Limits {
         queue: args.queue,
+        peers: args.peers,
         in_flight: args.in_flight,
     };
     actix::System::new().block_on(async {

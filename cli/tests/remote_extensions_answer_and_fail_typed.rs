@@ -444,6 +444,79 @@ fn a_frozen_host_is_lost_at_its_lease_and_a_restarted_one_rejoins() {
 }
 
 #[test]
+fn troupe_host_stops_and_starts_a_served_extension() {
+    let served = Served::start("h8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = dir.path().join("client.toml");
+    std::fs::write(
+        &client,
+        format!(
+            "[hosts.h8]\nconnect = [\"tcp/127.0.0.1:{}\"]\n",
+            served.port
+        ),
+    )
+    .expect("write");
+    let on_h8 = |args: &[&str]| troupe_host(&client, "h8", args);
+    actix::System::new().block_on(async {
+        let host = RemoteHost::connect(HostSpec::new("h8", vec![endpoint(served.port)]))
+            .await
+            .expect("connects");
+        let math = host.extension("math").expect("served");
+        let first = math.call(Call::new("pid", vec![])).await.expect("pid");
+
+        let (ok, said) = on_h8(&["stop", "math"]);
+        assert!(ok, "{said}");
+        assert!(said.contains("math stopped on h8"), "{said}");
+        let stopped = math
+            .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
+            .await;
+        assert_eq!(stopped, Err(CallError::ActorStopped));
+        let (ok, said) = on_h8(&["health"]);
+        assert!(ok && said.contains("math stopped"), "{said}");
+        let (ok, said) = on_h8(&["stop", "math"]);
+        assert!(
+            !ok && said.contains("extension math: not running"),
+            "{said}"
+        );
+
+        let (ok, said) = on_h8(&["start", "math"]);
+        assert!(ok, "{said}");
+        assert!(said.contains("math started on h8"), "{said}");
+        let sum = math
+            .call(Call::new("add", vec![Value::Int(2), Value::Int(3)]))
+            .await;
+        assert_eq!(sum, Ok(Value::Int(5)), "the same caller reaches it again");
+        let second = math.call(Call::new("pid", vec![])).await.expect("pid");
+        assert_ne!(first, second, "a new process");
+        let (ok, said) = on_h8(&["health"]);
+        assert!(ok && said.contains("math up"), "{said}");
+        let (ok, said) = on_h8(&["start", "other"]);
+        assert!(!ok && said.contains("not served by this host"), "{said}");
+    });
+    let (ok, said) = troupe_host(&client, "nowhere", &["health"]);
+    assert!(!ok && said.contains("no [hosts.nowhere]"), "{said}");
+}
+
+/// Runs `troupe host --manifest CLIENT HOST ARGS...`: whether it succeeded, and what it said
+/// (stdout then stderr).
+fn troupe_host(client: &Path, host: &str, args: &[&str]) -> (bool, String) {
+    let out = troupe()
+        .arg("host")
+        .arg("--manifest")
+        .arg(client)
+        .arg(host)
+        .args(args)
+        .output()
+        .expect("troupe host runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
 fn a_local_extension_calls_a_remote_one_as_granted() {
     let served = Served::start("h5");
     let dir = tempfile::tempdir().expect("tempdir");

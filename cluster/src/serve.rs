@@ -2,10 +2,11 @@
 //! and one queryable per served extension.
 //!
 //! A zenoh callback never blocks (a blocked one closes the whole connection after 5 s): the
-//! extension's queryable puts each query in that extension's bounded queue and returns; past
-//! the bound the query is answered at once with [`CallError::MailboxFull`]. A task per
-//! extension drains the queue, at most [`Limits::in_flight`] calls running at once, each
-//! through the extension's [`Caller`] with the caller's remaining deadline.
+//! extension's queryable puts each query in the extension's bounded queue for its calling
+//! peer and returns (`intake.rs`); past the bound the query is answered at once with
+//! [`CallError::MailboxFull`]. A task per extension takes from the peers' queues in turn, at
+//! most [`Limits::in_flight`] calls running at once, each through the extension's [`Caller`]
+//! with the caller's remaining deadline.
 //!
 //! A streamed call sends each item as a reply of its own, only while its caller has granted
 //! credit; the caller's [`Control`] messages (credit, cancel) arrive on the host's control
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use troupe_runtime::Caller;
 use troupe_value::CallError;
 use zenoh::liveliness::LivelinessToken;
@@ -33,18 +34,24 @@ use crate::session::{self, ListenSpec, SharedSession};
 
 mod calls;
 mod clients;
+mod intake;
 mod served;
 
 pub use calls::MAX_STREAM_WINDOW;
 use calls::{Running, cannot_cross, serve_call};
+use intake::{Intake, peer_of};
 use served::{Served, answer_lifecycle};
 
 /// How much work a serving host takes in per extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Calls waiting per extension; more are refused with [`CallError::MailboxFull`].
+    /// Calls waiting per extension and calling peer; more from that peer are refused with
+    /// [`CallError::MailboxFull`].
     pub queue: usize,
-    /// Calls running at once per extension.
+    /// Calling peers with calls waiting per extension at once; a call from one more peer is
+    /// refused with [`CallError::MailboxFull`].
+    pub peers: usize,
+    /// Calls running at once per extension (the peers with calls waiting take turns).
     pub in_flight: usize,
 }
 
@@ -52,6 +59,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             queue: 256,
+            peers: 32,
             in_flight: 64,
         }
     }
@@ -242,17 +250,14 @@ async fn declare_all(
 
     for name in served.names() {
         let key = keys::extension_call(&host, name);
-        let (queue, intake) = mpsc::channel::<Query>(limits.queue.max(1));
+        let intake = Arc::new(Intake::new(limits));
+        let queue = intake.clone();
         let handle = handle.clone();
         let queryable = zenoh
             .declare_queryable(&key)
-            .callback(move |query| match queue.try_send(query) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(query)) => {
+            .callback(move |query| {
+                if let Err(query) = queue.offer(peer_of(&query), query) {
                     handle.spawn(reply(query, Err(CallError::MailboxFull)));
-                }
-                Err(mpsc::error::TrySendError::Closed(query)) => {
-                    handle.spawn(reply(query, Err(CallError::ActorStopped)));
                 }
             })
             .await
@@ -286,17 +291,19 @@ async fn declare_all(
 }
 
 /// Runs the queued calls of one extension (`served`'s extension `name`, through the caller
-/// it runs behind when the call's turn comes), at most `slots` at once.
+/// it runs behind when the call's turn comes), at most `slots` at once: a call is taken from
+/// the peers' queues only once a slot is free, so the peers' turns decide what runs next.
 async fn drain(
-    mut intake: mpsc::Receiver<Query>,
+    intake: Arc<Intake>,
     (served, name): (Arc<Served>, String),
     slots: Arc<Semaphore>,
     running: Arc<Running>,
 ) {
-    while let Some(query) = intake.recv().await {
+    loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        let query = intake.take().await;
         let Some(caller) = served.caller(&name) else {
             return;
         };

@@ -169,6 +169,44 @@ async fn calls_deadlines_and_unknown_methods_cross_the_link() {
     drop(server);
 }
 
+#[actix_rt::test]
+async fn a_flooding_peer_does_not_starve_another() {
+    let port = free_port();
+    let limits = Limits {
+        queue: 64,
+        peers: 4,
+        in_flight: 1,
+    };
+    let _server = serve_echo_within("fair", port, None, limits).await;
+    let connect = || RemoteHost::connect(HostSpec::new("fair", vec![endpoint(port)]));
+    let (flooder, other) = (connect().await.expect("one"), connect().await.expect("two"));
+    let done = std::sync::Arc::new(AtomicU64::new(0));
+    let flood: Vec<_> = (0..20)
+        .map(|_| {
+            let (echo, done) = (flooder.extension("echo").expect("served"), done.clone());
+            actix::spawn(async move {
+                let answer = echo.call(Call::new("sleep_ms", vec![Value::Int(30)])).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                answer
+            })
+        })
+        .collect();
+    // The flood is queued (one call runs at a time) when the other peer calls.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let echo = other.extension("echo").expect("served");
+    let answer = echo.call(Call::new("echo", vec![Value::Int(7)])).await;
+    let before = done.load(Ordering::SeqCst);
+    assert_eq!(answer, Ok(Value::Int(7)));
+    eprintln!("the other peer's call ran after {before} of the flood's 20");
+    assert!(
+        before <= 6,
+        "its turn came after {before} of 20 flood calls: the peers did not take turns"
+    );
+    for call in flood {
+        assert_eq!(call.await.expect("joined"), Ok(Value::Null));
+    }
+}
+
 /// Stops the served `Echo` and starts a new one, on the test's actix system.
 struct EchoLifecycle {
     arbiter: actix::ArbiterHandle,
@@ -373,6 +411,7 @@ async fn a_full_queue_answers_busy_at_once() {
     let port = free_port();
     let limits = Limits {
         queue: 1,
+        peers: 1,
         in_flight: 1,
     };
     let _server = serve_echo_within("busy", port, None, limits).await;

@@ -21,6 +21,9 @@ class RemoteMath(troupe.Extension):
         time.sleep(seconds)
         return seconds
 
+    def pid(self):
+        return os.getpid()
+
     def whoami(self):
         return os.environ.get("TROUPE_TEST_HOST")
 
