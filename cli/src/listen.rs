@@ -73,6 +73,8 @@ struct Sessions {
     input_params: troupe_value::Map,
     outputs: Vec<String>,
     host: Option<ExtensionHost>,
+    /// Makes the pipeline's nodes placed on other hosts.
+    remote_nodes: std::sync::Arc<troupe_manifest::RemoteNodeMaker>,
 }
 
 /// Serves sessions until Ctrl-C.
@@ -132,6 +134,7 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), CliError> {
             input_params,
             outputs: args.output.clone(),
             host,
+            remote_nodes: std::sync::Arc::new(remote.node_maker()),
         });
         let mut number = 0u64;
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
@@ -207,6 +210,8 @@ impl Sessions {
         if let Some(host) = &self.host {
             loader = loader.python_nodes(host.python_nodes());
         }
+        let remote_nodes = self.remote_nodes.clone();
+        loader = loader.remote_nodes(move |spec| remote_nodes(spec));
         // The source is live: the pipeline runs it on a thread of its own.
         let mut builder = loader
             .builder(&self.pipeline)?

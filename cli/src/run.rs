@@ -102,6 +102,7 @@ async fn run_pipeline(
     if let Some(host) = &host {
         loader = loader.python_nodes(host.python_nodes());
     }
+    loader = loader.remote_nodes(remote.node_maker());
     let result = async {
         let running = loader.build(name)?.start();
         let canceller = running.canceller();

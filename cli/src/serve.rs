@@ -130,7 +130,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
             actix::spawn(run_lifecycle(host, served, intake));
             Arc::new(HostLifecycle { requests }) as Arc<dyn Lifecycle>
         });
-        let served = Server::start(spec, extensions, limits, lifecycle).await;
+        let nodes = manifest.nodes_served_by(&args.name).collect();
+        let served = Server::start(spec, extensions, nodes, limits, lifecycle).await;
         let server = match served {
             Ok(server) => server,
             Err(error) => {

@@ -12,7 +12,7 @@ use troupe_runtime::Caller;
 
 /// Version of the cluster frames ([`crate::frame`] and these); hosts and clients refuse to
 /// talk across versions.
-pub const CLUSTER_VERSION: u32 = 3;
+pub const CLUSTER_VERSION: u32 = 4;
 
 /// What a client asks the admin service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,17 +92,20 @@ pub struct Hello {
     pub protocol_version: u32,
     /// The extensions it serves, in manifest order.
     pub extensions: Vec<String>,
+    /// The pipeline nodes it runs for others, as `PIPELINE/NODE`, in manifest order.
+    pub nodes: Vec<String>,
 }
 
 impl Hello {
-    /// This process's hello as host `host` serving `extensions`.
-    pub fn ours(host: &str, extensions: Vec<String>) -> Hello {
+    /// This process's hello as host `host` serving `extensions` and `nodes`.
+    pub fn ours(host: &str, extensions: Vec<String>, nodes: Vec<String>) -> Hello {
         Hello {
             host: host.to_owned(),
             troupe_version: env!("CARGO_PKG_VERSION").to_owned(),
             cluster_version: CLUSTER_VERSION,
             protocol_version: troupe_protocol::PROTOCOL_VERSION,
             extensions,
+            nodes,
         }
     }
 }

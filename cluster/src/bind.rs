@@ -5,19 +5,26 @@
 //! Python program's `troupe.Host` use it alike.
 
 use indexmap::IndexMap;
-use troupe_manifest::{HostManifest, Manifest};
+use troupe_manifest::{HostManifest, Manifest, RemoteNodeSpec};
+use troupe_nodes::{Node, NodeError};
 use troupe_runtime::Caller;
+use troupe_value::CallError;
 
+use crate::edge::RemoteNode;
 use crate::endpoint::Endpoint;
 use crate::error::ClusterError;
+use crate::keys;
 use crate::remote::RemoteHost;
 use crate::session::{Credentials, HostSpec};
 
-/// A manifest's remote extensions, bound.
+/// A manifest's remote extensions and nodes, bound.
 #[derive(Debug, Default)]
 pub struct Bound {
     /// Extension name to its caller (the callers keep their hosts' sessions open).
     pub callers: IndexMap<String, Caller>,
+    /// Each pipeline node placed on another host, as `PIPELINE/NODE`, to the caller its
+    /// batches go through.
+    pub nodes: IndexMap<String, Caller>,
     /// The hosts connected to, in manifest order.
     pub hosts: Vec<RemoteHost>,
 }
@@ -47,11 +54,21 @@ pub fn host_spec(host: &HostManifest) -> Result<HostSpec, ClusterError> {
     Ok(spec)
 }
 
-/// Connects to every host `manifest`'s remote extensions name (each once) and binds those
-/// extensions. Call from within an actix system: the callers are its actors.
+/// Connects to every host `manifest`'s remote extensions and nodes name (each once) and
+/// binds those extensions and nodes. Call from within an actix system: the callers are its
+/// actors.
 pub async fn bind(manifest: &Manifest) -> Result<Bound, ClusterError> {
     let mut hosts: IndexMap<&str, RemoteHost> = IndexMap::new();
     let mut callers = IndexMap::new();
+    let mut nodes = IndexMap::new();
+    for (node, host) in manifest.remote_nodes() {
+        if !hosts.contains_key(host.name.as_str()) {
+            let remote = RemoteHost::connect(host_spec(host)?).await?;
+            hosts.insert(&host.name, remote);
+        }
+        let caller = hosts[host.name.as_str()].node(&node.pipeline, &node.node)?;
+        nodes.insert(keys::node_name(&node.pipeline, &node.node), caller);
+    }
     for (extension, serving) in manifest.remote_extensions() {
         for host in &serving {
             if !hosts.contains_key(host.name.as_str()) {
@@ -75,6 +92,34 @@ pub async fn bind(manifest: &Manifest) -> Result<Bound, ClusterError> {
     }
     Ok(Bound {
         callers,
+        nodes,
         hosts: hosts.into_values().collect(),
     })
+}
+
+impl Bound {
+    /// What makes the pipeline nodes placed on other hosts
+    /// ([`PipelineLoader::remote_nodes`](troupe_manifest::PipelineLoader::remote_nodes)):
+    /// each instance a [`RemoteNode`], a fresh session of the node there.
+    pub fn node_maker(
+        &self,
+    ) -> impl Fn(&RemoteNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync + 'static {
+        let nodes = self.nodes.clone();
+        move |spec| {
+            let name = keys::node_name(&spec.pipeline, &spec.node);
+            let caller = nodes.get(&name).ok_or_else(|| NodeError::Remote {
+                node: name.clone(),
+                host: spec.host.clone(),
+                source: Box::new(CallError::NotFound {
+                    target: format!("node:{name} (not bound)"),
+                }),
+            })?;
+            Ok(Box::new(RemoteNode::new(
+                caller.clone(),
+                name,
+                spec.host.clone(),
+                spec.type_name,
+            )) as Box<dyn Node>)
+        }
+    }
 }

@@ -104,6 +104,17 @@ pub enum ClusterError {
         /// What it serves.
         serves: Vec<String>,
     },
+    /// A pipeline node placed on a host (`host = "NAME"` on the node) is not one it runs:
+    /// its manifest does not place that node on it.
+    #[error("host {host} does not run node {node} (it runs: {serves:?})")]
+    NodeNotServed {
+        /// The host.
+        host: String,
+        /// The node, as `PIPELINE/NODE`.
+        node: String,
+        /// The nodes it runs.
+        serves: Vec<String>,
+    },
     /// A host's service (`lifecycle`) gave no answer within the timeout: the host is gone,
     /// or it has a users file and this client's user may not ask it (not an operator).
     #[error(

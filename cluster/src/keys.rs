@@ -5,6 +5,8 @@
 //! - `troupe/host/NAME/lifecycle`: its lifecycle queryable (stop/start a served extension;
 //!   with a users file, only its operators may query it).
 //! - `troupe/host/NAME/ext/EXT/call`: one queryable per extension it serves.
+//! - `troupe/host/NAME/node/PIPELINE/NODE/call`: one queryable per pipeline node it runs for
+//!   others (the batches of a cross-host edge, `crate::edge`).
 //! - `troupe/host/NAME/control`: what callers say about their calls (credit, cancel).
 //! - `troupe/host/NAME/client/ZID`: a client's liveliness token, present while it is
 //!   connected (what a serving host's owner grace period watches).
@@ -15,7 +17,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{kind} name {name:?}: use letters, digits, `_`, `-` and `.`")]
 pub struct BadName {
-    /// `host` or `extension`.
+    /// `host`, `extension`, `pipeline` or `node`.
     pub kind: &'static str,
     /// The name given.
     pub name: String,
@@ -55,6 +57,16 @@ pub(crate) fn lifecycle(host: &str) -> String {
 /// The queryable serving calls of extension `extension` on host `host`.
 pub(crate) fn extension_call(host: &str, extension: &str) -> String {
     format!("troupe/host/{host}/ext/{extension}/call")
+}
+
+/// The queryable serving the batches of node `node` of pipeline `pipeline` on host `host`.
+pub(crate) fn node_call(host: &str, pipeline: &str, node: &str) -> String {
+    format!("troupe/host/{host}/node/{pipeline}/{node}/call")
+}
+
+/// How a served node is named in a hello: `PIPELINE/NODE`.
+pub(crate) fn node_name(pipeline: &str, node: &str) -> String {
+    format!("{pipeline}/{node}")
 }
 
 /// Where callers of host `host` send [`crate::frame::Control`] messages.

@@ -27,6 +27,7 @@
 
 pub mod admin;
 pub mod bind;
+pub mod edge;
 mod endpoint;
 mod error;
 mod failover;

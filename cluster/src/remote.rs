@@ -197,11 +197,35 @@ impl RemoteHost {
         }
         let actor = RemoteExtension {
             link: self.link.clone(),
-            extension: extension.to_owned(),
+            target: format!("extension:{extension}"),
             key: keys::extension_call(&self.link.name, extension),
         };
         let name = format!("{}@{}", extension, self.link.name);
         Ok(ActorBuilder::new(name).spawn(actor).caller())
+    }
+
+    /// A caller for node `node` of pipeline `pipeline` that it runs for others: what a
+    /// [`RemoteNode`](crate::edge::RemoteNode) sends its batches through (call from within an
+    /// actix system).
+    pub fn node(&self, pipeline: &str, node: &str) -> Result<Caller, ClusterError> {
+        keys::check_name("pipeline", pipeline)?;
+        keys::check_name("node", node)?;
+        let name = keys::node_name(pipeline, node);
+        if !self.hello.nodes.contains(&name) {
+            return Err(ClusterError::NodeNotServed {
+                host: self.link.name.clone(),
+                node: name,
+                serves: self.hello.nodes.clone(),
+            });
+        }
+        let actor = RemoteExtension {
+            link: self.link.clone(),
+            target: format!("node:{name}"),
+            key: keys::node_call(&self.link.name, pipeline, node),
+        };
+        Ok(ActorBuilder::new(format!("{name}@{}", self.link.name))
+            .spawn(actor)
+            .caller())
     }
 }
 
@@ -359,11 +383,12 @@ async fn ask<R: serde::de::DeserializeOwned>(
     troupe_value::decode(&bytes).map_err(|e| Unanswered::Bad(e.into()))
 }
 
-/// An extension served by a remote host, as an actor: its handler starts the query and
-/// returns at once, so its mailbox never waits on the network.
+/// An extension (or a node's batches) served by a remote host, as an actor: its handler
+/// starts the query and returns at once, so its mailbox never waits on the network.
 struct RemoteExtension {
     link: Arc<HostLink>,
-    extension: String,
+    /// What a call that reaches nothing names (`extension:NAME`, `node:PIPELINE/NODE`).
+    target: String,
     key: String,
 }
 
@@ -375,8 +400,8 @@ impl Handler<Call> for RemoteExtension {
     type Result = ResponseFuture<CallResult>;
 
     fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
-        let (link, extension, key) = (self.link.clone(), self.extension.clone(), self.key.clone());
-        Box::pin(async move { link.call(&extension, key, call).await })
+        let (link, target, key) = (self.link.clone(), self.target.clone(), self.key.clone());
+        Box::pin(async move { link.call(&target, key, call).await })
     }
 }
 
@@ -387,7 +412,7 @@ impl HostLink {
         }
     }
 
-    async fn call(&self, extension: &str, key: String, mut call: Call) -> CallResult {
+    async fn call(&self, target: &str, key: String, mut call: Call) -> CallResult {
         let timeout = call
             .deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
@@ -456,7 +481,7 @@ impl HostLink {
                 match tokio::time::timeout(SETTLE, lost(&mut alive)).await {
                     Ok(()) => Err(self.lost()),
                     Err(_) => Err(CallError::NotFound {
-                        target: format!("extension:{extension} on host {}", self.name),
+                        target: format!("{target} on host {}", self.name),
                     }),
                 }
             }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use tokio::sync::{Semaphore, watch};
+use troupe_manifest::ServedNode;
 use troupe_runtime::Caller;
 use troupe_value::CallError;
 use zenoh::liveliness::LivelinessToken;
@@ -26,6 +27,7 @@ use zenoh::pubsub::Subscriber;
 use zenoh::query::{Query, Queryable};
 
 use crate::admin::{AdminReply, AdminRequest, Hello, Lifecycle};
+use crate::edge;
 use crate::error::ClusterError;
 use crate::frame::{self, FrameError, MAX_CONTROL, MAX_FRAME, RemoteReply};
 use crate::keys;
@@ -90,18 +92,25 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Listens as `spec` says and serves `extensions` (name to caller: a started extension
-    /// host's extensions), each under `limits`. Its lifecycle service stops and starts them
-    /// through `lifecycle`; without one it answers
-    /// [`LifecycleError::Unavailable`](crate::admin::LifecycleError::Unavailable).
+    /// host's extensions) and `nodes` (pipeline nodes placed on this host, each run for
+    /// other hosts' pipelines: [`crate::edge`]), each under `limits`. Its lifecycle service
+    /// stops and starts the extensions through `lifecycle`; without one it answers
+    /// [`LifecycleError::Unavailable`](crate::admin::LifecycleError::Unavailable). Call from
+    /// within an actix system (the nodes run behind its actors).
     pub async fn start(
         spec: ListenSpec,
         extensions: IndexMap<String, Caller>,
+        nodes: Vec<ServedNode>,
         limits: Limits,
         lifecycle: Option<Arc<dyn Lifecycle>>,
     ) -> Result<Server, ClusterError> {
         keys::check_name("host", &spec.name)?;
         for name in extensions.keys() {
             keys::check_name("extension", name)?;
+        }
+        for node in &nodes {
+            keys::check_name("pipeline", &node.pipeline)?;
+            keys::check_name("node", &node.node)?;
         }
         let config = session::server_config(&spec)?;
         let session = session::open(
@@ -111,12 +120,23 @@ impl Server {
             session::DEFAULT_PROBE_TIMEOUT,
         )
         .await?;
-        let hello = Hello::ours(&spec.name, extensions.keys().cloned().collect());
+        let node_names = nodes
+            .iter()
+            .map(|node| keys::node_name(&node.pipeline, &node.node))
+            .collect();
+        let node_callers: Vec<(String, Caller)> = nodes
+            .into_iter()
+            .map(|node| {
+                let key = keys::node_call(&spec.name, &node.pipeline, &node.node);
+                (key, edge::serve(node))
+            })
+            .collect();
+        let hello = Hello::ours(&spec.name, extensions.keys().cloned().collect(), node_names);
         let name = spec.name.clone();
         let declared = runtime::spawn(declare_all(
             session.clone(),
             hello.clone(),
-            Arc::new(Served::new(extensions, lifecycle)),
+            (Arc::new(Served::new(extensions, lifecycle)), node_callers),
             limits,
         ))?
         .await??;
@@ -182,7 +202,7 @@ type Declared = (
 async fn declare_all(
     session: SharedSession,
     hello: Hello,
-    served: Arc<Served>,
+    (served, nodes): (Arc<Served>, Vec<(String, Caller)>),
     limits: Limits,
 ) -> Result<Declared, ClusterError> {
     let host = hello.host.clone();
@@ -248,8 +268,19 @@ async fn declare_all(
     };
     queryables.push(OnCluster::new(lifecycle));
 
-    for name in served.names() {
-        let key = keys::extension_call(&host, name);
+    let targets = served
+        .names()
+        .map(|name| {
+            let key = keys::extension_call(&host, name);
+            (key, Target::Extension(served.clone(), name.clone()))
+        })
+        .chain(
+            nodes
+                .into_iter()
+                .map(|(key, caller)| (key, Target::Node(caller))),
+        )
+        .collect::<Vec<_>>();
+    for (key, target) in targets {
         let intake = Arc::new(Intake::new(limits));
         let queue = intake.clone();
         let handle = handle.clone();
@@ -266,7 +297,7 @@ async fn declare_all(
         let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
         drains.push(runtime::spawn(drain(
             intake,
-            (served.clone(), name.clone()),
+            target,
             slots,
             running.clone(),
         ))?);
@@ -290,21 +321,33 @@ async fn declare_all(
     ))
 }
 
-/// Runs the queued calls of one extension (`served`'s extension `name`, through the caller
-/// it runs behind when the call's turn comes), at most `slots` at once: a call is taken from
-/// the peers' queues only once a slot is free, so the peers' turns decide what runs next.
-async fn drain(
-    intake: Arc<Intake>,
-    (served, name): (Arc<Served>, String),
-    slots: Arc<Semaphore>,
-    running: Arc<Running>,
-) {
+/// What a queryable's calls go to.
+enum Target {
+    /// A served extension, through the caller it runs behind when the call's turn comes.
+    Extension(Arc<Served>, String),
+    /// A pipeline node run for others (its batches).
+    Node(Caller),
+}
+
+impl Target {
+    fn caller(&self) -> Option<Caller> {
+        match self {
+            Target::Extension(served, name) => served.caller(name),
+            Target::Node(caller) => Some(caller.clone()),
+        }
+    }
+}
+
+/// Runs the queued calls of one extension or node, at most `slots` at once: a call is taken
+/// from the peers' queues only once a slot is free, so the peers' turns decide what runs
+/// next.
+async fn drain(intake: Arc<Intake>, target: Target, slots: Arc<Semaphore>, running: Arc<Running>) {
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let query = intake.take().await;
-        let Some(caller) = served.caller(&name) else {
+        let Some(caller) = target.caller() else {
             return;
         };
         let running = running.clone();

@@ -91,7 +91,14 @@ async fn quic_links_need_a_certificate_of_the_host_s_authority() {
         format!("quic/127.0.0.1:{port}").parse().expect("endpoint");
 
     let mut listen = ListenSpec::new("secure", vec![endpoint.clone()]);
-    let no_tls = Server::start(listen.clone(), IndexMap::new(), Limits::default(), None).await;
+    let no_tls = Server::start(
+        listen.clone(),
+        IndexMap::new(),
+        Vec::new(),
+        Limits::default(),
+        None,
+    )
+    .await;
     assert!(
         matches!(&no_tls, Err(ClusterError::Config { key, .. }) if key == "tls"),
         "{no_tls:?}"
@@ -102,7 +109,7 @@ async fn quic_links_need_a_certificate_of_the_host_s_authority() {
         "echo".to_owned(),
         ActorBuilder::new("echo").spawn(Echo).caller(),
     );
-    let _server = Server::start(listen, extensions, Limits::default(), None)
+    let _server = Server::start(listen, extensions, Vec::new(), Limits::default(), None)
         .await
         .expect("serves over quic");
 

@@ -93,7 +93,7 @@ async fn serve_echo_within(
     );
     let mut listen = ListenSpec::new(name, vec![endpoint(port)]);
     listen.users = users;
-    Server::start(listen, extensions, limits, None)
+    Server::start(listen, extensions, Vec::new(), limits, None)
         .await
         .expect("serves")
 }
@@ -256,6 +256,7 @@ async fn operators_stop_and_start_served_extensions() {
     let _server = Server::start(
         listen,
         extensions,
+        Vec::new(),
         Limits::default(),
         Some(lifecycle.clone() as std::sync::Arc<dyn Lifecycle>),
     )
@@ -530,7 +531,7 @@ async fn an_acl_keeps_an_extension_from_users_it_does_not_list() {
         extension: "echo".into(),
         users: vec!["alice".into()],
     }];
-    let _server = Server::start(listen, extensions, Limits::default(), None)
+    let _server = Server::start(listen, extensions, Vec::new(), Limits::default(), None)
         .await
         .expect("serves");
     let as_user = |user: &str, password: &str| {

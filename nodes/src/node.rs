@@ -52,6 +52,20 @@ pub enum NodeError {
         #[source]
         source: Box<troupe_value::CallError>,
     },
+    /// The node runs on another host (`host = "NAME"`) and gave no outputs for this input
+    /// there: the node failed on it (a [`CallError::Remote`](troupe_value::CallError::Remote)
+    /// named `NodeError`), or the batch carrying it failed (its host lost past the resend
+    /// window, a restarted host that lost the node's state).
+    #[error("node {node} on host {host}: {source}")]
+    Remote {
+        /// The node, as `PIPELINE/NODE`.
+        node: String,
+        /// The host that runs it.
+        host: String,
+        /// Why there are no outputs (boxed: it is large, and rare).
+        #[source]
+        source: Box<troupe_value::CallError>,
+    },
     /// A file's contents could not be decoded or encoded (bad WAV header, corrupt frame...).
     #[error("{node}: {reason}")]
     Format {

@@ -43,6 +43,9 @@ pub(crate) struct Running {
     pub(crate) extensions: ExtensionHost,
     /// Its singletons, by name.
     pub(crate) singletons: Registry,
+    /// Its manifest's pipeline nodes placed on other hosts, bound (the extensions on other
+    /// hosts are among `extensions`).
+    pub(crate) remote: troupe_cluster::Bound,
 }
 
 #[derive(Default)]
@@ -522,7 +525,7 @@ async fn start(
         })
     });
     kinds.start_all(manifest.singletons.values(), &singletons)?;
-    let remote = troupe_cluster::bind(&manifest).await?;
+    let mut remote = troupe_cluster::bind(&manifest).await?;
     let mut builder = ExtensionHost::builder()
         .singletons(singletons.clone())
         .extensions(manifest.extensions_with_grants())
@@ -534,7 +537,7 @@ async fn start(
     if let Some(service) = service {
         builder = builder.host(service);
     }
-    for (name, caller) in remote.callers {
+    for (name, caller) in std::mem::take(&mut remote.callers) {
         builder = builder.remote_extension(name, caller);
     }
     let extensions = builder.start_ready().await.map_err(HostError::NotStarted)?;
@@ -542,5 +545,6 @@ async fn start(
         manifest,
         extensions,
         singletons,
+        remote,
     })
 }

@@ -257,7 +257,8 @@ impl PipelineRun {
             let loader = running
                 .manifest
                 .loader()
-                .python_nodes(running.extensions.python_nodes());
+                .python_nodes(running.extensions.python_nodes())
+                .remote_nodes(running.remote.node_maker());
             let mut builder = loader.builder(&name).map_err(HostError::from)?;
             for (id, source) in feeds {
                 builder = if builtin_sources.contains(&id) {

@@ -151,6 +151,11 @@ pub enum ManifestErrorKind {
     /// ([`PipelineLoader::python_nodes`](crate::PipelineLoader::python_nodes)).
     #[error("python nodes need an extension host")]
     PythonNodesNeedHost,
+    /// A node with `host = "NAME"` was built without a maker for remote nodes
+    /// ([`PipelineLoader::remote_nodes`](crate::PipelineLoader::remote_nodes)): the
+    /// program is not connected to its host.
+    #[error("nodes on other hosts need a connection to them (troupe-cluster)")]
+    RemoteNodesNeedCluster,
     /// A `host.input` or `host.node` node was built by [`PipelineLoader::build`](crate::PipelineLoader::build):
     /// only a host program that supplies it can run its pipeline.
     #[error(

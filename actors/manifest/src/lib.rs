@@ -142,7 +142,7 @@ use troupe_host::singleton::SingletonSpec;
 pub use error::{Location, ManifestError, ManifestErrorKind};
 pub use extension::{ExtensionManifest, GrantsTable};
 pub use host::{HostManifest, HostTls};
-pub use loader::{PipelineLoader, PythonNodeMaker};
+pub use loader::{PipelineLoader, PythonNodeMaker, RemoteNodeMaker, RemoteNodeSpec, ServedNode};
 pub use node::{
     HOST_INPUT_TYPE, HOST_NODE_TYPE, MAX_CONCURRENCY, NodeBody, NodeManifest, PYTHON_NODE_TYPE,
 };
@@ -150,6 +150,7 @@ pub use pipeline::{EdgeManifest, PipelineManifest};
 pub use sandbox::SandboxSettingError;
 
 use document::{Document, KeyPath};
+use node::Known;
 use raw::RawManifest;
 
 /// A checked manifest.
@@ -228,12 +229,14 @@ impl Manifest {
                 &document,
             )?;
         }
-        let has_extension = |name: &str| extensions.contains_key(name);
+        let known = Known {
+            extension: &|name: &str| extensions.contains_key(name),
+            host: &|name: &str| hosts.contains_key(name),
+        };
         let mut pipelines = IndexMap::new();
         for (name, raw) in raw.pipelines {
             let path = root.key("pipelines").key(&name);
-            let pipeline =
-                PipelineManifest::from_raw(&name, raw, &path, &has_extension, &base, &document)?;
+            let pipeline = PipelineManifest::from_raw(&name, raw, &path, &known, &base, &document)?;
             pipelines.insert(name, pipeline);
         }
         Ok(Manifest {
@@ -299,6 +302,29 @@ impl Manifest {
                 .filter_map(|name| self.hosts.get(name))
                 .collect();
             Some((extension, hosts))
+        })
+    }
+
+    /// The built-in nodes placed on other hosts (`host = "NAME"` on a node), each with the
+    /// host that runs it, in manifest order.
+    pub fn remote_nodes(&self) -> impl Iterator<Item = (RemoteNodeSpec, &HostManifest)> {
+        self.pipelines.values().flat_map(move |pipeline| {
+            pipeline.nodes.iter().filter_map(move |node| {
+                let host = self.hosts.get(node.host.as_deref()?)?;
+                Some((RemoteNodeSpec::of(&pipeline.name, node)?, host))
+            })
+        })
+    }
+
+    /// The built-in nodes host `host` runs for others (those placed on it with
+    /// `host = "HOST"`), in manifest order.
+    pub fn nodes_served_by(&self, host: &str) -> impl Iterator<Item = ServedNode> {
+        self.pipelines.values().flat_map(move |pipeline| {
+            pipeline
+                .nodes
+                .iter()
+                .filter(move |node| node.host.as_deref() == Some(host))
+                .filter_map(|node| ServedNode::of(&pipeline.name, node))
         })
     }
 

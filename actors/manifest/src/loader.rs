@@ -11,12 +11,83 @@ use troupe_value::Map;
 use crate::Manifest;
 use crate::document::KeyPath;
 use crate::error::{ManifestError, ManifestErrorKind};
-use crate::node::{NodeBody, node_error};
+use crate::node::{NodeBody, NodeManifest, node_error};
 
 /// Makes the [`Node`] for a python node: called once when the pipeline is built and again
 /// after each crash its restart policy allows. The extension host provides it.
 pub type PythonNodeMaker =
     dyn Fn(&PythonNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync;
+
+/// Makes the [`Node`] standing here for a built-in node another host runs
+/// (`host = "NAME"`): called once when the pipeline is built and again after each crash its
+/// restart policy allows. The cluster provides it (`troupe_cluster::Bound::node_maker`).
+pub type RemoteNodeMaker =
+    dyn Fn(&RemoteNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync;
+
+/// A built-in node placed on another host, as the pipeline that runs it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteNodeSpec {
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its id in the pipeline.
+    pub node: String,
+    /// The `[hosts.NAME]` that runs it.
+    pub host: String,
+    /// Its catalog type (`"audio.resample"`).
+    pub type_name: &'static str,
+}
+
+impl RemoteNodeSpec {
+    /// `node` of `pipeline`, if it is a built-in node placed on another host.
+    pub(crate) fn of(pipeline: &str, node: &NodeManifest) -> Option<RemoteNodeSpec> {
+        let NodeBody::Builtin { type_name, .. } = &node.body else {
+            return None;
+        };
+        Some(RemoteNodeSpec {
+            pipeline: pipeline.to_owned(),
+            node: node.id.clone(),
+            host: node.host.clone()?,
+            type_name,
+        })
+    }
+}
+
+/// A built-in node a serving host runs for others: what it is and how to make it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedNode {
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its id in the pipeline.
+    pub node: String,
+    /// Its catalog type (`"audio.resample"`).
+    pub type_name: &'static str,
+    /// Its checked parameters.
+    pub params: Map,
+}
+
+impl ServedNode {
+    pub(crate) fn of(pipeline: &str, node: &NodeManifest) -> Option<ServedNode> {
+        let NodeBody::Builtin {
+            type_name,
+            params,
+            is_source: false,
+        } = &node.body
+        else {
+            return None;
+        };
+        Some(ServedNode {
+            pipeline: pipeline.to_owned(),
+            node: node.id.clone(),
+            type_name,
+            params: params.clone(),
+        })
+    }
+
+    /// A fresh instance of it.
+    pub fn build(&self) -> Result<Box<dyn Node>, NodeError> {
+        build_processing_node(self.type_name, &self.params)
+    }
+}
 
 /// Builds pipelines of one manifest. Made by [`Manifest::loader`].
 ///
@@ -26,6 +97,7 @@ pub type PythonNodeMaker =
 pub struct PipelineLoader<'m> {
     manifest: &'m Manifest,
     python: Option<Arc<PythonNodeMaker>>,
+    remote: Option<Arc<RemoteNodeMaker>>,
 }
 
 impl std::fmt::Debug for PipelineLoader<'_> {
@@ -33,6 +105,7 @@ impl std::fmt::Debug for PipelineLoader<'_> {
         f.debug_struct("PipelineLoader")
             .field("manifest", &self.manifest.file)
             .field("python_nodes", &self.python.is_some())
+            .field("remote_nodes", &self.remote.is_some())
             .finish()
     }
 }
@@ -42,7 +115,18 @@ impl<'m> PipelineLoader<'m> {
         PipelineLoader {
             manifest,
             python: None,
+            remote: None,
         }
+    }
+
+    /// Uses `maker` for the built-in nodes placed on other hosts. Without one, building a
+    /// pipeline that has such a node fails with [`ManifestErrorKind::RemoteNodesNeedCluster`].
+    pub fn remote_nodes<F>(mut self, maker: F) -> PipelineLoader<'m>
+    where
+        F: Fn(&RemoteNodeSpec) -> Result<Box<dyn Node>, NodeError> + Send + Sync + 'static,
+    {
+        self.remote = Some(Arc::new(maker));
+        self
     }
 
     /// Uses `maker` for the python nodes. Without one, building a pipeline that has a
@@ -72,7 +156,17 @@ impl<'m> PipelineLoader<'m> {
         for (i, node) in pipeline.nodes.iter().enumerate() {
             let path = nodes_path.index(i);
             let id = node.id.clone();
+            let remote = RemoteNodeSpec::of(name, node);
             builder = match &node.body {
+                NodeBody::Builtin { .. } if let Some(spec) = remote => {
+                    let Some(maker) = self.remote.clone() else {
+                        return Err(manifest
+                            .document
+                            .error(&path.key("host"), ManifestErrorKind::RemoteNodesNeedCluster));
+                    };
+                    builder
+                        .supervised_node(id, node.restart.unwrap_or_default(), move || maker(&spec))
+                }
                 NodeBody::Builtin {
                     type_name, params, ..
                 } => match node.make(&path, &manifest.document)? {

@@ -43,6 +43,8 @@ pub struct NodeManifest {
     /// How it comes back after a crash (its own, else the pipeline's, else
     /// [`RestartSpec::default`]); `None` for sources, which are not restarted.
     pub restart: Option<RestartSpec>,
+    /// The `[hosts.NAME]` that runs it (a built-in processing node only); `None`: here.
+    pub host: Option<String>,
 }
 
 /// What a node runs.
@@ -72,6 +74,14 @@ pub enum NodeBody {
     },
 }
 
+/// What a node may name: the manifest's extensions and hosts.
+pub(crate) struct Known<'a> {
+    /// Whether the manifest declares this extension.
+    pub(crate) extension: &'a dyn Fn(&str) -> bool,
+    /// Whether the manifest declares this `[hosts.NAME]`.
+    pub(crate) host: &'a dyn Fn(&str) -> bool,
+}
+
 /// Defaults a pipeline gives its nodes.
 pub(crate) struct NodeDefaults {
     pub(crate) error_policy: ErrorPolicy,
@@ -86,13 +96,13 @@ pub(crate) fn error_policy(raw: RawErrorPolicy) -> ErrorPolicy {
 }
 
 impl NodeManifest {
-    /// Checks the node found at `path`. `has_extension` says whether the manifest declares
-    /// an extension; `base` is the manifest's directory.
+    /// Checks the node found at `path`. `known` says which extensions and hosts the
+    /// manifest declares; `base` is the manifest's directory.
     pub(crate) fn from_raw(
         raw: RawNode,
         path: &KeyPath,
         defaults: &NodeDefaults,
-        has_extension: &dyn Fn(&str) -> bool,
+        known: &Known<'_>,
         base: &Path,
         document: &Document,
     ) -> Result<NodeManifest, ManifestError> {
@@ -133,7 +143,7 @@ impl NodeManifest {
             };
             let extension = required(raw.extension, "extension")?;
             let method = required(raw.method, "method")?;
-            if !has_extension(&extension) {
+            if !(known.extension)(&extension) {
                 return Err(document.error(
                     &path.key("extension"),
                     ManifestErrorKind::UnknownExtension { name: extension },
@@ -192,6 +202,29 @@ impl NodeManifest {
                 is_source: node_type.is_source,
             }
         };
+        if let Some(host) = &raw.host {
+            let reason = match &body {
+                NodeBody::Builtin {
+                    is_source: false, ..
+                } => None,
+                NodeBody::Python(_) => {
+                    Some("a python node runs where its extension runs: give the extension `host`")
+                }
+                NodeBody::Builtin { .. } | NodeBody::Supplied { .. } => Some(
+                    "only built-in processing nodes run on other hosts (sources and nodes \
+                     the program supplies run here)",
+                ),
+            };
+            if let Some(reason) = reason {
+                return Err(invalid(path.key("host"), reason.into()));
+            }
+            if !(known.host)(host) {
+                return Err(document.error(
+                    &path.key("host"),
+                    ManifestErrorKind::UnknownHost { name: host.clone() },
+                ));
+            }
+        }
         let restart = match (&raw.restart, body.is_source()) {
             (_, true) => None,
             (Some(restart), false) => Some(restart_spec(restart, &path.key("restart"), document)?),
@@ -203,6 +236,7 @@ impl NodeManifest {
             capacity: raw.capacity,
             error_policy: raw.error_policy.map_or(defaults.error_policy, error_policy),
             restart,
+            host: raw.host,
         };
         // A processing node is built once here, so that what only its constructor checks
         // (ranges, combinations) is found with the rest. Built-in processing nodes touch no

@@ -9,7 +9,7 @@ use troupe_runtime::supervision::RestartSpec;
 
 use crate::document::{Document, KeyPath};
 use crate::error::{ManifestError, ManifestErrorKind};
-use crate::node::{NodeBody, NodeDefaults, NodeManifest, check_capacity, error_policy};
+use crate::node::{Known, NodeBody, NodeDefaults, NodeManifest, check_capacity, error_policy};
 use crate::raw::{RawEdgePolicy, RawPipeline};
 use crate::restart::restart_spec;
 
@@ -42,7 +42,7 @@ impl PipelineManifest {
         name: &str,
         raw: RawPipeline,
         path: &KeyPath,
-        has_extension: &dyn Fn(&str) -> bool,
+        known: &Known<'_>,
         base: &Path,
         document: &Document,
     ) -> Result<PipelineManifest, ManifestError> {
@@ -69,14 +69,8 @@ impl PipelineManifest {
         let mut index = HashMap::new();
         for (i, raw_node) in raw.nodes.into_iter().enumerate() {
             let node_path = nodes_path.index(i);
-            let mut node = NodeManifest::from_raw(
-                raw_node,
-                &node_path,
-                &defaults,
-                has_extension,
-                base,
-                document,
-            )?;
+            let mut node =
+                NodeManifest::from_raw(raw_node, &node_path, &defaults, known, base, document)?;
             if index.insert(node.id.clone(), i).is_some() {
                 return Err(document.error(
                     &node_path.key("id"),

@@ -123,6 +123,8 @@ pub(crate) struct RawNode {
     pub(crate) capacity: Option<usize>,
     pub(crate) error_policy: Option<RawErrorPolicy>,
     pub(crate) restart: Option<RawRestart>,
+    /// Built-in processing nodes only: the `[hosts.NAME]` that runs it.
+    pub(crate) host: Option<String>,
     /// Python nodes only.
     pub(crate) extension: Option<String>,
     pub(crate) method: Option<String>,

@@ -335,7 +335,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         let mut extensions = IndexMap::new();
         extensions.insert("echo".to_owned(), local.clone());
         let listen = ListenSpec::new("bench", vec![endpoint.clone()]);
-        let server = Server::start(listen, extensions, Limits::default(), None)
+        let server = Server::start(listen, extensions, Vec::new(), Limits::default(), None)
             .await
             .map_err(failed)?;
         let host = RemoteHost::connect(HostSpec::new("bench", vec![endpoint]))
