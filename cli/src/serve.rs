@@ -142,10 +142,11 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
             }
         };
         println!(
-            "troupe serve: {} ready on {} serving [{}]",
+            "troupe serve: {} ready on {} serving [{}], nodes [{}]",
             server.name(),
             args.listen.join(", "),
-            server.hello().extensions.join(", ")
+            server.hello().extensions.join(", "),
+            server.hello().nodes.join(", ")
         );
         let owner_gone = async {
             match args.owner_grace_ms {

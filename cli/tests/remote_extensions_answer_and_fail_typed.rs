@@ -6,7 +6,6 @@
 //! another host, with every item, in order.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -15,16 +14,11 @@ use std::time::{Duration, Instant};
 use troupe_cluster::{ClusterError, Endpoint, HostSpec, RemoteHost};
 use troupe_runtime::{Call, CallError, CallResult, Caller, Value};
 
+mod remote_support;
 mod support;
 
+use remote_support::{free_port, signal};
 use support::troupe;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn endpoint(port: u16) -> Endpoint {
     format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
@@ -395,16 +389,6 @@ fn a_pipeline_runs_its_python_nodes_on_two_other_hosts() {
         .collect();
     expected.push(-1);
     assert_eq!(got, expected, "every item, in order, then the flush");
-}
-
-/// Sends `signal` to `child`.
-fn signal(child: &Child, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(sent.success(), "kill -{signal}");
 }
 
 #[test]

@@ -3,27 +3,18 @@
 //! nodes run here, flush included; a batch sent again is answered once; a batch out of
 //! sequence or of a session the host does not hold is refused.
 
-use std::net::TcpListener;
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use support::{endpoint, free_port};
 use troupe_cluster::{HostSpec, Limits, ListenSpec, RemoteHost, Server};
 use troupe_manifest::Manifest;
 use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_runtime::{Call, CallError, Value};
 use troupe_value::Audio;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn endpoint(port: u16) -> troupe_cluster::Endpoint {
-    format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
-}
 
 /// Resample 44.1 -> 16 kHz, then re-cut into 1000-frame chunks (the remainder at flush):
 /// both stateful, both on host `w` when `on_w` is set.

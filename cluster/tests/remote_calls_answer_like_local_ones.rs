@@ -2,12 +2,14 @@
 //! actor's values and errors, deadlines become `Timeout`, and start-up problems are typed
 //! errors at once.
 
-use std::net::TcpListener;
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use indexmap::IndexMap;
+use support::{endpoint, free_port};
 use troupe_cluster::admin::{Lifecycle, LifecycleError, LifecycleFuture, LifecycleRequest};
 use troupe_cluster::{ClusterError, HostSpec, Limits, ListenSpec, RemoteHost, Server};
 use troupe_runtime::{ActorBuilder, Call, CallError, CallResult, Caller, Value};
@@ -62,17 +64,6 @@ impl Handler<Call> for Echo {
             }
         })
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn endpoint(port: u16) -> troupe_cluster::Endpoint {
-    format!("tcp/127.0.0.1:{port}").parse().expect("endpoint")
 }
 
 /// Serves `Echo` as `echo` on host `name` at `port`, with `users` if given.

@@ -159,3 +159,51 @@ fn tls_endpoints_and_half_credentials_are_located_errors() {
         parse(&TEXT.replace("connect = [\"tcp/127.0.0.1:7447\"]", "connect = []")).unwrap_err();
     assert_eq!(error.location.key, "hosts.gpu1.connect");
 }
+
+#[test]
+fn nodes_on_other_hosts_are_built_in_processing_nodes_of_known_hosts() {
+    let pipeline = |input_host: &str, vad_host: &str| {
+        format!(
+            "{TEXT}\n[pipelines.p]\n\
+             [[pipelines.p.nodes]]\nid = \"input\"\ntype = \"host.input\"\n{input_host}\n\
+             [[pipelines.p.nodes]]\nid = \"vad\"\ntype = \"audio.vad\"\n{vad_host}\n\
+             [[pipelines.p.edges]]\nfrom = \"input\"\nto = \"vad\"\n"
+        )
+    };
+    let manifest = parse(&pipeline("", "host = \"gpu1\"")).expect("valid");
+    let remote: Vec<_> = manifest
+        .remote_nodes()
+        .map(|(node, host)| (node.pipeline, node.node, node.type_name, host.name.clone()))
+        .collect();
+    assert_eq!(
+        remote,
+        [(
+            "p".to_owned(),
+            "vad".to_owned(),
+            "audio.vad",
+            "gpu1".to_owned()
+        )]
+    );
+    let served: Vec<_> = manifest
+        .nodes_served_by("gpu1")
+        .map(|node| node.node)
+        .collect();
+    assert_eq!(served, ["vad"]);
+    assert!(manifest.nodes_served_by("elsewhere").next().is_none());
+    let unbound = manifest.loader().builder("p").map(|_| ());
+    assert!(
+        matches!(&unbound, Err(e) if matches!(e.kind(), ManifestErrorKind::RemoteNodesNeedCluster)),
+        "not built without a connection: {unbound:?}"
+    );
+
+    let unknown = parse(&pipeline("", "host = \"gpu9\"")).expect_err("unknown host");
+    assert!(matches!(unknown.kind(), ManifestErrorKind::UnknownHost { name } if name == "gpu9"));
+    assert!(unknown.to_string().contains("host"), "{unknown}");
+    let source = parse(&pipeline("host = \"gpu1\"", "")).expect_err("a source");
+    assert!(
+        source
+            .to_string()
+            .contains("only built-in processing nodes"),
+        "{source}"
+    );
+}
