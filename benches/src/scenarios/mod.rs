@@ -15,7 +15,7 @@ mod pipeline_python_node;
 mod remote_call;
 mod restart;
 
-pub(crate) use pipeline_chain::through_python_node;
+pub(crate) use pipeline_chain::{through_node, through_python_node};
 
 use crate::{BenchError, Effort, Measurement};
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use troupe_host::extension_host::{PythonNode, PythonNodeSpec};
 use troupe_nodes::catalog::{self, Built};
-use troupe_nodes::{Emitter, NodeError, Source, SourceState};
+use troupe_nodes::{Emitter, Node, NodeError, Source, SourceState};
 use troupe_pipeline::{DEFAULT_NODE_CAPACITY, PipelineBuilder};
 use troupe_runtime::Caller;
 use troupe_value::{Map, Value};
@@ -61,6 +61,12 @@ pub(crate) async fn through_python_node(
         concurrency,
         params: Map::new(),
     };
+    through_node(Box::new(PythonNode::new(caller, &spec)), items).await
+}
+
+/// Runs `count -> py` of `items` items through `node` (as `py`) to the end; an error
+/// unless every item came out.
+pub(crate) async fn through_node(node: Box<dyn Node>, items: usize) -> Result<(), String> {
     let summary = PipelineBuilder::new()
         .source(
             "count",
@@ -69,7 +75,7 @@ pub(crate) async fn through_python_node(
                 end: items as i64,
             }),
         )
-        .node("py", Box::new(PythonNode::new(caller, &spec)))
+        .node("py", node)
         .edge("count", "py")
         .build()
         .map_err(|e| e.to_string())?

@@ -18,19 +18,27 @@
 //! and once through the local one (`troupe-local-edge`): `items_per_s`, and the remote
 //! edge's throughput over the raw query's at 100 in flight (`throughput_vs_zenoh_raw`) and
 //! over the local edge's (`vs_local`). A median is of the per-item time of whole runs.
+//!
+//! The node-edge rows run `count -> pass`, `pass` a built-in `data.passthrough` node: once
+//! served by the same host and reached through a `RemoteNode` (`troupe-remote-node-edge`:
+//! the items cross in numbered batches, a window of them in flight), once here
+//! (`troupe-local-node-edge`); the same two ratios.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use actix::System;
 use indexmap::IndexMap;
+use troupe_cluster::edge::RemoteNode;
 use troupe_cluster::{HostSpec, Limits, ListenSpec, RemoteHost, Server};
+use troupe_manifest::ServedNode;
+use troupe_nodes::Node;
 use troupe_runtime::{ActorBuilder, Call, Caller, Value};
 use troupe_value::{Buffer, Map};
 use zenoh::Wait;
 
 use super::call_roundtrip::TroupeEcho;
-use super::through_python_node;
+use super::{through_node, through_python_node};
 use crate::{BenchError, Effort, Measurement};
 
 const SCENARIO: &str = "remote-call";
@@ -289,11 +297,48 @@ async fn time_edge(caller: &Caller, items: usize) -> Result<u64, BenchError> {
     Ok((start.elapsed().as_nanos() / items.max(1) as u128) as u64)
 }
 
+/// The built-in node the node-edge rows pass items through.
+const PASS: &str = "data.passthrough";
+
+/// Runs `count -> pass` of `items` items through the node `make` gives: the time per item.
+async fn time_node_edge(
+    make: &dyn Fn() -> Result<Box<dyn Node>, BenchError>,
+    items: usize,
+) -> Result<u64, BenchError> {
+    let node = make()?;
+    let start = Instant::now();
+    through_node(node, items).await.map_err(failed)?;
+    Ok((start.elapsed().as_nanos() / items.max(1) as u128) as u64)
+}
+
 /// A pipeline-edge row of `samples` (time per item of whole runs), with `items_per_s`.
 fn edge_row(system: &str, samples: &mut [u64]) -> Measurement {
     let row = Measurement::from_samples(SCENARIO, system, 8, EDGE_CONCURRENCY as u64, samples);
     let per_s = items_per_s(&row);
     row.with("items_per_s", per_s)
+}
+
+/// A local edge's row and a remote one's, the remote one with its throughput over the raw
+/// query's at 100 in flight (`raw_cps`) and over the local edge's.
+fn edge_rows(
+    (local, local_samples): (&str, &mut [u64]),
+    (remote, remote_samples): (&str, &mut [u64]),
+    raw_cps: f64,
+) -> (Measurement, Measurement) {
+    let local_row = edge_row(local, local_samples);
+    let local_per_s = items_per_s(&local_row);
+    let remote_row = edge_row(remote, remote_samples);
+    let remote_per_s = items_per_s(&remote_row);
+    let remote_row = remote_row
+        .with(
+            "throughput_vs_zenoh_raw",
+            (remote_per_s / raw_cps.max(1.0) * 100.0).round() / 100.0,
+        )
+        .with(
+            "vs_local",
+            (remote_per_s / local_per_s.max(1.0) * 1000.0).round() / 1000.0,
+        );
+    (local_row, remote_row)
 }
 
 /// Items per second of a row whose samples are the time per item.
@@ -335,7 +380,13 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         let mut extensions = IndexMap::new();
         extensions.insert("echo".to_owned(), local.clone());
         let listen = ListenSpec::new("bench", vec![endpoint.clone()]);
-        let server = Server::start(listen, extensions, Vec::new(), Limits::default(), None)
+        let pass = ServedNode {
+            pipeline: "bench".into(),
+            node: "pass".into(),
+            type_name: PASS,
+            params: Map::new(),
+        };
+        let server = Server::start(listen, extensions, vec![pass], Limits::default(), None)
             .await
             .map_err(failed)?;
         let host = RemoteHost::connect(HostSpec::new("bench", vec![endpoint]))
@@ -344,6 +395,23 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         let caller = host.extension("echo").map_err(failed)?;
         Ok::<_, BenchError>((server, host, caller, local))
     })?;
+    let pass_caller = system
+        .block_on(async { host.node("bench", "pass") })
+        .map_err(failed)?;
+    let remote_pass = || -> Result<Box<dyn Node>, BenchError> {
+        Ok(Box::new(RemoteNode::new(
+            pass_caller.clone(),
+            "bench/pass".into(),
+            "bench".into(),
+            PASS,
+        )))
+    };
+    let local_pass = || -> Result<Box<dyn Node>, BenchError> {
+        match troupe_nodes::catalog::build(PASS, Map::new()).map_err(failed)? {
+            troupe_nodes::catalog::Built::Node(node) => Ok(node),
+            troupe_nodes::catalog::Built::Source(_) => Err(failed("a source")),
+        }
+    };
     let (mut raw, mut troupe) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut tcp_samples = Vec::with_capacity(n);
     for _ in 0..rounds {
@@ -357,11 +425,14 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         system.block_on(time_troupe_many(&caller, &payload, per_loop));
     let edge_items = effort.pick(2_000, 20_000);
     let (mut remote_edge, mut local_edge) = (Vec::new(), Vec::new());
+    let (mut remote_node_edge, mut local_node_edge) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         remote_edge.push(system.block_on(time_edge(&caller, edge_items))?);
         local_edge.push(system.block_on(time_edge(&local, edge_items))?);
+        remote_node_edge.push(system.block_on(time_node_edge(&remote_pass, edge_items))?);
+        local_node_edge.push(system.block_on(time_node_edge(&local_pass, edge_items))?);
     }
-    drop((caller, local, host, server));
+    drop((caller, local, pass_caller, host, server));
     drop(raw_pair);
     let raw_cps = calls_per_s(raw_many.len(), raw_took);
     let troupe_cps = calls_per_s(troupe_many.len(), troupe_took);
@@ -390,19 +461,16 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
     let troupe_row =
         Measurement::from_samples(SCENARIO, "troupe-remote", PAYLOAD as u64, 1, &mut troupe)
             .with_ratio("ratio_to_zenoh_raw", raw_row.median_ns, 2);
-    let local_edge_row = edge_row("troupe-local-edge", &mut local_edge);
-    let local_per_s = items_per_s(&local_edge_row);
-    let remote_edge_row = edge_row("troupe-remote-edge", &mut remote_edge);
-    let remote_per_s = items_per_s(&remote_edge_row);
-    let remote_edge_row = remote_edge_row
-        .with(
-            "throughput_vs_zenoh_raw",
-            (remote_per_s / raw_cps.max(1.0) * 100.0).round() / 100.0,
-        )
-        .with(
-            "vs_local",
-            (remote_per_s / local_per_s.max(1.0) * 1000.0).round() / 1000.0,
-        );
+    let (local_edge_row, remote_edge_row) = edge_rows(
+        ("troupe-local-edge", &mut local_edge),
+        ("troupe-remote-edge", &mut remote_edge),
+        raw_cps,
+    );
+    let (local_node_row, remote_node_row) = edge_rows(
+        ("troupe-local-node-edge", &mut local_node_edge),
+        ("troupe-remote-node-edge", &mut remote_node_edge),
+        raw_cps,
+    );
     let tcp_row =
         Measurement::from_samples(SCENARIO, "tcp-raw", frame.len() as u64, 1, &mut tcp_samples)
             .with("payload", "the call frame's bytes");
@@ -415,5 +483,7 @@ pub(super) fn run(effort: Effort) -> Result<Vec<Measurement>, BenchError> {
         troupe_many_row,
         local_edge_row,
         remote_edge_row,
+        local_node_row,
+        remote_node_row,
     ])
 }
