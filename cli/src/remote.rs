@@ -6,15 +6,17 @@ use troupe_manifest::Manifest;
 
 use crate::error::CliError;
 
-/// Connects to the hosts `manifest`'s remote extensions name, and binds those extensions.
+/// Connects to the hosts `manifest`'s remote extensions and nodes name, and binds them.
 pub(crate) async fn bind(manifest: &Manifest) -> Result<Bound, CliError> {
     let bound = troupe_cluster::bind(manifest).await?;
     for host in &bound.hosts {
+        let hello = host.hello();
         eprintln!(
-            "[{}] connected: troupe {}, serving {}",
+            "[{}] connected: troupe {}, serving [{}], nodes [{}]",
             host.name(),
-            host.hello().troupe_version,
-            host.hello().extensions.join(", ")
+            hello.troupe_version,
+            hello.extensions.join(", "),
+            hello.nodes.join(", ")
         );
     }
     Ok(bound)
