@@ -5,10 +5,8 @@
 //! `troupe run` of a client manifest runs a pipeline whose python nodes are served by
 //! another host, with every item, in order.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use troupe_cluster::{ClusterError, Endpoint, HostSpec, RemoteHost};
@@ -17,7 +15,7 @@ use troupe_runtime::{Call, CallError, CallResult, Caller, Value};
 mod remote_support;
 mod support;
 
-use remote_support::{free_port, signal};
+use remote_support::{free_port, serve, signal};
 use support::troupe;
 
 fn endpoint(port: u16) -> Endpoint {
@@ -54,35 +52,11 @@ impl Served {
             ),
         )
         .expect("write manifest");
-        let mut child = troupe()
-            .args(["serve", "--name", name, "--listen"])
-            .arg(format!("tcp/127.0.0.1:{port}"))
-            .arg("--manifest")
-            .arg(&manifest)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("troupe serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains(" ready on ") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let ready = ready_rx.recv_timeout(Duration::from_secs(120));
-        let mut served = Served {
-            child,
+        Served {
+            child: serve(name, port, &manifest, args),
             port,
             _dir: dir,
-        };
-        if ready.is_err() {
-            let status = served.child.try_wait();
-            panic!("troupe serve did not get ready: {status:?}");
         }
-        served
     }
 }
 

@@ -7,14 +7,13 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
 mod remote_support;
 mod support;
 
-use remote_support::{free_port, signal};
+use remote_support::{free_port, serve, signal};
 use support::troupe;
 
 /// The VAD pipeline over examples/data/speech.wav into `out`, its resampler and VAD on host
@@ -70,31 +69,6 @@ to = "segments"
     file
 }
 
-/// `troupe serve --name worker` of `manifest` at `port`, once it is ready.
-fn serve(manifest: &Path, port: u16) -> Child {
-    let mut child = troupe()
-        .args(["serve", "--name", "worker", "--listen"])
-        .arg(format!("tcp/127.0.0.1:{port}"))
-        .arg("--manifest")
-        .arg(manifest)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("troupe serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains(" ready on ") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("troupe serve gets ready");
-    child
-}
-
 #[test]
 fn remote_nodes_give_the_local_segments_and_survive_a_frozen_host() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -115,7 +89,7 @@ fn remote_nodes_give_the_local_segments_and_survive_a_frozen_host() {
     let expected = std::fs::read_to_string(&local_out).expect("local segments");
     assert!(expected.lines().count() >= 2, "speech found: {expected}");
 
-    let mut server = serve(&remote, port);
+    let mut server = serve("worker", port, &remote, &[]);
     let mut run = troupe()
         .arg("run")
         .arg(&remote)

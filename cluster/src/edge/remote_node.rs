@@ -170,41 +170,36 @@ impl Link {
     /// Sends what waits, a batch at a time, until nothing does.
     async fn send_all(self: Arc<Link>) {
         loop {
-            let (session, seq, entries) = {
+            let (session, seq, batch) = {
                 let mut queue = self.lock();
-                let mut entries = Vec::new();
-                while entries.len() < MAX_BATCH {
-                    let Some(entry) = queue.waiting.pop_front() else {
-                        break;
-                    };
-                    let end = matches!(entry, Entry::End(_));
-                    entries.push(entry);
-                    if end {
-                        break;
+                let mut batch = Batch::default();
+                while batch.answers.len() < MAX_BATCH && !batch.end {
+                    match queue.waiting.pop_front() {
+                        Some(Entry::Item(item, answer)) => {
+                            batch.items.push(item);
+                            batch.answers.push(answer);
+                        }
+                        Some(Entry::End(answer)) => {
+                            batch.answers.push(answer);
+                            batch.end = true;
+                        }
+                        None => break,
                     }
                 }
-                if entries.is_empty() {
+                if batch.answers.is_empty() {
                     queue.sending = false;
                     return;
                 }
-                (queue.session, queue.next_seq, entries)
+                (queue.session, queue.next_seq, batch)
             };
-            let answer = self.send(session, seq, &entries).await;
-            self.settle(session, entries, answer);
+            let answer = self.send(session, seq, batch.items, batch.end).await;
+            self.settle(session, batch.answers, batch.end, answer);
         }
     }
 
     /// Sends one batch, again with the same number while it gets no answer, for up to
     /// [`RESEND_FOR`] after its first miss.
-    async fn send(&self, session: i64, seq: i64, entries: &[Entry]) -> CallResult {
-        let mut items = Vec::with_capacity(entries.len());
-        let mut end = false;
-        for entry in entries {
-            match entry {
-                Entry::Item(item, _) => items.push(item.clone()),
-                Entry::End(_) => end = true,
-            }
-        }
+    async fn send(&self, session: i64, seq: i64, items: Vec<Value>, end: bool) -> CallResult {
         let args = vec![
             Value::Int(session),
             Value::Int(seq),
@@ -227,11 +222,16 @@ impl Link {
         }
     }
 
-    /// Hands each entry its outputs; after a failed batch the node there starts over on a
-    /// new session (what the old one held is lost with it).
-    fn settle(&self, session: i64, entries: Vec<Entry>, answer: CallResult) {
-        let ended = entries.iter().any(|e| matches!(e, Entry::End(_)));
-        let outcomes = answer.and_then(|value| outcomes_from_value(value, entries.len()));
+    /// Hands each input (and the end, when `ended`) its outputs; after a failed batch the
+    /// node there starts over on a new session (what the old one held is lost with it).
+    fn settle(
+        &self,
+        session: i64,
+        answers: Vec<oneshot::Sender<Outputs>>,
+        ended: bool,
+        answer: CallResult,
+    ) {
+        let outcomes = answer.and_then(|value| outcomes_from_value(value, answers.len()));
         {
             let mut queue = self.lock();
             match &outcomes {
@@ -247,9 +247,8 @@ impl Link {
         }
         match outcomes {
             Ok(outcomes) => {
-                for (entry, outcome) in entries.into_iter().zip(outcomes) {
-                    let outputs = outcome.map_err(|e| self.failed(CallError::Remote(e)));
-                    let _ = answer_of(entry).send(outputs);
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = answer.send(outcome.map_err(|e| self.failed(CallError::Remote(e))));
                 }
                 if ended {
                     // The session there is done: let it go at once.
@@ -258,18 +257,21 @@ impl Link {
             }
             Err(error) => {
                 tracing::warn!(node = %self.node, host = %self.host, %error, "batch failed");
-                for entry in entries {
-                    let _ = answer_of(entry).send(Err(self.failed(error.clone())));
+                for answer in answers {
+                    let _ = answer.send(Err(self.failed(error.clone())));
                 }
             }
         }
     }
 }
 
-fn answer_of(entry: Entry) -> oneshot::Sender<Outputs> {
-    match entry {
-        Entry::Item(_, answer) | Entry::End(answer) => answer,
-    }
+/// One batch as it leaves: its inputs, whether it ends the stream, and where each of its
+/// entries' outputs go (the end's last).
+#[derive(Default)]
+struct Batch {
+    items: Vec<Value>,
+    end: bool,
+    answers: Vec<oneshot::Sender<Outputs>>,
 }
 
 /// Whether a batch got no answer, so that sending it again may get one: the host did not

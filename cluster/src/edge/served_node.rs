@@ -11,8 +11,8 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
@@ -34,15 +34,22 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(600);
 pub(crate) fn serve(node: ServedNode) -> Caller {
     let name = format!("node {}/{}", node.pipeline, node.node);
     let actor = ServedNodeActor {
-        node: Arc::new(node),
-        sessions: Arc::new(Mutex::new(HashMap::new())),
+        node,
+        sessions: HashMap::new(),
     };
     ActorBuilder::new(name).spawn(actor).caller()
 }
 
 struct ServedNodeActor {
-    node: Arc<ServedNode>,
-    sessions: Arc<Mutex<HashMap<i64, Arc<Session>>>>,
+    node: ServedNode,
+    /// The sessions by id (only the actor's handler touches the map).
+    sessions: HashMap<i64, Held>,
+}
+
+/// A session, and when its last batch came.
+struct Held {
+    session: Arc<Session>,
+    touched: Instant,
 }
 
 /// One run's instance of the node.
@@ -50,7 +57,6 @@ struct Session {
     /// Set by an interrupt, taken by the node's thread before its next input.
     interrupted: AtomicBool,
     state: tokio::sync::Mutex<State>,
-    touched: Mutex<Instant>,
 }
 
 struct State {
@@ -72,7 +78,7 @@ impl Handler<Call> for ServedNodeActor {
     type Result = ResponseFuture<CallResult>;
 
     fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
-        let answer = self.take(&call);
+        let answer = self.take(call);
         Box::pin(async move {
             match answer? {
                 Taken::Batch(session, batch) => session.run(batch).await,
@@ -97,24 +103,24 @@ struct Batch {
 impl ServedNodeActor {
     /// Reads `call` and finds (or makes, for a first batch) its session; an interrupt or a
     /// close is done here.
-    fn take(&self, call: &Call) -> Result<Taken, CallError> {
+    fn take(&mut self, mut call: Call) -> Result<Taken, CallError> {
         let session_id: i64 = call.arg(0)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         match call.method() {
             INTERRUPT => {
-                if let Some(session) = sessions.get(&session_id) {
-                    session.interrupted.store(true, Ordering::SeqCst);
+                if let Some(held) = self.sessions.get(&session_id) {
+                    held.session.interrupted.store(true, Ordering::SeqCst);
                 }
                 Ok(Taken::Done)
             }
             CLOSE => {
-                sessions.remove(&session_id);
+                self.sessions.remove(&session_id);
                 Ok(Taken::Done)
             }
             BATCH => {
                 let seq: i64 = call.arg(1)?;
-                let items = match call.args.get(2) {
-                    Some(Value::List(items)) => items.clone(),
+                let end: bool = call.arg(3)?;
+                let items = match call.args.get_mut(2) {
+                    Some(Value::List(items)) => std::mem::take(items),
                     _ => {
                         return Err(CallError::BadArguments {
                             path: "args[2]".into(),
@@ -122,17 +128,23 @@ impl ServedNodeActor {
                         });
                     }
                 };
-                let end: bool = call.arg(3)?;
-                let session = match sessions.get(&session_id) {
-                    Some(session) => session.clone(),
+                let now = Instant::now();
+                let session = match self.sessions.get_mut(&session_id) {
+                    Some(held) => {
+                        held.touched = now;
+                        held.session.clone()
+                    }
                     None if seq == 0 => {
-                        self.make_room(&mut sessions)?;
+                        self.make_room()?;
+                        let node = self.node.build();
                         let session = Arc::new(Session::new(
-                            self.node
-                                .build()
-                                .map_err(|error| node_failed(&error.to_string()))?,
+                            node.map_err(|error| node_failed(&error.to_string()))?,
                         ));
-                        sessions.insert(session_id, session.clone());
+                        let held = Held {
+                            session: session.clone(),
+                            touched: now,
+                        };
+                        self.sessions.insert(session_id, held);
                         session
                     }
                     None => {
@@ -145,7 +157,6 @@ impl ServedNodeActor {
                         });
                     }
                 };
-                *session.touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 Ok(Taken::Batch(session, Batch { seq, items, end }))
             }
             _ => Err(call.unknown_method()),
@@ -153,19 +164,13 @@ impl ServedNodeActor {
     }
 
     /// Drops sessions idle past [`SESSION_IDLE`] when the sessions are full; busy if still full.
-    fn make_room(&self, sessions: &mut HashMap<i64, Arc<Session>>) -> Result<(), CallError> {
-        if sessions.len() < MAX_SESSIONS {
+    fn make_room(&mut self) -> Result<(), CallError> {
+        if self.sessions.len() < MAX_SESSIONS {
             return Ok(());
         }
-        sessions.retain(|_, session| {
-            session
-                .touched
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .elapsed()
-                < SESSION_IDLE
-        });
-        if sessions.len() < MAX_SESSIONS {
+        self.sessions
+            .retain(|_, held| held.touched.elapsed() < SESSION_IDLE);
+        if self.sessions.len() < MAX_SESSIONS {
             Ok(())
         } else {
             Err(CallError::MailboxFull)
@@ -184,7 +189,6 @@ impl Session {
                 last: None,
                 crashed: None,
             }),
-            touched: Mutex::new(Instant::now()),
         }
     }
 

@@ -66,13 +66,13 @@ fn issue(
     on_failure: impl FnOnce(String) + Send + 'static,
 ) -> Result<(), ClusterError> {
     runtime::handle()?.spawn(async move {
-        // Who asks: the host queues calls per peer (`serve/intake.rs`).
-        let peer = session.get().zid().to_string();
+        // Who asks (the session id's 16 bytes): the host queues calls per peer
+        // (`serve/intake.rs`).
         let issued = session
             .get()
             .get(&key)
             .payload(payload)
-            .attachment(peer)
+            .attachment(session.get().zid().to_le_bytes())
             .consolidation(ConsolidationMode::None)
             .congestion_control(CongestionControl::Block)
             .timeout(timeout)
